@@ -1,0 +1,180 @@
+"""Benchmark and test cases built from ../shared/data (never copied into the repository).
+
+- ``simulated_case``: a PoseBusters pocket + its deposited ligand → a map simulated at a
+  resolution with B-factor blur, ligand occupancy drawn from 0.6–1.0 and noise low-pass
+  filtered like the signal; ligfit gets the pocket alone and the ligand's SMILES.
+- ``em_ligand_boxes``: real EMDB density around one ligand (no protein).
+- ``xray_d2q``: real 2mFo-DFc density of the D2Q inhibitor in 3NZD, model minus D2Q.
+- ``hemoglobin_hemes``: the real 3.2 Å EMD-3488 map, 5ME2 model minus its four hemes.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import gemmi
+import numpy as np
+from rdkit import Chem
+
+from ligfit import io, maps
+from ligfit.maps import DensityMap
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("LIGFIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+UNPACKED = Path(os.environ.get("LIGFIT_DATA", REPO / ".ligfit-data"))
+
+#: Noise σ as a fraction of the mean density at atom centres in the simulated benchmark maps.
+BENCHMARK_NOISE = 0.2
+
+
+def data_root() -> Path | None:
+    """The unpacked shared data (unpacking it once), or None where ../shared/data is absent."""
+    if (UNPACKED / "complexes" / ".unpacked").exists() and (UNPACKED / "em" / ".unpacked").exists():
+        return UNPACKED
+    if not (SHARED_DATA / "unpack.sh").exists():
+        return None
+    subprocess.run(["bash", str(SHARED_DATA / "unpack.sh"), str(UNPACKED)], check=True, capture_output=True)
+    return UNPACKED
+
+
+@dataclass(frozen=True)
+class Case:
+    """One placement problem: what ligfit is given, and the answer it is scored against."""
+
+    name: str
+    density: DensityMap
+    model: gemmi.Structure | None  # protein without the ligand
+    smiles: str
+    reference: Chem.Mol  # deposited ligand, heavy atoms with coordinates
+    resolution: float
+
+
+def complex_entries(root: Path) -> list[dict]:
+    with open(root / "complexes" / "index.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def simulated_case(
+    root: Path, entry: str, resolution: float, seed: int = 0, with_ligand: bool = True, noise: float = BENCHMARK_NOISE
+) -> Case:
+    """Pocket (+ deposited ligand) simulated at ``resolution`` Å; see the module docstring."""
+    rng = np.random.default_rng([seed, int(resolution * 10), sum(map(ord, entry))])
+    folder = root / "complexes" / entry
+    pocket = io.read_structure(folder / f"{entry}_pocket.pdb")
+    reference = Chem.MolFromMolFile(str(folder / f"{entry}_ligand.sdf"))
+    smiles = next(row["lig_smiles"] for row in complex_entries(root) if row["entry"] == entry)
+    protein = io.heavy_atoms(pocket)
+    ligand_xyz = reference.GetConformer().GetPositions()
+    if with_ligand:
+        near = np.linalg.norm(protein.coordinates[:, None] - ligand_xyz[None], axis=-1).min(axis=1) < 5.0
+        b_factors = _b_factors(pocket)
+        complex_structure = io.add_ligand(
+            pocket,
+            [a.GetSymbol() for a in reference.GetAtoms()],
+            [f"X{i}" for i in range(reference.GetNumAtoms())],
+            ligand_xyz,
+            b_factor=float(b_factors[near].mean()) if near.any() else float(np.median(b_factors)),
+        )
+        _set_occupancy(complex_structure, "LIG", float(rng.uniform(0.6, 1.0)))
+    else:
+        complex_structure = pocket
+    grid = maps.grid_around(protein.coordinates, min(1.0, resolution / 3), 4.0)
+    density = maps.simulate(complex_structure, resolution, like=grid, use_b_factors=True, noise=noise, seed=int(rng.integers(2**31)))
+    return Case(f"{entry}@{resolution:g}" + ("" if with_ligand else " decoy"), density, pocket, smiles, reference, resolution)
+
+
+def _b_factors(structure: gemmi.Structure) -> np.ndarray:
+    return np.array([a.b_iso for ch in structure[0] for r in ch if r.name not in ("HOH",) for a in r if not a.is_hydrogen()])
+
+
+def _set_occupancy(structure: gemmi.Structure, residue_name: str, occupancy: float) -> None:
+    for chain in structure[0]:
+        for residue in chain:
+            if residue.name == residue_name:
+                for atom in residue:
+                    atom.occ = occupancy
+
+
+def em_ligand_boxes(root: Path) -> list[Case]:
+    """The real EM ligand boxes that have a SMILES in the index (no protein model)."""
+    cases = []
+    with open(root / "em" / "index.csv") as handle:
+        for row in csv.DictReader(handle):
+            if row["kind"] != "ligand_box" or not row["smiles"]:
+                continue
+            folder = root / row["dir"]
+            density = maps.read_map(folder / row["map"])
+            reference = _ligand_from_pdb(folder / row["model"], row["smiles"])
+            resolution = float(row["resolution_A"].split()[0])
+            cases.append(Case(f"{row['pdb']} {row['ligand_ccd']}", density, None, row["smiles"], reference, resolution))
+    return cases
+
+
+def _ligand_from_pdb(path: Path, smiles: str) -> Chem.Mol:
+    """Heavy atoms of the (single) ligand in a PDB file, with bond orders from its SMILES."""
+    from rdkit.Chem import AllChem
+
+    pdb = Chem.MolFromPDBFile(str(path), removeHs=True, sanitize=False)
+    template = Chem.MolFromSmiles(smiles)
+    return AllChem.AssignBondOrdersFromTemplate(template, pdb)
+
+
+def xray_d2q(root: Path) -> Case:
+    """D2Q in 3NZD: real 1.8 Å 2mFo-DFc density, model minus D2Q (NADPH kept)."""
+    folder = root / "xray" / "3NZD"
+    structure = io.read_structure(folder / "3nzd.cif")
+    reference = _residue_as_mol(structure, "D2Q")
+    io.remove_residues(structure, "D2Q")
+    _remove_waters(structure)
+    density = maps.read_map(folder / "3nzd.ccp4.gz", around=io.heavy_atoms(structure).coordinates)
+    return Case("3NZD D2Q", density, structure, Chem.MolToSmiles(reference), reference, 1.8)
+
+
+def hemoglobin_hemes(root: Path) -> tuple[DensityMap, gemmi.Structure, list[Chem.Mol]]:
+    """The EMD-3488 map, the 5ME2 model without hemes, and the four deposited hemes."""
+    folder = root / "em" / "maps_with_models" / "EMD-3488_5ME2_hemoglobin"
+    structure = io.read_structure(folder / "5me2.pdb")
+    hemes = _residues_as_mols(structure, "HEM")
+    io.remove_residues(structure, "HEM")
+    _remove_waters(structure)
+    return maps.read_map(folder / "emd_3488.mrc"), structure, hemes
+
+
+def _remove_waters(structure: gemmi.Structure) -> None:
+    structure.remove_waters()
+    structure.remove_empty_chains()
+
+
+def _residue_as_mol(structure: gemmi.Structure, name: str) -> Chem.Mol:
+    return _residues_as_mols(structure, name)[0]
+
+
+def _residues_as_mols(structure: gemmi.Structure, name: str) -> list[Chem.Mol]:
+    """Residues called ``name`` as RDKit molecules with CCD bond orders and deposited coordinates."""
+    import biotite.interface.rdkit as biotite_rdkit
+    import biotite.structure.info as ccd
+
+    ideal = biotite_rdkit.to_mol(ccd.residue(name), explicit_hydrogen=False)
+    ideal_names = list(ccd.residue(name).atom_name)
+    heavy_names = [n for n, a in zip(ideal_names, ccd.residue(name).element) if a != "H"]
+    mols = []
+    for chain in structure[0]:
+        for residue in chain:
+            if residue.name != name:
+                continue
+            positions = {atom.name: atom.pos.tolist() for atom in residue}
+            mol = Chem.RWMol(Chem.RemoveHs(ideal, sanitize=False))
+            keep = [i for i, atom_name in enumerate(heavy_names) if atom_name in positions]
+            conformer = Chem.Conformer(mol.GetNumAtoms())
+            for i, atom_name in enumerate(heavy_names):
+                conformer.SetAtomPosition(i, positions.get(atom_name, (0.0, 0.0, 0.0)))
+            mol.RemoveAllConformers()
+            mol.AddConformer(conformer, assignId=True)
+            for index in sorted(set(range(mol.GetNumAtoms())) - set(keep), reverse=True):
+                mol.RemoveAtom(index)
+            mols.append(mol.GetMol())
+    return mols

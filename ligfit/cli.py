@@ -1,0 +1,152 @@
+"""Command line: parse, call the API, print, exit. No science here.
+
+Exit codes: 0 done; 1 bad input (one line on stderr says what and how to fix it);
+2 usage error; 3 the density supports no pose (unless --allow-empty).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from ligfit import api, maps
+from ligfit.errors import LigfitError
+from ligfit.report import confidence_label, versions
+
+EXIT_BAD_INPUT, EXIT_NOTHING_FITS = 1, 3
+
+log = logging.getLogger("ligfit")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.quiet)
+    log.info("ligfit %s | %s", versions()["ligfit"], " ".join(["ligfit", *(argv if argv is not None else sys.argv[1:])]))
+    try:
+        return args.handler(args)
+    except LigfitError as error:
+        print(f"ligfit: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception:
+        print("ligfit: internal error (this is a bug in ligfit; please report it with the command line):", file=sys.stderr)
+        raise
+
+
+def _configure_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("ligfit")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING if quiet else logging.INFO)
+    root.propagate = False
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ligfit",
+        description="Fit a ligand into a cryo-EM (or crystallographic) density map around a protein model, "
+        "and report how well the density supports it.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    build = commands.add_parser(
+        "build",
+        help="place a ligand into the unexplained density of a map",
+        description="Subtract the protein model's simulated density from the map, find the blobs of density the model "
+        "does not explain, dock the ligand into the best ones, and write the protein–ligand model with a report.",
+    )
+    build.add_argument("map", type=Path, help="density map (MRC/CCP4, optionally .gz)")
+    build.add_argument("--ligand", required=True, help="SMILES, SDF/MOL2 file, or CCD code (e.g. ccd:ATP)")
+    build.add_argument("--model", type=Path, help="protein model (PDB/mmCIF) fitted into the map; omit if the map holds only the ligand")
+    build.add_argument("--resolution", type=float, required=True, help="map resolution in Å (e.g. the FSC=0.143 value)")
+    build.add_argument("-o", "--output", type=Path, default=Path("ligfit_out"), help="output folder (default: ligfit_out)")
+    build.add_argument("--ligand-name", default="LIG", help="residue name of the ligand in the output model (default: LIG)")
+    build.add_argument("--site", help="skip the search and fit at x,y,z (Å) or around residue CHAIN:NUMBER, e.g. A:123")
+    build.add_argument("--threshold", type=float, default=3.0, help="blob threshold in σ of the difference map (default: 3)")
+    build.add_argument("--max-blobs", type=int, default=3, help="how many of the best-ranked blobs to dock into (default: 3)")
+    build.add_argument("--protonation", choices=("ph7", "as-given"), default="ph7", help="ligand charge state (default: ph7)")
+    build.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    build.add_argument("--force", action="store_true", help="replace the output folder if it exists")
+    build.add_argument("--allow-empty", action="store_true", help="exit 0 even when the density supports no pose")
+    build.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    build.set_defaults(handler=_build)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="simulate a density map from a model",
+        description="Simulate the density of a model at a resolution with electron scattering factors (gemmi), "
+        "optionally with noise low-pass filtered like the signal.",
+    )
+    simulate.add_argument("model", type=Path, help="model (PDB/mmCIF)")
+    simulate.add_argument("--resolution", type=float, required=True, help="resolution in Å")
+    simulate.add_argument("-o", "--output", type=Path, required=True, help="map to write (.mrc or .mrc.gz)")
+    simulate.add_argument("--like", type=Path, help="use this map's grid (box, voxel size, origin)")
+    simulate.add_argument("--voxel-size", type=float, help="voxel size in Å (default: min(1, resolution/3))")
+    simulate.add_argument("--margin", type=float, default=6.0, help="box margin around the model in Å (default: 6)")
+    simulate.add_argument("--b-factors", action="store_true", help="blur each atom by its B-factor (median atom at the resolution)")
+    simulate.add_argument("--noise", type=float, default=0.0, help="noise σ as a fraction of the mean density at atom centres (e.g. 0.2)")
+    simulate.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    simulate.add_argument("--force", action="store_true", help="overwrite the output map")
+    simulate.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    simulate.set_defaults(handler=_simulate)
+    return parser
+
+
+def _build(args: argparse.Namespace) -> int:
+    if args.output.exists() and any(args.output.iterdir()) and not args.force:
+        raise LigfitError(f"output folder {args.output} exists and is not empty; use --force to replace it")
+    started = time.perf_counter()
+    result = api.build(
+        args.map,
+        args.ligand,
+        args.model,
+        resolution=args.resolution,
+        ligand_name=args.ligand_name,
+        site=args.site,
+        threshold=args.threshold,
+        max_blobs=args.max_blobs,
+        protonation=args.protonation,
+        seed=args.seed,
+        progress=lambda stage: log.info("… %s", stage),
+    )
+    result.write(args.output, force=args.force)
+    elapsed = time.perf_counter() - started
+    for blob in result.blobs[:5]:
+        size = "" if blob.estimated_heavy_atoms is None else f", ~{blob.estimated_heavy_atoms:.0f} heavy atoms"
+        log.info("blob %d: peak %.1f σ, %.0f Å³%s, ligand match %.2f", blob.rank, blob.peak, blob.volume, size, blob.ligand_match)
+    if result.found:
+        pose = result.best_pose
+        print(
+            f"ligfit: placed {args.ligand_name} in blob {pose.blob_rank}: CC {pose.cc:.2f}, {pose.fraction_in_density:.0%} of atoms "
+            f"in density, confidence {result.confidence:.2f} ({confidence_label(result.confidence)}); {result.message}. "
+            f"Wrote {args.output}/ in {elapsed:.0f} s."
+        )
+        return 0
+    print(f"ligfit: {result.message}. Wrote the report to {args.output}/report.json.", file=sys.stderr)
+    return 0 if args.allow_empty else EXIT_NOTHING_FITS
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    if args.output.exists() and not args.force:
+        raise LigfitError(f"{args.output} exists; use --force to overwrite it")
+    density = api.simulate(
+        args.model,
+        args.resolution,
+        like=args.like,
+        voxel_size=args.voxel_size,
+        margin=args.margin,
+        use_b_factors=args.b_factors,
+        noise=args.noise,
+        seed=args.seed,
+    )
+    maps.write_map(density, args.output)
+    print(f"ligfit: wrote {args.output} ({'x'.join(map(str, density.shape))} voxels of {density.voxel_size[0]:.3f} Å)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

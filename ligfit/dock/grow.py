@@ -1,0 +1,200 @@
+"""Anchor and grow: place a rigid fragment exhaustively, then build the rest torsion by torsion.
+
+The classical incremental-construction search (as in DOCK's anchor-and-grow and density-guided
+ligand fitting): the ligand is cut at its rotatable bonds into rigid fragments; a large
+fragment (the anchor) is placed by scoring every pairing of sampled rotations with points of
+the blob, the best placements are polished, and the remaining fragments are added one
+rotatable bond at a time, each bond's angle scanned and the best partial poses kept (a beam).
+Only atoms whose positions are already fixed are scored at each step.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+from rdkit import Chem
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial.transform import Rotation
+
+from ligfit.dock.options import DockingOptions
+from ligfit.dock.search import SHARP, PoseBatch, Site, diverse_best, fit_loss, moving_side, optimise
+from ligfit.ligand import Ligand
+
+
+def rigid_fragments(ligand: Ligand) -> np.ndarray:
+    """Fragment label of every atom after cutting the rotatable bonds (hydrogens follow their atom)."""
+    mol = ligand.mol
+    cut = {tuple(sorted(bond)) for bond in ligand.rotatable_bonds}
+    rows, cols = [], []
+    for bond in mol.GetBonds():
+        a, b = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        if tuple(sorted((a, b))) not in cut:
+            rows += [a, b]
+            cols += [b, a]
+    n = mol.GetNumAtoms()
+    graph = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def grow_poses(
+    ligand: Ligand, site: Site, points: np.ndarray, options: DockingOptions, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Complete poses (m, n_atoms, 3) grown from the best anchor placements, and their losses."""
+    if not ligand.rotatable_bonds:
+        return np.zeros((0, ligand.mol.GetNumAtoms(), 3)), np.zeros(0)
+    heavy = ligand.heavy_atom_count
+    labels = rigid_fragments(ligand)
+    heavy_labels = labels[:heavy]
+    sizes = np.bincount(heavy_labels)
+    anchors = [f for f in np.argsort(-sizes) if sizes[f] >= max(3, 0.6 * sizes.max())][: options.anchors]
+    template = ligand.conformer_coordinates()[0]
+    polar = np.array([e in ("N", "O") for e in ligand.elements[:heavy]])
+    distances = Chem.GetDistanceMatrix(ligand.mol)
+
+    all_poses, all_losses = [], []
+    for anchor in anchors:
+        anchor_atoms = np.flatnonzero(heavy_labels == anchor)
+        placements = _place_anchor(template[anchor_atoms], polar[anchor_atoms], site, points, options, rng)
+        if len(placements) == 0:
+            continue
+        starts = np.array([_superpose_onto(template, anchor_atoms, placed) for placed in placements])
+        poses, losses = _grow(ligand, starts, anchor, labels, polar, distances, site, options)
+        all_poses.append(poses)
+        all_losses.append(losses)
+    if not all_poses:
+        return np.zeros((0, ligand.mol.GetNumAtoms(), 3)), np.zeros(0)
+    return np.concatenate(all_poses), np.concatenate(all_losses)
+
+
+def _place_anchor(
+    fragment: np.ndarray, polar: np.ndarray, site: Site, points: np.ndarray, options: DockingOptions, rng: np.random.Generator
+) -> np.ndarray:
+    """The best distinct placements (k, atoms, 3) of a rigid fragment among rotations × blob points."""
+    local = fragment - fragment.mean(0)
+    rotations = Rotation.random(options.anchor_rotations, random_state=int(rng.integers(2**31))).as_matrix()
+    rotated = np.einsum("rij,aj->rai", rotations, local)  # (R, A, 3)
+    if len(points) > 250:
+        points = points[rng.choice(len(points), 250, replace=False)]
+    polar_t = torch.as_tensor(polar)
+    scores = []
+    with torch.no_grad():
+        for chunk in np.array_split(np.arange(len(points)), max(1, len(points) // 25)):
+            xyz = rotated[None, :, :, :] + points[chunk, None, None, :]  # (P, R, A, 3)
+            loss = fit_loss(torch.as_tensor(xyz.reshape(-1, *local.shape), dtype=torch.float32), site, polar_t, SHARP, options)
+            scores.append(loss.numpy().reshape(len(chunk), len(rotations)))
+    loss = np.concatenate(scores)  # (P, R)
+    best = np.argsort(loss.ravel())[: 12 * options.anchor_poses]
+    point_index, rotation_index = np.unravel_index(best, loss.shape)
+    candidates = rotated[rotation_index] + points[point_index][:, None, :]
+
+    batch = PoseBatch.from_poses(candidates, len(local), np.zeros(len(candidates), dtype=int))
+    polished_loss = optimise(batch, site, None, polar_t, SHARP, 40, options)
+    polished = batch.current()
+    keep = diverse_best(polished, polished_loss, options.anchor_poses, min_rmsd=1.0)
+    return polished[keep]
+
+
+def _superpose_onto(template: np.ndarray, atoms: np.ndarray, placed: np.ndarray) -> np.ndarray:
+    """The whole template moved rigidly so that its ``atoms`` best match ``placed`` (Kabsch)."""
+    source = template[atoms]
+    source_centre, target_centre = source.mean(0), placed.mean(0)
+    u, _, vt = np.linalg.svd((source - source_centre).T @ (placed - target_centre))
+    d = np.sign(np.linalg.det(u @ vt))
+    rotation = u @ np.diag([1, 1, d]) @ vt
+    return (template - source_centre) @ rotation + target_centre
+
+
+def _growth_order(ligand: Ligand, labels: np.ndarray, anchor: int) -> list[tuple[int, int]]:
+    """Rotatable bonds (placed atom, new atom) in breadth-first order away from the anchor fragment."""
+    bonds = [tuple(b) for b in ligand.rotatable_bonds]
+    placed = {anchor}
+    order: list[tuple[int, int]] = []
+    queue = deque([anchor])
+    while queue:
+        fragment = queue.popleft()
+        for a, b in bonds:
+            for near, far in ((a, b), (b, a)):
+                if labels[near] == fragment and labels[far] not in placed:
+                    placed.add(labels[far])
+                    order.append((near, far))
+                    queue.append(labels[far])
+    return order
+
+
+def _grow(
+    ligand: Ligand,
+    starts: np.ndarray,
+    anchor: int,
+    labels: np.ndarray,
+    polar: np.ndarray,
+    distances: np.ndarray,
+    site: Site,
+    options: DockingOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Beam search over torsion angles, one rotatable bond at a time, per anchor placement."""
+    heavy = ligand.heavy_atom_count
+    angles = np.deg2rad(np.arange(0.0, 360.0, options.torsion_step_degrees))
+    beams = starts[:, None]  # (placements, beam, atoms, 3)
+    scores = np.zeros(beams.shape[:2])
+    is_heavy = np.arange(len(labels)) < heavy
+    # An atom counts once its position is fixed: a fragment's atoms, and the first atom across
+    # each rotatable bond leaving it (it sits on that bond's axis).
+    scored = _fixed_by(labels == anchor, labels, ligand.rotatable_bonds) & is_heavy
+    polar_t = torch.as_tensor(polar)
+    for a, b in _growth_order(ligand, labels, anchor):
+        moving = moving_side(ligand.mol, a, b)
+        fixed_now = _fixed_by(labels == labels[b], labels, ligand.rotatable_bonds) & is_heavy
+        new = np.flatnonzero(fixed_now & ~scored)
+        if len(new) == 0:
+            continue
+        old = np.flatnonzero(scored)
+        candidates = _rotate(beams, a, b, moving, angles)  # (placements, beam, angles, atoms, 3)
+        shape = candidates.shape[:3]
+        new_xyz = candidates[..., new, :].reshape(-1, len(new), 3)
+        with torch.no_grad():
+            loss = fit_loss(torch.as_tensor(new_xyz, dtype=torch.float32), site, polar_t[new], SHARP, options).numpy()
+        loss = loss.reshape(shape) + _overlap(candidates[..., new, :], candidates[..., old, :], distances[np.ix_(new, old)], options)
+        total = scores[:, :, None] + loss
+        flat = total.reshape(len(total), -1)
+        width = min(options.beam_width, flat.shape[1])
+        keep = np.argsort(flat, axis=1)[:, :width]
+        beam_index, angle_index = np.unravel_index(keep, shape[1:])
+        rows = np.arange(len(total))[:, None]
+        beams = candidates[rows, beam_index, angle_index]
+        scores = flat[rows, keep]
+        scored[new] = True
+    return beams.reshape(-1, *beams.shape[2:]), scores.ravel()
+
+
+def _fixed_by(fragment: np.ndarray, labels: np.ndarray, rotatable_bonds: list[tuple[int, int]]) -> np.ndarray:
+    """Atoms whose positions a fragment's placement fixes: its own, plus the far atom of each rotatable bond leaving it."""
+    fixed = fragment.copy()
+    for a, b in rotatable_bonds:
+        if fragment[a]:
+            fixed[b] = True
+        if fragment[b]:
+            fixed[a] = True
+    return fixed
+
+
+def _rotate(beams: np.ndarray, a: int, b: int, moving: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Every beam pose with the moving side of bond a–b turned by every angle."""
+    origin = beams[..., b, :][..., None, :]
+    axis = beams[..., b, :] - beams[..., a, :]
+    axis = (axis / np.linalg.norm(axis, axis=-1, keepdims=True))[..., None, :]
+    v = beams - origin
+    cos = np.cos(angles)[:, None, None]
+    sin = np.sin(angles)[:, None, None]
+    v, axis, origin = v[:, :, None], axis[:, :, None], origin[:, :, None]
+    rotated = v * cos + np.cross(axis, v) * sin + axis * (axis * v).sum(-1, keepdims=True) * (1 - cos) + origin
+    return np.where(moving[:, None], rotated, beams[:, :, None])
+
+
+def _overlap(new_xyz: np.ndarray, old_xyz: np.ndarray, bonds_apart: np.ndarray, options: DockingOptions) -> np.ndarray:
+    """Internal-clash penalty between newly placed and already placed heavy atoms."""
+    limits = np.where(bonds_apart >= 5, 3.0, np.where(bonds_apart == 4, 2.6, 0.0))
+    separation = np.linalg.norm(new_xyz[..., :, None, :] - old_xyz[..., None, :, :], axis=-1)
+    return options.internal_weight * (np.clip(limits - separation, 0, None) ** 2).sum((-1, -2))

@@ -1,0 +1,45 @@
+"""Docking settings in one place: search sizes, score weights, and the support thresholds."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class DockingOptions:
+    """Search and scoring settings; the defaults are the ones the benchmark measured."""
+
+    # Conformer search: every conformer from 4 principal-axis alignments + random orientations.
+    random_orientations: int = 12
+    smooth_steps: int = 80
+    # Anchor and grow: the largest rigid fragments placed exhaustively, torsions grown by beam search.
+    anchors: int = 3
+    anchor_rotations: int = 500
+    anchor_poses: int = 16
+    beam_width: int = 12
+    torsion_step_degrees: float = 15.0
+    # Refinement of the pooled candidates at full resolution, with rounds of torsion kicks.
+    refine_poses: int = 64
+    refine_steps: int = 100
+    hops: int = 3
+    hop_steps: int = 60
+    scored_poses: int = 16  # per blob: poses that get MMFF relaxation and the final score
+    final_poses: int = 10  # clusters reported
+    cluster_rmsd: float = 1.5  # Å, symmetry-aware
+    # Score terms.
+    clash_distance: float = 3.1  # Å, ligand heavy atom to protein C/S (and apolar ligand atom to N/O)
+    polar_clash_distance: float = 2.6  # Å, ligand N/O to protein N/O: hydrogen bonds allowed
+    clash_weight: float = 4.0
+    internal_weight: float = 4.0
+    restraint_force: float = 10.0  # kcal/mol/Å² on heavy atoms during MMFF relaxation
+    strain_allowance: float = 10.0  # kcal/mol of MMFF strain that costs nothing
+    strain_weight: float = 0.004  # final-score penalty per kcal/mol beyond the allowance
+    clash_penalty: float = 0.05  # final-score penalty per protein–ligand heavy-atom pair < 2.5 Å
+    # What counts as "supported by the density" for the best pose.
+    min_mean_sigma: float = 1.5
+    min_fraction_in_density: float = 0.6  # heavy atoms at ≥ 1 σ
+    min_cc: float = 0.4
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)

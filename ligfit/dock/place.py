@@ -1,0 +1,272 @@
+"""Docking into blobs: the search in stages, the final score, clustering and the support verdict.
+
+Per blob: (1) every conformer from principal-axis and random orientations, optimised with its
+torsions against the difference map smoothed by 1 Å; (2) anchor and grow (``grow.py``);
+(3) the best distinct candidates of both refined against the map at full resolution, with
+rounds of random torsion kicks that keep improvements (basin hopping); (4) the best poses
+relaxed with MMFF under positional restraints and scored by their real-space correlation
+with the difference map, less clash and strain penalties.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.cluster.vq import kmeans2
+from scipy.spatial.transform import Rotation
+
+from ligfit.dock.grow import grow_poses
+from ligfit.dock.options import DockingOptions
+from ligfit.dock.score import count_clashes, ligand_cc, relax_pose, symmetric_rmsd, symmetry_matches
+from ligfit.dock.search import POLAR_ELEMENTS, SHARP, SMOOTH, PoseBatch, Site, TorsionTree, diverse_best, optimise
+from ligfit.ligand import Ligand
+from ligfit.maps import DensityMap
+from ligfit.segment import Blob
+
+log = logging.getLogger(__name__)
+
+#: Pose sources recorded in reports.
+CONFORMER_SEARCH, ANCHOR_AND_GROW = 0, 1
+_SOURCE_NAMES = {CONFORMER_SEARCH: "conformer search", ANCHOR_AND_GROW: "anchor and grow"}
+
+
+@dataclass(frozen=True)
+class Pose:
+    """One placement of the ligand; ``coordinates`` hold every atom (hydrogens too), Å, map frame."""
+
+    coordinates: np.ndarray
+    blob_rank: int
+    score: float
+    cc: float  # correlation with the difference map inside the ligand mask
+    mean_sigma: float  # mean difference density at the heavy atoms, σ
+    fraction_in_density: float  # heavy atoms at ≥ 1 σ
+    clashes: int  # protein–ligand heavy-atom pairs closer than 2.5 Å
+    strain: float | None  # MMFF energy above the lowest conformer, kcal/mol
+    source: str
+
+    def summary(self) -> dict:
+        return {
+            "blob": self.blob_rank,
+            "score": round(self.score, 4),
+            "cc": round(self.cc, 4),
+            "mean_sigma": round(self.mean_sigma, 2),
+            "fraction_in_density": round(self.fraction_in_density, 3),
+            "clashes": self.clashes,
+            "strain_kcal_mol": None if self.strain is None else round(self.strain, 1),
+            "found_by": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class DockingResult:
+    """Poses ranked best first, and whether the density supports the best one."""
+
+    poses: list[Pose]
+    supported: bool
+    confidence: float  # 0–1
+    reason: str
+    options: DockingOptions = field(default_factory=DockingOptions)
+
+    @property
+    def best(self) -> Pose | None:
+        return self.poses[0] if self.supported and self.poses else None
+
+
+def dock(
+    ligand: Ligand,
+    difference: DensityMap,
+    blobs: list[Blob],
+    resolution: float,
+    protein: tuple[np.ndarray, np.ndarray] | None = None,
+    options: DockingOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DockingResult:
+    """Dock ``ligand`` into each blob of the ``difference`` map (σ units) and rank the poses.
+
+    ``protein`` is (coordinates, element symbols) of the protein heavy atoms, or None.
+    """
+    options = options or DockingOptions()
+    if not blobs:
+        return DockingResult([], False, 0.0, "no unexplained density above the threshold", options)
+    tree = TorsionTree.from_ligand(ligand)
+    matches = symmetry_matches(ligand)
+    poses: list[Pose] = []
+    for blob in blobs:
+        poses.extend(_dock_blob(ligand, tree, difference, blob, resolution, protein, options))
+        if progress is not None:
+            progress(1)
+    ranked = _cluster(sorted(poses, key=lambda p: -p.score), matches, options.cluster_rmsd)[: options.final_poses]
+    return _judge(ranked, matches, options)
+
+
+def _dock_blob(
+    ligand: Ligand, tree: TorsionTree, difference: DensityMap, blob: Blob, resolution: float, protein, options: DockingOptions
+) -> list[Pose]:
+    rng = np.random.default_rng(options.seed)
+    torch.manual_seed(options.seed)
+    heavy = ligand.heavy_atom_count
+    conformers = ligand.conformer_coordinates()
+    radius = float(np.max(np.linalg.norm(conformers[:, :heavy] - conformers[:, :heavy].mean(1, keepdims=True), axis=-1)))
+    site = Site.around(difference, blob.points, blob.values, radius, protein)
+    polar = torch.as_tensor([e in POLAR_ELEMENTS for e in ligand.elements[:heavy]])
+
+    # (1) Conformer search on the smoothed map.
+    conformer_index, rotations, positions = _conformer_starts(ligand, blob, options, rng)
+    batch = PoseBatch(conformers[conformer_index], rotations, positions, heavy, np.full(len(conformer_index), CONFORMER_SEARCH))
+    batch.enable_torsions(len(tree.axes))
+    loss = optimise(batch, site, tree, polar, SMOOTH, options.smooth_steps, options)
+    pool = [batch.current(tree)]
+    pool_loss = [loss]
+    pool_source = [batch.source]
+
+    # (2) Anchor and grow on the sharp map.
+    grown, grown_loss = grow_poses(ligand, site, blob.points, options, rng)
+    if len(grown):
+        pool.append(grown)
+        pool_loss.append(grown_loss)
+        pool_source.append(np.full(len(grown), ANCHOR_AND_GROW))
+
+    # (3) Refine the best distinct candidates of each source at full resolution.
+    candidates, sources = [], []
+    for xyz, source_loss, source in zip(pool, pool_loss, pool_source):
+        keep = diverse_best(xyz[:, :heavy], source_loss, options.refine_poses // len(pool), min_rmsd=1.0)
+        candidates.append(xyz[keep])
+        sources.append(source[keep])
+    batch = PoseBatch.from_poses(np.concatenate(candidates), heavy, np.concatenate(sources))
+    batch.enable_torsions(len(tree.axes))
+    loss = optimise(batch, site, tree, polar, SHARP, options.refine_steps, options)
+    coordinates = batch.current(tree)
+    for _ in range(options.hops):
+        coordinates, loss = _hop(coordinates, loss, batch.source, site, tree, polar, heavy, options, rng)
+
+    # (4) Relax and score the best distinct poses.
+    keep = diverse_best(coordinates[:, :heavy], loss, options.scored_poses, min_rmsd=0.5)
+    protein_xyz = None if protein is None else protein[0]
+    return [
+        _final_pose(ligand, coordinates[i], _SOURCE_NAMES[int(batch.source[i])], site, blob, resolution, protein_xyz, options) for i in keep
+    ]
+
+
+def _hop(
+    coordinates: np.ndarray,
+    loss: np.ndarray,
+    source: np.ndarray,
+    site: Site,
+    tree: TorsionTree,
+    polar,
+    heavy: int,
+    options: DockingOptions,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kick each pose (torsions, orientation, position), re-optimise, keep the better of old and new."""
+    count = len(coordinates)
+    kicked = PoseBatch.from_poses(coordinates, heavy, source)
+    kicked.enable_torsions(len(tree.axes))
+    with torch.no_grad():
+        kicked.rotation += torch.as_tensor(rng.normal(0, 0.2, (count, 3)), dtype=torch.float32)
+        kicked.translation += torch.as_tensor(rng.normal(0, 0.4, (count, 3)), dtype=torch.float32)
+        if len(tree.axes):
+            chosen = rng.random((count, len(tree.axes))) < 0.3
+            kicked.torsion += torch.as_tensor(chosen * rng.uniform(-np.pi, np.pi, chosen.shape), dtype=torch.float32)
+    new_loss = optimise(kicked, site, tree, polar, SHARP, options.hop_steps, options)
+    better = new_loss < loss
+    merged = np.where(better[:, None, None], kicked.current(tree), coordinates)
+    return merged, np.minimum(new_loss, loss)
+
+
+def _conformer_starts(
+    ligand: Ligand, blob: Blob, options: DockingOptions, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Conformer index, rotation matrix and centre of every start."""
+    heavy = ligand.heavy_atom_count
+    centres = _start_points(blob, heavy)
+    conformer_index, rotations, positions = [], [], []
+    for index, conformer in enumerate(ligand.conformer_coordinates()):
+        local = conformer[:heavy] - conformer[:heavy].mean(0)
+        _, vectors = np.linalg.eigh(local.T @ local)
+        source = vectors[:, ::-1].copy()  # ligand axes as columns, longest first
+        source[:, 2] = np.cross(source[:, 0], source[:, 1])
+        aligned = []
+        for first, second in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+            target = blob.principal_axes.T.copy()
+            target[:, 0] *= first
+            target[:, 1] *= second
+            target[:, 2] = np.cross(target[:, 0], target[:, 1])
+            aligned.append(target @ source.T)
+        random = Rotation.random(options.random_orientations, random_state=int(rng.integers(2**31))).as_matrix()
+        for centre in centres:
+            for rotation in (*aligned, *random):
+                conformer_index.append(index)
+                rotations.append(rotation)
+                positions.append(centre)
+    return np.array(conformer_index), np.array(rotations), np.array(positions)
+
+
+def _start_points(blob: Blob, heavy_atoms: int) -> np.ndarray:
+    """The blob centroid, or several density-weighted centres when the blob is much bigger than the ligand."""
+    estimated = blob.estimated_heavy_atoms or heavy_atoms
+    count = int(np.clip(round(estimated / max(heavy_atoms, 1)), 1, 4))
+    if count == 1 or len(blob.points) < 4 * count:
+        return blob.centroid[None]
+    centres, _ = kmeans2(blob.points, count, seed=0, minit="++")
+    return centres
+
+
+def _final_pose(
+    ligand: Ligand, coordinates: np.ndarray, source: str, site: Site, blob: Blob, resolution: float, protein_xyz, options: DockingOptions
+) -> Pose:
+    relaxed, strain = relax_pose(ligand, coordinates, options.restraint_force)
+    heavy_xyz = relaxed[: ligand.heavy_atom_count]
+    sigma = site.density.interpolate(heavy_xyz)
+    cc = ligand_cc(site.density, heavy_xyz, ligand.elements[: ligand.heavy_atom_count], resolution)
+    clashes = count_clashes(heavy_xyz, protein_xyz)
+    penalty = options.clash_penalty * clashes
+    if strain is not None:
+        penalty += options.strain_weight * max(0.0, strain - options.strain_allowance)
+    return Pose(
+        coordinates=relaxed,
+        blob_rank=blob.rank,
+        score=float(cc - penalty),
+        cc=float(cc),
+        mean_sigma=float(sigma.mean()),
+        fraction_in_density=float(np.mean(sigma >= 1.0)),
+        clashes=clashes,
+        strain=strain,
+        source=source,
+    )
+
+
+def _cluster(poses: list[Pose], matches: np.ndarray, threshold: float) -> list[Pose]:
+    """The best pose of each cluster (input sorted best first)."""
+    kept: list[Pose] = []
+    for pose in poses:
+        if all(symmetric_rmsd(pose.coordinates, other.coordinates, matches) > threshold for other in kept):
+            kept.append(pose)
+    return kept
+
+
+def _judge(poses: list[Pose], matches: np.ndarray, options: DockingOptions) -> DockingResult:
+    """Decide whether the density supports the best pose, and how confidently."""
+    best = poses[0]
+    failures = []
+    if best.mean_sigma < options.min_mean_sigma:
+        failures.append(f"mean density at the atoms {best.mean_sigma:.2f} σ < {options.min_mean_sigma} σ")
+    if best.fraction_in_density < options.min_fraction_in_density:
+        failures.append(f"only {best.fraction_in_density:.0%} of heavy atoms in density ≥ 1 σ")
+    if best.cc < options.min_cc:
+        failures.append(f"correlation with the density {best.cc:.2f} < {options.min_cc}")
+    if failures:
+        return DockingResult(poses, False, 0.0, "no convincing density: " + "; ".join(failures), options)
+    support = float(np.clip((best.cc - 0.3) / 0.5, 0, 1) * best.fraction_in_density)
+    rivals = [p for p in poses[1:] if symmetric_rmsd(best.coordinates, p.coordinates, matches) > 2.0]
+    gap = best.score - rivals[0].score if rivals else 1.0
+    uniqueness = float(np.clip(0.5 + gap / 0.1, 0.5, 1.0))
+    reason = "supported by the density"
+    if rivals and gap < 0.02:
+        distance = symmetric_rmsd(best.coordinates, rivals[0].coordinates, matches)
+        reason += f"; a different pose {distance:.1f} Å away scores almost as well"
+    return DockingResult(poses, True, round(support * uniqueness, 3), reason, options)

@@ -1,0 +1,262 @@
+"""The differentiable pose model: torsion tree, batched poses, score grids, and the optimiser.
+
+Poses are optimised in batches with torch: rigid-body parameters (translation and rotation
+vector) plus one angle per rotatable bond, against trilinear samples of the difference map
+and of distance-to-protein grids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from rdkit import Chem
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from ligfit import maps
+from ligfit.dock.options import DockingOptions
+from ligfit.ligand import Ligand
+from ligfit.maps import DensityMap
+
+POLAR_ELEMENTS = frozenset({"N", "O"})
+
+SMOOTH, SHARP, APOLAR_DISTANCE, POLAR_DISTANCE = range(4)
+
+
+@dataclass(frozen=True)
+class TorsionTree:
+    """Rotatable bonds as (root-side atom, moving-side atom) with the atoms each one moves.
+
+    Moving sides are taken away from the heavy-atom graph centre, so they nest or are
+    disjoint and the order in which torsions are applied does not matter.
+    """
+
+    axes: np.ndarray  # (t, 2) atom indices
+    moving: np.ndarray  # (t, n_atoms) bool
+    internal_pairs: np.ndarray  # (p, 2) heavy-atom pairs at least 4 bonds apart
+    internal_limits: np.ndarray  # (p,) closest allowed distance, Å
+
+    @classmethod
+    def from_ligand(cls, ligand: Ligand) -> TorsionTree:
+        mol = ligand.mol
+        distances = Chem.GetDistanceMatrix(mol)
+        heavy = np.array([a.GetAtomicNum() > 1 for a in mol.GetAtoms()])
+        root = int(np.argmin(distances[np.ix_(heavy, heavy)].max(axis=1)))
+        axes, moving = [], []
+        for a, b in ligand.rotatable_bonds:
+            side = moving_side(mol, a, b)
+            if side[root]:
+                a, b = b, a
+                side = moving_side(mol, a, b)
+            axes.append((a, b))
+            moving.append(side)
+        pairs = np.argwhere(np.triu(distances >= 4, 1) & heavy[:, None] & heavy[None, :])
+        limits = np.where(distances[pairs[:, 0], pairs[:, 1]] == 4, 2.6, 3.0)  # 1–5 pairs sit closer
+        n = mol.GetNumAtoms()
+        return cls(np.array(axes, dtype=int).reshape(-1, 2), np.array(moving, dtype=bool).reshape(-1, n), pairs, limits)
+
+
+def moving_side(mol: Chem.Mol, a: int, b: int) -> np.ndarray:
+    """Boolean mask of the atoms on b's side of the bond a–b."""
+    seen = {b}
+    stack = [b]
+    while stack:
+        atom = stack.pop()
+        for neighbour in mol.GetAtomWithIdx(atom).GetNeighbors():
+            index = neighbour.GetIdx()
+            if index != a and index not in seen:
+                seen.add(index)
+                stack.append(index)
+    mask = np.zeros(mol.GetNumAtoms(), dtype=bool)
+    mask[list(seen)] = True
+    return mask
+
+
+def rotation_matrices(rotation_vectors: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' formula: (B, 3) rotation vectors → (B, 3, 3) matrices."""
+    angle = torch.sqrt((rotation_vectors**2).sum(-1, keepdim=True) + 1e-12)
+    k = rotation_vectors / angle
+    kx, ky, kz = k.unbind(-1)
+    zero = torch.zeros_like(kx)
+    cross = torch.stack([zero, -kz, ky, kz, zero, -kx, -ky, kx, zero], -1).reshape(-1, 3, 3)
+    eye = torch.eye(3, dtype=rotation_vectors.dtype).expand_as(cross)
+    sin, cos = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
+    return eye + sin * cross + (1 - cos) * (cross @ cross)
+
+
+def apply_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: TorsionTree) -> torch.Tensor:
+    """Rotate each rotatable bond's moving side by its angle (radians); coordinates (B, N, 3)."""
+    for t, (a, b) in enumerate(tree.axes):
+        origin = coordinates[:, b : b + 1, :]
+        axis = origin - coordinates[:, a : a + 1, :]
+        axis = axis / torch.sqrt((axis**2).sum(-1, keepdim=True) + 1e-12)
+        v = coordinates - origin
+        theta = angles[:, t, None, None]
+        cos, sin = torch.cos(theta), torch.sin(theta)
+        rotated = v * cos + torch.cross(axis.expand_as(v), v, dim=-1) * sin + axis * (axis * v).sum(-1, keepdim=True) * (1 - cos)
+        mask = torch.as_tensor(tree.moving[t])[None, :, None]
+        coordinates = torch.where(mask, rotated + origin, coordinates)
+    return coordinates
+
+
+@dataclass
+class Site:
+    """A docking box around one blob: four score grids as one torch tensor, and their frame.
+
+    Channels: the difference map smoothed by 1 Å and as is (both divided by the blob's 90th
+    percentile and clipped to [-0.5, 1.2], so one atom in strong density scores about 1), and
+    the distance (Å, capped at 8) to the nearest protein C/S atom and N/O atom.
+    """
+
+    grids: torch.Tensor  # (1, 4, nx, ny, nz)
+    density: DensityMap  # the difference map in the box, σ units
+    scale: float
+
+    @classmethod
+    def around(cls, difference: DensityMap, points: np.ndarray, values: np.ndarray, ligand_radius: float, protein) -> Site:
+        lower = points.min(axis=0) - ligand_radius - 3.0
+        upper = points.max(axis=0) + ligand_radius + 3.0
+        density = maps.box(difference, (lower + upper) / 2, upper - lower)
+        scale = max(float(np.percentile(values, 90)), 1.0)
+        sharp = np.clip(density.values / scale, -0.5, 1.2)
+        smooth = ndimage.gaussian_filter(sharp, 1.0 / density.voxel_size)
+        apolar, polar = _protein_distance_grids(density, protein)
+        stacked = np.stack([smooth, sharp, apolar, polar])[None].astype(np.float32)
+        return cls(torch.from_numpy(stacked), density, scale)
+
+    def sample(self, points: torch.Tensor) -> torch.Tensor:
+        """Trilinear values of the four grids at points (B, N, 3) Å → (4, B, N); density outside reads 0."""
+        origin = torch.as_tensor(self.density.origin, dtype=points.dtype)
+        voxel = torch.as_tensor(self.density.voxel_size, dtype=points.dtype)
+        last = torch.as_tensor(np.array(self.density.shape) - 1, dtype=points.dtype)
+        normalised = 2 * ((points - origin) / voxel) / last - 1
+        grid = normalised.flip(-1).reshape(1, -1, 1, 1, 3)  # grid_sample indexes (W, H, D) = (z, y, x)
+        values = torch.nn.functional.grid_sample(self.grids, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        values = values.reshape(4, *points.shape[:2])
+        outside = ((normalised < -1) | (normalised > 1)).any(-1)
+        density = torch.where(outside[None], torch.zeros_like(values[:2]), values[:2])
+        return torch.cat([density, values[2:]], 0)
+
+
+def _protein_distance_grids(density: DensityMap, protein) -> tuple[np.ndarray, np.ndarray]:
+    far = np.full(density.shape, 8.0, dtype=np.float32)
+    if protein is None or len(protein[0]) == 0:
+        return far, far.copy()
+    coordinates, elements = protein
+    points = density.grid_points().reshape(-1, 3)
+    grids = []
+    for polar in (False, True):
+        selected = coordinates[np.isin(elements, list(POLAR_ELEMENTS)) == polar]
+        if len(selected) == 0:
+            grids.append(far.copy())
+            continue
+        distance, _ = cKDTree(selected).query(points, distance_upper_bound=8.0)
+        grids.append(np.minimum(distance, 8.0).reshape(density.shape).astype(np.float32))
+    return grids[0], grids[1]
+
+
+def fit_loss(
+    heavy_xyz: torch.Tensor,
+    site: Site,
+    polar: torch.Tensor,
+    channel: int,
+    options: DockingOptions,
+    internal_pairs: np.ndarray | None = None,
+    internal_limits: np.ndarray | None = None,
+) -> torch.Tensor:
+    """Per-pose loss (lower is better): −density at the heavy atoms + protein clash + internal overlap."""
+    samples = site.sample(heavy_xyz)
+    density = samples[channel].sum(-1)
+    # Polar pairs (ligand N/O to protein N/O) may come as close as a hydrogen bond.
+    polar_limit = torch.where(polar, options.polar_clash_distance, options.clash_distance)[None, :]
+    clash = (torch.relu(options.clash_distance - samples[APOLAR_DISTANCE]) ** 2).sum(-1)
+    clash = clash + (torch.relu(polar_limit - samples[POLAR_DISTANCE]) ** 2).sum(-1)
+    loss = -density + options.clash_weight * clash
+    if internal_pairs is not None and len(internal_pairs):
+        i, j = internal_pairs.T
+        separation = torch.sqrt(((heavy_xyz[:, i] - heavy_xyz[:, j]) ** 2).sum(-1) + 1e-9)
+        limits = torch.as_tensor(internal_limits, dtype=separation.dtype)
+        loss = loss + options.internal_weight * (torch.relu(limits - separation) ** 2).sum(-1)
+    return loss
+
+
+class PoseBatch:
+    """Poses being optimised: starting coordinates plus rigid-body and torsion parameters."""
+
+    def __init__(
+        self, coordinates: np.ndarray | torch.Tensor, rotations: np.ndarray, positions: np.ndarray, heavy: int, source: np.ndarray
+    ):
+        coordinates = torch.as_tensor(coordinates, dtype=torch.float32)
+        self.heavy = heavy
+        self.source = np.asarray(source)
+        self.local = coordinates - coordinates[:, :heavy].mean(1, keepdim=True)
+        self.rotation0 = torch.as_tensor(rotations, dtype=torch.float32)
+        self.position0 = torch.as_tensor(positions, dtype=torch.float32)
+        self.translation = torch.zeros(len(self.local), 3, requires_grad=True)
+        self.rotation = torch.zeros(len(self.local), 3, requires_grad=True)
+        self.torsion: torch.Tensor | None = None
+
+    @classmethod
+    def from_poses(cls, coordinates: np.ndarray, heavy: int, source: np.ndarray) -> PoseBatch:
+        """A batch starting exactly at the given poses (B, N, 3)."""
+        centres = coordinates[:, :heavy].mean(1)
+        rotations = np.repeat(np.eye(3)[None], len(coordinates), 0)
+        return cls(coordinates, rotations, centres, heavy, source)
+
+    def __len__(self) -> int:
+        return len(self.local)
+
+    def enable_torsions(self, count: int) -> None:
+        self.torsion = torch.zeros(len(self), count, requires_grad=True)
+
+    def coordinates(self, tree: TorsionTree | None = None) -> torch.Tensor:
+        local = self.local
+        if self.torsion is not None and tree is not None and len(tree.axes):
+            local = apply_torsions(local, self.torsion, tree)
+        rotation = rotation_matrices(self.rotation) @ self.rotation0
+        return local @ rotation.transpose(1, 2) + self.position0[:, None, :] + self.translation[:, None, :]
+
+    def parameter_groups(self) -> list[dict]:
+        groups = [{"params": [self.translation], "lr": 0.15}, {"params": [self.rotation], "lr": 0.05}]
+        if self.torsion is not None:
+            groups.append({"params": [self.torsion], "lr": 0.08})
+        return groups
+
+    def current(self, tree: TorsionTree | None = None) -> np.ndarray:
+        with torch.no_grad():
+            return self.coordinates(tree).numpy().astype(float)
+
+
+def optimise(
+    batch: PoseBatch, site: Site, tree: TorsionTree | None, polar: torch.Tensor, channel: int, steps: int, options: DockingOptions
+) -> np.ndarray:
+    """Adam with a cosine schedule on every pose at once; returns the final per-pose loss."""
+    pairs = tree.internal_pairs if tree is not None else None
+    limits = tree.internal_limits if tree is not None else None
+    optimiser = torch.optim.Adam(batch.parameter_groups())
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1))
+    for _ in range(steps):
+        optimiser.zero_grad()
+        loss = fit_loss(batch.coordinates(tree)[:, : batch.heavy], site, polar, channel, options, pairs, limits)
+        loss.sum().backward()
+        optimiser.step()
+        scheduler.step()
+    with torch.no_grad():
+        loss = fit_loss(batch.coordinates(tree)[:, : batch.heavy], site, polar, channel, options, pairs, limits)
+    return loss.numpy().astype(float)
+
+
+def diverse_best(coordinates: np.ndarray, loss: np.ndarray, count: int, min_rmsd: float) -> np.ndarray:
+    """Indices of up to ``count`` lowest-loss poses, none within ``min_rmsd`` Å (plain RMSD) of a better one."""
+    kept: list[int] = []
+    for index in np.argsort(loss):
+        if kept:
+            deviation = np.sqrt(((coordinates[kept] - coordinates[index]) ** 2).sum(-1).mean(-1))
+            if deviation.min() < min_rmsd:
+                continue
+        kept.append(int(index))
+        if len(kept) == count:
+            break
+    return np.array(kept, dtype=int)

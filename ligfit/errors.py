@@ -1,0 +1,31 @@
+"""Errors that ligfit raises for bad input or for results it cannot stand behind.
+
+Every message names the problem, the file or value involved, and what to do about it.
+The CLI prints a ``LigfitError`` as one line and exits non-zero; any other exception is a bug.
+"""
+
+from __future__ import annotations
+
+
+class LigfitError(Exception):
+    """Base class for every error caused by input or data rather than by a bug."""
+
+
+class BadMapError(LigfitError):
+    """The density map cannot be read or used (truncated, no voxel size, empty, ...)."""
+
+
+class BadModelError(LigfitError):
+    """The protein model cannot be read or does not match the map."""
+
+
+class BadLigandError(LigfitError):
+    """The ligand cannot be parsed, sanitised or embedded in 3D."""
+
+
+class NothingFitsError(LigfitError):
+    """No pose is supported by the density (no blob, or every pose fits poorly)."""
+
+
+class OutputExistsError(LigfitError):
+    """The output folder exists and overwriting was not asked for."""

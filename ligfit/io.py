@@ -1,0 +1,219 @@
+"""Structures in and out (gemmi), and writes that never leave a half-written file."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+from ligfit.errors import BadModelError, OutputExistsError
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes files private; outputs should not be
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
+
+
+@contextlib.contextmanager
+def output_folder(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder that replaces ``path`` as a whole when the block succeeds.
+
+    Refuses an existing, non-empty ``path`` unless ``force``; on failure nothing is left behind.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{path} exists and is not a folder; choose another output path")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise OutputExistsError(f"output folder {path} exists and is not empty; use --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    os.chmod(temporary, 0o777 & ~_umask())
+    try:
+        yield temporary
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(temporary, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary)
+
+
+# --------------------------------------------------------------------------- structures
+
+
+def read_structure(source: str | os.PathLike | gemmi.Structure) -> gemmi.Structure:
+    """A gemmi Structure from a PDB/mmCIF path, or a copy of one given in memory.
+
+    Only the first model is kept; alternate conformations keep their first choice.
+    """
+    if isinstance(source, gemmi.Structure):
+        structure = source.clone()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise BadModelError(f"{path}: no such model file; check the path")
+        try:
+            structure = gemmi.read_structure(str(path))
+        except (RuntimeError, ValueError) as error:
+            raise BadModelError(f"{path}: not a readable PDB/mmCIF model ({error})") from None
+    if len(structure) == 0 or structure[0].count_atom_sites() == 0:
+        raise BadModelError(f"{_name(source)}: the model holds no atoms")
+    while len(structure) > 1:
+        del structure[1]
+    structure.remove_alternative_conformations()
+    structure.setup_entities()
+    occupancies = [atom.occ for chain in structure[0] for residue in chain for atom in residue]
+    if occupancies and max(occupancies) == 0:
+        log.warning("%s: every atom has occupancy 0 (a convention of some tools); treating them as 1", _name(source))
+        for atom in (a for chain in structure[0] for residue in chain for a in residue):
+            atom.occ = 1.0
+    return structure
+
+
+def _name(source: object) -> str:
+    return str(source) if not isinstance(source, gemmi.Structure) else (source.name or "structure in memory")
+
+
+@dataclass(frozen=True)
+class AtomTable:
+    """Heavy atoms of a structure as arrays; coordinates in Å."""
+
+    coordinates: np.ndarray  # (n, 3)
+    elements: np.ndarray  # (n,) element symbols
+    chain: np.ndarray  # (n,) chain names
+    residue_number: np.ndarray  # (n,) author sequence numbers
+    residue_name: np.ndarray  # (n,)
+    atom_name: np.ndarray  # (n,)
+
+    def __len__(self) -> int:
+        return len(self.coordinates)
+
+
+def heavy_atoms(structure: gemmi.Structure, exclude_residues: set[str] = frozenset({"HOH", "WAT", "DOD"})) -> AtomTable:
+    """The model's non-hydrogen atoms (waters excluded) as an :class:`AtomTable`."""
+    rows = []
+    for chain in structure[0]:
+        for residue in chain:
+            if residue.name in exclude_residues:
+                continue
+            for atom in residue:
+                if atom.is_hydrogen():
+                    continue
+                rows.append((atom.pos.x, atom.pos.y, atom.pos.z, atom.element.name, chain.name, residue.seqid.num, residue.name, atom.name))
+    if not rows:
+        return AtomTable(np.zeros((0, 3)), *(np.array([], dtype=object) for _ in range(5)))
+    columns = list(zip(*rows))
+    return AtomTable(
+        np.array(columns[0:3], dtype=float).T,
+        np.array(columns[3]),
+        np.array(columns[4]),
+        np.array(columns[5], dtype=int),
+        np.array(columns[6]),
+        np.array(columns[7]),
+    )
+
+
+def residue_center(structure: gemmi.Structure, chain_name: str, number: int) -> np.ndarray:
+    """Centre (Å) of the heavy atoms of residue ``chain_name:number``."""
+    for chain in structure[0]:
+        if chain.name != chain_name:
+            continue
+        for residue in chain:
+            if residue.seqid.num == number:
+                positions = [a.pos.tolist() for a in residue if not a.is_hydrogen()]
+                if positions:
+                    return np.mean(positions, axis=0)
+    raise BadModelError(f"residue {chain_name}:{number} is not in the model; check the chain name and number")
+
+
+def remove_residues(structure: gemmi.Structure, name: str) -> int:
+    """Remove every residue called ``name`` from the structure in place; return how many."""
+    removed = 0
+    for chain in structure[0]:
+        for index in reversed(range(len(chain))):
+            if chain[index].name == name:
+                del chain[index]
+                removed += 1
+    structure.remove_empty_chains()
+    return removed
+
+
+def add_ligand(
+    structure: gemmi.Structure,
+    elements: list[str],
+    atom_names: list[str],
+    coordinates: np.ndarray,
+    residue_name: str = "LIG",
+    b_factor: float = 30.0,
+) -> gemmi.Structure:
+    """A copy of ``structure`` with the ligand added as one HETATM residue in a chain of its own."""
+    complex_structure = structure.clone()
+    model = complex_structure[0]
+    used = {chain.name for chain in model}
+    chain_name = next(c for c in "LZYXWVUTSRQPONMKJIHGFEDCBA" + "".join(map(str, range(10))) if c not in used)
+    chain = gemmi.Chain(chain_name)
+    residue = gemmi.Residue()
+    residue.name = residue_name
+    residue.seqid = gemmi.SeqId(1, " ")
+    residue.het_flag = "H"
+    residue.entity_type = gemmi.EntityType.NonPolymer
+    for element, name, position in zip(elements, atom_names, coordinates):
+        atom = gemmi.Atom()
+        atom.name = name
+        atom.element = gemmi.Element(element)
+        atom.pos = gemmi.Position(*map(float, position))
+        atom.occ = 1.0
+        atom.b_iso = b_factor
+        residue.add_atom(atom)
+    chain.add_residue(residue)
+    model.add_chain(chain)
+    complex_structure.setup_entities()
+    return complex_structure
+
+
+def write_structure(structure: gemmi.Structure, path: str | os.PathLike) -> None:
+    """Write mmCIF (.cif) or PDB (.pdb) atomically."""
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        if path.suffix.lower() in (".cif", ".mmcif"):
+            document = structure.make_mmcif_document()
+            document.write_file(str(temporary))
+        else:
+            structure.write_pdb(str(temporary))

@@ -1,0 +1,446 @@
+"""Density maps: reading, writing, resampling, boxing and simulating.
+
+Inside ligfit a map is a :class:`DensityMap`: a float32 array in (x, y, z) axis order,
+the voxel size in Å along x, y, z, and the position in Å of voxel (0, 0, 0). Every
+conversion from the MRC/CCP4 file conventions (ORIGIN vs NSTART, MAPC/MAPR/MAPS axis
+order, (z, y, x) storage) happens in this module and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gemmi
+import mrcfile
+import numpy as np
+from scipy import ndimage
+
+from ligfit.errors import BadMapError
+from ligfit.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: Space groups of EM-style maps: 0 (image stack) and 1 (P1, one box), 401 (volume stack).
+_EM_SPACE_GROUPS = {0, 1, 401}
+
+
+@dataclass(frozen=True)
+class DensityMap:
+    """Density on an orthogonal grid; ``values[i, j, k]`` lies at ``origin + (i, j, k) * voxel_size``.
+
+    Coordinates are in Å in the frame of the map file (the frame atomic models use);
+    ``values`` has axis order (x, y, z).
+    """
+
+    values: np.ndarray
+    voxel_size: np.ndarray
+    origin: np.ndarray = field(default_factory=lambda: np.zeros(3))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", np.ascontiguousarray(self.values, dtype=np.float32))
+        object.__setattr__(self, "voxel_size", _as_vector(self.voxel_size, "voxel_size"))
+        object.__setattr__(self, "origin", _as_vector(self.origin, "origin"))
+        if self.values.ndim != 3:
+            raise BadMapError(f"a density map needs a 3D array, got shape {self.values.shape}")
+        if np.any(self.voxel_size <= 0):
+            raise BadMapError(f"voxel size must be positive, got {self.voxel_size.tolist()} Å")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.values.shape)  # type: ignore[return-value]
+
+    @property
+    def extent(self) -> np.ndarray:
+        """Edge lengths of the box spanned by the voxel centres, in Å."""
+        return (np.array(self.shape) - 1) * self.voxel_size
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Position of the last voxel, in Å."""
+        return self.origin + self.extent
+
+    def with_values(self, values: np.ndarray) -> DensityMap:
+        """A map on the same grid holding other values."""
+        if values.shape != self.values.shape:
+            raise ValueError(f"shape {values.shape} does not match the grid {self.values.shape}")
+        return DensityMap(values, self.voxel_size, self.origin)
+
+    def to_index(self, points: np.ndarray) -> np.ndarray:
+        """Fractional voxel indices (n, 3) of points (n, 3) in Å."""
+        return (np.asarray(points, dtype=float) - self.origin) / self.voxel_size
+
+    def to_points(self, indices: np.ndarray) -> np.ndarray:
+        """Positions in Å of voxel indices (n, 3)."""
+        return np.asarray(indices, dtype=float) * self.voxel_size + self.origin
+
+    def grid_points(self) -> np.ndarray:
+        """Positions in Å of every voxel, shape (nx, ny, nz, 3)."""
+        axes = [self.origin[a] + np.arange(self.shape[a]) * self.voxel_size[a] for a in range(3)]
+        return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+
+    def contains(self, points: np.ndarray, margin: float = 0.0) -> np.ndarray:
+        """Whether each point lies inside the box (shrunk by ``margin`` Å)."""
+        points = np.asarray(points, dtype=float)
+        return np.all((points >= self.origin + margin) & (points <= self.upper - margin), axis=-1)
+
+    def interpolate(self, points: np.ndarray, order: int = 1) -> np.ndarray:
+        """Map values at points (n, 3) in Å; points outside the box read 0."""
+        indices = self.to_index(np.atleast_2d(points)).T
+        return ndimage.map_coordinates(self.values, indices, order=order, mode="constant", cval=0.0)
+
+    def statistics(self) -> dict[str, float]:
+        v = self.values
+        return {"min": float(v.min()), "max": float(v.max()), "mean": float(v.mean()), "std": float(v.std())}
+
+
+def _as_vector(value: object, name: str) -> np.ndarray:
+    vector = np.asarray(value, dtype=float)
+    if vector.ndim == 0:
+        vector = np.repeat(vector, 3)
+    if vector.shape != (3,) or not np.all(np.isfinite(vector)):
+        raise BadMapError(f"{name} must be three finite numbers in Å, got {value!r}")
+    return vector
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_map(path: str | os.PathLike, *, around: np.ndarray | None = None, margin: float = 12.0) -> DensityMap:
+    """Read an MRC/CCP4 map (optionally gzipped) into a :class:`DensityMap`.
+
+    EM maps are read as they are. Crystallographic maps (a space group other than P1, or a
+    non-orthogonal cell) are expanded by symmetry and cut into an orthogonal box around the
+    coordinates ``around`` (Å) plus ``margin``; without ``around`` they cannot be used.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadMapError(f"{path}: no such map file; check the path")
+    header = _read_header(path)
+    angles = (float(header.cellb.alpha), float(header.cellb.beta), float(header.cellb.gamma))
+    space_group = int(header.ispg)
+    orthogonal = all(abs(a - 90.0) < 1e-3 or a == 0.0 for a in angles)
+    if space_group not in _EM_SPACE_GROUPS or not orthogonal:
+        return _read_crystallographic_map(path, around, margin, space_group, angles)
+    return _read_em_map(path)
+
+
+def _read_header(path: Path):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.open(path, header_only=True, permissive=True) as mrc:
+                header = mrc.header
+                if header is None:
+                    raise ValueError("no header")
+                return header.copy()
+    except (ValueError, OSError, EOFError) as error:
+        raise BadMapError(f"{path}: not a readable MRC/CCP4 map ({error}); check the file") from None
+
+
+def _read_em_map(path: Path) -> DensityMap:
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with mrcfile.open(path, permissive=True) as mrc:
+                header = mrc.header.copy()
+                data = None if mrc.data is None else np.array(mrc.data, dtype=np.float32)
+    except (ValueError, OSError, EOFError) as error:
+        raise BadMapError(f"{path}: not a readable MRC/CCP4 map ({error}); check the file") from None
+    if data is None or any("smaller than" in str(w.message) or "truncated" in str(w.message) for w in caught):
+        raise BadMapError(f"{path}: the map data is truncated or missing; re-download or re-export the map")
+    if data.ndim != 3:
+        raise BadMapError(f"{path}: expected a 3D volume, got data of shape {data.shape}")
+
+    axis_of_data = _axis_order(header, path)
+    values = np.transpose(data, axis_of_data)
+    voxel_size = _voxel_size(header, path)
+    origin = _origin(header, voxel_size, path)
+    _check_values(values, path)
+    density_map = DensityMap(values, voxel_size, origin)
+    log.info(
+        "map %s: grid %s (x,y,z), voxel %s Å, origin %s Å, axis order MAPC/MAPR/MAPS=%d/%d/%d",
+        path.name,
+        "x".join(map(str, density_map.shape)),
+        np.round(voxel_size, 4).tolist(),
+        np.round(origin, 3).tolist(),
+        int(header.mapc),
+        int(header.mapr),
+        int(header.maps),
+    )
+    return density_map
+
+
+def _axis_order(header, path: Path) -> list[int]:
+    """Permutation taking mrcfile's (section, row, column) array to (x, y, z)."""
+    mapc, mapr, maps = int(header.mapc), int(header.mapr), int(header.maps)
+    if sorted((mapc, mapr, maps)) != [1, 2, 3]:
+        raise BadMapError(
+            f"{path}: axis order MAPC/MAPR/MAPS = {mapc}/{mapr}/{maps} is not a permutation of 1/2/3; "
+            "fix the header (e.g. with mrcfile or ChimeraX 'save') before fitting"
+        )
+    data_axis = [0, 0, 0]
+    data_axis[mapc - 1] = 2  # columns vary fastest: last axis of the (z, y, x)-style array
+    data_axis[mapr - 1] = 1
+    data_axis[maps - 1] = 0
+    return data_axis
+
+
+def _voxel_size(header, path: Path) -> np.ndarray:
+    cell = np.array([header.cella.x, header.cella.y, header.cella.z], dtype=float)
+    sampling = np.array([header.mx, header.my, header.mz], dtype=float)
+    if np.any(sampling <= 0) or np.any(cell <= 0) or not np.all(np.isfinite(cell)):
+        raise BadMapError(
+            f"{path}: the header has no voxel size (cell {cell.tolist()} Å, sampling {sampling.tolist()}); "
+            "set it, e.g. `ligfit fix-header` is not available yet: use mrcfile's `voxel_size` or ChimeraX "
+            "`volume #1 voxelSize S` and save"
+        )
+    return cell / sampling
+
+
+def _origin(header, voxel_size: np.ndarray, path: Path) -> np.ndarray:
+    """Position of voxel (0,0,0): the ORIGIN record when set, else NSTART x voxel size."""
+    origin = np.array([header.origin.x, header.origin.y, header.origin.z], dtype=float)
+    start_crs = np.array([header.nxstart, header.nystart, header.nzstart], dtype=float)
+    start = np.zeros(3)
+    for crs_index, axis in enumerate((int(header.mapc), int(header.mapr), int(header.maps))):
+        start[axis - 1] = start_crs[crs_index]
+    start_origin = start * voxel_size
+    if not np.all(np.isfinite(origin)):
+        origin = np.zeros(3)
+    if np.any(origin != 0):
+        if np.any(start != 0) and not np.allclose(origin, start_origin, atol=1e-3):
+            log.warning(
+                "%s: both ORIGIN %s Å and NSTART %s (= %s Å) are set and disagree; using ORIGIN as "
+                "ChimeraX does. If the model does not sit in the density, the map was written with "
+                "the other convention.",
+                path.name,
+                np.round(origin, 3).tolist(),
+                start.astype(int).tolist(),
+                np.round(start_origin, 3).tolist(),
+            )
+        return origin
+    return start_origin
+
+
+def _check_values(values: np.ndarray, path: Path | str) -> None:
+    if not np.all(np.isfinite(values)):
+        raise BadMapError(f"{path}: the map holds NaN or infinite values; mask or re-export it")
+    if float(values.max()) == float(values.min()):
+        raise BadMapError(f"{path}: the map is empty (every voxel is {float(values.max()):g}); check the file")
+
+
+def _read_crystallographic_map(
+    path: Path, around: np.ndarray | None, margin: float, space_group: int, angles: tuple[float, ...]
+) -> DensityMap:
+    if around is None or len(around) == 0:
+        raise BadMapError(
+            f"{path}: a crystallographic map (space group {space_group}, cell angles {angles}); "
+            "give the model too (--model) so ligfit can cut an orthogonal box around it"
+        )
+    try:
+        ccp4 = gemmi.read_ccp4_map(str(path))
+    except (RuntimeError, ValueError) as error:
+        raise BadMapError(f"{path}: not a readable CCP4 map ({error}); check the file") from None
+    ccp4.setup(float("nan"))
+    grid = ccp4.grid
+    if np.isnan(np.array(grid, copy=False)).any():
+        raise BadMapError(f"{path}: the map does not cover its asymmetric unit; re-export the whole cell")
+    spacing = min(grid.spacing)
+    lower = np.min(around, axis=0) - margin
+    upper = np.max(around, axis=0) + margin
+    shape = np.ceil((upper - lower) / spacing).astype(int) + 1
+    values = np.zeros(shape, dtype=np.float32)
+    transform = gemmi.Transform(gemmi.Mat33([[spacing, 0, 0], [0, spacing, 0], [0, 0, spacing]]), gemmi.Vec3(*lower))
+    grid.interpolate_values(values, transform)
+    _check_values(values, path)
+    log.info(
+        "map %s: crystallographic (space group %s), cut an orthogonal box %s at %.3f Å around the model",
+        path.name,
+        grid.spacegroup.hm if grid.spacegroup else space_group,
+        "x".join(map(str, shape)),
+        spacing,
+    )
+    return DensityMap(values, np.full(3, spacing), lower)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_map(density_map: DensityMap, path: str | os.PathLike) -> None:
+    """Write an MRC map (gzipped if the name ends in .gz) with ORIGIN set and NSTART 0."""
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        with mrcfile.new(temporary, overwrite=True, compression="gzip" if path.suffix == ".gz" else None) as mrc:
+            mrc.set_data(np.ascontiguousarray(density_map.values.transpose(2, 1, 0)))
+            mrc.voxel_size = tuple(float(v) for v in density_map.voxel_size)
+            mrc.header.origin = tuple(float(v) for v in density_map.origin)
+            mrc.header.nxstart = mrc.header.nystart = mrc.header.nzstart = 0
+            mrc.update_header_stats()
+
+
+# --------------------------------------------------------------------------- grid operations
+
+
+def resample(density_map: DensityMap, voxel_size: float | np.ndarray) -> DensityMap:
+    """Resample onto a grid with the given voxel size (Å), same origin, cubic interpolation."""
+    new_voxel = _as_vector(voxel_size, "voxel_size")
+    shape = np.floor(density_map.extent / new_voxel + 1e-6).astype(int) + 1
+    axes = [np.arange(shape[a]) * new_voxel[a] / density_map.voxel_size[a] for a in range(3)]
+    indices = np.meshgrid(*axes, indexing="ij")
+    values = ndimage.map_coordinates(density_map.values, indices, order=3, mode="nearest")
+    return DensityMap(values, new_voxel, density_map.origin)
+
+
+def normalise(density_map: DensityMap, mask: np.ndarray | None = None) -> DensityMap:
+    """Shift and scale to mean 0 and standard deviation 1 (over ``mask`` when given)."""
+    sample = density_map.values if mask is None else density_map.values[mask]
+    std = float(sample.std())
+    if std == 0:
+        raise BadMapError("cannot normalise a map whose values are all equal")
+    return density_map.with_values((density_map.values - sample.mean()) / std)
+
+
+def box(density_map: DensityMap, center: np.ndarray, size: float | np.ndarray) -> DensityMap:
+    """The cube (or cuboid) of edge ``size`` Å around ``center``, on the map's own voxels.
+
+    Parts of the box outside the map are filled with 0.
+    """
+    size_vector = _as_vector(size, "size")
+    start = np.floor(density_map.to_index(np.asarray(center) - size_vector / 2)).astype(int)
+    count = np.ceil(size_vector / density_map.voxel_size).astype(int) + 1
+    values = np.zeros(count, dtype=np.float32)
+    source_lo = np.maximum(start, 0)
+    source_hi = np.minimum(start + count, density_map.shape)
+    if np.all(source_hi > source_lo):
+        target_lo = source_lo - start
+        target_hi = source_hi - start
+        values[tuple(slice(a, b) for a, b in zip(target_lo, target_hi))] = density_map.values[
+            tuple(slice(a, b) for a, b in zip(source_lo, source_hi))
+        ]
+    return DensityMap(values, density_map.voxel_size, density_map.to_points(start[None])[0])
+
+
+def grid_around(coordinates: np.ndarray, voxel_size: float | np.ndarray, margin: float) -> DensityMap:
+    """An empty grid covering the coordinates (Å) plus ``margin`` Å on every side."""
+    voxel = _as_vector(voxel_size, "voxel_size")
+    lower = np.min(coordinates, axis=0) - margin
+    upper = np.max(coordinates, axis=0) + margin
+    shape = np.ceil((upper - lower) / voxel).astype(int) + 1
+    return DensityMap(np.zeros(shape, dtype=np.float32), voxel, lower)
+
+
+def fraction_inside(density_map: DensityMap, coordinates: np.ndarray, origin: np.ndarray | None = None) -> float:
+    """Fraction of the points (Å) inside the map's box (placed at ``origin`` instead, if given)."""
+    if len(coordinates) == 0:
+        return 0.0
+    lower = density_map.origin if origin is None else np.asarray(origin, dtype=float)
+    inside = np.all((coordinates >= lower) & (coordinates <= lower + density_map.extent), axis=-1)
+    return float(np.mean(inside))
+
+
+# --------------------------------------------------------------------------- simulation
+
+
+def blur_for_resolution(resolution: float) -> float:
+    """Gaussian blur B (Å²) giving density like ChimeraX molmap at this resolution (σ = 0.225 d)."""
+    return 8 * math.pi**2 * (0.225 * resolution) ** 2
+
+
+def simulate(
+    structure: gemmi.Structure,
+    resolution: float,
+    like: DensityMap | None = None,
+    *,
+    voxel_size: float | None = None,
+    margin: float = 6.0,
+    use_b_factors: bool = False,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> DensityMap:
+    """Simulate the density of a model at ``resolution`` Å with electron scattering factors.
+
+    The grid is ``like``'s when given, else a box around the model (``margin`` Å, voxel
+    ``voxel_size`` or resolution/3). With ``use_b_factors`` the atoms keep their B-factors
+    and the blur is chosen so that an atom of median B appears at the nominal resolution;
+    otherwise every atom is sharp and blurred to the resolution. ``noise`` adds Gaussian
+    noise low-pass filtered like the signal, its standard deviation that fraction of the
+    mean density at the atom centres. Hydrogens are ignored.
+    """
+    coordinates, b_factors = _heavy_atom_arrays(structure)
+    if len(coordinates) == 0:
+        raise ValueError("the structure has no heavy atoms to simulate")
+    if like is None:
+        like = grid_around(coordinates, voxel_size or min(1.0, resolution / 3), margin)
+    blur = blur_for_resolution(resolution)
+    if use_b_factors:
+        blur = max(0.0, blur - float(np.median(b_factors)))
+    values = _gemmi_density(structure, like, resolution, blur, use_b_factors)
+    simulated = like.with_values(values)
+    if noise > 0:
+        simulated = add_noise(simulated, resolution, noise * float(simulated.interpolate(coordinates).mean()), seed)
+    return simulated
+
+
+def add_noise(density_map: DensityMap, resolution: float, std: float, seed: int) -> DensityMap:
+    """Add Gaussian noise of standard deviation ``std``, low-pass filtered to ``resolution`` Å."""
+    rng = np.random.default_rng(seed)
+    white = rng.standard_normal(density_map.shape).astype(np.float32)
+    sigma_voxels = 0.225 * resolution / density_map.voxel_size
+    coloured = ndimage.gaussian_filter(white, sigma_voxels, mode="wrap")
+    coloured *= std / max(float(coloured.std()), 1e-12)
+    return density_map.with_values(density_map.values + coloured)
+
+
+def _heavy_atom_arrays(structure: gemmi.Structure) -> tuple[np.ndarray, np.ndarray]:
+    coordinates, b_factors = [], []
+    for chain in structure[0]:
+        for residue in chain:
+            for atom in residue:
+                if not atom.is_hydrogen():
+                    coordinates.append(atom.pos.tolist())
+                    b_factors.append(atom.b_iso)
+    return np.array(coordinates, dtype=float).reshape(-1, 3), np.array(b_factors, dtype=float)
+
+
+def _gemmi_density(structure: gemmi.Structure, like: DensityMap, resolution: float, blur: float, use_b_factors: bool) -> np.ndarray:
+    """Density of the model's heavy atoms on ``like``'s grid, via gemmi on a padded P1 cell."""
+    pad = max(8.0, 3.0 * resolution)
+    pad_voxels = np.ceil(pad / like.voxel_size).astype(int)
+    shape = np.array(like.shape) + 2 * pad_voxels
+    cell_origin = like.origin - pad_voxels * like.voxel_size
+    cell = shape * like.voxel_size
+
+    calculator = gemmi.DensityCalculatorE()
+    calculator.d_min = resolution
+    calculator.blur = blur
+    calculator.grid.set_unit_cell(gemmi.UnitCell(*cell, 90, 90, 90))
+    calculator.grid.set_size(*(int(n) for n in shape))
+    calculator.grid.fill(0.0)
+    # Keep only atoms well inside the padded cell: the cell is periodic, and an atom
+    # outside it would wrap around and add density on the far side.
+    inner_lo = cell_origin + pad / 2
+    inner_hi = cell_origin + cell - pad / 2
+    shift = gemmi.Position(*(-cell_origin))
+    for chain in structure[0]:
+        for residue in chain:
+            for atom in residue:
+                if atom.is_hydrogen():
+                    continue
+                position = np.array(atom.pos.tolist())
+                if np.any(position < inner_lo) or np.any(position > inner_hi):
+                    continue
+                moved = atom.clone()
+                moved.pos = atom.pos + shift
+                if not use_b_factors:
+                    moved.b_iso = 0.0
+                    moved.aniso = gemmi.SMat33f(0, 0, 0, 0, 0, 0)
+                calculator.add_atom_density_to_grid(moved)
+    calculator.grid.symmetrize_sum()
+    padded = np.array(calculator.grid, copy=True)
+    lo = pad_voxels
+    return padded[lo[0] : lo[0] + like.shape[0], lo[1] : lo[1] + like.shape[1], lo[2] : lo[2] + like.shape[2]]

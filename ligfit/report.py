@@ -1,0 +1,119 @@
+"""Reports and output files of a build: report.json, model.cif/pdb, ligand.sdf, poses.sdf, difference.mrc."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from rdkit import Chem
+
+from ligfit import io, maps
+from ligfit.ligand import heavy_atom_mol
+
+if TYPE_CHECKING:
+    from ligfit.pipeline import BuildResult
+
+_VERSIONED_PACKAGES = ("ligfit", "numpy", "scipy", "gemmi", "mrcfile", "rdkit", "torch")
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages whose behaviour shapes the result."""
+    found = {"python": platform.python_version()}
+    for package in _VERSIONED_PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def build_report(result: BuildResult) -> dict:
+    """Plain-data report of a build: inputs, options, blobs, poses, verdict, timings, versions."""
+    difference = result.difference
+    best = result.best_pose
+    options = result.options
+    report = {
+        "status": "found" if result.found else "no convincing density",
+        "message": result.message,
+        "confidence": result.confidence,
+        "confidence_label": confidence_label(result.confidence) if result.found else "none",
+        "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("ligfit") else None,
+        "versions": versions(),
+        "inputs": result.inputs,
+        "ligand": {
+            "name": options.ligand_name,
+            "smiles": result.ligand.smiles,
+            "heavy_atoms": result.ligand.heavy_atom_count,
+            "rotatable_bonds": len(result.ligand.rotatable_bonds),
+            "conformers": result.ligand.mol.GetNumConformers(),
+            "force_field": result.ligand.force_field,
+        },
+        "options": {
+            **{k: v for k, v in options.__dict__.items() if k != "docking"},
+            "docking": options.docking.as_dict(),
+        },
+        "difference_map": {
+            "noise_sigma": difference.noise,
+            "model_scale": difference.scale,
+            "model_matched_resolution_A": difference.model_resolution,
+            "model_map_cc": round(difference.model_cc, 4),
+        },
+        "blobs": [blob.summary() for blob in result.blobs],
+        "poses": [pose.summary() for pose in result.poses],
+        "best_pose": None if best is None else best.summary(),
+        "timings_s": result.timings,
+    }
+    return _plain(report)
+
+
+def confidence_label(confidence: float) -> str:
+    return "high" if confidence >= 0.7 else "medium" if confidence >= 0.4 else "low"
+
+
+def write_build_outputs(result: BuildResult, folder: Path, force: bool) -> Path:
+    """Write every output into ``folder`` as a whole: all files appear together or none do."""
+    with io.output_folder(folder, force=force) as staging:
+        report = build_report(result)
+        structure = result.complex_structure()
+        if structure is not None:
+            io.write_structure(structure, staging / "model.cif")
+            io.write_structure(structure, staging / "model.pdb")
+            _write_sdf([result.best_pose], result, staging / "ligand.sdf")
+        if result.poses:
+            _write_sdf(result.poses, result, staging / "poses.sdf")
+        maps.write_map(result.difference.difference, staging / "difference.mrc")
+        io.write_text(staging / "report.json", json.dumps(report, indent=2) + "\n")
+    return folder
+
+
+def _write_sdf(poses, result: BuildResult, path: Path) -> None:
+    """Heavy-atom poses (hydrogens removed, as in model.cif) with their scores as SD properties."""
+    with io.atomic_path(path) as temporary:
+        writer = Chem.SDWriter(str(temporary))
+        for rank, pose in enumerate(poses):
+            mol = heavy_atom_mol(result.ligand, pose.coordinates)
+            mol.SetProp("_Name", f"{result.options.ligand_name} pose {rank + 1}")
+            for key, value in pose.summary().items():
+                mol.SetProp(key, str(value))
+            writer.write(mol)
+        writer.close()
+
+
+def _plain(value):
+    """Convert numpy scalars and arrays inside nested containers to JSON-ready Python values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

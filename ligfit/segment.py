@@ -1,0 +1,323 @@
+"""Unexplained density: subtract the model's simulated density and segment what is left into blobs.
+
+The difference map is expressed in units of its own noise (σ), estimated robustly near the
+model. Blobs are connected regions above a threshold in σ, merged ones split by a watershed,
+and those buried in the protein or far from it dropped. Each blob is described by its size,
+shape and height, and ranked by how well it could hold the ligand at hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import gemmi
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from ligfit import maps
+from ligfit.maps import DensityMap
+
+log = logging.getLogger(__name__)
+
+#: Blur factors tried when matching the model's simulated density to the map (x the resolution).
+_RESOLUTION_FACTORS = (0.8, 1.0, 1.2, 1.45, 1.7)
+
+
+@dataclass(frozen=True)
+class DifferenceMap:
+    """Map minus scaled model density, in units of the noise σ; ``scale``·model + ``offset`` ≈ map."""
+
+    difference: DensityMap  # σ units
+    noise: float  # σ of the difference map, in the input map's units
+    scale: float
+    offset: float
+    model_resolution: float  # resolution (Å) at which the simulated model matched the map best
+    model_cc: float  # correlation of simulated model and map near the model
+    heavy_atom_density: float | None  # integrated density (input map units x Å³) of one full heavy atom
+
+
+@dataclass(frozen=True)
+class Blob:
+    """One region of unexplained density. Positions in Å in the map frame, heights in σ."""
+
+    rank: int
+    points: np.ndarray  # (n, 3) voxel centres
+    values: np.ndarray  # (n,) difference density, σ
+    volume: float  # Å³ above the threshold
+    centroid: np.ndarray  # density-weighted, Å
+    principal_axes: np.ndarray  # (3, 3), rows, longest first
+    extents: np.ndarray  # (3,) root-mean-square spread along each axis, Å
+    peak: float
+    mean: float
+    estimated_heavy_atoms: float | None
+    protein_contacts: int  # protein heavy atoms within 4 Å of the blob
+    protein_distance: float  # closest protein heavy atom to any blob voxel, Å (inf without a model)
+    ligand_match: float  # 0-1: how well this blob could hold the ligand (size and shape)
+
+    def summary(self) -> dict:
+        """Plain-data description for reports."""
+        return {
+            "rank": self.rank,
+            "voxels": int(len(self.points)),
+            "volume_A3": round(self.volume, 1),
+            "centroid": np.round(self.centroid, 2).tolist(),
+            "extents_A": np.round(self.extents, 2).tolist(),
+            "peak_sigma": round(self.peak, 2),
+            "mean_sigma": round(self.mean, 2),
+            "estimated_heavy_atoms": None if self.estimated_heavy_atoms is None else round(self.estimated_heavy_atoms, 1),
+            "protein_contacts": self.protein_contacts,
+            "protein_distance_A": None if not np.isfinite(self.protein_distance) else round(self.protein_distance, 2),
+            "ligand_match": round(self.ligand_match, 3),
+        }
+
+
+@dataclass(frozen=True)
+class LigandShape:
+    """What segmentation needs to know about the ligand: heavy-atom count and typical spread (Å)."""
+
+    heavy_atoms: int
+    extents: np.ndarray  # (3,) sorted root-mean-square spread along principal axes, Å
+
+    @classmethod
+    def from_conformers(cls, heavy_coordinates: np.ndarray) -> LigandShape:
+        """From conformer coordinates (n_conformers, n_heavy, 3)."""
+        spreads = [_principal_spread(c)[1] for c in heavy_coordinates]
+        return cls(heavy_coordinates.shape[1], np.median(spreads, axis=0))
+
+
+def difference_map(
+    density_map: DensityMap,
+    structure: gemmi.Structure | None,
+    resolution: float,
+    *,
+    mask_radius: float = 6.0,
+) -> DifferenceMap:
+    """Subtract the model's density, scaled to the map by least squares near the model.
+
+    Without a model the map itself is the difference map, its noise estimated over the box.
+    """
+    if structure is None or structure[0].count_atom_sites() == 0:
+        noise = _robust_sigma(density_map.values.ravel())
+        centre = float(np.median(density_map.values))
+        return DifferenceMap(density_map.with_values((density_map.values - centre) / noise), noise, 0.0, centre, resolution, 0.0, None)
+
+    coordinates = _heavy_coordinates(structure)
+    near_model = _distance_to_points(density_map, coordinates, mask_radius) < mask_radius
+    if near_model.sum() < 100:
+        raise ValueError("the model hardly overlaps the map")
+    target = density_map.values[near_model].astype(float)
+    best = None
+    for factor in _RESOLUTION_FACTORS:
+        model_map = maps.simulate(structure, resolution * factor, like=density_map)
+        simulated = model_map.values[near_model].astype(float)
+        if simulated.std() == 0 or target.std() == 0:
+            raise ValueError("the model's simulated density or the map is flat where the model is")
+        cc = float(np.corrcoef(simulated, target)[0, 1])
+        if best is None or cc > best[0]:
+            best = (cc, factor, model_map)
+    cc, factor, model_map = best
+    design = np.stack([model_map.values[near_model], np.ones(near_model.sum())], axis=1).astype(float)
+    (scale, offset), *_ = np.linalg.lstsq(design, target, rcond=None)
+    residual = density_map.values - scale * model_map.values - offset
+    noise = _robust_sigma(residual[near_model])
+    if noise <= 0:
+        raise ValueError("the difference map is flat: the model explains the map exactly")
+    heavy_atom_density = float(scale * model_map.values.sum() * np.prod(density_map.voxel_size) / len(coordinates))
+    log.info(
+        "difference map: model density matched at %.2f Å (CC %.3f near the model), scale %.4g, noise σ %.4g",
+        resolution * factor,
+        cc,
+        scale,
+        noise,
+    )
+    return DifferenceMap(
+        density_map.with_values(residual / noise), noise, float(scale), float(offset), resolution * factor, cc, heavy_atom_density
+    )
+
+
+def find_blobs(
+    difference: DifferenceMap,
+    ligand: LigandShape,
+    protein_coordinates: np.ndarray | None,
+    *,
+    threshold: float = 3.0,
+    min_heavy_atoms: float = 3.0,
+    max_protein_distance: float = 6.0,
+) -> list[Blob]:
+    """Connected regions above ``threshold`` σ, split where merged, ranked by ligand match (best first)."""
+    values = difference.difference.values
+    above = values > threshold
+    labels, count = ndimage.label(above, structure=np.ones((3, 3, 3)))
+    if count == 0:
+        return []
+    labels = _split_large(values, labels, ligand, difference, threshold)
+    tree = cKDTree(protein_coordinates) if protein_coordinates is not None and len(protein_coordinates) else None
+    voxel_volume = float(np.prod(difference.difference.voxel_size))
+    blobs = []
+    for label, region in enumerate(ndimage.find_objects(labels), start=1):
+        if region is None:
+            continue
+        mask = labels[region] == label
+        blob = _describe(difference, region, mask, ligand, tree, voxel_volume)
+        if blob is None:
+            continue
+        if blob.estimated_heavy_atoms is not None and blob.estimated_heavy_atoms < min_heavy_atoms:
+            continue
+        if blob.estimated_heavy_atoms is None and blob.volume < 4 * min_heavy_atoms:
+            continue
+        if tree is not None and blob.protein_distance > max_protein_distance:
+            continue  # far from the protein: not a bound ligand
+        blobs.append(blob)
+    ranked = sorted(blobs, key=lambda b: (-b.ligand_match, -b.mean * len(b.points)))
+    return [_with_rank(blob, rank) for rank, blob in enumerate(ranked)]
+
+
+def site_blob(
+    difference: DifferenceMap, center: np.ndarray, radius: float, ligand: LigandShape, protein_coordinates: np.ndarray | None
+) -> Blob:
+    """A blob made of the voxels within ``radius`` Å of a user-named site (for ``--site``)."""
+    grid = difference.difference
+    distances = np.linalg.norm(grid.grid_points() - np.asarray(center), axis=-1)
+    inside = distances <= radius
+    positive = inside & (grid.values > 1.0)
+    mask = positive if positive.sum() >= 8 else inside
+    if mask.sum() == 0:
+        from ligfit.errors import BadModelError
+
+        raise BadModelError(f"the site {np.round(center, 2).tolist()} lies outside the map; check its coordinates")
+    tree = cKDTree(protein_coordinates) if protein_coordinates is not None and len(protein_coordinates) else None
+    region = tuple(slice(0, n) for n in grid.shape)
+    blob = _describe(difference, region, mask, ligand, tree, float(np.prod(grid.voxel_size)), buried_limit=1.01)
+    return _with_rank(blob, 0)
+
+
+def _with_rank(blob: Blob, rank: int) -> Blob:
+    return Blob(**{**blob.__dict__, "rank": rank})
+
+
+def _describe(
+    difference: DifferenceMap, region, mask: np.ndarray, ligand: LigandShape, tree, voxel_volume: float, buried_limit: float = 0.5
+) -> Blob | None:
+    grid = difference.difference
+    offset = np.array([s.start for s in region])
+    indices = np.argwhere(mask) + offset
+    points = grid.to_points(indices)
+    values = grid.values[tuple(indices.T)]
+    weights = np.clip(values, 1e-6, None)
+    centroid = np.average(points, axis=0, weights=weights)
+    axes, extents = _principal_spread(points, weights)
+
+    contacts, protein_distance = 0, float("inf")
+    if tree is not None:
+        distances, _ = tree.query(points, distance_upper_bound=12.0)
+        protein_distance = float(distances.min())
+        if np.mean(distances < 1.5) > buried_limit:
+            return None  # inside the protein: a model error, not a ligand
+        contacts = len({j for row in tree.query_ball_point(points, 4.0) for j in row})
+
+    estimated = None
+    if difference.heavy_atom_density:
+        # Integrate the positive difference density over the blob grown by ~1.5 Å to catch the tails.
+        grown = _grow(grid.shape, indices, int(np.ceil(1.5 / grid.voxel_size.min())))
+        integral = np.clip(grid.values[grown], 0, None).sum() * difference.noise * voxel_volume
+        estimated = float(integral / difference.heavy_atom_density)
+
+    match = _ligand_match(estimated, extents, ligand)
+    return Blob(
+        rank=-1,
+        points=points,
+        values=values,
+        volume=len(points) * voxel_volume,
+        centroid=centroid,
+        principal_axes=axes,
+        extents=extents,
+        peak=float(values.max()),
+        mean=float(values.mean()),
+        estimated_heavy_atoms=estimated,
+        protein_contacts=contacts,
+        protein_distance=protein_distance,
+        ligand_match=match,
+    )
+
+
+def _ligand_match(estimated_atoms: float | None, extents: np.ndarray, ligand: LigandShape) -> float:
+    """Size agreement (log ratio of heavy atoms, tolerant of partial occupancy) times shape agreement."""
+    shape_error = np.abs(np.log((extents + 0.5) / (ligand.extents + 0.5)))
+    shape = float(np.exp(-np.sum(shape_error**2) / (2 * 0.4**2)))
+    if estimated_atoms is None:
+        return shape
+    ratio = max(estimated_atoms, 1e-3) / ligand.heavy_atoms
+    # Occupancy and thresholding make blobs look smaller than the ligand: be lenient below 1.
+    width = 0.6 if ratio < 1 else 0.4
+    size = float(np.exp(-(np.log(ratio) ** 2) / (2 * width**2)))
+    return size * (0.5 + 0.5 * shape)
+
+
+def _split_large(values: np.ndarray, labels: np.ndarray, ligand: LigandShape, difference: DifferenceMap, threshold: float) -> np.ndarray:
+    """Split components much bigger than the ligand at saddles (watershed from separated maxima)."""
+    voxel = difference.difference.voxel_size
+    ligand_voxels = max(ligand.heavy_atoms * 10.0 / float(np.prod(voxel)), 8)
+    sizes = np.bincount(labels.ravel())
+    large = [label for label in range(1, len(sizes)) if sizes[label] > 3 * ligand_voxels]
+    if not large:
+        return labels
+    separation = max(2.0 * float(np.linalg.norm(ligand.extents)), 4.0)
+    footprint = max(3, int(round(separation / voxel.min())) | 1)
+    smooth = ndimage.gaussian_filter(values, 1.0 / voxel)
+    peaks = (smooth == ndimage.maximum_filter(smooth, size=footprint)) & (labels > 0)
+    next_label = labels.max() + 1
+    for label in large:
+        component = labels == label
+        markers_idx = np.argwhere(peaks & component)
+        if len(markers_idx) < 2:
+            continue
+        markers = np.zeros(values.shape, dtype=np.int32)
+        for offset, idx in enumerate(markers_idx):
+            markers[tuple(idx)] = offset + 1
+        markers[~component] = -1
+        scaled = np.clip((smooth.max() - smooth) / (smooth.max() - threshold + 1e-9) * 60000, 0, 65535).astype(np.uint16)
+        split = ndimage.watershed_ift(scaled, markers)
+        for offset in range(1, len(markers_idx) + 1):
+            piece = component & (split == offset)
+            if piece.any():
+                labels[piece] = next_label
+                next_label += 1
+    return labels
+
+
+def _grow(shape: tuple[int, ...], indices: np.ndarray, voxels: int) -> np.ndarray:
+    mask = np.zeros(shape, dtype=bool)
+    mask[tuple(indices.T)] = True
+    return ndimage.binary_dilation(mask, iterations=voxels) if voxels > 0 else mask
+
+
+def _principal_spread(points: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Principal axes (rows, longest first) and root-mean-square spread along them (Å)."""
+    centre = np.average(points, axis=0, weights=weights)
+    covariance = np.cov((points - centre).T, aweights=weights) if len(points) > 1 else np.zeros((3, 3))
+    eigenvalues, eigenvectors = np.linalg.eigh(np.atleast_2d(covariance))
+    order = np.argsort(eigenvalues)[::-1]
+    return eigenvectors[:, order].T, np.sqrt(np.clip(eigenvalues[order], 0, None))
+
+
+def _robust_sigma(values: np.ndarray) -> float:
+    """Standard deviation estimated from the median absolute deviation (robust to blobs)."""
+    values = values[values != 0] if np.count_nonzero(values) > 0.2 * values.size else values
+    mad = float(np.median(np.abs(values - np.median(values))))
+    return 1.4826 * mad if mad > 0 else float(values.std())
+
+
+def _heavy_coordinates(structure: gemmi.Structure) -> np.ndarray:
+    return np.array(
+        [atom.pos.tolist() for chain in structure[0] for residue in chain for atom in residue if not atom.is_hydrogen()],
+        dtype=float,
+    ).reshape(-1, 3)
+
+
+def _distance_to_points(density_map: DensityMap, points: np.ndarray, cap: float) -> np.ndarray:
+    """Distance (Å) from every voxel to the nearest point, capped at ``cap``."""
+    tree = cKDTree(points)
+    distances, _ = tree.query(density_map.grid_points().reshape(-1, 3), distance_upper_bound=cap)
+    return np.minimum(distances, cap).reshape(density_map.shape)
