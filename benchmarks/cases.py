@@ -104,23 +104,44 @@ def em_ligand_boxes(root: Path) -> list[Case]:
     cases = []
     with open(root / "em" / "index.csv") as handle:
         for row in csv.DictReader(handle):
-            if row["kind"] != "ligand_box" or not row["smiles"]:
+            if row["kind"] != "ligand_box":
                 continue
             folder = root / row["dir"]
             density = maps.read_map(folder / row["map"])
-            reference = _ligand_from_pdb(folder / row["model"], row["smiles"])
+            smiles = row["smiles"] or _ccd_smiles(row["ligand_ccd"])  # AGS has no SMILES in the index
+            reference = _ligand_from_pdb(folder / row["model"], smiles)
             resolution = float(row["resolution_A"].split()[0])
-            cases.append(Case(f"{row['pdb']} {row['ligand_ccd']}", density, None, row["smiles"], reference, resolution))
+            cases.append(Case(f"{row['pdb']} {row['ligand_ccd']}", density, None, smiles, reference, resolution))
     return cases
 
 
+def _ccd_smiles(code: str) -> str:
+    from ligfit.ligand import parse_ligand
+
+    return Chem.MolToSmiles(parse_ligand(f"ccd:{code}"))
+
+
 def _ligand_from_pdb(path: Path, smiles: str) -> Chem.Mol:
-    """Heavy atoms of the (single) ligand in a PDB file, with bond orders from its SMILES."""
+    """Heavy atoms of the (single) ligand in a PDB file with bond orders from the SMILES.
+
+    Bonds come from proximity; where a distorted deposited geometry adds spurious ones (8TXZ
+    has a 1.89 Å non-bonded C–N contact), the longest are dropped until the graph matches.
+    """
     from rdkit.Chem import AllChem
 
-    pdb = Chem.MolFromPDBFile(str(path), removeHs=True, sanitize=False)
     template = Chem.MolFromSmiles(smiles)
-    return AllChem.AssignBondOrdersFromTemplate(template, pdb)
+    lines = [line for line in path.read_text().splitlines() if line.startswith(("ATOM", "HETATM"))]
+    pdb = Chem.RemoveHs(Chem.MolFromPDBBlock("\n".join(lines), removeHs=False, sanitize=False, proximityBonding=True), sanitize=False)
+    positions = pdb.GetConformer().GetPositions()
+    editable = Chem.RWMol(pdb)
+    while True:
+        try:
+            return AllChem.AssignBondOrdersFromTemplate(template, editable.GetMol())
+        except (ValueError, Chem.rdchem.MolSanitizeException):
+            if editable.GetNumBonds() <= template.GetNumBonds():
+                raise
+            longest = max(editable.GetBonds(), key=lambda b: np.linalg.norm(positions[b.GetBeginAtomIdx()] - positions[b.GetEndAtomIdx()]))
+            editable.RemoveBond(longest.GetBeginAtomIdx(), longest.GetEndAtomIdx())
 
 
 def xray_d2q(root: Path) -> Case:
@@ -154,27 +175,24 @@ def _residue_as_mol(structure: gemmi.Structure, name: str) -> Chem.Mol:
 
 
 def _residues_as_mols(structure: gemmi.Structure, name: str) -> list[Chem.Mol]:
-    """Residues called ``name`` as RDKit molecules with CCD bond orders and deposited coordinates."""
-    import biotite.interface.rdkit as biotite_rdkit
-    import biotite.structure.info as ccd
+    """Residues called ``name`` as RDKit molecules: CCD chemistry, deposited coordinates (matched by atom name)."""
+    from ligfit.ligand import parse_ligand
 
-    ideal = biotite_rdkit.to_mol(ccd.residue(name), explicit_hydrogen=False)
-    ideal_names = list(ccd.residue(name).atom_name)
-    heavy_names = [n for n, a in zip(ideal_names, ccd.residue(name).element) if a != "H"]
+    ideal = parse_ligand(f"ccd:{name}")
+    atom_names = [atom.GetProp("_Name") for atom in ideal.GetAtoms()]
     mols = []
     for chain in structure[0]:
         for residue in chain:
             if residue.name != name:
                 continue
             positions = {atom.name: atom.pos.tolist() for atom in residue}
-            mol = Chem.RWMol(Chem.RemoveHs(ideal, sanitize=False))
-            keep = [i for i, atom_name in enumerate(heavy_names) if atom_name in positions]
+            mol = Chem.RWMol(ideal)
             conformer = Chem.Conformer(mol.GetNumAtoms())
-            for i, atom_name in enumerate(heavy_names):
-                conformer.SetAtomPosition(i, positions.get(atom_name, (0.0, 0.0, 0.0)))
+            for index, atom_name in enumerate(atom_names):
+                conformer.SetAtomPosition(index, positions.get(atom_name, (0.0, 0.0, 0.0)))
             mol.RemoveAllConformers()
             mol.AddConformer(conformer, assignId=True)
-            for index in sorted(set(range(mol.GetNumAtoms())) - set(keep), reverse=True):
+            for index in sorted((i for i, n in enumerate(atom_names) if n not in positions), reverse=True):
                 mol.RemoveAtom(index)
             mols.append(mol.GetMol())
     return mols

@@ -30,6 +30,7 @@ def build(
     site: str | tuple[float, float, float] | None = None,
     threshold: float = 3.0,
     max_blobs: int = 3,
+    copies: int = 1,
     protonation: str = "ph7",
     max_conformers: int | None = None,
     seed: int = 0,
@@ -42,7 +43,8 @@ def build(
     origin Å). ``ligand``: SMILES, SDF/MOL2 path, CCD code or RDKit Mol. ``model``: PDB/mmCIF
     path or gemmi.Structure (None: the map holds only the ligand). ``resolution`` in Å.
     ``site``: "x,y,z", (x, y, z) or "A:123" to skip the blob search. ``threshold``: blob
-    threshold in σ of the difference map. ``progress`` receives one line per stage.
+    threshold in σ of the difference map. ``copies``: place up to this many copies in
+    distinct blobs (e.g. one per subunit). ``progress`` receives one line per stage.
 
     Returns a :class:`BuildResult`; ``result.found`` says whether the density supports a pose.
     Raises a ``LigfitError`` for bad input.
@@ -53,6 +55,7 @@ def build(
         site=site,
         threshold=threshold,
         max_blobs=max_blobs,
+        copies=copies,
         protonation=protonation,
         max_conformers=max_conformers,
         seed=seed,

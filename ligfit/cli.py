@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--site", help="skip the search and fit at x,y,z (Å) or around residue CHAIN:NUMBER, e.g. A:123")
     build.add_argument("--threshold", type=float, default=3.0, help="blob threshold in σ of the difference map (default: 3)")
     build.add_argument("--max-blobs", type=int, default=3, help="how many of the best-ranked blobs to dock into (default: 3)")
+    build.add_argument("--copies", type=int, default=1, help="place up to N copies in distinct blobs, e.g. one per subunit (default: 1)")
     build.add_argument("--protonation", choices=("ph7", "as-given"), default="ph7", help="ligand charge state (default: ph7)")
     build.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     build.add_argument("--force", action="store_true", help="replace the output folder if it exists")
@@ -109,6 +110,7 @@ def _build(args: argparse.Namespace) -> int:
         site=args.site,
         threshold=args.threshold,
         max_blobs=args.max_blobs,
+        copies=args.copies,
         protonation=args.protonation,
         seed=args.seed,
         progress=lambda stage: log.info("… %s", stage),
@@ -119,12 +121,12 @@ def _build(args: argparse.Namespace) -> int:
         size = "" if blob.estimated_heavy_atoms is None else f", ~{blob.estimated_heavy_atoms:.0f} heavy atoms"
         log.info("blob %d: peak %.1f σ, %.0f Å³%s, ligand match %.2f", blob.rank, blob.peak, blob.volume, size, blob.ligand_match)
     if result.found:
-        pose = result.best_pose
-        print(
-            f"ligfit: placed {args.ligand_name} in blob {pose.blob_rank}: CC {pose.cc:.2f}, {pose.fraction_in_density:.0%} of atoms "
-            f"in density, confidence {result.confidence:.2f} ({confidence_label(result.confidence)}); {result.message}. "
-            f"Wrote {args.output}/ in {elapsed:.0f} s."
-        )
+        for pose in result.placements:
+            print(
+                f"ligfit: placed {args.ligand_name} in blob {pose.blob_rank}: CC {pose.cc:.2f}, {pose.fraction_in_density:.0%} of atoms "
+                f"in density, confidence {pose.confidence:.2f} ({confidence_label(pose.confidence)})"
+            )
+        print(f"ligfit: {result.message}. Wrote {args.output}/ in {elapsed:.0f} s.")
         return 0
     print(f"ligfit: {result.message}. Wrote the report to {args.output}/report.json.", file=sys.stderr)
     return 0 if args.allow_empty else EXIT_NOTHING_FITS

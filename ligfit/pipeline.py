@@ -36,6 +36,7 @@ class BuildOptions:
     site: str | tuple[float, float, float] | None = None
     threshold: float = 3.0  # σ of the difference map
     max_blobs: int = 3
+    copies: int = 1  # placements in distinct blobs (e.g. one ligand per subunit)
     protonation: str = "ph7"
     max_conformers: int | None = None
     seed: int = 0
@@ -71,6 +72,11 @@ class BuildResult:
         return self.docking.poses
 
     @property
+    def placements(self) -> list[Pose]:
+        """Every supported placement (up to ``copies``), best first; the first is ``best_pose``."""
+        return self.docking.placements
+
+    @property
     def confidence(self) -> float:
         return self.docking.confidence
 
@@ -79,19 +85,20 @@ class BuildResult:
         return build_report(self)
 
     def complex_structure(self) -> gemmi.Structure | None:
-        """The protein model with the placed ligand as its own residue (None when nothing was found)."""
-        pose = self.best_pose
-        if pose is None:
+        """The protein model with each placement as a ligand residue in a chain of its own (None when nothing was found)."""
+        if not self.placements:
             return None
         heavy = self.ligand.heavy_atom_count
-        base = self.model if self.model is not None else _empty_structure()
-        return io.add_ligand(
-            base,
-            self.ligand.elements[:heavy],
-            list(self.ligand.atom_names[:heavy]),
-            pose.coordinates[:heavy],
-            residue_name=self.options.ligand_name,
-        )
+        structure = self.model if self.model is not None else _empty_structure()
+        for pose in self.placements:
+            structure = io.add_ligand(
+                structure,
+                self.ligand.elements[:heavy],
+                list(self.ligand.atom_names[:heavy]),
+                pose.coordinates[:heavy],
+                residue_name=self.options.ligand_name,
+            )
+        return structure
 
     def write(self, folder: str | os.PathLike, force: bool = False) -> Path:
         """Write model.cif, model.pdb, ligand.sdf, poses.sdf, difference.mrc and report.json."""
@@ -171,12 +178,13 @@ def run_build(
 
     message = _precheck(blobs, prepared, options)
     if message:
-        docking = DockingResult([], False, 0.0, message, options.docking)
+        docking = DockingResult([], [], message, options.docking)
     else:
-        say(f"docking into {min(len(blobs), options.max_blobs)} blob(s)")
+        chosen = segment.select_blobs(blobs, max(options.max_blobs, options.copies))
+        say(f"docking into {len(chosen)} blob(s)")
         protein_arrays = None if protein is None else (protein.coordinates, protein.elements)
-        docking = dock(prepared, difference.difference, blobs[: options.max_blobs], options.resolution, protein_arrays, options.docking)
-        message = docking.reason
+        docking = dock(prepared, difference.difference, chosen, options.resolution, protein_arrays, options.docking, copies=options.copies)
+        message = docking.reason + ("" if docking.supported else _size_note(blobs, prepared))
     lap("docking")
     return BuildResult(density, structure, prepared, difference, blobs, docking, options, timings, inputs, message)
 
@@ -190,6 +198,17 @@ def _precheck(blobs: list[segment.Blob], ligand: Ligand, options: BuildOptions) 
         return (
             f"no convincing density: the ligand has {ligand.heavy_atom_count} heavy atoms but the largest "
             f"unexplained blob holds about {max(sizes):.0f}; check the ligand, lower --threshold, or name the site with --site"
+        )
+    return ""
+
+
+def _size_note(blobs: list[segment.Blob], ligand: Ligand) -> str:
+    """Say so when the ligand is clearly bigger than any blob (a likely reason nothing fits)."""
+    sizes = [b.estimated_heavy_atoms for b in blobs if b.estimated_heavy_atoms is not None]
+    if sizes and max(sizes) < 0.6 * ligand.heavy_atom_count:
+        return (
+            f"; the ligand has {ligand.heavy_atom_count} heavy atoms but the largest unexplained blob holds about "
+            f"{max(sizes):.0f}: check the ligand or name the site with --site"
         )
     return ""
 

@@ -66,6 +66,7 @@ def build_report(result: BuildResult) -> dict:
         "blobs": [blob.summary() for blob in result.blobs],
         "poses": [pose.summary() for pose in result.poses],
         "best_pose": None if best is None else best.summary(),
+        "placements": [pose.summary() for pose in result.placements],
         "timings_s": result.timings,
     }
     return _plain(report)
@@ -83,7 +84,7 @@ def write_build_outputs(result: BuildResult, folder: Path, force: bool) -> Path:
         if structure is not None:
             io.write_structure(structure, staging / "model.cif")
             io.write_structure(structure, staging / "model.pdb")
-            _write_sdf([result.best_pose], result, staging / "ligand.sdf")
+            _write_sdf(result.placements, result, staging / "ligand.sdf")
         if result.poses:
             _write_sdf(result.poses, result, staging / "poses.sdf")
         maps.write_map(result.difference.difference, staging / "difference.mrc")

@@ -143,21 +143,27 @@ def find_blobs(
     protein_coordinates: np.ndarray | None,
     *,
     threshold: float = 3.0,
+    hysteresis: float = 0.0,
     min_heavy_atoms: float = 3.0,
     max_protein_distance: float = 6.0,
 ) -> list[Blob]:
-    """Connected regions above ``threshold`` σ, split where merged, ranked by ligand match (best first)."""
+    """Blobs ranked by ligand match (best first).
+
+    A blob is a connected region above ``threshold`` − ``hysteresis`` σ that peaks above
+    ``threshold`` σ (hysteresis keeps weak ligands in one piece), split where merged.
+    """
     values = difference.difference.values
-    above = values > threshold
-    labels, count = ndimage.label(above, structure=np.ones((3, 3, 3)))
-    if count == 0:
+    labels = _hysteresis_labels(values, threshold, threshold - hysteresis)
+    if labels.max() == 0:
         return []
     labels = _split_large(values, labels, ligand, difference, threshold)
     tree = cKDTree(protein_coordinates) if protein_coordinates is not None and len(protein_coordinates) else None
     voxel_volume = float(np.prod(difference.difference.voxel_size))
     blobs = []
+    voxel_counts = np.bincount(labels.ravel())
+    smallest = min_heavy_atoms * 2.0 / voxel_volume  # a heavy atom fills ≥ ~2 Å³ above threshold
     for label, region in enumerate(ndimage.find_objects(labels), start=1):
-        if region is None:
+        if region is None or voxel_counts[label] < smallest:
             continue
         mask = labels[region] == label
         blob = _describe(difference, region, mask, ligand, tree, voxel_volume)
@@ -172,6 +178,15 @@ def find_blobs(
         blobs.append(blob)
     ranked = sorted(blobs, key=lambda b: (-b.ligand_match, -b.mean * len(b.points)))
     return [_with_rank(blob, rank) for rank, blob in enumerate(ranked)]
+
+
+def select_blobs(blobs: list[Blob], max_blobs: int, relative_match: float = 0.3) -> list[Blob]:
+    """The blobs worth docking into: at most ``max_blobs``, each matching the ligand at least
+    ``relative_match`` times as well as the best one (so noise specks do not compete)."""
+    if not blobs:
+        return []
+    floor = relative_match * blobs[0].ligand_match
+    return [blob for blob in blobs if blob.ligand_match >= floor][:max_blobs]
 
 
 def site_blob(
@@ -220,8 +235,7 @@ def _describe(
     estimated = None
     if difference.heavy_atom_density:
         # Integrate the positive difference density over the blob grown by ~1.5 Å to catch the tails.
-        grown = _grow(grid.shape, indices, int(np.ceil(1.5 / grid.voxel_size.min())))
-        integral = np.clip(grid.values[grown], 0, None).sum() * difference.noise * voxel_volume
+        integral = _grown_integral(grid.values, indices, int(np.ceil(1.5 / grid.voxel_size.min()))) * difference.noise * voxel_volume
         estimated = float(integral / difference.heavy_atom_density)
 
     match = _ligand_match(estimated, extents, ligand)
@@ -249,10 +263,21 @@ def _ligand_match(estimated_atoms: float | None, extents: np.ndarray, ligand: Li
     if estimated_atoms is None:
         return shape
     ratio = max(estimated_atoms, 1e-3) / ligand.heavy_atoms
-    # Occupancy and thresholding make blobs look smaller than the ligand: be lenient below 1.
-    width = 0.6 if ratio < 1 else 0.4
+    # Partial occupancy makes blobs look smaller, and unmodelled neighbours larger, than the
+    # ligand: tolerate a factor of ~2 either way.
+    width = 0.6
     size = float(np.exp(-(np.log(ratio) ** 2) / (2 * width**2)))
     return size * (0.5 + 0.5 * shape)
+
+
+def _hysteresis_labels(values: np.ndarray, high: float, low: float) -> np.ndarray:
+    """Connected components above ``low`` that reach ``high``, numbered 1…n."""
+    labels, count = ndimage.label(values > low, structure=np.ones((3, 3, 3)))
+    if count == 0:
+        return labels
+    peaks = ndimage.maximum(values, labels, index=np.arange(1, count + 1))
+    keep = np.concatenate([[0], np.cumsum(peaks > high) * (peaks > high)])
+    return keep[labels]
 
 
 def _split_large(values: np.ndarray, labels: np.ndarray, ligand: LigandShape, difference: DifferenceMap, threshold: float) -> np.ndarray:
@@ -287,10 +312,16 @@ def _split_large(values: np.ndarray, labels: np.ndarray, ligand: LigandShape, di
     return labels
 
 
-def _grow(shape: tuple[int, ...], indices: np.ndarray, voxels: int) -> np.ndarray:
-    mask = np.zeros(shape, dtype=bool)
-    mask[tuple(indices.T)] = True
-    return ndimage.binary_dilation(mask, iterations=voxels) if voxels > 0 else mask
+def _grown_integral(values: np.ndarray, indices: np.ndarray, voxels: int) -> float:
+    """Sum of the positive values over the voxels within ``voxels`` steps of the given ones (local work only)."""
+    lower = np.maximum(indices.min(axis=0) - voxels, 0)
+    upper = np.minimum(indices.max(axis=0) + voxels + 1, values.shape)
+    region = tuple(slice(a, b) for a, b in zip(lower, upper))
+    mask = np.zeros(upper - lower, dtype=bool)
+    mask[tuple((indices - lower).T)] = True
+    if voxels > 0:
+        mask = ndimage.binary_dilation(mask, iterations=voxels)
+    return float(np.clip(values[region][mask], 0, None).sum())
 
 
 def _principal_spread(points: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

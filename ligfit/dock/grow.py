@@ -20,7 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial.transform import Rotation
 
 from ligfit.dock.options import DockingOptions
-from ligfit.dock.search import SHARP, PoseBatch, Site, diverse_best, fit_loss, moving_side, optimise
+from ligfit.dock.search import SHARP, PoseBatch, Site, clash_limits, diverse_best, fit_loss, moving_side, optimise
 from ligfit.ligand import Ligand
 
 
@@ -51,17 +51,17 @@ def grow_poses(
     sizes = np.bincount(heavy_labels)
     anchors = [f for f in np.argsort(-sizes) if sizes[f] >= max(3, 0.6 * sizes.max())][: options.anchors]
     template = ligand.conformer_coordinates()[0]
-    polar = np.array([e in ("N", "O") for e in ligand.elements[:heavy]])
+    limits = clash_limits(ligand.elements[:heavy], options)
     distances = Chem.GetDistanceMatrix(ligand.mol)
 
     all_poses, all_losses = [], []
     for anchor in anchors:
         anchor_atoms = np.flatnonzero(heavy_labels == anchor)
-        placements = _place_anchor(template[anchor_atoms], polar[anchor_atoms], site, points, options, rng)
+        placements = _place_anchor(template[anchor_atoms], limits[:, anchor_atoms], site, points, options, rng)
         if len(placements) == 0:
             continue
         starts = np.array([_superpose_onto(template, anchor_atoms, placed) for placed in placements])
-        poses, losses = _grow(ligand, starts, anchor, labels, polar, distances, site, options)
+        poses, losses = _grow(ligand, starts, anchor, labels, limits, distances, site, options)
         all_poses.append(poses)
         all_losses.append(losses)
     if not all_poses:
@@ -70,7 +70,7 @@ def grow_poses(
 
 
 def _place_anchor(
-    fragment: np.ndarray, polar: np.ndarray, site: Site, points: np.ndarray, options: DockingOptions, rng: np.random.Generator
+    fragment: np.ndarray, limits: torch.Tensor, site: Site, points: np.ndarray, options: DockingOptions, rng: np.random.Generator
 ) -> np.ndarray:
     """The best distinct placements (k, atoms, 3) of a rigid fragment among rotations × blob points."""
     local = fragment - fragment.mean(0)
@@ -78,12 +78,11 @@ def _place_anchor(
     rotated = np.einsum("rij,aj->rai", rotations, local)  # (R, A, 3)
     if len(points) > 250:
         points = points[rng.choice(len(points), 250, replace=False)]
-    polar_t = torch.as_tensor(polar)
     scores = []
     with torch.no_grad():
         for chunk in np.array_split(np.arange(len(points)), max(1, len(points) // 25)):
             xyz = rotated[None, :, :, :] + points[chunk, None, None, :]  # (P, R, A, 3)
-            loss = fit_loss(torch.as_tensor(xyz.reshape(-1, *local.shape), dtype=torch.float32), site, polar_t, SHARP, options)
+            loss = fit_loss(torch.as_tensor(xyz.reshape(-1, *local.shape), dtype=torch.float32), site, limits, SHARP, options)
             scores.append(loss.numpy().reshape(len(chunk), len(rotations)))
     loss = np.concatenate(scores)  # (P, R)
     best = np.argsort(loss.ravel())[: 12 * options.anchor_poses]
@@ -91,7 +90,7 @@ def _place_anchor(
     candidates = rotated[rotation_index] + points[point_index][:, None, :]
 
     batch = PoseBatch.from_poses(candidates, len(local), np.zeros(len(candidates), dtype=int))
-    polished_loss = optimise(batch, site, None, polar_t, SHARP, 40, options)
+    polished_loss = optimise(batch, site, None, limits, SHARP, 40, options)
     polished = batch.current()
     keep = diverse_best(polished, polished_loss, options.anchor_poses, min_rmsd=1.0)
     return polished[keep]
@@ -129,7 +128,7 @@ def _grow(
     starts: np.ndarray,
     anchor: int,
     labels: np.ndarray,
-    polar: np.ndarray,
+    limits: torch.Tensor,
     distances: np.ndarray,
     site: Site,
     options: DockingOptions,
@@ -143,7 +142,6 @@ def _grow(
     # An atom counts once its position is fixed: a fragment's atoms, and the first atom across
     # each rotatable bond leaving it (it sits on that bond's axis).
     scored = _fixed_by(labels == anchor, labels, ligand.rotatable_bonds) & is_heavy
-    polar_t = torch.as_tensor(polar)
     for a, b in _growth_order(ligand, labels, anchor):
         moving = moving_side(ligand.mol, a, b)
         fixed_now = _fixed_by(labels == labels[b], labels, ligand.rotatable_bonds) & is_heavy
@@ -155,7 +153,7 @@ def _grow(
         shape = candidates.shape[:3]
         new_xyz = candidates[..., new, :].reshape(-1, len(new), 3)
         with torch.no_grad():
-            loss = fit_loss(torch.as_tensor(new_xyz, dtype=torch.float32), site, polar_t[new], SHARP, options).numpy()
+            loss = fit_loss(torch.as_tensor(new_xyz, dtype=torch.float32), site, limits[:, new], SHARP, options).numpy()
         loss = loss.reshape(shape) + _overlap(candidates[..., new, :], candidates[..., old, :], distances[np.ix_(new, old)], options)
         total = scores[:, :, None] + loss
         flat = total.reshape(len(total), -1)

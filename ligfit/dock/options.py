@@ -31,10 +31,12 @@ class DockingOptions:
     polar_clash_distance: float = 2.6  # Å, ligand N/O to protein N/O: hydrogen bonds allowed
     clash_weight: float = 4.0
     internal_weight: float = 4.0
-    restraint_force: float = 10.0  # kcal/mol/Å² on heavy atoms during MMFF relaxation
+    restraint_force: float = 100.0  # kcal/mol/Å² on heavy atoms during MMFF relaxation (weaker ones pull poses off the density)
     strain_allowance: float = 10.0  # kcal/mol of MMFF strain that costs nothing
     strain_weight: float = 0.004  # final-score penalty per kcal/mol beyond the allowance
     clash_penalty: float = 0.05  # final-score penalty per protein–ligand heavy-atom pair < 2.5 Å
+    contact_bonus: float = 0.01  # final-score bonus per ligand atom in a hydrogen bond / salt bridge / coordination
+    max_contacts: int = 5  # ... counted up to this many: a tie-breaker, not a docking score
     # What counts as "supported by the density" for the best pose.
     min_mean_sigma: float = 1.5
     min_fraction_in_density: float = 0.6  # heavy atoms at ≥ 1 σ

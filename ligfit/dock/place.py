@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -21,8 +21,8 @@ from scipy.spatial.transform import Rotation
 
 from ligfit.dock.grow import grow_poses
 from ligfit.dock.options import DockingOptions
-from ligfit.dock.score import count_clashes, ligand_cc, relax_pose, symmetric_rmsd, symmetry_matches
-from ligfit.dock.search import POLAR_ELEMENTS, SHARP, SMOOTH, PoseBatch, Site, TorsionTree, diverse_best, optimise
+from ligfit.dock.score import count_clashes, ligand_cc, polar_contacts, relax_pose, symmetric_rmsd, symmetry_matches
+from ligfit.dock.search import SHARP, SMOOTH, PoseBatch, Site, TorsionTree, clash_limits, diverse_best, optimise
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
 from ligfit.segment import Blob
@@ -44,9 +44,11 @@ class Pose:
     cc: float  # correlation with the difference map inside the ligand mask
     mean_sigma: float  # mean difference density at the heavy atoms, σ
     fraction_in_density: float  # heavy atoms at ≥ 1 σ
-    clashes: int  # protein–ligand heavy-atom pairs closer than 2.5 Å
+    clashes: int  # protein–ligand heavy-atom pairs closer than 2.5 Å (metal coordination excepted)
+    polar_contacts: int  # ligand N/O/metal atoms with a protein N/O (/S for metals) at bonding distance
     strain: float | None  # MMFF energy above the lowest conformer, kcal/mol
     source: str
+    confidence: float = 0.0  # 0–1, set for placements (poses the density supports)
 
     def summary(self) -> dict:
         return {
@@ -56,24 +58,33 @@ class Pose:
             "mean_sigma": round(self.mean_sigma, 2),
             "fraction_in_density": round(self.fraction_in_density, 3),
             "clashes": self.clashes,
+            "polar_contacts": self.polar_contacts,
             "strain_kcal_mol": None if self.strain is None else round(self.strain, 1),
             "found_by": self.source,
+            "confidence": round(self.confidence, 3),
         }
 
 
 @dataclass(frozen=True)
 class DockingResult:
-    """Poses ranked best first, and whether the density supports the best one."""
+    """Poses ranked best first; ``placements`` are the supported ones, one per blob, best first."""
 
     poses: list[Pose]
-    supported: bool
-    confidence: float  # 0–1
+    placements: list[Pose]
     reason: str
     options: DockingOptions = field(default_factory=DockingOptions)
 
     @property
+    def supported(self) -> bool:
+        return bool(self.placements)
+
+    @property
     def best(self) -> Pose | None:
-        return self.poses[0] if self.supported and self.poses else None
+        return self.placements[0] if self.placements else None
+
+    @property
+    def confidence(self) -> float:
+        return self.placements[0].confidence if self.placements else 0.0
 
 
 def dock(
@@ -84,14 +95,16 @@ def dock(
     protein: tuple[np.ndarray, np.ndarray] | None = None,
     options: DockingOptions | None = None,
     progress: Callable[[int], None] | None = None,
+    copies: int = 1,
 ) -> DockingResult:
     """Dock ``ligand`` into each blob of the ``difference`` map (σ units) and rank the poses.
 
     ``protein`` is (coordinates, element symbols) of the protein heavy atoms, or None.
+    ``copies``: how many supported placements (in different blobs) to return at most.
     """
     options = options or DockingOptions()
     if not blobs:
-        return DockingResult([], False, 0.0, "no unexplained density above the threshold", options)
+        return DockingResult([], [], "no unexplained density above the threshold", options)
     tree = TorsionTree.from_ligand(ligand)
     matches = symmetry_matches(ligand)
     poses: list[Pose] = []
@@ -99,8 +112,13 @@ def dock(
         poses.extend(_dock_blob(ligand, tree, difference, blob, resolution, protein, options))
         if progress is not None:
             progress(1)
-    ranked = _cluster(sorted(poses, key=lambda p: -p.score), matches, options.cluster_rmsd)[: options.final_poses]
-    return _judge(ranked, matches, options)
+    ranked = _cluster(sorted(poses, key=lambda p: -p.score), matches, options.cluster_rmsd)
+    per_blob_best = {}
+    for pose in ranked:
+        per_blob_best.setdefault(pose.blob_rank, pose)
+    reported = ranked[: options.final_poses]
+    reported += [pose for pose in per_blob_best.values() if not any(pose is kept for kept in reported)]
+    return _judge(reported, matches, options, copies)
 
 
 def _dock_blob(
@@ -112,13 +130,13 @@ def _dock_blob(
     conformers = ligand.conformer_coordinates()
     radius = float(np.max(np.linalg.norm(conformers[:, :heavy] - conformers[:, :heavy].mean(1, keepdims=True), axis=-1)))
     site = Site.around(difference, blob.points, blob.values, radius, protein)
-    polar = torch.as_tensor([e in POLAR_ELEMENTS for e in ligand.elements[:heavy]])
+    limits = clash_limits(ligand.elements[:heavy], options)
 
     # (1) Conformer search on the smoothed map.
     conformer_index, rotations, positions = _conformer_starts(ligand, blob, options, rng)
     batch = PoseBatch(conformers[conformer_index], rotations, positions, heavy, np.full(len(conformer_index), CONFORMER_SEARCH))
     batch.enable_torsions(len(tree.axes))
-    loss = optimise(batch, site, tree, polar, SMOOTH, options.smooth_steps, options)
+    loss = optimise(batch, site, tree, limits, SMOOTH, options.smooth_steps, options)
     pool = [batch.current(tree)]
     pool_loss = [loss]
     pool_source = [batch.source]
@@ -138,17 +156,14 @@ def _dock_blob(
         sources.append(source[keep])
     batch = PoseBatch.from_poses(np.concatenate(candidates), heavy, np.concatenate(sources))
     batch.enable_torsions(len(tree.axes))
-    loss = optimise(batch, site, tree, polar, SHARP, options.refine_steps, options)
+    loss = optimise(batch, site, tree, limits, SHARP, options.refine_steps, options)
     coordinates = batch.current(tree)
     for _ in range(options.hops):
-        coordinates, loss = _hop(coordinates, loss, batch.source, site, tree, polar, heavy, options, rng)
+        coordinates, loss = _hop(coordinates, loss, batch.source, site, tree, limits, heavy, options, rng)
 
     # (4) Relax and score the best distinct poses.
     keep = diverse_best(coordinates[:, :heavy], loss, options.scored_poses, min_rmsd=0.5)
-    protein_xyz = None if protein is None else protein[0]
-    return [
-        _final_pose(ligand, coordinates[i], _SOURCE_NAMES[int(batch.source[i])], site, blob, resolution, protein_xyz, options) for i in keep
-    ]
+    return [_final_pose(ligand, coordinates[i], _SOURCE_NAMES[int(batch.source[i])], site, blob, resolution, protein, options) for i in keep]
 
 
 def _hop(
@@ -157,7 +172,7 @@ def _hop(
     source: np.ndarray,
     site: Site,
     tree: TorsionTree,
-    polar,
+    limits: torch.Tensor,
     heavy: int,
     options: DockingOptions,
     rng: np.random.Generator,
@@ -172,7 +187,7 @@ def _hop(
         if len(tree.axes):
             chosen = rng.random((count, len(tree.axes))) < 0.3
             kicked.torsion += torch.as_tensor(chosen * rng.uniform(-np.pi, np.pi, chosen.shape), dtype=torch.float32)
-    new_loss = optimise(kicked, site, tree, polar, SHARP, options.hop_steps, options)
+    new_loss = optimise(kicked, site, tree, limits, SHARP, options.hop_steps, options)
     better = new_loss < loss
     merged = np.where(better[:, None, None], kicked.current(tree), coordinates)
     return merged, np.minimum(new_loss, loss)
@@ -217,14 +232,16 @@ def _start_points(blob: Blob, heavy_atoms: int) -> np.ndarray:
 
 
 def _final_pose(
-    ligand: Ligand, coordinates: np.ndarray, source: str, site: Site, blob: Blob, resolution: float, protein_xyz, options: DockingOptions
+    ligand: Ligand, coordinates: np.ndarray, source: str, site: Site, blob: Blob, resolution: float, protein, options: DockingOptions
 ) -> Pose:
     relaxed, strain = relax_pose(ligand, coordinates, options.restraint_force)
     heavy_xyz = relaxed[: ligand.heavy_atom_count]
     sigma = site.density.interpolate(heavy_xyz)
     cc = ligand_cc(site.density, heavy_xyz, ligand.elements[: ligand.heavy_atom_count], resolution)
-    clashes = count_clashes(heavy_xyz, protein_xyz)
-    penalty = options.clash_penalty * clashes
+    elements = ligand.elements[: ligand.heavy_atom_count]
+    clashes = count_clashes(heavy_xyz, elements, protein)
+    contacts = polar_contacts(heavy_xyz, elements, protein)
+    penalty = options.clash_penalty * clashes - options.contact_bonus * min(contacts, options.max_contacts)
     if strain is not None:
         penalty += options.strain_weight * max(0.0, strain - options.strain_allowance)
     return Pose(
@@ -235,6 +252,7 @@ def _final_pose(
         mean_sigma=float(sigma.mean()),
         fraction_in_density=float(np.mean(sigma >= 1.0)),
         clashes=clashes,
+        polar_contacts=contacts,
         strain=strain,
         source=source,
     )
@@ -249,24 +267,55 @@ def _cluster(poses: list[Pose], matches: np.ndarray, threshold: float) -> list[P
     return kept
 
 
-def _judge(poses: list[Pose], matches: np.ndarray, options: DockingOptions) -> DockingResult:
-    """Decide whether the density supports the best pose, and how confidently."""
-    best = poses[0]
+def support_failures(pose: Pose, options: DockingOptions) -> list[str]:
+    """Why the density does not support this pose (empty when it does)."""
     failures = []
-    if best.mean_sigma < options.min_mean_sigma:
-        failures.append(f"mean density at the atoms {best.mean_sigma:.2f} σ < {options.min_mean_sigma} σ")
-    if best.fraction_in_density < options.min_fraction_in_density:
-        failures.append(f"only {best.fraction_in_density:.0%} of heavy atoms in density ≥ 1 σ")
-    if best.cc < options.min_cc:
-        failures.append(f"correlation with the density {best.cc:.2f} < {options.min_cc}")
-    if failures:
-        return DockingResult(poses, False, 0.0, "no convincing density: " + "; ".join(failures), options)
-    support = float(np.clip((best.cc - 0.3) / 0.5, 0, 1) * best.fraction_in_density)
-    rivals = [p for p in poses[1:] if symmetric_rmsd(best.coordinates, p.coordinates, matches) > 2.0]
-    gap = best.score - rivals[0].score if rivals else 1.0
-    uniqueness = float(np.clip(0.5 + gap / 0.1, 0.5, 1.0))
-    reason = "supported by the density"
-    if rivals and gap < 0.02:
-        distance = symmetric_rmsd(best.coordinates, rivals[0].coordinates, matches)
-        reason += f"; a different pose {distance:.1f} Å away scores almost as well"
-    return DockingResult(poses, True, round(support * uniqueness, 3), reason, options)
+    if pose.mean_sigma < options.min_mean_sigma:
+        failures.append(f"mean density at the atoms {pose.mean_sigma:.2f} σ < {options.min_mean_sigma} σ")
+    if pose.fraction_in_density < options.min_fraction_in_density:
+        failures.append(f"only {pose.fraction_in_density:.0%} of heavy atoms in density ≥ 1 σ")
+    if pose.cc < options.min_cc:
+        failures.append(f"correlation with the density {pose.cc:.2f} < {options.min_cc}")
+    return failures
+
+
+def _judge(poses: list[Pose], matches: np.ndarray, options: DockingOptions, copies: int) -> DockingResult:
+    """Pick up to ``copies`` supported placements in distinct blobs and give each a confidence.
+
+    Confidence = support × uniqueness: support grows with the correlation (0 at CC 0.3, 1 at
+    0.8) and the fraction of atoms in density; uniqueness drops to 0.5 when another pose in
+    the same blob, more than 2 Å away, scores within 0.05 of it.
+    """
+    placements: list[Pose] = []
+    notes: list[str] = []
+    first_failures: list[str] = []
+    for pose in poses:
+        if len(placements) == copies:
+            break
+        if any(pose.blob_rank == kept.blob_rank or _overlaps(pose, kept) for kept in placements):
+            continue
+        failures = support_failures(pose, options)
+        if failures:
+            first_failures = first_failures or failures
+            continue
+        support = float(np.clip((pose.cc - 0.3) / 0.5, 0, 1) * pose.fraction_in_density)
+        rivals = [p for p in poses if p.blob_rank == pose.blob_rank and p is not pose and symmetric_rmsd(pose.coordinates, p.coordinates, matches) > 2.0]
+        rival = max(rivals, key=lambda p: p.score) if rivals else None
+        gap = pose.score - rival.score if rival is not None else 1.0
+        uniqueness = float(np.clip(0.5 + gap / 0.1, 0.5, 1.0))
+        if not placements and rival is not None and gap < 0.02:
+            notes.append(f"a different pose {symmetric_rmsd(pose.coordinates, rival.coordinates, matches):.1f} Å away in the same blob scores almost as well")
+        placements.append(replace(pose, confidence=round(support * uniqueness, 3)))
+    if not placements:
+        return DockingResult(poses, [], "no convincing density: " + "; ".join(first_failures), options)
+    others = len({p.blob_rank for p in poses if not support_failures(p, options)}) - len(placements)
+    if copies == 1 and others > 0:
+        notes.append(f"{others} other blob(s) also hold a supported pose (see report; use copies/--copies for several)")
+    reason = "; ".join(["supported by the density", *notes])
+    return DockingResult(poses, placements, reason, options)
+
+
+def _overlaps(first: Pose, second: Pose, distance: float = 2.0) -> bool:
+    """Whether two poses put atoms within ``distance`` Å of each other."""
+    gaps = np.linalg.norm(first.coordinates[:, None] - second.coordinates[None], axis=-1)
+    return bool(gaps.min() < distance)

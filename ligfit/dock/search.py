@@ -21,6 +21,9 @@ from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
 
 POLAR_ELEMENTS = frozenset({"N", "O"})
+#: Ligand metals coordinate protein N/O/S at ~2 Å: they get a short clash distance.
+METAL_ELEMENTS = frozenset({"Fe", "Zn", "Mg", "Mn", "Cu", "Co", "Ni", "Ca", "Na", "K", "Cd", "Hg", "Pt", "Ru", "Mo", "W", "V"})
+METAL_CLASH_DISTANCE = 1.8
 
 SMOOTH, SHARP, APOLAR_DISTANCE, POLAR_DISTANCE = range(4)
 
@@ -157,22 +160,34 @@ def _protein_distance_grids(density: DensityMap, protein) -> tuple[np.ndarray, n
     return grids[0], grids[1]
 
 
+def clash_limits(elements: list[str], options: DockingOptions) -> torch.Tensor:
+    """(2, n) closest allowed distances (Å) of each ligand atom to protein C/S and to protein N/O."""
+    apolar = [METAL_CLASH_DISTANCE if e in METAL_ELEMENTS else options.clash_distance for e in elements]
+    polar = [
+        METAL_CLASH_DISTANCE if e in METAL_ELEMENTS else options.polar_clash_distance if e in POLAR_ELEMENTS else options.clash_distance
+        for e in elements
+    ]
+    return torch.tensor([apolar, polar], dtype=torch.float32)
+
+
 def fit_loss(
     heavy_xyz: torch.Tensor,
     site: Site,
-    polar: torch.Tensor,
+    limits: torch.Tensor,
     channel: int,
     options: DockingOptions,
     internal_pairs: np.ndarray | None = None,
     internal_limits: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """Per-pose loss (lower is better): −density at the heavy atoms + protein clash + internal overlap."""
+    """Per-pose loss (lower is better): −density at the heavy atoms + protein clash + internal overlap.
+
+    ``limits`` comes from :func:`clash_limits`: polar pairs (ligand N/O to protein N/O) may come
+    as close as a hydrogen bond, metals as close as a coordination bond.
+    """
     samples = site.sample(heavy_xyz)
     density = samples[channel].sum(-1)
-    # Polar pairs (ligand N/O to protein N/O) may come as close as a hydrogen bond.
-    polar_limit = torch.where(polar, options.polar_clash_distance, options.clash_distance)[None, :]
-    clash = (torch.relu(options.clash_distance - samples[APOLAR_DISTANCE]) ** 2).sum(-1)
-    clash = clash + (torch.relu(polar_limit - samples[POLAR_DISTANCE]) ** 2).sum(-1)
+    clash = (torch.relu(limits[0] - samples[APOLAR_DISTANCE]) ** 2).sum(-1)
+    clash = clash + (torch.relu(limits[1] - samples[POLAR_DISTANCE]) ** 2).sum(-1)
     loss = -density + options.clash_weight * clash
     if internal_pairs is not None and len(internal_pairs):
         i, j = internal_pairs.T
@@ -230,21 +245,24 @@ class PoseBatch:
 
 
 def optimise(
-    batch: PoseBatch, site: Site, tree: TorsionTree | None, polar: torch.Tensor, channel: int, steps: int, options: DockingOptions
+    batch: PoseBatch, site: Site, tree: TorsionTree | None, clash: torch.Tensor, channel: int, steps: int, options: DockingOptions
 ) -> np.ndarray:
-    """Adam with a cosine schedule on every pose at once; returns the final per-pose loss."""
+    """Adam with a cosine schedule on every pose at once; returns the final per-pose loss.
+
+    ``clash`` holds the per-atom clash distances from :func:`clash_limits`.
+    """
     pairs = tree.internal_pairs if tree is not None else None
-    limits = tree.internal_limits if tree is not None else None
+    internal = tree.internal_limits if tree is not None else None
     optimiser = torch.optim.Adam(batch.parameter_groups())
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1))
     for _ in range(steps):
         optimiser.zero_grad()
-        loss = fit_loss(batch.coordinates(tree)[:, : batch.heavy], site, polar, channel, options, pairs, limits)
+        loss = fit_loss(batch.coordinates(tree)[:, : batch.heavy], site, clash, channel, options, pairs, internal)
         loss.sum().backward()
         optimiser.step()
         scheduler.step()
     with torch.no_grad():
-        loss = fit_loss(batch.coordinates(tree)[:, : batch.heavy], site, polar, channel, options, pairs, limits)
+        loss = fit_loss(batch.coordinates(tree)[:, : batch.heavy], site, clash, channel, options, pairs, internal)
     return loss.numpy().astype(float)
 
 

@@ -1,0 +1,155 @@
+"""The command line and the API end to end on the shipped example, and every bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gemmi
+import mrcfile
+import numpy as np
+import pytest
+from rdkit import Chem
+
+import ligfit
+from benchmarks.ligand_placement import ligand_rmsd
+from ligfit import io, maps
+from ligfit.cli import main
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tyk2"
+SMILES = (EXAMPLE / "ligand.smi").read_text().strip()
+
+
+def build(tmp_path: Path, *extra: str, map_path: Path = EXAMPLE / "map.mrc", ligand: str = SMILES, model: Path | None = EXAMPLE / "protein.pdb") -> int:
+    arguments = ["build", str(map_path), "--ligand", ligand, "--resolution", "3.0", "-o", str(tmp_path / "out"), "-q"]
+    if model is not None:
+        arguments += ["--model", str(model)]
+    return main([*arguments, *extra])
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("example")
+    return build(folder), folder / "out"
+
+
+def test_example_builds_and_places_the_ligand_within_2_angstrom(example_run):
+    code, out = example_run
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["difference.mrc", "ligand.sdf", "model.cif", "model.pdb", "poses.sdf", "report.json"]
+    placed = Chem.MolFromMolFile(str(out / "ligand.sdf"))
+    reference = Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf"))
+    assert ligand_rmsd(placed, reference) <= 2.0
+
+
+def test_outputs_hold_the_complex_and_a_complete_report(example_run):
+    _, out = example_run
+    structure = gemmi.read_structure(str(out / "model.cif"))
+    ligands = [r for chain in structure[0] for r in chain if r.name == "LIG"]
+    assert len(ligands) == 1 and len(ligands[0]) == 21
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "found"
+    assert report["best_pose"]["cc"] > 0.6
+    assert 0 < report["confidence"] <= 1
+    assert report["blobs"] and report["blobs"][0]["estimated_heavy_atoms"] > 10
+    assert set(report["timings_s"]) == {"inputs", "ligand", "segmentation", "docking"}
+    assert report["versions"]["rdkit"] and report["options"]["seed"] == 0
+
+
+def test_api_runs_repeatably_in_one_process():
+    density = maps.read_map(EXAMPLE / "map.mrc")
+    model = io.read_structure(EXAMPLE / "protein.pdb")
+    first = ligfit.build(density, SMILES, model, resolution=3.0)
+    second = ligfit.build((density.values, density.voxel_size, density.origin), Chem.MolFromSmiles(SMILES), model, resolution=3.0)
+    np.testing.assert_allclose(first.best_pose.coordinates, second.best_pose.coordinates, atol=1e-3)
+
+
+def test_simulate_command_writes_a_map(tmp_path):
+    assert main(["simulate", str(EXAMPLE / "protein.pdb"), "--resolution", "4", "-o", str(tmp_path / "sim.mrc"), "-q"]) == 0
+    simulated = maps.read_map(tmp_path / "sim.mrc")
+    atoms = io.heavy_atoms(io.read_structure(EXAMPLE / "protein.pdb")).coordinates
+    assert maps.fraction_inside(simulated, atoms) == 1.0
+    assert simulated.interpolate(atoms).mean() > 3 * simulated.values.mean()
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ligfit: error:"), err
+    return err[0]
+
+
+def test_unreadable_map(tmp_path, capsys):
+    junk = tmp_path / "junk.mrc"
+    junk.write_bytes(b"\0" * 100)
+    assert build(tmp_path, map_path=junk) == 1
+    assert "not a readable" in _one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_map(tmp_path, capsys):
+    truncated = tmp_path / "truncated.mrc"
+    truncated.write_bytes((EXAMPLE / "map.mrc").read_bytes()[:5000])
+    assert build(tmp_path, map_path=truncated) == 1
+    assert "truncated" in _one_line_error(capsys)
+
+
+def test_map_without_voxel_size(tmp_path, capsys):
+    path = tmp_path / "novoxel.mrc"
+    path.write_bytes((EXAMPLE / "map.mrc").read_bytes())
+    with mrcfile.open(path, mode="r+") as mrc:
+        mrc.header.cella = (0.0, 0.0, 0.0)
+    assert build(tmp_path, map_path=path) == 1
+    assert "voxel size" in _one_line_error(capsys)
+
+
+def test_model_in_another_frame_is_refused_with_the_origin_hint(tmp_path, capsys):
+    density = maps.read_map(EXAMPLE / "map.mrc")
+    shifted = maps.DensityMap(density.values, density.voxel_size, density.origin + 80.0)
+    maps.write_map(shifted, tmp_path / "shifted.mrc")
+    assert build(tmp_path, map_path=tmp_path / "shifted.mrc") == 1
+    line = _one_line_error(capsys)
+    assert "does not overlap" in line and "origin were 0,0,0" in line
+
+
+def test_invalid_smiles(tmp_path, capsys):
+    assert build(tmp_path, ligand="C1CC(=O") == 1
+    assert "not a valid SMILES" in _one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_map(tmp_path, capsys):
+    path = tmp_path / "empty.mrc"
+    density = maps.read_map(EXAMPLE / "map.mrc")
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(np.zeros(density.values.shape[::-1], dtype=np.float32))
+        mrc.voxel_size = 1.0
+    assert build(tmp_path, map_path=path) == 1
+    assert "empty" in _one_line_error(capsys)
+
+
+def test_ligand_far_larger_than_any_blob(tmp_path, capsys):
+    peptide = "CC(C)C[C@H](NC(=O)[C@H](Cc1ccccc1)NC(=O)[C@H](CC(C)C)NC(=O)[C@H](Cc1ccccc1)NC(=O)CN)C(=O)N[C@@H](Cc1ccccc1)C(=O)O"
+    assert build(tmp_path, ligand=peptide) == 3
+    err = capsys.readouterr().err
+    assert "largest unexplained blob holds about" in err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["status"] == "no convincing density" and not (tmp_path / "out" / "model.cif").exists()
+
+
+def test_map_with_no_unexplained_density(tmp_path, capsys):
+    protein_only = tmp_path / "protein_only.mrc"
+    assert main(["simulate", str(EXAMPLE / "protein.pdb"), "--resolution", "3", "--noise", "0.2", "-o", str(protein_only), "-q"]) == 0
+    assert build(tmp_path, map_path=protein_only) == 3
+    assert "no convincing density" in capsys.readouterr().err
+    assert build(tmp_path, "--allow-empty", "--force", map_path=protein_only) == 0
+
+
+def test_existing_output_folder_needs_force(tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    assert build(tmp_path) == 1
+    assert "--force" in _one_line_error(capsys)
+    assert (tmp_path / "out" / "keep.txt").read_text() == "mine"

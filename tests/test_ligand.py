@@ -1,0 +1,58 @@
+"""Ligand parsing, protonation and conformer ensembles, on real ligands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rdkit import Chem
+from rdkit.Chem import rdMolAlign
+
+from ligfit.errors import BadLigandError
+from ligfit.ligand import load_ligand, parse_ligand, protonate_ph7
+
+
+def _charges(smiles: str) -> list[int]:
+    return sorted(a.GetFormalCharge() for a in protonate_ph7(Chem.MolFromSmiles(smiles)).GetAtoms() if a.GetFormalCharge())
+
+
+def test_ph7_charges_acids_and_bases_but_only_one_piperazine_nitrogen():
+    assert _charges("NCCCC(=O)O") == [-1, 1]  # GABA is a zwitterion
+    assert _charges("CC(=O)Nc1ccc(O)cc1") == []  # amide and phenol stay neutral
+    assert _charges("CN1CCN(Cc2ccccc2)CC1") == [1]  # one charge on N-methylpiperazine
+    assert _charges("Nc1ccccc1") == []  # aniline stays neutral
+
+
+def test_conformers_are_distinct_minimised_and_heavy_atoms_come_first():
+    ligand = load_ligand("Cc1ccc(NC(=O)c2ccc(CN3CCN(C)CC3)cc2)cc1Nc1nccc(-c2cccnc2)n1")  # imatinib
+    assert ligand.heavy_atom_count == 37
+    assert all(a.GetAtomicNum() > 1 for a in ligand.mol.GetAtoms() if a.GetIdx() < 37)
+    assert ligand.mol.GetNumConformers() >= 20
+    heavy = Chem.RemoveHs(ligand.mol)
+    rms = [rdMolAlign.GetBestRMS(heavy, heavy, prbId=i, refId=0, maxMatches=10) for i in range(1, 6)]
+    assert min(rms) > 0.5  # deduplicated at 0.5 Å
+    assert np.all(np.diff(ligand.conformer_energies) >= 0)  # lowest energy first
+
+
+@pytest.mark.parametrize("entry", ["7KRU_ATP", "5SB2_1K2", "7QFM_AY3"])
+def test_ensemble_holds_a_conformer_close_to_the_deposited_pose(data, entry):
+    reference = Chem.MolFromMolFile(str(data / "complexes" / entry / f"{entry}_ligand.sdf"))
+    ligand = load_ligand(Chem.MolToSmiles(reference), protonation="as-given")
+    heavy = Chem.RemoveHs(ligand.mol)
+    best = min(rdMolAlign.GetBestRMS(heavy, reference, prbId=i, maxMatches=100) for i in range(heavy.GetNumConformers()))
+    assert best < 1.5
+
+
+def test_ccd_codes_and_sdf_files_load(data):
+    assert load_ligand("ATP").heavy_atom_count == 31
+    assert parse_ligand("ccd:HEM").GetNumHeavyAtoms() == 43
+    sdf = data / "complexes" / "5SAK_ZRY" / "5SAK_ZRY_ligand.sdf"
+    assert load_ligand(str(sdf)).heavy_atom_count == 18
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [("C1CC(", "not a valid SMILES"), ("XYZ12", "not in the Chemical Component Dictionary"), ("/no/such/file.sdf", "no such ligand file")],
+)
+def test_bad_ligands_get_a_clear_message(source, message):
+    with pytest.raises(BadLigandError, match=message):
+        load_ligand(source)
