@@ -22,16 +22,24 @@ from scipy.spatial.transform import Rotation
 from ligfit.dock.grow import grow_poses
 from ligfit.dock.options import DockingOptions
 from ligfit.dock.score import count_clashes, ligand_cc, polar_contacts, relax_pose, symmetric_rmsd, symmetry_matches
-from ligfit.dock.search import SHARP, SMOOTH, PoseBatch, Site, TorsionTree, clash_limits, diverse_best, optimise
+from ligfit.dock.search import SHARP, SMOOTH, PoseBatch, Site, TorsionTree, clash_limits, diverse_best, fit_loss, optimise
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
 from ligfit.segment import Blob
 
 log = logging.getLogger(__name__)
 
-#: Pose sources recorded in reports.
-CONFORMER_SEARCH, ANCHOR_AND_GROW = 0, 1
+#: Pose sources recorded in reports; seed poses are numbered from SEEDED on.
+CONFORMER_SEARCH, ANCHOR_AND_GROW, SEEDED = 0, 1, 2
 _SOURCE_NAMES = {CONFORMER_SEARCH: "conformer search", ANCHOR_AND_GROW: "anchor and grow"}
+
+
+@dataclass(frozen=True)
+class SeedPose:
+    """A starting pose from elsewhere (e.g. a template complex): all atoms in the ligand's order, Å."""
+
+    coordinates: np.ndarray
+    label: str
 
 
 @dataclass(frozen=True)
@@ -96,11 +104,14 @@ def dock(
     options: DockingOptions | None = None,
     progress: Callable[[int], None] | None = None,
     copies: int = 1,
+    seeds: list[SeedPose] | None = None,
 ) -> DockingResult:
     """Dock ``ligand`` into each blob of the ``difference`` map (σ units) and rank the poses.
 
     ``protein`` is (coordinates, element symbols) of the protein heavy atoms, or None.
     ``copies``: how many supported placements (in different blobs) to return at most.
+    ``seeds``: extra starting poses; those inside a blob's box compete with the searches
+    there (they are refined and scored like any other candidate, never simply accepted).
     """
     options = options or DockingOptions()
     if not blobs:
@@ -109,7 +120,7 @@ def dock(
     matches = symmetry_matches(ligand)
     poses: list[Pose] = []
     for blob in blobs:
-        poses.extend(_dock_blob(ligand, tree, difference, blob, resolution, protein, options))
+        poses.extend(_dock_blob(ligand, tree, difference, blob, resolution, protein, options, seeds or []))
         if progress is not None:
             progress(1)
     ranked = _cluster(sorted(poses, key=lambda p: -p.score), matches, options.cluster_rmsd)
@@ -122,7 +133,14 @@ def dock(
 
 
 def _dock_blob(
-    ligand: Ligand, tree: TorsionTree, difference: DensityMap, blob: Blob, resolution: float, protein, options: DockingOptions
+    ligand: Ligand,
+    tree: TorsionTree,
+    difference: DensityMap,
+    blob: Blob,
+    resolution: float,
+    protein,
+    options: DockingOptions,
+    seeds: list[SeedPose],
 ) -> list[Pose]:
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
@@ -148,6 +166,16 @@ def _dock_blob(
         pool_loss.append(grown_loss)
         pool_source.append(np.full(len(grown), ANCHOR_AND_GROW))
 
+    # Seed poses whose centre lies in this blob's box.
+    inside = [i for i, seed in enumerate(seeds) if site.density.contains(seed.coordinates[:heavy].mean(0)[None])[0]]
+    if inside:
+        seeded = np.array([seeds[i].coordinates for i in inside])
+        with torch.no_grad():
+            seeded_loss = fit_loss(torch.as_tensor(seeded[:, :heavy], dtype=torch.float32), site, limits, SHARP, options).numpy()
+        pool.append(seeded)
+        pool_loss.append(seeded_loss.astype(float))
+        pool_source.append(SEEDED + np.array(inside))
+
     # (3) Refine the best distinct candidates of each source at full resolution.
     candidates, sources = [], []
     for xyz, source_loss, source in zip(pool, pool_loss, pool_source):
@@ -163,7 +191,11 @@ def _dock_blob(
 
     # (4) Relax and score the best distinct poses.
     keep = diverse_best(coordinates[:, :heavy], loss, options.scored_poses, min_rmsd=0.5)
-    return [_final_pose(ligand, coordinates[i], _SOURCE_NAMES[int(batch.source[i])], site, blob, resolution, protein, options) for i in keep]
+    return [_final_pose(ligand, coordinates[i], _source_name(int(batch.source[i]), seeds), site, blob, resolution, protein, options) for i in keep]
+
+
+def _source_name(source: int, seeds: list[SeedPose]) -> str:
+    return _SOURCE_NAMES[source] if source < SEEDED else f"seed: {seeds[source - SEEDED].label}"
 
 
 def _hop(
