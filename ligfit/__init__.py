@@ -1,6 +1,6 @@
 """ligfit: fit a ligand into a cryo-EM map around a protein model, with the evidence that it is there."""
 
-from ligfit.api import build, simulate
+from ligfit.api import build, challenge, evaluate, simulate
 from ligfit.dock import DockingOptions, DockingResult, Pose
 from ligfit.errors import BadLigandError, BadMapError, BadModelError, LigfitError, NothingFitsError, OutputExistsError
 from ligfit.ligand import Ligand, load_ligand
@@ -24,6 +24,8 @@ __all__ = [
     "OutputExistsError",
     "Pose",
     "build",
+    "challenge",
+    "evaluate",
     "load_ligand",
     "read_map",
     "simulate",

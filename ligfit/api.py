@@ -14,6 +14,9 @@ import gemmi
 
 from ligfit import io, maps
 from ligfit.dock import DockingOptions
+from ligfit.evaluate import ChallengeResult, Evaluation, evaluate_model, run_challenge
+from ligfit.evaluate.chemistry import LigandDefinition
+from ligfit.evaluate.metrics import MapSource, ModelSource
 from ligfit.maps import DensityMap
 from ligfit.pipeline import BuildOptions, BuildResult, LigandInput, MapInput, ModelInput, load_map, run_build
 
@@ -85,4 +88,57 @@ def simulate(
     )
 
 
-__all__ = ["BuildOptions", "BuildResult", "DensityMap", "DockingOptions", "build", "simulate"]
+def evaluate(
+    model: ModelSource,
+    density_map: MapSource,
+    *,
+    resolution: float,
+    reference: ModelSource | None = None,
+    ligands: list[str] | None = None,
+    ligand_definition: LigandDefinition | None = None,
+    whole_model: bool = True,
+    add_hydrogens: bool = True,
+) -> Evaluation:
+    """Score every ligand of ``model`` against ``density_map`` (and ``reference``); see :func:`ligfit.evaluate.evaluate_model`.
+
+    ``model``/``reference``: PDB/mmCIF path or gemmi.Structure; ``density_map``: MRC/CCP4 path, a
+    :class:`DensityMap`, or (array in x,y,z order, voxel size Å, origin Å); ``resolution`` in Å.
+    Returns an :class:`Evaluation` (``.as_dict()`` is plain JSON-ready data, ``.table()`` a summary).
+    """
+    return evaluate_model(
+        model,
+        density_map,
+        resolution,
+        reference_model=reference,
+        ligands=ligands,
+        ligand_definition=ligand_definition,
+        whole_model=whole_model,
+        add_hydrogens=add_hydrogens,
+    )
+
+
+def challenge(
+    submissions: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    retry_failed: bool = False,
+    whole_model: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> ChallengeResult:
+    """Evaluate a submissions table into ``output`` (scores.csv, report.html, rows/*.json); see :func:`ligfit.evaluate.run_challenge`."""
+    return run_challenge(submissions, output, workers=workers, retry_failed=retry_failed, whole_model=whole_model, progress=progress)
+
+
+__all__ = [
+    "BuildOptions",
+    "BuildResult",
+    "ChallengeResult",
+    "DensityMap",
+    "DockingOptions",
+    "Evaluation",
+    "build",
+    "challenge",
+    "evaluate",
+    "simulate",
+]

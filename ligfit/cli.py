@@ -1,22 +1,23 @@
 """Command line: parse, call the API, print, exit. No science here.
 
 Exit codes: 0 done; 1 bad input (one line on stderr says what and how to fix it);
-2 usage error; 3 the density supports no pose (unless --allow-empty).
+2 usage error; 3 the density supports no pose (unless --allow-empty); 4 a challenge row hit a bug.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from pathlib import Path
 
-from ligfit import api, maps
+from ligfit import api, io, maps
 from ligfit.errors import LigfitError
 from ligfit.report import confidence_label, versions
 
-EXIT_BAD_INPUT, EXIT_NOTHING_FITS = 1, 3
+EXIT_BAD_INPUT, EXIT_NOTHING_FITS, EXIT_BUG = 1, 3, 4
 
 log = logging.getLogger("ligfit")
 
@@ -94,6 +95,53 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--force", action="store_true", help="overwrite the output map")
     simulate.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
     simulate.set_defaults(handler=_simulate)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a protein–ligand model against its map (and a reference model)",
+        description="Compute the EMDataResource ligand-challenge metrics for every ligand of a model: Q-score, the Phenix CCs "
+        "(box, mask, volume, peaks), ligand geometry (bond/angle Z-scores, chirality, planarity), clashes and contacts, and, "
+        "with --reference, the symmetry-corrected ligand RMSD, LDDT-PLI and the pocket backbone. Prints a table; --json writes everything.",
+    )
+    evaluate.add_argument("model", type=Path, help="model to score (PDB/mmCIF)")
+    evaluate.add_argument("--map", dest="density_map", type=Path, required=True, help="density map (MRC/CCP4, optionally .gz)")
+    evaluate.add_argument("--resolution", type=float, required=True, help="map resolution in Å (e.g. the FSC=0.143 value)")
+    evaluate.add_argument(
+        "--reference", type=Path, help="reference model (PDB/mmCIF) in the same frame, for RMSD, LDDT-PLI and pocket scores"
+    )
+    evaluate.add_argument(
+        "--ligand",
+        action="append",
+        metavar="NAME",
+        help="residue name of a ligand to score (repeatable; default: every non-polymer, non-water residue with ≥ 2 heavy atoms)",
+    )
+    evaluate.add_argument(
+        "--ligand-definition", help="the ligand's chemistry when its residue name is not a CCD code: SMILES, SDF/MOL2 file or ccd:CODE"
+    )
+    evaluate.add_argument(
+        "--ligands-only", action="store_true", help="skip the whole-model Q-score, CCs and clashscore (faster for big models)"
+    )
+    evaluate.add_argument("--json", type=Path, help="write every score as JSON to this file")
+    evaluate.add_argument("--force", action="store_true", help="overwrite the JSON file if it exists")
+    evaluate.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    evaluate.set_defaults(handler=_evaluate)
+
+    challenge = commands.add_parser(
+        "challenge",
+        help="evaluate every model of a ligand-model challenge, in parallel and resumably",
+        description="Evaluate each row of a submissions table (CSV with columns target, map, resolution, model and optionally "
+        "reference, group, ligand, ligand_definition; paths relative to the CSV) and write OUTPUT/scores.csv, OUTPUT/report.html "
+        "and one JSON per row in OUTPUT/rows/. Rerunning skips rows already evaluated with unchanged inputs.",
+    )
+    challenge.add_argument("submissions", type=Path, help="submissions table (CSV)")
+    challenge.add_argument(
+        "-o", "--output", type=Path, default=Path("challenge_results"), help="results folder (default: challenge_results)"
+    )
+    challenge.add_argument("--workers", type=int, help="parallel processes (default: every core)")
+    challenge.add_argument("--retry-failed", action="store_true", help="evaluate again the rows recorded as failed")
+    challenge.add_argument("--ligands-only", action="store_true", help="skip whole-model Q-scores, CCs and clashscores")
+    challenge.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    challenge.set_defaults(handler=_challenge)
     return parser
 
 
@@ -148,6 +196,48 @@ def _simulate(args: argparse.Namespace) -> int:
     maps.write_map(density, args.output)
     print(f"ligfit: wrote {args.output} ({'x'.join(map(str, density.shape))} voxels of {density.voxel_size[0]:.3f} Å)")
     return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    if args.json and args.json.exists() and not args.force:
+        raise LigfitError(f"{args.json} exists; use --force to overwrite it")
+    evaluation = api.evaluate(
+        args.model,
+        args.density_map,
+        resolution=args.resolution,
+        reference=args.reference,
+        ligands=args.ligand,
+        ligand_definition=args.ligand_definition,
+        whole_model=not args.ligands_only,
+    )
+    print(evaluation.table())
+    if args.json:
+        io.write_text(args.json, json.dumps(evaluation.as_dict(), indent=2) + "\n")
+        log.info("wrote %s", args.json)
+    return 0
+
+
+def _challenge(args: argparse.Namespace) -> int:
+    result = api.challenge(
+        args.submissions,
+        args.output,
+        workers=args.workers,
+        retry_failed=args.retry_failed,
+        whole_model=not args.ligands_only,
+        progress=lambda line: log.info("%s", line),
+    )
+    done = len(result.records) - len(result.failed) - len(result.bugs)
+    print(f"ligfit: evaluated {done} of {len(result.records)} submissions; wrote {args.output}/scores.csv and {args.output}/report.html")
+    if result.failed:
+        print(f"ligfit: {len(result.failed)} row(s) had bad input; the reasons are in scores.csv and the report", file=sys.stderr)
+    if result.bugs:
+        print(
+            f"ligfit: internal error in {len(result.bugs)} row(s) (a bug in ligfit; please report it with the rows/*.json files, "
+            "which hold the tracebacks)",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
+    return EXIT_BAD_INPUT if result.failed else 0
 
 
 if __name__ == "__main__":
