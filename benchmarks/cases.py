@@ -5,7 +5,7 @@
   filtered like the signal; ligfit gets the pocket alone and the ligand's SMILES.
 - ``em_ligand_boxes``: real EMDB density around one ligand (no protein).
 - ``xray_d2q``: real 2mFo-DFc density of the D2Q inhibitor in 3NZD, model minus D2Q.
-- ``hemoglobin_hemes``: the real 3.2 Å EMD-3488 map, 5ME2 model minus its four hemes.
+- ``hemoglobin_hemes``: the real 3.2 Å EMD-3488 map, its model 5NI1 minus the four hemes.
 """
 
 from __future__ import annotations
@@ -155,11 +155,16 @@ def xray_d2q(root: Path) -> Case:
     return Case("3NZD D2Q", density, structure, Chem.MolToSmiles(reference), reference, 1.8)
 
 
-def hemoglobin_hemes(root: Path) -> tuple[DensityMap, gemmi.Structure, list[Chem.Mol]]:
-    """The EMD-3488 map, the 5ME2 model without hemes, and the four deposited hemes."""
+def hemoglobin_hemes(root: Path, model: str = "5NI1") -> tuple[DensityMap, gemmi.Structure, dict[str, list[Chem.Mol]]]:
+    """The EMD-3488 map, a model without hemes, and the four hemes of each deposited model.
+
+    5NI1 is the model built into EMD-3488 (Khoshouei et al. 2017); 5ME2 is the crystal
+    structure shipped beside it. Their hemes B and C differ by a ~6 Å flip.
+    """
     folder = root / "em" / "maps_with_models" / "EMD-3488_5ME2_hemoglobin"
-    structure = io.read_structure(folder / "5me2.pdb")
-    hemes = _residues_as_mols(structure, "HEM")
+    files = {"5NI1": folder / "5ni1_updated.cif", "5ME2": folder / "5me2.pdb"}
+    hemes = {name: _residues_as_mols(io.read_structure(path), "HEM") for name, path in files.items()}
+    structure = io.read_structure(files[model])
     io.remove_residues(structure, "HEM")
     _remove_waters(structure)
     return maps.read_map(folder / "emd_3488.mrc"), structure, hemes
