@@ -25,8 +25,9 @@ log = logging.getLogger("ligfit")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.command_line = " ".join(["ligfit", *(argv if argv is not None else sys.argv[1:])])
     _configure_logging(args.quiet)
-    log.info("ligfit %s | %s", versions()["ligfit"], " ".join(["ligfit", *(argv if argv is not None else sys.argv[1:])]))
+    log.info("ligfit %s | %s", versions()["ligfit"], args.command_line)
     try:
         return args.handler(args)
     except LigfitError as error:
@@ -163,7 +164,7 @@ def _build(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=lambda stage: log.info("… %s", stage),
     )
-    result.write(args.output, force=args.force)
+    result.write(args.output, force=args.force, command=args.command_line)
     elapsed = time.perf_counter() - started
     for blob in result.blobs[:5]:
         size = "" if blob.estimated_heavy_atoms is None else f", ~{blob.estimated_heavy_atoms:.0f} heavy atoms"

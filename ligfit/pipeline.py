@@ -100,9 +100,9 @@ class BuildResult:
             )
         return structure
 
-    def write(self, folder: str | os.PathLike, force: bool = False) -> Path:
-        """Write model.cif, model.pdb, ligand.sdf, poses.sdf, difference.mrc and report.json."""
-        return write_build_outputs(self, Path(folder), force)
+    def write(self, folder: str | os.PathLike, force: bool = False, command: str | None = None) -> Path:
+        """Write model.cif, model.pdb, ligand.sdf, poses.sdf, difference.mrc and report.json (with ``command`` if given)."""
+        return write_build_outputs(self, Path(folder), force, command)
 
 
 def _empty_structure() -> gemmi.Structure:
@@ -165,6 +165,12 @@ def run_build(
         difference = segment.difference_map(density, structure, options.resolution)
     except ValueError as error:
         raise BadModelError(f"cannot subtract the model from the map: {error}") from None
+    if structure is not None and difference.model_cc < 0.3:
+        log.warning(
+            "the model explains the map poorly (CC %.2f near the model): check the voxel size, origin and hand of the map, "
+            "and that the model was fitted to it",
+            difference.model_cc,
+        )
     heavy_xyz = prepared.conformer_coordinates()[:, : prepared.heavy_atom_count]
     shape = segment.LigandShape.from_conformers(heavy_xyz)
     protein_xyz = None if protein is None else protein.coordinates
@@ -183,7 +189,17 @@ def run_build(
         chosen = segment.select_blobs(blobs, max(options.max_blobs, options.copies))
         say(f"docking into {len(chosen)} blob(s)")
         protein_arrays = None if protein is None else (protein.coordinates, protein.elements)
-        docking = dock(prepared, difference.difference, chosen, options.resolution, protein_arrays, options.docking, copies=options.copies)
+        docked = iter(range(1, len(chosen) + 1))
+        docking = dock(
+            prepared,
+            difference.difference,
+            chosen,
+            options.resolution,
+            protein_arrays,
+            options.docking,
+            progress=lambda _: say(f"docked blob {next(docked)} of {len(chosen)}"),
+            copies=options.copies,
+        )
         message = docking.reason + ("" if docking.supported else _size_note(blobs, prepared))
     lap("docking")
     return BuildResult(density, structure, prepared, difference, blobs, docking, options, timings, inputs, message)

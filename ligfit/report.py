@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import sys
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +31,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-def build_report(result: BuildResult) -> dict:
+def build_report(result: BuildResult, command: str | None = None) -> dict:
     """Plain-data report of a build: inputs, options, blobs, poses, verdict, timings, versions."""
     difference = result.difference
     best = result.best_pose
@@ -42,7 +41,7 @@ def build_report(result: BuildResult) -> dict:
         "message": result.message,
         "confidence": result.confidence,
         "confidence_label": confidence_label(result.confidence) if result.found else "none",
-        "command": " ".join(sys.argv) if sys.argv and sys.argv[0].endswith("ligfit") else None,
+        "command": command,
         "versions": versions(),
         "inputs": result.inputs,
         "ligand": {
@@ -76,10 +75,10 @@ def confidence_label(confidence: float) -> str:
     return "high" if confidence >= 0.7 else "medium" if confidence >= 0.4 else "low"
 
 
-def write_build_outputs(result: BuildResult, folder: Path, force: bool) -> Path:
+def write_build_outputs(result: BuildResult, folder: Path, force: bool, command: str | None = None) -> Path:
     """Write every output into ``folder`` as a whole: all files appear together or none do."""
     with io.output_folder(folder, force=force) as staging:
-        report = build_report(result)
+        report = build_report(result, command)
         structure = result.complex_structure()
         if structure is not None:
             io.write_structure(structure, staging / "model.cif")
