@@ -196,8 +196,7 @@ def _voxel_size(header, path: Path) -> np.ndarray:
     if np.any(sampling <= 0) or np.any(cell <= 0) or not np.all(np.isfinite(cell)):
         raise BadMapError(
             f"{path}: the header has no voxel size (cell {cell.tolist()} Å, sampling {sampling.tolist()}); "
-            "set it, e.g. `ligfit fix-header` is not available yet: use mrcfile's `voxel_size` or ChimeraX "
-            "`volume #1 voxelSize S` and save"
+            "set it (ChimeraX: `volume #1 voxelSize 1.06` then save; Python: mrcfile's `voxel_size`) and retry"
         )
     return cell / sampling
 

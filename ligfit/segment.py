@@ -17,6 +17,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ligfit import maps
+from ligfit.errors import BadModelError
 from ligfit.maps import DensityMap
 
 log = logging.getLogger(__name__)
@@ -199,8 +200,6 @@ def site_blob(
     positive = inside & (grid.values > 1.0)
     mask = positive if positive.sum() >= 8 else inside
     if mask.sum() == 0:
-        from ligfit.errors import BadModelError
-
         raise BadModelError(f"the site {np.round(center, 2).tolist()} lies outside the map; check its coordinates")
     tree = cKDTree(protein_coordinates) if protein_coordinates is not None and len(protein_coordinates) else None
     region = tuple(slice(0, n) for n in grid.shape)
