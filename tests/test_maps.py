@@ -181,3 +181,12 @@ def test_empty_map_is_refused(tmp_path):
         mrc.voxel_size = 1.0
     with pytest.raises(BadMapError, match="empty"):
         maps.read_map(path)
+
+
+def test_impossible_axis_order_is_refused(tmp_path):
+    path = tmp_path / "axes.mrc"
+    _small_map(path)
+    with mrcfile.open(path, mode="r+", permissive=True) as mrc:
+        mrc.header.mapc, mrc.header.mapr, mrc.header.maps = 1, 1, 3
+    with pytest.raises(BadMapError, match="axis order"):
+        maps.read_map(path)
