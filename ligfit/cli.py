@@ -67,7 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--resolution", type=float, required=True, help="map resolution in Å (e.g. the FSC=0.143 value)")
     build.add_argument("-o", "--output", type=Path, default=Path("ligfit_out"), help="output folder (default: ligfit_out)")
     build.add_argument("--ligand-name", default="LIG", help="residue name of the ligand in the output model (default: LIG)")
-    build.add_argument("--site", help="skip the search and fit at x,y,z (Å) or around residue CHAIN:NUMBER, e.g. A:123")
+    build.add_argument(
+        "--site",
+        help="skip the search and fit at x,y,z (Å; write --site=-7.2,3,4 when it starts with a minus) or around residue CHAIN:NUMBER, e.g. A:123",
+    )
     build.add_argument("--threshold", type=float, default=3.0, help="blob threshold in σ of the difference map (default: 3)")
     build.add_argument("--max-blobs", type=int, default=3, help="how many of the best-ranked blobs to dock into (default: 3)")
     build.add_argument("--copies", type=int, default=1, help="place up to N copies in distinct blobs, e.g. one per subunit (default: 1)")

@@ -160,7 +160,7 @@ def _read_em_map(path: Path) -> DensityMap:
     values = np.transpose(data, axis_of_data)
     voxel_size = _voxel_size(header, path)
     origin = _origin(header, voxel_size, path)
-    _check_values(values, path)
+    check_values(values, path)
     density_map = DensityMap(values, voxel_size, origin)
     log.info(
         "map %s: grid %s (x,y,z), voxel %s Å, origin %s Å, axis order MAPC/MAPR/MAPS=%d/%d/%d",
@@ -226,7 +226,8 @@ def _origin(header, voxel_size: np.ndarray, path: Path) -> np.ndarray:
     return start_origin
 
 
-def _check_values(values: np.ndarray, path: Path | str) -> None:
+def check_values(values: np.ndarray, path: Path | str) -> None:
+    """Refuse maps with non-finite values or no variation at all, naming ``path``."""
     if not np.all(np.isfinite(values)):
         raise BadMapError(f"{path}: the map holds NaN or infinite values; mask or re-export it")
     if float(values.max()) == float(values.min()):
@@ -256,7 +257,7 @@ def _read_crystallographic_map(
     values = np.zeros(shape, dtype=np.float32)
     transform = gemmi.Transform(gemmi.Mat33([[spacing, 0, 0], [0, spacing, 0], [0, 0, spacing]]), gemmi.Vec3(*lower))
     grid.interpolate_values(values, transform)
-    _check_values(values, path)
+    check_values(values, path)
     log.info(
         "map %s: crystallographic (space group %s), cut an orthogonal box %s at %.3f Å around the model",
         path.name,

@@ -138,6 +138,14 @@ def run_build(
     density = load_map(density_map, around)
     if protein is not None:
         check_overlap(density, protein.coordinates, model)
+        already = int(np.sum(protein.residue_name == options.ligand_name))
+        if already:
+            log.warning(
+                "the model already holds %d atom(s) in residues named %s; they are treated as part of the model "
+                "(remove them to fit the ligand there, or choose another --ligand-name)",
+                already,
+                options.ligand_name,
+            )
     inputs = {
         "map": _describe_source(density_map),
         "map_grid": list(density.shape),
@@ -238,7 +246,7 @@ def load_map(source: MapInput, around: np.ndarray | None = None) -> DensityMap:
             raise BadMapError("an in-memory map is (values in x,y,z order, voxel size in Å, origin in Å)")
         values, voxel_size, origin = source
         density = DensityMap(np.asarray(values), voxel_size, origin)
-        maps._check_values(density.values, "the map given in memory")
+        maps.check_values(density.values, "the map given in memory")
         return density
     return maps.read_map(source, around=around)
 
