@@ -166,32 +166,55 @@ def _dock_blob(
         pool_loss.append(grown_loss)
         pool_source.append(np.full(len(grown), ANCHOR_AND_GROW))
 
-    # Seed poses whose centre lies in this blob's box.
-    inside = [i for i, seed in enumerate(seeds) if site.density.contains(seed.coordinates[:heavy].mean(0)[None])[0]]
-    if inside:
-        seeded = np.array([seeds[i].coordinates for i in inside])
-        with torch.no_grad():
-            seeded_loss = fit_loss(torch.as_tensor(seeded[:, :heavy], dtype=torch.float32), site, limits, SHARP, options).numpy()
-        pool.append(seeded)
-        pool_loss.append(seeded_loss.astype(float))
-        pool_source.append(SEEDED + np.array(inside))
-
     # (3) Refine the best distinct candidates of each source at full resolution.
     candidates, sources = [], []
     for xyz, source_loss, source in zip(pool, pool_loss, pool_source):
         keep = diverse_best(xyz[:, :heavy], source_loss, options.refine_poses // len(pool), min_rmsd=1.0)
         candidates.append(xyz[keep])
         sources.append(source[keep])
-    batch = PoseBatch.from_poses(np.concatenate(candidates), heavy, np.concatenate(sources))
+    coordinates, loss, source = _refine(np.concatenate(candidates), np.concatenate(sources), site, tree, limits, heavy, options, rng)
+
+    # (4) Relax and score the best distinct poses.
+    keep = diverse_best(coordinates[:, :heavy], loss, options.scored_poses, min_rmsd=0.5)
+    poses = [
+        _final_pose(ligand, coordinates[i], _source_name(int(source[i]), seeds), site, blob, resolution, protein, options) for i in keep
+    ]
+
+    # Seed poses whose centre lies in this blob's box: refined in a batch of their own, with their own budget and
+    # random stream, so that the density search above is the same with or without them; they join only the final ranking.
+    inside = [i for i, seed in enumerate(seeds) if site.density.contains(seed.coordinates[:heavy].mean(0)[None])[0]]
+    if inside:
+        seeded = np.array([seeds[i].coordinates for i in inside])
+        with torch.no_grad():
+            seeded_loss = fit_loss(torch.as_tensor(seeded[:, :heavy], dtype=torch.float32), site, limits, SHARP, options).numpy()
+        keep = diverse_best(seeded[:, :heavy], seeded_loss.astype(float), max(1, options.refine_poses // 4), min_rmsd=1.0)
+        seed_rng = np.random.default_rng([options.seed, 1])
+        coordinates, loss, source = _refine(seeded[keep], SEEDED + np.array(inside)[keep], site, tree, limits, heavy, options, seed_rng)
+        keep = diverse_best(coordinates[:, :heavy], loss, max(1, options.scored_poses // 4), min_rmsd=0.5)
+        poses += [
+            _final_pose(ligand, coordinates[i], _source_name(int(source[i]), seeds), site, blob, resolution, protein, options) for i in keep
+        ]
+    return poses
+
+
+def _refine(
+    xyz: np.ndarray,
+    source: np.ndarray,
+    site: Site,
+    tree: TorsionTree,
+    limits: torch.Tensor,
+    heavy: int,
+    options: DockingOptions,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Optimise poses at full resolution, then rounds of kicks; (coordinates, loss, source)."""
+    batch = PoseBatch.from_poses(xyz, heavy, source)
     batch.enable_torsions(len(tree.axes))
     loss = optimise(batch, site, tree, limits, SHARP, options.refine_steps, options)
     coordinates = batch.current(tree)
     for _ in range(options.hops):
         coordinates, loss = _hop(coordinates, loss, batch.source, site, tree, limits, heavy, options, rng)
-
-    # (4) Relax and score the best distinct poses.
-    keep = diverse_best(coordinates[:, :heavy], loss, options.scored_poses, min_rmsd=0.5)
-    return [_final_pose(ligand, coordinates[i], _source_name(int(batch.source[i]), seeds), site, blob, resolution, protein, options) for i in keep]
+    return coordinates, loss, batch.source
 
 
 def _source_name(source: int, seeds: list[SeedPose]) -> str:
@@ -331,12 +354,18 @@ def _judge(poses: list[Pose], matches: np.ndarray, options: DockingOptions, copi
             first_failures = first_failures or failures
             continue
         support = float(np.clip((pose.cc - 0.3) / 0.5, 0, 1) * pose.fraction_in_density)
-        rivals = [p for p in poses if p.blob_rank == pose.blob_rank and p is not pose and symmetric_rmsd(pose.coordinates, p.coordinates, matches) > 2.0]
+        rivals = [
+            p
+            for p in poses
+            if p.blob_rank == pose.blob_rank and p is not pose and symmetric_rmsd(pose.coordinates, p.coordinates, matches) > 2.0
+        ]
         rival = max(rivals, key=lambda p: p.score) if rivals else None
         gap = pose.score - rival.score if rival is not None else 1.0
         uniqueness = float(np.clip(0.5 + gap / 0.1, 0.5, 1.0))
         if not placements and rival is not None and gap < 0.02:
-            notes.append(f"a different pose {symmetric_rmsd(pose.coordinates, rival.coordinates, matches):.1f} Å away in the same blob scores almost as well")
+            notes.append(
+                f"a different pose {symmetric_rmsd(pose.coordinates, rival.coordinates, matches):.1f} Å away in the same blob scores almost as well"
+            )
         placements.append(replace(pose, confidence=round(support * uniqueness, 3)))
     if not placements:
         return DockingResult(poses, [], "no convincing density: " + "; ".join(first_failures), options)

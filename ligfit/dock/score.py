@@ -48,7 +48,9 @@ def ligand_cc(density: DensityMap, heavy_coordinates: np.ndarray, elements: list
     return best
 
 
-def count_clashes(heavy_coordinates: np.ndarray, elements: list[str], protein: tuple[np.ndarray, np.ndarray] | None, scale: float = 0.75) -> int:
+def count_clashes(
+    heavy_coordinates: np.ndarray, elements: list[str], protein: tuple[np.ndarray, np.ndarray] | None, scale: float = 0.75
+) -> int:
     """Protein–ligand heavy-atom pairs closer than ``scale`` × the sum of their van der Waals radii.
 
     The PoseBusters criterion (0.75 × Bondi radii: C–C 2.55 Å, N–O 2.30 Å); a ligand metal next
