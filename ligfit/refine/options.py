@@ -1,0 +1,45 @@
+"""Refinement settings in one place; the defaults are the ones the refinement benchmark measured."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+SOLVENT_MODELS = ("distance-dependent", "gbn2")
+LIGAND_FORCE_FIELDS = ("auto", "gaff2", "mmff94")
+
+
+@dataclass(frozen=True)
+class RefinementOptions:
+    """How the pocket is chosen, which force field and map weight are used, and the protocol's lengths.
+
+    Distances in Å, restraint force constants in kcal/mol/Å², temperatures in K.
+    """
+
+    starts: int = 3  # docked poses refined; the best by force field + map energy is kept
+    mobile_radius: float = 5.0  # residues with a heavy atom this close to a start pose move
+    shell_radius: float = 9.0  # residues out to here are kept, fixed, as the mobile atoms' surroundings
+    solvent: str = "distance-dependent"  # Coulomb with ε = 4r, or "gbn2" (OpenMM's GBn2 implicit solvent)
+    ligand_force_field: str = "auto"  # GAFF2/AM1-BCC where AmberTools is installed, else MMFF94
+    cutoff: float = 9.0  # nonbonded cutoff (switched from cutoff − 2 Å)
+    backbone_restraint: float = 5.0  # harmonic, on backbone heavy atoms of moving residues
+    side_chain_restraint: float = 5.0  # flat-bottomed, on side-chain heavy atoms of moving residues ...
+    side_chain_tolerance: float = 1.5  # ... free within this distance of the input position
+    map_weight: float | None = None  # kJ/mol per σ per carbon-equivalent atom; None: chosen on the ligand's geometry
+    weight_scale: float = 1.0  # multiplies the chosen weight
+    minimise_iterations: int = 400
+    anneal_steps: int = 1000  # 2 fs steps, hydrogen masses repartitioned to 3 Da
+    anneal_temperature: float = 300.0  # start of the linear cooling to 0 K
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.solvent not in SOLVENT_MODELS:
+            raise ValueError(f"unknown solvent model {self.solvent!r}; use one of {', '.join(SOLVENT_MODELS)}")
+        if self.ligand_force_field not in LIGAND_FORCE_FIELDS:
+            raise ValueError(f"unknown ligand force field {self.ligand_force_field!r}; use one of {', '.join(LIGAND_FORCE_FIELDS)}")
+        if self.starts < 1:
+            raise ValueError(f"starts must be at least 1, got {self.starts}")
+        if not 0 < self.mobile_radius <= self.shell_radius:
+            raise ValueError(f"need 0 < mobile_radius ≤ shell_radius, got {self.mobile_radius} and {self.shell_radius} Å")
+
+    def as_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,526 @@
+"""The refinement system: the pocket around the ligand, its force field, and what stays fixed.
+
+Detect, let the caller edit, then apply (as pdbfixer does): :func:`find_pocket` says which
+residues move, which are kept fixed around them, and which have no force-field parameters;
+:func:`build_system` turns that into an OpenMM System. Only the pocket is built: residues
+near the ligand are completed with pdbfixer and protonated with OpenMM's Modeller (a whole
+300-residue chain takes minutes), the protein gets Amber14 (ff14SB), the ligand its own
+parameters (:mod:`ligfit.refine.parameters`). Residues Amber14 does not know (other ligands,
+ions, waters, modified residues) stay fixed and only repel the moving atoms.
+
+Chain breaks, which a pocket has many of, are not termini: residues on both sides of a gap
+keep their internal (neutral) templates. Termini are charged only where the model says so
+(an OXT atom; a chain's first residue numbered 1 or lower).
+
+Coordinates are Å here as everywhere in ligfit; nm appear only inside OpenMM objects.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+
+import gemmi
+import numpy as np
+import openmm as mm
+import openmm.app as app
+from openmm import unit
+from rdkit import Chem
+from scipy.spatial import cKDTree
+
+from ligfit.ligand import Ligand
+from ligfit.refine.errors import RefinementError
+from ligfit.refine.options import RefinementOptions
+from ligfit.refine.parameters import LigandParameters
+
+log = logging.getLogger(__name__)
+
+NM = 0.1  # nm per Å
+KJ_PER_KCAL = 4.184
+#: kJ/mol·nm/e², Coulomb's constant in OpenMM units.
+COULOMB = 138.935456
+#: Residues Amber14 (ff14SB) parametrises, with their protonation variants.
+AMBER_AMINO_ACIDS = frozenset(
+    "ALA ARG ASN ASP CYS GLN GLU GLY HIS ILE LEU LYS MET PHE PRO SER THR TRP TYR VAL HID HIE HIP CYX ASH GLH LYN CYM".split()
+)
+BACKBONE = frozenset({"N", "CA", "C", "O", "OXT"})
+WATERS = frozenset({"HOH", "WAT", "DOD"})
+#: Force groups: force field, restraints, density, and the environment's repulsion (a nonbonded
+#: force with exclusions of its own must sit in a group of its own on OpenMM's CPU platform).
+FORCE_FIELD_GROUP, RESTRAINT_GROUP, DENSITY_GROUP, ENVIRONMENT_GROUP = 0, 1, 2, 3
+FORCE_FIELD_GROUPS = {FORCE_FIELD_GROUP, ENVIRONMENT_GROUP}
+#: Soft-sphere repulsion from atoms without parameters: contact at this fraction of the summed vdW radii.
+ENVIRONMENT_CONTACT = 0.85
+ENVIRONMENT_FORCE = 30.0  # kcal/mol/Å²
+HYDROGEN_MASS = 3.0  # Da, repartitioned from the bonded heavy atom of moving residues and the ligand
+
+_PERIODIC_TABLE = Chem.GetPeriodicTable()
+
+
+@dataclass(frozen=True)
+class Pocket:
+    """Residues of the model's first model, as (chain index, residue index), by role in the refinement."""
+
+    mobile: tuple[tuple[int, int], ...]
+    fixed: tuple[tuple[int, int], ...]
+    environment: tuple[tuple[int, int], ...]  # no Amber14 parameters: kept fixed, repel only
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class ComplexSystem:
+    """The OpenMM System of pocket + ligand, with the bookkeeping to read results back.
+
+    Particles: protein atoms (Modeller order), then the ligand (its own atom order), then
+    environment atoms. ``positions`` in Å.
+    """
+
+    system: mm.System
+    topology: app.Topology
+    positions: np.ndarray
+    elements: list[str]
+    ligand_atoms: np.ndarray  # particle index of each ligand atom, ligand order
+    mobile: np.ndarray  # bool per particle: free to move (ligand and moving residues)
+    protein_atoms: dict[int, tuple[int, int, str]]  # particle → (chain index, residue index, atom name) in the model
+    ligand_method: str
+    rebuilt_atoms: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def heavy(self) -> np.ndarray:
+        return np.array([e != "H" for e in self.elements])
+
+    def with_ligand(self, ligand_coordinates: np.ndarray) -> np.ndarray:
+        """All positions (Å) with the ligand at ``ligand_coordinates`` (all atoms, ligand order)."""
+        positions = self.positions.copy()
+        positions[self.ligand_atoms] = ligand_coordinates
+        return positions
+
+
+# --------------------------------------------------------------------------- detect
+
+
+def find_pocket(model: gemmi.Structure, ligand_heavy_coordinates: np.ndarray, options: RefinementOptions) -> Pocket:
+    """Which residues move (a heavy atom within ``mobile_radius`` of the ligand), stay fixed, or have no parameters."""
+    tree = cKDTree(np.asarray(ligand_heavy_coordinates, dtype=float).reshape(-1, 3))
+    mobile, fixed, environment, unknown, incomplete = [], [], [], [], []
+    for chain_index, chain in enumerate(model[0]):
+        for residue_index, residue in enumerate(chain):
+            heavy = np.array([a.pos.tolist() for a in residue if not a.is_hydrogen()]).reshape(-1, 3)
+            if len(heavy) == 0:
+                continue
+            distance = float(tree.query(heavy)[0].min())
+            if distance > options.shell_radius:
+                continue
+            key = (chain_index, residue_index)
+            label = f"{chain.name}:{residue.seqid.num}{residue.seqid.icode.strip()} {residue.name}"
+            if residue.name not in AMBER_AMINO_ACIDS:
+                environment.append(key)
+                if residue.name not in WATERS:
+                    unknown.append(label)
+            elif not {"N", "CA", "C"} <= {a.name for a in residue}:
+                environment.append(key)
+                incomplete.append(label)
+            elif distance <= options.mobile_radius:
+                mobile.append(key)
+            else:
+                fixed.append(key)
+    notes = []
+    if unknown:
+        notes.append(f"kept fixed, without force-field parameters (they only repel): {', '.join(unknown)}")
+    if incomplete:
+        notes.append(f"kept fixed, backbone incomplete: {', '.join(incomplete)}")
+    return Pocket(tuple(mobile), tuple(fixed), tuple(environment), tuple(notes))
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def build_system(
+    model: gemmi.Structure,
+    pocket: Pocket,
+    ligand: Ligand,
+    parameters: LigandParameters,
+    ligand_poses: np.ndarray,
+    options: RefinementOptions,
+    force_field: app.ForceField | None = None,
+) -> ComplexSystem:
+    """The OpenMM System for ``pocket`` + ligand; ``ligand_poses`` (starts, atoms, 3) Å, the first sets the positions."""
+    ligand_poses = np.asarray(ligand_poses, dtype=float).reshape(-1, ligand.mol.GetNumAtoms(), 3)
+    protein_residues = sorted(pocket.mobile + pocket.fixed)
+    cutoff = options.cutoff * NM
+    rebuilt = 0
+    if protein_residues:
+        topology, positions, residue_keys, rebuilt = _protein_topology(model, protein_residues, options.seed)
+        system = _amber14_system(topology, force_field or app.ForceField("amber14-all.xml"), cutoff)
+    else:  # a map of the ligand alone, or nothing with parameters nearby
+        topology, positions, residue_keys = app.Topology(), np.zeros((0, 3)), []
+        system = mm.System()
+        empty = mm.NonbondedForce()
+        empty.setNonbondedMethod(mm.NonbondedForce.CutoffNonPeriodic)
+        system.addForce(empty)
+    protein_count = system.getNumParticles()
+    mobile_keys = set(pocket.mobile)
+    protein_atoms = {atom.index: (*residue_keys[atom.residue.index], atom.name) for atom in topology.atoms()}
+    mobile = [residue_keys[atom.residue.index] in mobile_keys for atom in topology.atoms()]
+    elements = [atom.element.symbol for atom in topology.atoms()]
+
+    nonbonded = next(f for f in system.getForces() if isinstance(f, mm.NonbondedForce))
+    ligand_atoms = _add_ligand(system, nonbonded, ligand, parameters)
+    topology = _with_ligand_residue(topology, ligand)
+    mobile += [True] * len(ligand_atoms)
+    elements += ligand.elements
+    positions = np.vstack([positions, ligand_poses[0]])
+
+    environment_xyz, environment_elements = _environment_atoms(model, pocket.environment)
+    for _ in environment_elements:
+        system.addParticle(0.0)
+        nonbonded.addParticle(0.0, 0.1, 0.0)
+    mobile += [False] * len(environment_elements)
+    elements += environment_elements
+    positions = np.vstack([positions, environment_xyz])
+    mobile_mask = np.array(mobile)
+
+    # How far a moving atom may travel: side chains a few Å, ligand atoms to any start pose and beyond.
+    reach = np.where(mobile_mask, options.side_chain_tolerance + 6.0, 0.0)
+    spread = np.linalg.norm(ligand_poses - ligand_poses[:1], axis=-1).max(axis=0)
+    reach[ligand_atoms] = spread + 6.0
+    _add_environment_repulsion(system, positions, elements, mobile_mask, reach, protein_count, protein_count + len(ligand_atoms))
+    if options.solvent == "gbn2":
+        _add_gbn2(system, nonbonded, topology, elements, protein_count + len(ligand_atoms), cutoff)
+    else:
+        _distance_dependent_dielectric(system, nonbonded, mobile_mask, cutoff)
+    _repartition_hydrogen_mass(system, topology, mobile_mask)
+    for index in np.flatnonzero(~mobile_mask):
+        system.setParticleMass(int(index), 0.0)
+    _add_restraints(system, positions, protein_atoms, mobile_mask, elements, options)
+    notes = list(pocket.notes)
+    if rebuilt:
+        notes.append(f"rebuilt {rebuilt} missing heavy atoms near the ligand with pdbfixer")
+    return ComplexSystem(system, topology, positions, elements, ligand_atoms, mobile_mask, protein_atoms, parameters.method, rebuilt, notes)
+
+
+def _amber14_system(topology: app.Topology, force_field: app.ForceField, cutoff: float) -> mm.System:
+    try:
+        return force_field.createSystem(
+            topology,
+            nonbondedMethod=app.CutoffNonPeriodic,
+            nonbondedCutoff=cutoff * unit.nanometer,
+            constraints=None,
+            rigidWater=False,
+            ignoreExternalBonds=True,  # chain breaks are not termini
+            removeCMMotion=False,
+        )
+    except ValueError as error:
+        raise RefinementError(f"Amber14 cannot parametrise the pocket: {error}") from None
+
+
+def _protein_topology(
+    model: gemmi.Structure, residues: list[tuple[int, int]], seed: int
+) -> tuple[app.Topology, np.ndarray, list[tuple[int, int]], int]:
+    """Pocket residues completed by pdbfixer and protonated by Modeller; positions in Å.
+
+    Returns the topology, positions, the (chain, residue) key of each topology residue, and
+    how many heavy atoms pdbfixer added.
+    """
+    from pdbfixer import PDBFixer
+
+    crop, keys, charged_n_termini = _crop(model, residues)
+    if not keys:
+        raise RefinementError("no protein residue with Amber14 parameters near the ligand")
+    fixer = PDBFixer(pdbfile=io.StringIO(crop.make_pdb_string()))
+    if fixer.topology.getNumResidues() != len(keys):
+        raise RefinementError(f"the pocket has {len(keys)} residues but OpenMM read {fixer.topology.getNumResidues()}")
+    fixer.missingResidues = {}
+    fixer.findMissingAtoms()
+    fixer.missingTerminals = {}
+    rebuilt = sum(len(atoms) for atoms in fixer.missingAtoms.values())
+    if rebuilt:
+        fixer.addMissingAtoms(seed=seed)
+    modeller = app.Modeller(fixer.topology, fixer.positions)
+    modeller.delete(_gap_bonds(modeller))
+    modeller.addHydrogens(pH=7.0)
+    first_residues = {next(iter(chain.residues())) for chain in modeller.topology.chains()}
+    extra = [
+        atom
+        for atom in modeller.topology.atoms()
+        if atom.residue in first_residues and atom.residue.index not in charged_n_termini and atom.name in ("H2", "H3")
+    ]
+    modeller.delete(extra)
+    positions = np.array(modeller.getPositions().value_in_unit(unit.angstrom))
+    return modeller.topology, positions, keys, rebuilt
+
+
+def _crop(model: gemmi.Structure, residues: list[tuple[int, int]]) -> tuple[gemmi.Structure, list[tuple[int, int]], set[int]]:
+    """The residues as a new structure (one chain per model chain, hydrogens removed), their keys, and charged N-termini."""
+    crop = gemmi.Structure()
+    crop.cell = model.cell
+    crop_model = gemmi.Model(1)
+    keys, charged = [], set()
+    by_chain: dict[int, list[int]] = {}
+    for chain_index, residue_index in residues:
+        by_chain.setdefault(chain_index, []).append(residue_index)
+    names = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    for number, (chain_index, residue_indices) in enumerate(sorted(by_chain.items())):
+        source = model[0][chain_index]
+        chain = gemmi.Chain(names[number % len(names)])
+        first = _first_polymer_residue(source)
+        for residue_index in sorted(residue_indices):
+            residue = source[residue_index].clone()
+            for index in reversed(range(len(residue))):
+                if residue[index].is_hydrogen():
+                    del residue[index]
+            residue.het_flag = "A"
+            if residue_index == first and residue.seqid.num <= 1 and residue_index == min(residue_indices):
+                charged.add(len(keys))
+            chain.add_residue(residue)
+            keys.append((chain_index, residue_index))
+        crop_model.add_chain(chain)
+    crop.add_model(crop_model)
+    return crop, keys, charged
+
+
+def _first_polymer_residue(chain: gemmi.Chain) -> int:
+    for index, residue in enumerate(chain):
+        if residue.name in AMBER_AMINO_ACIDS:
+            return index
+    return -1
+
+
+def _gap_bonds(modeller: app.Modeller) -> list:
+    """Peptide bonds that OpenMM assumed between residues that are not actually bonded (chain breaks)."""
+    positions = np.array(modeller.getPositions().value_in_unit(unit.nanometer))
+    return [
+        bond
+        for bond in modeller.topology.bonds()
+        if bond[0].residue != bond[1].residue and np.linalg.norm(positions[bond[0].index] - positions[bond[1].index]) > 0.2
+    ]
+
+
+def _add_ligand(system: mm.System, nonbonded: mm.NonbondedForce, ligand: Ligand, parameters: LigandParameters) -> np.ndarray:
+    """Append the ligand's particles and forces to ``system``; return their particle indices in ligand order."""
+    ligand_system = parameters.system()
+    order = parameters.atom_order(ligand.mol)  # parameter particle → ligand atom
+    offset = system.getNumParticles()
+    index = offset + order  # parameter particle → complex particle
+    inverse = np.argsort(order)  # ligand atom → parameter particle
+    for atom in range(len(order)):
+        system.addParticle(ligand_system.getParticleMass(int(inverse[atom])))
+    for force in ligand_system.getForces():
+        if isinstance(force, mm.NonbondedForce):
+            for atom in range(len(order)):
+                nonbonded.addParticle(*force.getParticleParameters(int(inverse[atom])))
+            for exception in range(force.getNumExceptions()):
+                i, j, charge_product, sigma, epsilon = force.getExceptionParameters(exception)
+                nonbonded.addException(int(index[i]), int(index[j]), charge_product, sigma, epsilon)
+        else:
+            copy = mm.XmlSerializer.deserialize(mm.XmlSerializer.serialize(force))
+            _reindex(copy, index)
+            copy.setForceGroup(FORCE_FIELD_GROUP)
+            system.addForce(copy)
+    return offset + np.arange(len(order))
+
+
+def _reindex(force: mm.Force, index: np.ndarray) -> None:
+    """Renumber the particles of a bonded force through ``index``."""
+    if isinstance(force, (mm.HarmonicBondForce, mm.CustomBondForce)):
+        for term in range(force.getNumBonds()):
+            i, j, *rest = force.getBondParameters(term)
+            force.setBondParameters(term, int(index[i]), int(index[j]), *rest)
+    elif isinstance(force, (mm.HarmonicAngleForce, mm.CustomAngleForce)):
+        for term in range(force.getNumAngles()):
+            i, j, k, *rest = force.getAngleParameters(term)
+            force.setAngleParameters(term, int(index[i]), int(index[j]), int(index[k]), *rest)
+    elif isinstance(force, (mm.PeriodicTorsionForce, mm.CustomTorsionForce)):
+        for term in range(force.getNumTorsions()):
+            i, j, k, m, *rest = force.getTorsionParameters(term)
+            force.setTorsionParameters(term, int(index[i]), int(index[j]), int(index[k]), int(index[m]), *rest)
+    elif isinstance(force, mm.CustomCompoundBondForce):
+        for term in range(force.getNumBonds()):
+            particles, values = force.getBondParameters(term)
+            force.setBondParameters(term, [int(index[p]) for p in particles], values)
+    else:
+        raise TypeError(f"cannot merge a {type(force).__name__} from the ligand parameters")
+
+
+def _with_ligand_residue(topology: app.Topology, ligand: Ligand) -> app.Topology:
+    """A copy of the protein topology with the ligand as one more chain (used for GBn2 radii and output)."""
+    combined = app.Topology()
+    atoms = {}
+    for chain in topology.chains():
+        new_chain = combined.addChain(chain.id)
+        for residue in chain.residues():
+            new_residue = combined.addResidue(residue.name, new_chain, residue.id, residue.insertionCode)
+            for atom in residue.atoms():
+                atoms[atom] = combined.addAtom(atom.name, atom.element, new_residue)
+    for first, second in topology.bonds():
+        combined.addBond(atoms[first], atoms[second])
+    residue = combined.addResidue(ligand.name, combined.addChain("L"))
+    ligand_atoms = [
+        combined.addAtom(name, app.Element.getBySymbol(element), residue) for name, element in zip(ligand.atom_names, ligand.elements)
+    ]
+    for bond in ligand.mol.GetBonds():
+        combined.addBond(ligand_atoms[bond.GetBeginAtomIdx()], ligand_atoms[bond.GetEndAtomIdx()])
+    return combined
+
+
+def _environment_atoms(model: gemmi.Structure, residues: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, list[str]]:
+    coordinates, elements = [], []
+    for chain_index, residue_index in residues:
+        for atom in model[0][chain_index][residue_index]:
+            if not atom.is_hydrogen():
+                coordinates.append(atom.pos.tolist())
+                elements.append(atom.element.name)
+    return np.array(coordinates, dtype=float).reshape(-1, 3), elements
+
+
+def vdw_radius(element: str) -> float:
+    """Bondi van der Waals radius (Å) as RDKit tabulates it; 1.7 Å for unknown symbols."""
+    try:
+        return _PERIODIC_TABLE.GetRvdw(element.capitalize())
+    except RuntimeError:
+        return 1.7
+
+
+def _add_environment_repulsion(
+    system: mm.System,
+    positions: np.ndarray,
+    elements: list[str],
+    mobile: np.ndarray,
+    reach: np.ndarray,
+    ligand_start: int,
+    environment_start: int,
+) -> None:
+    """Soft spheres between atoms without parameters and moving atoms that can reach them (a metal counts as a small ion).
+
+    ``reach`` (per particle, Å) is how far each moving atom may travel; a moving protein atom
+    already touching an environment atom is bonded to it (a modified residue, a glycan) and is
+    left out. A pair list rather than a nonbonded force: OpenMM wants identical exclusions
+    across nonbonded forces.
+    """
+    environment = np.arange(environment_start, len(elements))
+    moving = np.flatnonzero(mobile)
+    if len(environment) == 0 or len(moving) == 0:
+        return
+    force = mm.CustomBondForce(f"{ENVIRONMENT_FORCE * KJ_PER_KCAL / NM**2}*step(d0-r)*(d0-r)^2")
+    force.addPerBondParameter("d0")
+    radii = np.array([0.9 if gemmi.Element(e).is_metal else vdw_radius(e) for e in elements])
+    tree = cKDTree(positions[environment])
+    for atom in moving:
+        for near in tree.query_ball_point(positions[atom], float(reach[atom]) + 2 * ENVIRONMENT_CONTACT * radii.max()):
+            other = int(environment[near])
+            contact = ENVIRONMENT_CONTACT * (radii[atom] + radii[other])
+            if atom < ligand_start and np.linalg.norm(positions[atom] - positions[other]) < contact:
+                continue
+            force.addBond(int(atom), other, [contact * NM])
+    force.setForceGroup(ENVIRONMENT_GROUP)
+    system.addForce(force)
+
+
+def _distance_dependent_dielectric(system: mm.System, nonbonded: mm.NonbondedForce, mobile: np.ndarray, cutoff: float) -> None:
+    """Replace the NonbondedForce by Lennard-Jones + Coulomb with ε = 4r (r in Å); exceptions only where an atom moves.
+
+    Fixed–fixed pairs are computed too (a constant): OpenMM's interaction groups, which would
+    skip them, ran 1.5× slower on the CPU platform for a 1,500-atom pocket.
+    """
+    # Per-particle half-σ and √ε make the Lorentz–Berthelot combination a sum and a product.
+    pair = mm.CustomNonbondedForce(
+        f"4*epsilon*(x^2-x)+{COULOMB / 40.0}*charge1*charge2/r^2; x=((half_sigma1+half_sigma2)/r)^6; epsilon=root_epsilon1*root_epsilon2"
+    )
+    for name in ("charge", "half_sigma", "root_epsilon"):
+        pair.addPerParticleParameter(name)
+    for index in range(nonbonded.getNumParticles()):
+        charge, sigma, epsilon = nonbonded.getParticleParameters(index)
+        pair.addParticle(
+            [
+                charge.value_in_unit(unit.elementary_charge),
+                0.5 * sigma.value_in_unit(unit.nanometer),
+                np.sqrt(epsilon.value_in_unit(unit.kilojoule_per_mole)),
+            ]
+        )
+    pair.setNonbondedMethod(mm.CustomNonbondedForce.CutoffNonPeriodic)
+    pair.setCutoffDistance(cutoff)
+    pair.setUseSwitchingFunction(True)
+    pair.setSwitchingDistance(cutoff - 0.2)
+    exceptions = mm.CustomBondForce(f"4*epsilon*((sigma/r)^12-(sigma/r)^6)+{COULOMB / 40.0}*q/r^2")
+    for name in ("q", "sigma", "epsilon"):
+        exceptions.addPerBondParameter(name)
+    for index in range(nonbonded.getNumExceptions()):
+        i, j, charge_product, sigma, epsilon = nonbonded.getExceptionParameters(index)
+        pair.addExclusion(i, j)
+        q = charge_product.value_in_unit(unit.elementary_charge**2)
+        e = epsilon.value_in_unit(unit.kilojoule_per_mole)
+        if (mobile[i] or mobile[j]) and (q != 0.0 or e != 0.0):
+            exceptions.addBond(i, j, [q, sigma.value_in_unit(unit.nanometer), e])
+    system.removeForce(next(i for i, f in enumerate(system.getForces()) if f is nonbonded or isinstance(f, mm.NonbondedForce)))
+    for force in (pair, exceptions):
+        force.setForceGroup(FORCE_FIELD_GROUP)
+        system.addForce(force)
+
+
+def _add_gbn2(
+    system: mm.System, nonbonded: mm.NonbondedForce, topology: app.Topology, elements: list[str], parametrised: int, cutoff: float
+) -> None:
+    """OpenMM's GBn2 implicit solvent (Nguyen et al. 2013) with its standard radii; environment atoms only descreen."""
+    from openmm.app.internal.customgbforces import GBSAGBn2Force
+
+    full = app.Topology()
+    residue = None
+    for chain in topology.chains():
+        new_chain = full.addChain(chain.id)
+        for old in chain.residues():
+            residue = full.addResidue(old.name, new_chain)
+            for atom in old.atoms():
+                full.addAtom(atom.name, atom.element, residue)
+    environment = full.addResidue("ENV", full.addChain("E"))
+    for element in elements[parametrised:]:
+        full.addAtom(element, app.Element.getBySymbol(element.capitalize()), environment)
+    atoms = list(full.atoms())
+    for first, second in topology.bonds():
+        full.addBond(atoms[first.index], atoms[second.index])
+    nonbonded.setReactionFieldDielectric(1.0)
+    force = GBSAGBn2Force(cutoff=cutoff, SA="ACE")
+    for index, values in enumerate(GBSAGBn2Force.getStandardParameters(full)):
+        charge = nonbonded.getParticleParameters(index)[0].value_in_unit(unit.elementary_charge)
+        force.addParticle([charge, *values])
+    force.finalize()
+    force.setForceGroup(FORCE_FIELD_GROUP)
+    system.addForce(force)
+
+
+def _repartition_hydrogen_mass(system: mm.System, topology: app.Topology, mobile: np.ndarray) -> None:
+    """Hydrogens of moving atoms get HYDROGEN_MASS, taken from their heavy atom, so 2 fs steps are stable unconstrained."""
+    for first, second in topology.bonds():
+        for hydrogen, heavy in ((first, second), (second, first)):
+            if hydrogen.element is app.element.hydrogen and heavy.element is not app.element.hydrogen and mobile[hydrogen.index]:
+                moved = HYDROGEN_MASS - system.getParticleMass(hydrogen.index).value_in_unit(unit.dalton)
+                system.setParticleMass(hydrogen.index, HYDROGEN_MASS)
+                heavy_mass = system.getParticleMass(heavy.index).value_in_unit(unit.dalton)
+                system.setParticleMass(heavy.index, heavy_mass - moved)
+
+
+def _add_restraints(
+    system: mm.System,
+    positions: np.ndarray,
+    protein_atoms: dict[int, tuple[int, int, str]],
+    mobile: np.ndarray,
+    elements: list[str],
+    options: RefinementOptions,
+) -> None:
+    """Backbone heavy atoms of moving residues held harmonically, side chains flat-bottomed, to their input positions."""
+    force = mm.CustomExternalForce("0.5*k*max(0, d-tolerance)^2; d=sqrt((x-x0)^2+(y-y0)^2+(z-z0)^2+1e-12)")
+    for name in ("k", "tolerance", "x0", "y0", "z0"):
+        force.addPerParticleParameter(name)
+    to_openmm = KJ_PER_KCAL / NM**2
+    for particle, (_, _, name) in protein_atoms.items():
+        if not mobile[particle] or elements[particle] == "H":
+            continue
+        if name in BACKBONE:
+            k, tolerance = options.backbone_restraint, 0.0
+        else:
+            k, tolerance = options.side_chain_restraint, options.side_chain_tolerance
+        if k > 0:
+            force.addParticle(particle, [k * to_openmm, tolerance * NM, *(positions[particle] * NM)])
+    force.setForceGroup(RESTRAINT_GROUP)
+    system.addForce(force)
