@@ -1,11 +1,16 @@
-"""ligfit: fit a ligand into a cryo-EM map around a protein model, with the evidence that it is there."""
+"""ligfit: fit a ligand into a cryo-EM map around a protein model, with the evidence that it is there.
 
-from ligfit.api import build, challenge, evaluate, simulate
+``ligfit.refine`` is the refinement package; refining a model file is ``ligfit.api.refine``.
+"""
+
+from ligfit.api import build, build_templates, challenge, evaluate, simulate, template_library
 from ligfit.dock import DockingOptions, DockingResult, Pose
 from ligfit.errors import BadLigandError, BadMapError, BadModelError, LigfitError, NothingFitsError, OutputExistsError
 from ligfit.ligand import Ligand, load_ligand
 from ligfit.maps import DensityMap, read_map, write_map
 from ligfit.pipeline import BuildOptions, BuildResult
+from ligfit.refine import LigandParameterCache, RefinementOptions
+from ligfit.templates import TemplateOptions
 
 __version__ = "0.1.0"
 
@@ -19,15 +24,20 @@ __all__ = [
     "DockingOptions",
     "DockingResult",
     "Ligand",
+    "LigandParameterCache",
     "LigfitError",
     "NothingFitsError",
     "OutputExistsError",
     "Pose",
+    "RefinementOptions",
+    "TemplateOptions",
     "build",
+    "build_templates",
     "challenge",
     "evaluate",
     "load_ligand",
     "read_map",
     "simulate",
+    "template_library",
     "write_map",
 ]

@@ -17,8 +17,11 @@ from ligfit.dock import DockingOptions
 from ligfit.evaluate import ChallengeResult, Evaluation, evaluate_model, run_challenge
 from ligfit.evaluate.chemistry import LigandDefinition
 from ligfit.evaluate.metrics import MapSource, ModelSource
+from ligfit.ligand import load_ligand
 from ligfit.maps import DensityMap
 from ligfit.pipeline import BuildOptions, BuildResult, LigandInput, MapInput, ModelInput, load_map, run_build
+from ligfit.refine import LigandParameterCache, ModelRefinement, RefinementOptions, refine_model
+from ligfit.templates import TemplateLibrary, TemplateOptions, build_library, load_library, shipped_library_path
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,12 @@ def build(
     max_conformers: int | None = None,
     seed: int = 0,
     docking: DockingOptions | None = None,
+    use_templates: bool = True,
+    templates: str | os.PathLike | None = None,
+    template_options: TemplateOptions | None = None,
+    refine: bool = True,
+    refinement: RefinementOptions | None = None,
+    parameter_cache: LigandParameterCache | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BuildResult:
     """Find where ``ligand`` sits in ``density_map`` around ``model`` and place it.
@@ -47,7 +56,11 @@ def build(
     path or gemmi.Structure (None: the map holds only the ligand). ``resolution`` in Å.
     ``site``: "x,y,z", (x, y, z) or "A:123" to skip the blob search. ``threshold``: blob
     threshold in σ of the difference map. ``copies``: place up to this many copies in
-    distinct blobs (e.g. one per subunit). ``progress`` receives one line per stage.
+    distinct blobs (e.g. one per subunit). ``templates``: a template library folder (default: the
+    shipped one; ``use_templates=False`` docks from the density alone). ``refine``: refine ligand
+    and pocket against the map in OpenMM (``refinement`` sets how). ``parameter_cache``: a
+    :class:`LigandParameterCache` shared across calls, so a screen parametrises each ligand once.
+    ``progress`` receives one line per stage.
 
     Returns a :class:`BuildResult`; ``result.found`` says whether the density supports a pose.
     Raises a ``LigfitError`` for bad input.
@@ -63,8 +76,13 @@ def build(
         max_conformers=max_conformers,
         seed=seed,
         docking=docking or DockingOptions(seed=seed),
+        use_templates=use_templates,
+        templates=templates,
+        template_options=template_options or TemplateOptions(seed=seed),
+        refine=refine,
+        refinement=refinement or RefinementOptions(seed=seed),
     )
-    return run_build(density_map, ligand, model, options, progress)
+    return run_build(density_map, ligand, model, options, progress, parameter_cache)
 
 
 def simulate(
@@ -86,6 +104,52 @@ def simulate(
     return maps.simulate(
         structure, resolution, grid, voxel_size=voxel_size, margin=margin, use_b_factors=use_b_factors, noise=noise, seed=seed
     )
+
+
+def refine(
+    model: str | os.PathLike | gemmi.Structure,
+    density_map: MapInput,
+    ligand: LigandInput,
+    *,
+    resolution: float,
+    ligand_name: str = "LIG",
+    options: RefinementOptions | None = None,
+    parameter_cache: LigandParameterCache | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ModelRefinement:
+    """Refine every copy of the ligand already in ``model`` (residues named ``ligand_name``) with its pocket into the map.
+
+    ``ligand`` gives the chemistry (SMILES, SDF/MOL2 path, CCD code or RDKit Mol); the atoms are
+    matched to the residue by graph. Returns the refined model and one result per copy with
+    before/after ligand CC, strain, clashes and bond/angle deviations.
+    """
+    if resolution <= 0:
+        raise ValueError(f"resolution must be positive, got {resolution}")
+    structure = io.read_structure(model)
+    density = load_map(density_map, around=io.heavy_atoms(structure).coordinates)
+    chemistry = load_ligand(ligand, name=ligand_name, max_conformers=1)
+    return refine_model(
+        structure, chemistry, density, resolution, ligand_name=ligand_name, options=options, cache=parameter_cache, progress=progress
+    )
+
+
+def build_templates(
+    sources: list[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> TemplateLibrary:
+    """Make a template library in ``output`` from complexes (PDB/mmCIF), ``protein,ligands.sdf`` pairs or entry folders."""
+    return build_library(sources, output, force=force, progress=progress)
+
+
+def template_library(folder: str | os.PathLike | None = None) -> TemplateLibrary:
+    """Open a template library (default: the shipped one); ``.describe()`` says what it holds.
+
+    Raises a clear error naming the fix when the folder is missing, empty, half-written or from another format version.
+    """
+    return load_library(folder if folder is not None else shipped_library_path())
 
 
 def evaluate(
@@ -137,8 +201,16 @@ __all__ = [
     "DensityMap",
     "DockingOptions",
     "Evaluation",
+    "LigandParameterCache",
+    "RefinementOptions",
+    "TemplateOptions",
+    "ModelRefinement",
+    "TemplateLibrary",
     "build",
+    "build_templates",
     "challenge",
     "evaluate",
+    "refine",
     "simulate",
+    "template_library",
 ]

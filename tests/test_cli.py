@@ -20,7 +20,9 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tyk2"
 SMILES = (EXAMPLE / "ligand.smi").read_text().strip()
 
 
-def build(tmp_path: Path, *extra: str, map_path: Path = EXAMPLE / "map.mrc", ligand: str = SMILES, model: Path | None = EXAMPLE / "protein.pdb") -> int:
+def build(
+    tmp_path: Path, *extra: str, map_path: Path = EXAMPLE / "map.mrc", ligand: str = SMILES, model: Path | None = EXAMPLE / "protein.pdb"
+) -> int:
     arguments = ["build", str(map_path), "--ligand", ligand, "--resolution", "3.0", "-o", str(tmp_path / "out"), "-q"]
     if model is not None:
         arguments += ["--model", str(model)]
@@ -52,15 +54,32 @@ def test_outputs_hold_the_complex_and_a_complete_report(example_run):
     assert report["best_pose"]["cc"] > 0.6
     assert 0 < report["confidence"] <= 1
     assert report["blobs"] and report["blobs"][0]["estimated_heavy_atoms"] > 10
-    assert set(report["timings_s"]) == {"inputs", "ligand", "segmentation", "docking"}
+    assert set(report["timings_s"]) == {"inputs", "ligand", "segmentation", "templates", "docking", "refinement"}
     assert report["versions"]["rdkit"] and report["options"]["seed"] == 0
+
+
+def test_build_refines_the_placement_and_reports_before_and_after(example_run):
+    _, out = example_run
+    report = json.loads((out / "report.json").read_text())
+    (refinement,) = report["refinement"]
+    assert refinement["refined"], refinement["message"]
+    before, after = refinement["before"], refinement["after"]
+    assert after["ligand_cc"] >= before["ligand_cc"] - 0.02
+    assert after["close_contacts"] == 0 and after["clashes"] == 0
+    assert after["bond_rmsd"] < 0.05 and after["angle_rmsd"] < 5.0  # chemistry kept while fitting the map
+    (fit,) = report["ligand_fit"]
+    assert fit["q_score"] > 0.5 and fit["q_score"] >= fit["q_score_docked"] - 0.05
+    assert report["best_pose"]["found_by"].endswith("refined")
+    assert report["templates"]["seeds"] > 0  # the shipped library holds the Tyk2 series
 
 
 def test_api_runs_repeatably_in_one_process():
     density = maps.read_map(EXAMPLE / "map.mrc")
     model = io.read_structure(EXAMPLE / "protein.pdb")
-    first = ligfit.build(density, SMILES, model, resolution=3.0)
-    second = ligfit.build((density.values, density.voxel_size, density.origin), Chem.MolFromSmiles(SMILES), model, resolution=3.0)
+    first = ligfit.build(density, SMILES, model, resolution=3.0, refine=False)
+    second = ligfit.build(
+        (density.values, density.voxel_size, density.origin), Chem.MolFromSmiles(SMILES), model, resolution=3.0, refine=False
+    )
     np.testing.assert_allclose(first.best_pose.coordinates, second.best_pose.coordinates, atol=1e-3)
 
 
@@ -153,3 +172,31 @@ def test_existing_output_folder_needs_force(tmp_path, capsys):
     assert build(tmp_path) == 1
     assert "--force" in _one_line_error(capsys)
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+def test_refine_command_refines_the_ligand_already_in_a_model(example_run, tmp_path):
+    _, out = example_run
+    refined, scores = tmp_path / "refined.cif", tmp_path / "refine.json"
+    arguments = ["refine", str(out / "model.cif"), str(EXAMPLE / "map.mrc"), "--resolution", "3.0", "--ligand", SMILES]
+    assert main([*arguments, "-o", str(refined), "--json", str(scores), "-q"]) == 0
+    (copy,) = json.loads(scores.read_text())["copies"]
+    assert copy["after"]["close_contacts"] == 0 and copy["after"]["bond_rmsd"] < 0.05
+    structure = io.read_structure(refined)
+    atoms = [atom for chain in structure[0] for residue in chain if residue.name == "LIG" for atom in residue]
+    built = Chem.MolFromMolFile(str(out / "ligand.sdf"))  # same heavy atoms, same order as the model's LIG
+    assert len(atoms) == built.GetNumAtoms()
+    moved = np.linalg.norm(np.array([atom.pos.tolist() for atom in atoms]) - built.GetConformer().GetPositions(), axis=1)
+    assert moved.max() < 1.5  # already fitted: refinement adjusts, it does not relocate
+    refined_ligand = Chem.Mol(built)
+    for index, atom in enumerate(atoms):
+        refined_ligand.GetConformer().SetAtomPosition(index, atom.pos.tolist())
+    assert ligand_rmsd(refined_ligand, Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf"))) <= 2.0
+
+
+def test_templates_info_describes_the_shipped_library_and_a_broken_named_library_is_refused(tmp_path, capsys):
+    assert main(["templates", "info", "-q"]) == 0
+    assert "templates: 199" in capsys.readouterr().out
+    (tmp_path / "library").mkdir()
+    assert build(tmp_path, "--templates", str(tmp_path / "library"), "--no-refine") == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "is empty" in error[0] and "ligfit templates build" in error[0]  # the problem and the fix

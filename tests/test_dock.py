@@ -44,18 +44,22 @@ def test_symmetric_rmsd_agrees_with_spyrmsd():
 @pytest.mark.parametrize("entry", ["5SAK_ZRY", "7KRU_ATP", "7RNI_60I"])
 def test_simulated_complexes_are_placed_within_2_angstrom(data, entry):
     case = simulated_case(data, entry, 3.0)
-    result = api.build(case.density, case.smiles, case.model, resolution=3.0)
+    result = api.build(case.density, case.smiles, case.model, resolution=3.0, refine=False)
     assert result.found
     assert ligand_rmsd(heavy_atom_mol(result.ligand, result.best_pose.coordinates), case.reference) <= 2.0
     protein = io.heavy_atoms(case.model)
-    deposited = count_clashes(case.reference.GetConformer().GetPositions(), [a.GetSymbol() for a in case.reference.GetAtoms()], (protein.coordinates, protein.elements))
+    deposited = count_clashes(
+        case.reference.GetConformer().GetPositions(),
+        [a.GetSymbol() for a in case.reference.GetAtoms()],
+        (protein.coordinates, protein.elements),
+    )
     assert result.best_pose.clashes <= deposited  # no more protein clashes than the deposited pose has
 
 
 @pytest.mark.parametrize("name", ["8HFL 1XR", "7ZH6 C0R"])
 def test_real_em_ligand_density_is_fitted_within_2_angstrom(data, name):
     case = next(c for c in em_ligand_boxes(data) if c.name == name)
-    result = api.build(case.density, case.smiles, None, resolution=case.resolution)
+    result = api.build(case.density, case.smiles, None, resolution=case.resolution, refine=False)
     assert result.found
     assert ligand_rmsd(heavy_atom_mol(result.ligand, result.best_pose.coordinates), case.reference) <= 2.0
 
@@ -63,7 +67,7 @@ def test_real_em_ligand_density_is_fitted_within_2_angstrom(data, name):
 def test_forcing_a_site_with_no_ligand_density_is_not_reported_as_found(data):
     case = simulated_case(data, "7RNI_60I", 3.0, with_ligand=False)
     site = tuple(case.reference.GetConformer().GetPositions().mean(0))
-    result = api.build(case.density, case.smiles, case.model, resolution=3.0, site=site)
+    result = api.build(case.density, case.smiles, case.model, resolution=3.0, site=site, refine=False)
     assert result.poses  # it did dock …
     assert not result.found  # … and said the density does not support it
     assert result.best_pose is None and "no convincing density" in result.message
