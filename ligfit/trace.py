@@ -1,0 +1,501 @@
+"""From voxel predictions to a protein model: Cα candidates → chains → sequence → full-atom model.
+
+The DeepTracer recipe (Pfab et al. 2021, PNAS 118:e2017525118): the backbone network
+(:mod:`ligfit.backbone`) labels every voxel; Cα candidates are the peaks of P(Cα) after
+non-maximum suppression; candidates ~3.8 Å apart that are joined by backbone density become
+edges of a graph, and a greedy degree-2 forest (cheapest edges first, no cycles) orders them into
+chains; the N/C probabilities along each link give the chain direction; a given sequence is
+threaded onto each chain by dynamic programming over the predicted residue-type probabilities,
+both directions; the backbone comes from Cα quadrilaterals and side chains from ideal residues
+(:mod:`ligfit.backbone.geometry`). Coordinates in Å, in the map's frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import string
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gemmi
+import numpy as np
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from ligfit import io
+from ligfit.backbone import contract, geometry
+from ligfit.backbone.errors import MapTooLargeError, NoProteinDensityError, SequenceMismatchError
+from ligfit.backbone.infer import Network, VoxelPredictions, load_network, predict
+from ligfit.backbone.net import AMINO_ACIDS, ONE_LETTER
+from ligfit.errors import BadMapError, LigfitError
+from ligfit.maps import DensityMap
+
+log = logging.getLogger(__name__)
+
+#: De novo tracing is refused for maps coarser than this (Å).
+COARSEST_RESOLUTION = 5.0
+#: Background residue frequencies (UniProt), for log-odds threading scores.
+BACKGROUND = dict(
+    zip(
+        "ARNDCQEGHILKMFPSTWYV",
+        (8.25, 5.53, 4.06, 5.45, 1.37, 3.93, 6.75, 7.07, 2.27, 5.96, 9.66, 5.84, 2.42, 3.86, 4.70, 6.56, 5.34, 1.08, 2.92, 6.87),
+    )
+)
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    """Tracing parameters (defaults from ``benchmarks/backbone_tune.py --entries 6``: validation split, 2.5/3/4 Å)."""
+
+    ca_threshold: float = 0.25  # minimum P(Cα) of a candidate peak
+    nms_radius: float = 1.8  # Å: weaker peaks this close to a kept one are dropped
+    link_range: tuple[float, float] = (2.6, 4.6)  # Å: Cα–Cα distances that may be consecutive
+    min_support: float = 0.3  # minimum mean P(backbone mask) along a link
+    min_chain: int = 3  # shorter chains are dropped
+    min_residues: int = 10  # fewer traced residues in all: no protein-like density
+    insertion_penalty: float = 4.0  # threading: a traced Cα with no sequence residue (log units)
+    deletion_penalty: float = 4.0  # threading: a sequence residue with no traced Cα
+    shuffles: int = 20  # shuffled sequences for the significance of the threading
+    min_sequence_z: float = 3.0  # threading must beat shuffled sequences by this many σ
+    unknown_residue: str = "most-likely"  # without a sequence: "most-likely" type or "ALA"
+    cube: int = 64
+    margin: int = 8
+    max_voxels: int = 300**3  # at 1 Å: ~15 min and ~1 GB on 2 CPU cores; larger maps must be boxed
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TracedChain:
+    """One traced chain, N→C: Cα positions (Å), residue names and, when threaded, sequence positions."""
+
+    ca: np.ndarray  # (L, 3)
+    residue_names: tuple[str, ...]
+    confidence: np.ndarray  # (L,) P(Cα) at each peak
+    aa_probabilities: np.ndarray  # (L, 20)
+    sequence_index: int | None = None  # which input sequence, when threaded
+    sequence_positions: np.ndarray | None = None  # (L,) 0-based, -1 where no residue aligned
+    threading_score: float = 0.0  # log-odds of the alignment
+
+
+@dataclass
+class TraceResult:
+    """What ``trace`` built: chains as plain arrays, the model, and how well the sequence fits."""
+
+    chains: list[TracedChain]
+    structure: gemmi.Structure
+    candidates: np.ndarray  # (n, 3) every Cα candidate, Å
+    sequence_score: dict | None
+    message: str
+    timings: dict[str, float] = field(default_factory=dict)
+    options: TraceOptions = field(default_factory=TraceOptions)
+
+    @property
+    def residue_count(self) -> int:
+        return sum(len(chain.ca) for chain in self.chains)
+
+    def write(self, path: str | os.PathLike) -> None:
+        """Write the model (mmCIF or PDB by suffix, atomically)."""
+        io.write_structure(self.structure, path)
+
+
+SequenceInput = str | os.PathLike | list[str] | None
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+#: Progress callback: (stage, done, total); stages "network" (cubes), "tracing", "threading", "model".
+Progress = Callable[[str, int, int], None]
+
+
+def trace(
+    density_map: DensityMap,
+    resolution: float,
+    sequence: SequenceInput = None,
+    *,
+    options: TraceOptions = TraceOptions(),
+    network: Network | None = None,
+    weights: str | os.PathLike | None = None,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> TraceResult:
+    """Build a protein model de novo from ``density_map`` at ``resolution`` Å, threading ``sequence`` when given.
+
+    ``sequence``: a FASTA path, a one-letter sequence, or a list of them (one per distinct chain).
+    Raises ``BadMapError`` for maps coarser than 5 Å, ``MapTooLargeError`` for maps over
+    ``options.max_voxels`` at 1 Å, ``NoProteinDensityError`` without protein-like density,
+    ``SequenceMismatchError`` when the sequence fits the traced chains no better than shuffled
+    ones, ``BadWeightsError`` when the network weights are missing or corrupted.
+    """
+    check_traceable(density_map, resolution, options)
+    sequences = read_sequences(sequence) if sequence is not None else None
+    network = network or load_network(weights, device)
+    clock = time.perf_counter()
+    on_cube = (lambda done, total: progress("network", done, total)) if progress else None
+    predictions = predict(density_map, network, options.cube, options.margin, progress=on_cube)
+    network_seconds = time.perf_counter() - clock
+    result = trace_predictions(predictions, sequences, options=options, progress=progress)
+    result.timings["network"] = network_seconds
+    return result
+
+
+def check_traceable(density_map: DensityMap, resolution: float, options: TraceOptions = TraceOptions()) -> None:
+    """Refuse maps that are too coarse for de novo tracing or too large for the CPU budget (``BadMapError``)."""
+    if not 0 < resolution <= COARSEST_RESOLUTION:
+        raise BadMapError(
+            f"resolution {resolution:g} Å: de novo tracing is only reliable at {COARSEST_RESOLUTION:g} Å or better; "
+            "give a fitted protein model (--model) instead"
+        )
+    extent = np.asarray(density_map.shape) * np.asarray(density_map.voxel_size)
+    voxels = int(np.prod(np.ceil(extent / contract.VOXEL_SIZE)))
+    if voxels > options.max_voxels:
+        raise MapTooLargeError(
+            f"the map spans {' × '.join(f'{e:.0f}' for e in extent)} Å ({voxels / 1e6:.0f} M voxels at 1 Å, limit "
+            f"{options.max_voxels / 1e6:.0f} M); box it around the region to trace, or raise max_voxels"
+        )
+
+
+def trace_predictions(
+    predictions: VoxelPredictions,
+    sequences: list[str] | None = None,
+    *,
+    options: TraceOptions = TraceOptions(),
+    progress: Progress | None = None,
+) -> TraceResult:
+    """Cα candidates → chains → threaded sequence → full-atom model, from the network's voxel predictions."""
+    say = progress or (lambda stage, done, total: None)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    candidates, scores = ca_candidates(predictions, options)
+    paths = chain_paths(candidates, predictions, options)
+    traced = sum(map(len, paths))
+    if traced < options.min_residues:
+        raise NoProteinDensityError(
+            f"no protein-like density: the network found {len(candidates)} Cα candidates, {traced} of them in chains "
+            f"(fewer than {options.min_residues}); "
+            "check that the map holds protein at the stated resolution (and its contour/sign), or give a model"
+        )
+    log.info("traced %d Cα in %d chains from %d candidates", traced, len(paths), len(candidates))
+    chains = [
+        TracedChain(candidates[p], (), scores[p], predictions.residue_types(candidates[p]))
+        for p in (orient(path, candidates, predictions) for path in paths)
+    ]
+    timings["tracing"] = time.perf_counter() - clock
+    say("tracing", 1, 1)
+
+    clock = time.perf_counter()
+    sequence_score = None
+    if sequences:
+        chains, sequence_score = thread_all(chains, sequences, options)
+        log.info("threaded the sequence: log-odds %.1f, %.1f σ above shuffled sequences", sequence_score["score"], sequence_score["z"])
+        message = f"traced {traced} residues in {len(chains)} chains, sequence threaded (z = {sequence_score['z']:.1f})"
+        say("threading", 1, 1)
+    else:
+        chains = [name_without_sequence(chain, options.unknown_residue) for chain in chains]
+        kind = "most likely residue types" if options.unknown_residue == "most-likely" else "poly-alanine"
+        message = f"traced {traced} residues in {len(chains)} chains; no sequence given, so {kind}"
+        log.warning("no sequence given: the model has %s, not a threaded sequence", kind)
+    structure = build_structure(chains)
+    timings["model"] = time.perf_counter() - clock
+    say("model", 1, 1)
+    return TraceResult(chains, structure, candidates, sequence_score, message, timings, options)
+
+
+# --------------------------------------------------------------------------- sequences
+
+
+def read_sequences(sequence: SequenceInput) -> list[str]:
+    """One-letter sequences from a FASTA path, a sequence string, or a list of either."""
+    if isinstance(sequence, list):
+        return [s for item in sequence for s in read_sequences(item)]
+    text = str(sequence)
+    path = Path(text)
+    if isinstance(sequence, os.PathLike) or (len(text) < 4096 and ("/" in text or "." in text) and path.exists()):
+        if not path.is_file():
+            raise LigfitError(f"{path}: no such sequence file; check the path")
+        records, current = [], []
+        for line in path.read_text().splitlines():
+            if line.startswith(">"):
+                if current:
+                    records.append("".join(current))
+                current = []
+            elif line.strip():
+                current.append(line.strip())
+        if current:
+            records.append("".join(current))
+        if not records:
+            raise LigfitError(f"{path}: no sequence found; give a FASTA file with one record per chain")
+        return [_clean(r, str(path)) for r in records]
+    return [_clean(text, "the sequence")]
+
+
+def _clean(sequence: str, source: str) -> str:
+    cleaned = "".join(sequence.split()).upper().rstrip("*")
+    bad = sorted(set(cleaned) - set(ONE_LETTER) - {"X"})
+    if not cleaned or bad:
+        raise LigfitError(
+            f"{source}: not a protein sequence (unexpected letters {''.join(bad) or 'none found'}); give one-letter amino-acid codes"
+        )
+    return cleaned
+
+
+# --------------------------------------------------------------------------- candidates and chains
+
+
+def ca_candidates(predictions: VoxelPredictions, options: TraceOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Cα positions (n, 3) Å and their P(Cα): local maxima, refined to the 3×3×3 centroid, then distance NMS."""
+    ca = predictions.ca.astype(np.float32)
+    peaks = np.argwhere((ca >= options.ca_threshold) & (ca == ndimage.maximum_filter(ca, size=3, mode="constant")))
+    if len(peaks) == 0:
+        return np.zeros((0, 3)), np.zeros(0)
+    offsets = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    around = np.clip(peaks[:, None] + offsets[None], 0, np.array(ca.shape) - 1)
+    weights = ca[tuple(around.reshape(-1, 3).T)].reshape(len(peaks), -1)
+    refined = (weights[..., None] * around).sum(axis=1) / weights.sum(axis=1, keepdims=True)
+    scores = ca[tuple(peaks.T)]
+    positions = predictions.grid.to_points(refined)
+    order = np.argsort(-scores)
+    positions, scores = positions[order], scores[order]
+    neighbours = cKDTree(positions).query_ball_point(positions, options.nms_radius)
+    kept = np.ones(len(positions), dtype=bool)
+    for index in range(len(positions)):
+        if kept[index]:
+            for other in neighbours[index]:
+                if other > index:
+                    kept[other] = False
+    return positions[kept], scores[kept].astype(float)
+
+
+def link_support(predictions: VoxelPredictions, start: np.ndarray, end: np.ndarray, samples: int = 5) -> np.ndarray:
+    """Mean P(backbone mask) at ``samples`` points strictly between each start (m, 3) and end (m, 3)."""
+    fractions = (np.arange(samples) + 1) / (samples + 1)
+    points = start[:, None] + fractions[None, :, None] * (end - start)[:, None]
+    return predictions.sample("trace", points.reshape(-1, 3)).reshape(len(start), samples).mean(axis=1)
+
+
+def chain_paths(candidates: np.ndarray, predictions: VoxelPredictions, options: TraceOptions) -> list[np.ndarray]:
+    """Order candidates into chains: a greedy degree-≤2 spanning forest over plausible Cα–Cα links."""
+    if len(candidates) < 2:
+        return []
+    pairs = cKDTree(candidates).query_pairs(options.link_range[1], output_type="ndarray")
+    distance = np.linalg.norm(candidates[pairs[:, 0]] - candidates[pairs[:, 1]], axis=1)
+    pairs, distance = pairs[distance >= options.link_range[0]], distance[distance >= options.link_range[0]]
+    support = link_support(predictions, candidates[pairs[:, 0]], candidates[pairs[:, 1]]) if len(pairs) else np.zeros(0)
+    good = support >= options.min_support
+    pairs, distance, support = pairs[good], distance[good], support[good]
+    cost = ((distance - 3.8) / 0.25) ** 2 - 4.0 * np.log(np.clip(support, 1e-3, None))
+    degree = np.zeros(len(candidates), dtype=int)
+    parent = np.arange(len(candidates))
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    neighbours: list[list[int]] = [[] for _ in candidates]
+    for a, b in pairs[np.argsort(cost)]:
+        if degree[a] < 2 and degree[b] < 2 and root(a) != root(b):
+            parent[root(a)] = root(b)
+            degree[a] += 1
+            degree[b] += 1
+            neighbours[a].append(b)
+            neighbours[b].append(a)
+    paths, seen = [], np.zeros(len(candidates), dtype=bool)
+    for start in np.flatnonzero(degree <= 1):
+        if seen[start]:
+            continue
+        path = [start]
+        seen[start] = True
+        while True:
+            nxt = [n for n in neighbours[path[-1]] if not seen[n]]
+            if not nxt:
+                break
+            path.append(nxt[0])
+            seen[nxt[0]] = True
+        if len(path) >= options.min_chain:
+            paths.append(np.array(path))
+    return sorted(paths, key=len, reverse=True)
+
+
+def orient(path: np.ndarray, candidates: np.ndarray, predictions: VoxelPredictions) -> np.ndarray:
+    """The path ordered N→C: along Cα(i)→Cα(i+1) the carbonyl C comes first and the amide N last."""
+    return path if direction_evidence(candidates[path], predictions) >= 0 else path[::-1]
+
+
+def direction_evidence(ca: np.ndarray, predictions: VoxelPredictions) -> float:
+    """Σ over links of [P(C) − P(N)] at 1/3 minus the same at 2/3 of the way: > 0 means N→C as given."""
+    start, end = ca[:-1], ca[1:]
+    near, far = start + (end - start) / 3, start + 2 * (end - start) / 3
+    c_near, n_near = predictions.sample("c", near), predictions.sample("n", near)
+    c_far, n_far = predictions.sample("c", far), predictions.sample("n", far)
+    return float(np.sum((c_near - n_near) - (c_far - n_far)))
+
+
+# --------------------------------------------------------------------------- threading
+
+
+def log_odds(aa_probabilities: np.ndarray, sequence: str) -> np.ndarray:
+    """Score (L, M) of each traced residue against each sequence position: log P(type)/background."""
+    background = np.array([BACKGROUND[a] for a in ONE_LETTER]) / 100
+    table = np.log(np.clip(aa_probabilities, 1e-4, None)) - np.log(background)  # (L, 20)
+    columns = np.array([ONE_LETTER.index(a) if a in ONE_LETTER else -1 for a in sequence])
+    scores = np.where(columns[None] >= 0, table[:, np.clip(columns, 0, None)], 0.0)
+    return scores
+
+
+def align(scores: np.ndarray, insertion: float, deletion: float) -> tuple[float, np.ndarray]:
+    """Best alignment of a traced chain (rows) to a sequence (columns), free sequence ends, linear gaps.
+
+    Returns the score and the sequence position of each row (-1 for rows left unaligned).
+    Dynamic programming row by row; the within-row deletion recursion is a running maximum.
+    """
+    rows, columns = scores.shape
+    best = np.zeros((rows + 1, columns + 1))
+    best[1:, 0] = -insertion * np.arange(1, rows + 1)
+    move = np.zeros((rows + 1, columns + 1), dtype=np.int8)  # 0 diagonal, 1 insertion (row only), 2 deletion (column only)
+    move[1:, 0] = 1
+    ramp = deletion * np.arange(columns + 1)
+    for i in range(1, rows + 1):
+        diagonal = best[i - 1, :-1] + scores[i - 1]
+        insert = best[i - 1, 1:] - insertion
+        through = np.concatenate([[best[i, 0]], np.maximum(diagonal, insert)])
+        lifted = through + ramp
+        running = np.maximum.accumulate(lifted)
+        best[i] = running - ramp
+        move[i, 1:] = np.where(insert > diagonal, 1, 0)
+        move[i, 1:][running[1:] > lifted[1:]] = 2  # compared before removing the ramp: no rounding ties
+    end = int(np.argmax(best[rows]))
+    score = float(best[rows, end])
+    positions = np.full(rows, -1)
+    i, j = rows, end
+    while i > 0:
+        step = move[i, j] if j > 0 else 1
+        if step == 0:
+            positions[i - 1] = j - 1
+            i, j = i - 1, j - 1
+        elif step == 1:
+            i -= 1
+        else:
+            j -= 1
+    return score, positions
+
+
+def thread(chain: TracedChain, sequences: list[str], options: TraceOptions) -> TracedChain:
+    """The chain threaded onto its best-fitting sequence, in whichever direction fits better."""
+    best: tuple[float, int, bool, np.ndarray] | None = None
+    for index, sequence in enumerate(sequences):
+        for reverse in (False, True):
+            probabilities = chain.aa_probabilities[::-1] if reverse else chain.aa_probabilities
+            score, positions = align(log_odds(probabilities, sequence), options.insertion_penalty, options.deletion_penalty)
+            if best is None or score > best[0]:
+                best = (score, index, reverse, positions)
+    score, index, reverse, positions = best
+    ca, confidence, probabilities = chain.ca, chain.confidence, chain.aa_probabilities
+    if reverse:
+        ca, confidence, probabilities = ca[::-1], confidence[::-1], probabilities[::-1]
+    letters = [sequences[index][p] if p >= 0 else ONE_LETTER[int(np.argmax(probabilities[k]))] for k, p in enumerate(positions)]
+    names = tuple(AMINO_ACIDS[ONE_LETTER.index(a)] if a in ONE_LETTER else "ALA" for a in letters)
+    return TracedChain(ca, names, confidence, probabilities, index, positions, score)
+
+
+def thread_all(chains: list[TracedChain], sequences: list[str], options: TraceOptions) -> tuple[list[TracedChain], dict]:
+    """Thread every chain; test the total score against shuffled sequences (raise if not better)."""
+    threaded = [thread(chain, sequences, options) for chain in chains]
+    score = sum(chain.threading_score for chain in threaded)
+    rng = np.random.default_rng(options.seed)
+    shuffled_scores = []
+    for _ in range(options.shuffles):
+        shuffled = ["".join(rng.permutation(list(s))) for s in sequences]
+        shuffled_scores.append(sum(_best_score(chain, shuffled, options) for chain in chains))
+    mean, std = float(np.mean(shuffled_scores)), float(np.std(shuffled_scores)) or 1.0
+    z = (score - mean) / std
+    aligned = sum(int((chain.sequence_positions >= 0).sum()) for chain in threaded)
+    summary = {"score": score, "shuffled_mean": mean, "shuffled_std": std, "z": z, "aligned_residues": aligned}
+    if z < options.min_sequence_z:
+        raise SequenceMismatchError(
+            f"the sequence does not match the traced chains: alignment log-odds {score:.1f} vs {mean:.1f} ± {std:.1f} for shuffled "
+            f"sequences (z = {z:.1f} < {options.min_sequence_z:g}); check that the FASTA is for this map, or trace without --sequence"
+        )
+    return threaded, summary
+
+
+def _best_score(chain: TracedChain, sequences: list[str], options: TraceOptions) -> float:
+    return max(
+        align(log_odds(p, s), options.insertion_penalty, options.deletion_penalty)[0]
+        for s in sequences
+        for p in (chain.aa_probabilities, chain.aa_probabilities[::-1])
+    )
+
+
+def name_without_sequence(chain: TracedChain, unknown_residue: str) -> TracedChain:
+    """Residue names without a sequence: the most likely predicted type, or alanine."""
+    if unknown_residue not in ("most-likely", "ALA"):
+        raise ValueError(f"unknown_residue must be 'most-likely' or 'ALA', got {unknown_residue!r}")
+    if unknown_residue == "ALA":
+        names = ("ALA",) * len(chain.ca)
+    else:
+        names = tuple(AMINO_ACIDS[i] for i in np.argmax(chain.aa_probabilities, axis=1))
+    return TracedChain(chain.ca, names, chain.confidence, chain.aa_probabilities)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def chain_names(count: int) -> list[str]:
+    """A, B, …, Z, a, …, z, 0, …, 9, then two letters."""
+    single = list(string.ascii_uppercase + string.ascii_lowercase + string.digits)
+    return (single + [a + b for a in single for b in single])[:count]
+
+
+def build_structure(chains: list[TracedChain]) -> gemmi.Structure:
+    """A gemmi Structure with every traced chain as full-atom residues; B-factor = 100 × (1 − P(Cα))."""
+    structure = gemmi.Structure()
+    structure.name = "ligfit_trace"
+    model = gemmi.Model("1")
+    table = geometry.peptide_table()
+    for name, chain in zip(chain_names(len(chains)), chains):
+        n, c, o = table.place(chain.ca)
+        atoms = geometry.full_atoms(n, chain.ca, c, o, list(chain.residue_names))
+        gemmi_chain = gemmi.Chain(name)
+        numbers = _residue_numbers(chain)
+        for index, (residue_atoms, (number, icode)) in enumerate(zip(atoms, numbers)):
+            residue = gemmi.Residue()
+            residue.name = chain.residue_names[index]
+            residue.seqid = gemmi.SeqId(number, icode)
+            residue.entity_type = gemmi.EntityType.Polymer
+            b_factor = float(100 * (1 - chain.confidence[index]))
+            for atom_name, element, position in residue_atoms:
+                atom = gemmi.Atom()
+                atom.name = atom_name
+                atom.element = gemmi.Element(element)
+                atom.pos = gemmi.Position(*map(float, position))
+                atom.occ = 1.0
+                atom.b_iso = b_factor
+                residue.add_atom(atom)
+            gemmi_chain.add_residue(residue)
+        model.add_chain(gemmi_chain)
+    structure.add_model(model)
+    structure.setup_entities()
+    return structure
+
+
+def _residue_numbers(chain: TracedChain) -> list[tuple[int, str]]:
+    """Sequence numbers (1-based) where threaded; unaligned residues take the previous number and an insertion code."""
+    if chain.sequence_positions is None:
+        return [(k + 1, " ") for k in range(len(chain.ca))]
+    positions = chain.sequence_positions
+    aligned = positions[positions >= 0]
+    previous = int(aligned[0]) if len(aligned) else 0  # leading unaligned residues share the first number - 1
+    numbers, inserted = [], 0
+    for position in positions:
+        if position >= 0:
+            previous, inserted = int(position) + 1, 0
+            numbers.append((previous, " "))
+        else:
+            numbers.append((previous, string.ascii_uppercase[inserted % 26]))
+            inserted += 1
+    return numbers
