@@ -22,6 +22,8 @@ from ligfit.maps import DensityMap
 from ligfit.pipeline import BuildOptions, BuildResult, LigandInput, MapInput, ModelInput, load_map, run_build
 from ligfit.refine import LigandParameterCache, ModelRefinement, RefinementOptions, refine_model
 from ligfit.templates import TemplateLibrary, TemplateOptions, build_library, load_library, shipped_library_path
+from ligfit.trace import SequenceInput, TraceOptions, TraceResult
+from ligfit.trace import trace as trace_map
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ def build(
     refine: bool = True,
     refinement: RefinementOptions | None = None,
     parameter_cache: LigandParameterCache | None = None,
+    sequence: SequenceInput = None,
     progress: Callable[[str], None] | None = None,
 ) -> BuildResult:
     """Find where ``ligand`` sits in ``density_map`` around ``model`` and place it.
@@ -60,6 +63,8 @@ def build(
     shipped one; ``use_templates=False`` docks from the density alone). ``refine``: refine ligand
     and pocket against the map in OpenMM (``refinement`` sets how). ``parameter_cache``: a
     :class:`LigandParameterCache` shared across calls, so a screen parametrises each ligand once.
+    ``sequence`` (FASTA path, one-letter sequence or a list): with no ``model``, trace a protein
+    model de novo with the backbone network and thread this sequence onto it.
     ``progress`` receives one line per stage.
 
     Returns a :class:`BuildResult`; ``result.found`` says whether the density supports a pose.
@@ -81,6 +86,7 @@ def build(
         template_options=template_options or TemplateOptions(seed=seed),
         refine=refine,
         refinement=refinement or RefinementOptions(seed=seed),
+        sequence=sequence,
     )
     return run_build(density_map, ligand, model, options, progress, parameter_cache)
 
@@ -104,6 +110,25 @@ def simulate(
     return maps.simulate(
         structure, resolution, grid, voxel_size=voxel_size, margin=margin, use_b_factors=use_b_factors, noise=noise, seed=seed
     )
+
+
+def trace(
+    density_map: MapInput,
+    *,
+    resolution: float,
+    sequence: SequenceInput = None,
+    options: TraceOptions | None = None,
+    device: str = "cpu",
+    progress: Callable[[str, int, int], None] | None = None,
+) -> TraceResult:
+    """Build a protein model de novo from the map (backbone network, Cα tracing, sequence threading).
+
+    ``sequence``: FASTA path, one-letter sequence, or a list (one per distinct chain); without it
+    the chains carry the most likely residue types. Raises a ``LigfitError`` subclass for maps
+    coarser than 5 Å, maps too large to run, maps without protein-like density, and sequences
+    that fit the trace no better than shuffled ones. ``.write(path)`` writes the model.
+    """
+    return trace_map(load_map(density_map), resolution, sequence, options=options or TraceOptions(), device=device, progress=progress)
 
 
 def refine(
@@ -206,6 +231,7 @@ __all__ = [
     "TemplateOptions",
     "ModelRefinement",
     "TemplateLibrary",
+    "TraceResult",
     "build",
     "build_templates",
     "challenge",
@@ -213,4 +239,5 @@ __all__ = [
     "refine",
     "simulate",
     "template_library",
+    "trace",
 ]

@@ -63,7 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("map", type=Path, help="density map (MRC/CCP4, optionally .gz)")
     build.add_argument("--ligand", required=True, help="SMILES, SDF/MOL2 file, or CCD code (e.g. ccd:ATP)")
-    build.add_argument("--model", type=Path, help="protein model (PDB/mmCIF) fitted into the map; omit if the map holds only the ligand")
+    build.add_argument(
+        "--model",
+        type=Path,
+        help="protein model (PDB/mmCIF) fitted into the map; omit if the map holds only the ligand, or give --sequence instead",
+    )
+    build.add_argument(
+        "--sequence",
+        help="without --model: trace a protein model de novo (backbone network) and thread this sequence (FASTA file or one-letter)",
+    )
     build.add_argument("--resolution", type=float, required=True, help="map resolution in Å (e.g. the FSC=0.143 value)")
     build.add_argument("-o", "--output", type=Path, default=Path("ligfit_out"), help="output folder (default: ligfit_out)")
     build.add_argument("--ligand-name", default="LIG", help="residue name of the ligand in the output model (default: LIG)")
@@ -128,6 +136,22 @@ def _parser() -> argparse.ArgumentParser:
     refine.add_argument("--force", action="store_true", help="overwrite the output files")
     refine.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
     refine.set_defaults(handler=_refine)
+
+    trace = commands.add_parser(
+        "trace",
+        help="build a protein model de novo from a map (backbone network + Cα tracing + sequence threading)",
+        description="Run ligfit's 3D U-Net over the map (1 Å voxels, overlapping cubes) to find backbone atoms, trace the "
+        "Cα into chains, thread the sequence onto them, and build full atoms. Reliable at 5 Å or better; the shipped "
+        "network was trained briefly on CPU, so check the traced model (see README for its measured recall).",
+    )
+    trace.add_argument("map", type=Path, help="density map (MRC/CCP4, optionally .gz)")
+    trace.add_argument("--resolution", type=float, required=True, help="map resolution in Å")
+    trace.add_argument("--sequence", help="FASTA file or one-letter sequence (omit: most likely residue types, said in the output)")
+    trace.add_argument("-o", "--output", type=Path, required=True, help="model to write (.cif or .pdb)")
+    trace.add_argument("--device", default="cpu", help="torch device for the network, e.g. cuda (default: cpu)")
+    trace.add_argument("--force", action="store_true", help="overwrite the output model")
+    trace.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    trace.set_defaults(handler=_trace)
 
     templates = commands.add_parser(
         "templates",
@@ -222,6 +246,7 @@ def _build(args: argparse.Namespace) -> int:
         use_templates=not args.no_templates,
         templates=args.templates,
         refine=not args.no_refine,
+        sequence=args.sequence,
         progress=lambda stage: log.info("… %s", stage),
     )
     result.write(args.output, force=args.force, command=args.command_line)
@@ -280,6 +305,20 @@ def _refine(args: argparse.Namespace) -> int:
     for label, result in zip(refinement.residues, refinement.results):
         print(f"ligfit: {args.ligand_name} {label}: {result.message}")
     print(f"ligfit: wrote {args.output}")
+    return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    if args.output.exists() and not args.force:
+        raise LigfitError(f"{args.output} exists; use --force to overwrite it")
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage != "network" or done == total or done % 10 == 0:
+            log.info("… %s %d/%d", stage, done, total)
+
+    result = api.trace(args.map, resolution=args.resolution, sequence=args.sequence, device=args.device, progress=progress)
+    result.write(args.output)
+    print(f"ligfit: {result.message}. Wrote {args.output}.")
     return 0
 
 

@@ -23,6 +23,7 @@ from ligfit.maps import DensityMap
 from ligfit.refine import LigandParameterCache, RefinementOptions, RefinementResult, refine
 from ligfit.report import build_report, write_build_outputs
 from ligfit.templates import TemplateOptions, TemplateSeeds, seeds_for_build
+from ligfit.trace import SequenceInput, TraceOptions, TraceResult, build_protein_model
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class BuildOptions:
     template_options: TemplateOptions = field(default_factory=TemplateOptions)
     refine: bool = True  # refine ligand and pocket against the map in OpenMM
     refinement: RefinementOptions = field(default_factory=RefinementOptions)
+    sequence: SequenceInput = None  # without a model: trace one de novo and thread this sequence
+    trace: TraceOptions = field(default_factory=TraceOptions)
 
 
 @dataclass
@@ -70,6 +73,7 @@ class BuildResult:
     refinements: list[RefinementResult] = field(default_factory=list)  # one per placement, in order
     refined_model: gemmi.Structure | None = None  # the protein with every refined pocket
     ligand_fit: list[dict] = field(default_factory=list)  # per placement: Q-scores docked and final, expected Q
+    traced: TraceResult | None = None  # the de novo protein model, when no model was given
 
     @property
     def found(self) -> bool:
@@ -156,7 +160,7 @@ def run_build(
     def lap(stage: str) -> None:
         nonlocal clock
         now = time.perf_counter()
-        timings[stage] = round(now - clock, 3)
+        timings[stage] = round(timings.get(stage, 0.0) + now - clock, 3)
         clock = now
 
     if not options.resolution or options.resolution <= 0:
@@ -166,6 +170,14 @@ def run_build(
     protein = io.heavy_atoms(structure) if structure is not None else None
     around = protein.coordinates if protein is not None and len(protein) else None
     density = load_map(density_map, around)
+    traced = None
+    if structure is None and options.sequence is not None:
+        lap("inputs")
+        traced = build_protein_model(density, options.resolution, options.sequence, options=options.trace, progress=say)
+        structure, protein = traced.structure, io.heavy_atoms(traced.structure)
+        lap("protein model")
+    elif options.sequence is not None:
+        log.warning("a protein model was given, so the sequence is not used (it is for tracing a model de novo)")
     if protein is not None:
         check_overlap(density, protein.coordinates, model)
         already = int(np.sum(protein.residue_name == options.ligand_name))
@@ -183,6 +195,7 @@ def run_build(
         "origin_A": np.round(density.origin, 3).tolist(),
         "resolution_A": options.resolution,
         "model": None if model is None else _describe_source(model),
+        "protein_model": None if traced is None else traced.summary(),
         "model_heavy_atoms": None if protein is None else len(protein),
     }
     lap("inputs")
@@ -252,7 +265,20 @@ def run_build(
         refinements, refined_model = refine_placements(density, structure, prepared, docking, options, say, parameter_cache)
         lap("refinement")
     result = BuildResult(
-        density, structure, prepared, difference, blobs, docking, options, timings, inputs, message, seeds, refinements, refined_model
+        density,
+        structure,
+        prepared,
+        difference,
+        blobs,
+        docking,
+        options,
+        timings,
+        inputs,
+        message,
+        seeds,
+        refinements,
+        refined_model,
+        traced=traced,
     )
     result.ligand_fit = ligand_fit(result)
     return result

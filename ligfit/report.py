@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 from importlib import metadata
@@ -53,11 +54,12 @@ def build_report(result: BuildResult, command: str | None = None) -> dict:
             "force_field": result.ligand.force_field,
         },
         "options": {
-            **{k: v for k, v in options.__dict__.items() if k not in ("docking", "refinement", "template_options", "templates")},
+            **{k: v for k, v in options.__dict__.items() if k not in ("docking", "refinement", "template_options", "templates", "trace")},
             "templates": None if options.templates is None else str(options.templates),
             "docking": options.docking.as_dict(),
             "template_search": options.template_options.as_dict(),
             "refinement": options.refinement.as_dict(),
+            "trace": dataclasses.asdict(options.trace),
         },
         "difference_map": {
             "noise_sigma": difference.noise,

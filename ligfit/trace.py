@@ -12,6 +12,7 @@ both directions; the backbone comes from Cα quadrilaterals and side chains from
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import string
@@ -100,6 +101,17 @@ class TraceResult:
         """Write the model (mmCIF or PDB by suffix, atomically)."""
         io.write_structure(self.structure, path)
 
+    def summary(self) -> dict:
+        """Plain data for reports: what was traced and how well the sequence fits."""
+        return {
+            "source": "traced de novo by ligfit's backbone network",
+            "message": self.message,
+            "chains": len(self.chains),
+            "residues": self.residue_count,
+            "sequence_score": self.sequence_score,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
 
 SequenceInput = str | os.PathLike | list[str] | None
 
@@ -139,6 +151,41 @@ def trace(
     network_seconds = time.perf_counter() - clock
     result = trace_predictions(predictions, sequences, options=options, progress=progress)
     result.timings["network"] = network_seconds
+    return result
+
+
+def build_protein_model(
+    density_map: DensityMap,
+    resolution: float,
+    sequence: SequenceInput,
+    *,
+    options: TraceOptions = TraceOptions(),
+    network: Network | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TraceResult:
+    """A protein model for ``build`` when the user has none: traced, threaded with ``sequence`` where it fits.
+
+    Unlike :func:`trace`, a sequence that does not fit the traced chains is not an error here:
+    the model only has to explain the protein's density, so the unthreaded trace is used and a
+    warning gives the threading score.
+    """
+    say = progress or (lambda message: None)
+    check_traceable(density_map, resolution, options)
+    sequences = read_sequences(sequence) if sequence is not None else None
+    network = network or load_network()
+    say("tracing a protein model de novo (backbone network)")
+    clock = time.perf_counter()
+    predictions = predict(density_map, network, options.cube, options.margin)
+    network_seconds = time.perf_counter() - clock
+    try:
+        result = trace_predictions(predictions, sequences, options=options)
+    except SequenceMismatchError as error:
+        log.warning("%s; using the trace without the sequence (most likely residue types)", error)
+        result = trace_predictions(predictions, None, options=options)
+        traced = result.message.split(";")[0]
+        result = dataclasses.replace(result, message=f"{traced} with the most likely residue types; the sequence was not threaded: {error}")
+    result.timings["network"] = network_seconds
+    say(result.message)
     return result
 
 
