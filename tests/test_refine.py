@@ -21,6 +21,7 @@ from ligfit.maps import DensityMap
 from ligfit.refine import LigandParameterCache, RefinementOptions, ambertools_available, pose_from_atoms, refine, refine_model
 from ligfit.refine.density import density_force, potential_grid, scattering_weights
 from ligfit.refine.mmff import mmff_system
+from ligfit.refine.protocol import StartOutcome, choose_start
 
 #: A PoseBusters complex (Tyk2-like kinase pocket + 1K2) whose pocket also holds two iodide ions.
 ENTRY = "5SB2_1K2"
@@ -207,3 +208,15 @@ def test_refine_model_refines_the_ligand_a_model_already_holds(data):
     residue = next(residue for chain in refinement.model[0] for residue in chain if residue.name == "1K2")
     refined = np.array([atom.pos.tolist() for atom in residue])
     assert ligand_rmsd(heavy_atom_mol(ligand, pose_from_atoms(ligand, ligand.elements[:heavy], refined)), case.reference) < 1.0
+
+
+def _outcome(pose: int, energy: float, cc: float) -> StartOutcome:
+    return StartOutcome(pose, energy, 0.0, energy, cc, 0.0, True, np.zeros((1, 3)), np.zeros((1, 3)))
+
+
+def test_a_lower_energy_start_replaces_the_top_docked_pose_only_when_it_also_fits_better():
+    top, flipped = _outcome(0, -17.0, 0.73), _outcome(1, -20.9, 0.74)  # GABA in EMD box 6PLY: energy alone picks the flip
+    assert choose_start([top, flipped], top_pose=0) is top
+    better = _outcome(1, -20.9, 0.80)  # lower and clearly better in the map
+    assert choose_start([top, better], top_pose=0) is better
+    assert choose_start([_outcome(2, -5.0, 0.9), top], top_pose=0) is top  # higher energy never wins
