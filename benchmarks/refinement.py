@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.cases import Case, complex_entries, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case, xray_d2q  # noqa: E402
 from benchmarks.ligand_placement import ligand_rmsd  # noqa: E402
 from ligfit import io  # noqa: E402
+from ligfit.ligand import posed_mol  # noqa: E402
 from ligfit.refine.metrics import close_contacts as metric_close_contacts  # noqa: E402
 
 WORSE_BY = 0.3  # Å of RMSD
@@ -55,22 +56,12 @@ def posebusters_pass(ligand, coordinates: np.ndarray, protein_pdb: Path | None) 
     """Whether the pose passes every PoseBusters check ("dock" with a protein, "mol" without); the failed checks."""
     from posebusters import PoseBusters
 
-    mol = _posed_mol(ligand, coordinates)
+    mol = posed_mol(ligand, coordinates)
     config = "dock" if protein_pdb is not None else "mol"
     frame = PoseBusters(config=config).bust([mol], mol_cond=str(protein_pdb) if protein_pdb else None)
     row = frame.iloc[0]
     failed = [str(name) for name, value in row.items() if isinstance(value, (bool, np.bool_)) and not value]
     return not failed, ";".join(failed)
-
-
-def _posed_mol(ligand, coordinates: np.ndarray) -> Chem.Mol:
-    mol = Chem.Mol(ligand.mol)
-    mol.RemoveAllConformers()
-    conformer = Chem.Conformer(mol.GetNumAtoms())
-    for index, position in enumerate(coordinates):
-        conformer.SetAtomPosition(index, position.tolist())
-    mol.AddConformer(conformer, assignId=True)
-    return mol
 
 
 def close_contacts(ligand, coordinates: np.ndarray, protein: io.AtomTable | None) -> int:

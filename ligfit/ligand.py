@@ -342,13 +342,17 @@ def _atom_names(mol: Chem.Mol) -> list[str]:
     return names
 
 
+def posed_mol(ligand: Ligand, coordinates: np.ndarray) -> Chem.Mol:
+    """The ligand (hydrogens too) with one conformer at ``coordinates`` (all-atom array, Å)."""
+    mol = Chem.Mol(ligand.mol)
+    mol.RemoveAllConformers()
+    conformer = Chem.Conformer(mol.GetNumAtoms())
+    for index, position in enumerate(coordinates):
+        conformer.SetAtomPosition(index, position.tolist())
+    mol.AddConformer(conformer, assignId=True)
+    return mol
+
+
 def heavy_atom_mol(ligand: Ligand, coordinates: np.ndarray | None = None) -> Chem.Mol:
     """The ligand without hydrogens, with one conformer at ``coordinates`` (all-atom array, Å) if given."""
-    mol = Chem.Mol(ligand.mol)
-    if coordinates is not None:
-        mol.RemoveAllConformers()
-        conformer = Chem.Conformer(mol.GetNumAtoms())
-        for index, position in enumerate(coordinates):
-            conformer.SetAtomPosition(index, position.tolist())
-        mol.AddConformer(conformer, assignId=True)
-    return Chem.RemoveHs(mol)
+    return Chem.RemoveHs(Chem.Mol(ligand.mol) if coordinates is None else posed_mol(ligand, coordinates))

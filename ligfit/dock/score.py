@@ -8,7 +8,7 @@ from rdkit.Chem import AllChem
 from scipy.spatial import cKDTree
 
 from ligfit.dock.search import METAL_ELEMENTS, POLAR_ELEMENTS
-from ligfit.ligand import Ligand, mmff_properties
+from ligfit.ligand import Ligand, mmff_properties, posed_mol
 from ligfit.maps import DensityMap
 
 _PERIODIC_TABLE = Chem.GetPeriodicTable()
@@ -109,12 +109,7 @@ def relax_pose(ligand: Ligand, coordinates: np.ndarray, restraint_force: float) 
     """
     if ligand.force_field != "MMFF94":
         return coordinates, None
-    mol = Chem.Mol(ligand.mol)
-    mol.RemoveAllConformers()
-    conformer = Chem.Conformer(mol.GetNumAtoms())
-    for index, position in enumerate(coordinates):
-        conformer.SetAtomPosition(index, position.tolist())
-    mol.AddConformer(conformer, assignId=True)
+    mol = posed_mol(ligand, coordinates)
     properties = mmff_properties(mol)
     restrained = AllChem.MMFFGetMoleculeForceField(mol, properties)
     for index in range(ligand.heavy_atom_count):

@@ -23,7 +23,7 @@ from rdkit.rdBase import BlockLogs
 
 from ligfit.dock import SeedPose
 from ligfit.io import AtomTable
-from ligfit.ligand import Ligand, mmff_properties
+from ligfit.ligand import Ligand, mmff_properties, posed_mol
 from ligfit.segment import Blob
 from ligfit.templates.errors import TemplateLibraryError
 from ligfit.templates.library import TemplateLibrary, library_for_build
@@ -203,12 +203,7 @@ def _pin_and_relax(ligand: Ligand, coordinates: np.ndarray, core: dict[int, np.n
     if ligand.force_field != "MMFF94":
         return aligned
     aligned[indices] = targets
-    mol = Chem.Mol(ligand.mol)
-    mol.RemoveAllConformers()
-    conformer = Chem.Conformer(mol.GetNumAtoms())
-    for index, position in enumerate(aligned):
-        conformer.SetAtomPosition(index, position.tolist())
-    mol.AddConformer(conformer, assignId=True)
+    mol = posed_mol(ligand, aligned)
     force_field = AllChem.MMFFGetMoleculeForceField(mol, mmff_properties(mol))
     for index in indices:
         force_field.MMFFAddPositionConstraint(int(index), 0.0, _CORE_RESTRAINT)
