@@ -233,6 +233,23 @@ def train(root: Path, out: Path, config: TrainConfig, resume: bool = False) -> d
     log_path = out / "log.csv"
     started = time.perf_counter() - elapsed_before
     running: dict[str, float] = {}
+
+    def validate() -> None:
+        """Score the validation cubes, log them, save the checkpoint, and best.pt when the loss is the lowest yet."""
+        nonlocal best
+        scores = validation_scores(model, validation_cubes, config)
+        row = {"step": step, "minutes": round((time.perf_counter() - started) / 60, 2), "lr": optimiser.param_groups[0]["lr"]}
+        row.update({f"train_{k}": round(v, 4) for k, v in running.items()})
+        row.update({f"val_{k}": round(v, 4) for k, v in scores.items()})
+        _append_row(log_path, row)
+        log.info("%s", row)
+        state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "best": min(best, scores["loss"])}
+        state["elapsed"] = time.perf_counter() - started
+        if scores["loss"] < best:
+            best = scores["loss"]
+            torch.save({"model": model.state_dict(), "step": step, "scores": scores}, out / "best.pt")
+        torch.save(state, out / "checkpoint.pt")
+
     while True:
         elapsed = time.perf_counter() - started
         progress = step / config.steps if config.steps else elapsed / (60 * config.minutes)
@@ -250,18 +267,9 @@ def train(root: Path, out: Path, config: TrainConfig, resume: bool = False) -> d
         for name, value in terms.items():
             running[name] = 0.98 * running.get(name, float(value.detach())) + 0.02 * float(value.detach())
         if step % config.validation_every == 0:
-            scores = validation_scores(model, validation_cubes, config)
-            row = {"step": step, "minutes": round((time.perf_counter() - started) / 60, 2), "lr": optimiser.param_groups[0]["lr"]}
-            row.update({f"train_{k}": round(v, 4) for k, v in running.items()})
-            row.update({f"val_{k}": round(v, 4) for k, v in scores.items()})
-            _append_row(log_path, row)
-            log.info("%s", row)
-            state = {"model": model.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "best": min(best, scores["loss"])}
-            state["elapsed"] = time.perf_counter() - started
-            if scores["loss"] < best:
-                best = scores["loss"]
-                torch.save({"model": model.state_dict(), "step": step, "scores": scores}, out / "best.pt")
-            torch.save(state, out / "checkpoint.pt")
+            validate()
+    if step % config.validation_every != 0:
+        validate()  # the steps after the last validation count too
     log.info("stopped at step %d after %.1f min", step, (time.perf_counter() - started) / 60)
     if not (out / "best.pt").exists():
         torch.save(
