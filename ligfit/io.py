@@ -175,6 +175,17 @@ def remove_residues(structure: gemmi.Structure, name: str) -> int:
     return removed
 
 
+def new_atom(name: str, element: str, position, occupancy: float = 1.0, b_factor: float = 30.0) -> gemmi.Atom:
+    """A gemmi atom with these attributes (position in Å, any 3-sequence)."""
+    atom = gemmi.Atom()
+    atom.name = str(name)
+    atom.element = gemmi.Element(str(element))
+    atom.pos = gemmi.Position(*map(float, position))
+    atom.occ = float(occupancy)
+    atom.b_iso = float(b_factor)
+    return atom
+
+
 def add_ligand(
     structure: gemmi.Structure,
     elements: list[str],
@@ -195,13 +206,7 @@ def add_ligand(
     residue.het_flag = "H"
     residue.entity_type = gemmi.EntityType.NonPolymer
     for element, name, position in zip(elements, atom_names, coordinates):
-        atom = gemmi.Atom()
-        atom.name = name
-        atom.element = gemmi.Element(element)
-        atom.pos = gemmi.Position(*map(float, position))
-        atom.occ = 1.0
-        atom.b_iso = b_factor
-        residue.add_atom(atom)
+        residue.add_atom(new_atom(name, element, position, b_factor=b_factor))
     chain.add_residue(residue)
     model.add_chain(chain)
     complex_structure.setup_entities()

@@ -516,13 +516,7 @@ def build_structure(chains: list[TracedChain]) -> gemmi.Structure:
             residue.entity_type = gemmi.EntityType.Polymer
             b_factor = float(100 * (1 - chain.confidence[index]))
             for atom_name, element, position in residue_atoms:
-                atom = gemmi.Atom()
-                atom.name = atom_name
-                atom.element = gemmi.Element(element)
-                atom.pos = gemmi.Position(*map(float, position))
-                atom.occ = 1.0
-                atom.b_iso = b_factor
-                residue.add_atom(atom)
+                residue.add_atom(io.new_atom(atom_name, element, position, b_factor=b_factor))
             gemmi_chain.add_residue(residue)
         model.add_chain(gemmi_chain)
     structure.add_model(model)

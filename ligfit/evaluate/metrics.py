@@ -366,13 +366,9 @@ def _structure_of(atoms: ModelAtoms, rows: np.ndarray) -> gemmi.Structure:
             residue = gemmi.Residue()
             residue.name = str(atoms.residue_names[row])
             residue.seqid = gemmi.SeqId(int(atoms.numbers[row]), " ")
-        atom = gemmi.Atom()
-        atom.name = str(atoms.atom_names[row])
-        atom.element = gemmi.Element(str(atoms.elements[row]))
-        atom.pos = gemmi.Position(*atoms.coordinates[row])
-        atom.occ = float(atoms.occupancies[row])
-        atom.b_iso = float(atoms.b_factors[row])
-        residue.add_atom(atom)
+        residue.add_atom(
+            io.new_atom(atoms.atom_names[row], atoms.elements[row], atoms.coordinates[row], atoms.occupancies[row], atoms.b_factors[row])
+        )
     if residue is not None:
         chain.add_residue(residue)
     model.add_chain(chain)

@@ -120,12 +120,7 @@ class Pocket:
             residue.seqid = gemmi.SeqId(int(self.residue_number[index]), " ")
             residue.entity_type = gemmi.EntityType.Polymer
             for atom_index in np.flatnonzero(self.atom_residue == index):
-                atom = gemmi.Atom()
-                atom.name = str(self.atom_name[atom_index])
-                atom.element = gemmi.Element(str(self.elements[atom_index]))
-                atom.pos = gemmi.Position(*map(float, self.coordinates[atom_index]))
-                atom.occ, atom.b_iso = 1.0, 30.0
-                residue.add_atom(atom)
+                residue.add_atom(io.new_atom(self.atom_name[atom_index], self.elements[atom_index], self.coordinates[atom_index]))
             chains.setdefault(str(self.chain[index]), gemmi.Chain(str(self.chain[index]))).add_residue(residue)
         for chain in chains.values():
             structure[0].add_chain(chain)
