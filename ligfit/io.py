@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import shutil
+import string
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -186,6 +188,13 @@ def new_atom(name: str, element: str, position, occupancy: float = 1.0, b_factor
     return atom
 
 
+def unused_chain_name(used: set[str]) -> str:
+    """A chain name not in ``used``: L, Z, Y, … first, then lower case and digits, then two letters (traces have many chains)."""
+    singles = "LZYXWVUTSRQPONMKJIHGFEDCBA" + string.ascii_lowercase + string.digits
+    doubles = (a + b for a in string.ascii_uppercase for b in string.ascii_uppercase)
+    return next(name for name in itertools.chain(singles, doubles) if name not in used)
+
+
 def add_ligand(
     structure: gemmi.Structure,
     elements: list[str],
@@ -197,9 +206,7 @@ def add_ligand(
     """A copy of ``structure`` with the ligand added as one HETATM residue in a chain of its own."""
     complex_structure = structure.clone()
     model = complex_structure[0]
-    used = {chain.name for chain in model}
-    chain_name = next(c for c in "LZYXWVUTSRQPONMKJIHGFEDCBA" + "".join(map(str, range(10))) if c not in used)
-    chain = gemmi.Chain(chain_name)
+    chain = gemmi.Chain(unused_chain_name({chain.name for chain in model}))
     residue = gemmi.Residue()
     residue.name = residue_name
     residue.seqid = gemmi.SeqId(1, " ")
