@@ -23,7 +23,7 @@ from ligfit.maps import DensityMap
 from ligfit.refine import LigandParameterCache, RefinementOptions, RefinementResult, refine
 from ligfit.report import build_report, write_build_outputs
 from ligfit.templates import TemplateOptions, TemplateSeeds, seeds_for_build
-from ligfit.trace import SequenceInput, TraceOptions, TraceResult, build_protein_model
+from ligfit.trace import FOR_LIGAND_SEARCH, SequenceInput, TraceOptions, TraceResult, build_protein_model
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class BuildOptions:
     refine: bool = True  # refine ligand and pocket against the map in OpenMM
     refinement: RefinementOptions = field(default_factory=RefinementOptions)
     sequence: SequenceInput = None  # without a model: trace one de novo and thread this sequence
-    trace: TraceOptions = field(default_factory=TraceOptions)
+    trace: TraceOptions = FOR_LIGAND_SEARCH  # de novo model without lone residues (see trace.build_protein_model)
 
 
 @dataclass

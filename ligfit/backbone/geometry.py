@@ -95,6 +95,19 @@ class PeptideTable:
         return n, c, o
 
 
+def lone_residue_backbone(ca: np.ndarray, n_and_c: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """N, C, O (each (1, 3)) of a residue with no neighbours: N and C given (or along x), O trans to N about Cα–C."""
+    if n_and_c is None:
+        angle = np.radians(111.0)
+        n_and_c = ca + np.array([[BOND_N_CA, 0.0, 0.0], [BOND_CA_C * np.cos(angle), BOND_CA_C * np.sin(angle), 0.0]])
+    n, c = n_and_c
+    axis = _unit(c - ca)
+    away = _unit((n - ca) - np.dot(n - ca, axis) * axis)  # in the N–Cα–C plane, perpendicular to Cα–C
+    angle = np.radians(120.5)  # Cα–C=O
+    o = c + BOND_C_O * (np.cos(angle) * -axis - np.sin(angle) * away)
+    return n[None], c[None], o[None]
+
+
 @lru_cache(maxsize=1)
 def peptide_table() -> PeptideTable:
     """The shipped table (checked against the sha256 in peptides.json)."""
