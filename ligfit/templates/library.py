@@ -70,8 +70,11 @@ _INDEX_FIELDS = (
 
 
 def shipped_library_path() -> Path:
-    """Where the library shipped with ligfit lives (top-level ``templates/`` of the repository)."""
-    return Path(__file__).resolve().parents[2] / "templates"
+    """Where the library shipped with ligfit lives: ``templates/`` of a source checkout, else the installed copy."""
+    source = Path(__file__).resolve().parents[2] / "templates"
+    if (source / "library.json").is_file():
+        return source
+    return Path(__file__).resolve().parents[1] / "shipped_templates"
 
 
 # --------------------------------------------------------------------------- records
