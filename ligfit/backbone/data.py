@@ -6,7 +6,8 @@ atoms that peak at 1 on the voxel nearest each atom (CenterNet keypoints, Zhou e
 backbone mask (within 1.5 Å of N/Cα/C), and the secondary structure and residue type of the
 nearest protein atom within 2 Å. (DeepTracer's one-hot backbone classes, tried first, left Cα
 a ~0.3% class that a class-weighted cross-entropy never predicted by argmax.) Maps are simulated from the PoseBusters pockets (every residue within 14 Å of a
-ligand) at 2–4.5 Å with each atom's B-factor, random rotation, optional sharpening, a smooth
+ligand, with the ligand itself in the map but not labelled, so that ligand density is learnt as
+not protein) at 2–4.5 Å with each atom's B-factor, random rotation, optional sharpening, a smooth
 random intensity field and noise low-pass filtered like the signal (``ligfit.maps``).
 
 Coordinates are in Å; voxel arrays are in (x, y, z) order on the 1 Å grid of
@@ -342,6 +343,7 @@ class Augmentation:
     sharpen: tuple[float, float] = (0.0, 0.7)  # fraction of the resolution's blur B taken back
     intensity_field: tuple[float, float] = (0.0, 0.5)  # log-amplitude of a smooth multiplicative field
     gamma: tuple[float, float] = (0.75, 1.3)  # power applied to positive density
+    include_ligand: bool = True  # the pocket's ligand is in the map (not labelled backbone): the network learns it is not protein
 
 
 @dataclass(frozen=True)
@@ -370,10 +372,14 @@ class ExampleSource:
         self._models: dict[str, tuple[gemmi.Structure, ResidueTable]] = {}
 
     def model(self, entry: str) -> tuple[gemmi.Structure, ResidueTable]:
+        """The pocket (with its ligand when ``augmentation.include_ligand``) and its protein residues."""
         if entry not in self._models:
             structure = io.read_structure(self.root / "complexes" / entry / f"{entry}_pocket.pdb")
             structure.remove_hydrogens()
-            self._models[entry] = (structure, residue_table(structure))
+            residues = residue_table(structure)
+            if self.augmentation.include_ligand:
+                structure = with_ligand(structure, self.root / "complexes" / entry / f"{entry}_ligand.sdf")
+            self._models[entry] = (structure, residues)
         return self._models[entry]
 
     def example(self, rng: np.random.Generator, entry: str | None = None, resolution: float | None = None) -> Example:
@@ -399,6 +405,20 @@ class ExampleSource:
         ca = residues.ca - origin
         ca = ca[np.all((ca >= -0.5) & (ca <= self.cube - 0.5), axis=1)]
         return Example(cube, labels["heat"], labels["trace"], labels["ss"], labels["aa"], ca, resolution)
+
+
+def with_ligand(structure: gemmi.Structure, sdf: Path) -> gemmi.Structure:
+    """``structure`` plus the heavy atoms of the ligand in ``sdf`` (B-factor: the pocket's median), if it reads."""
+    from rdkit import Chem
+
+    molecule = next(iter(Chem.SDMolSupplier(str(sdf), sanitize=False, removeHs=False)), None) if sdf.is_file() else None
+    if molecule is None or molecule.GetNumConformers() == 0:
+        return structure
+    heavy = [atom.GetIdx() for atom in molecule.GetAtoms() if atom.GetAtomicNum() > 1]
+    elements = [molecule.GetAtomWithIdx(i).GetSymbol() for i in heavy]
+    coordinates = molecule.GetConformer().GetPositions()[heavy]
+    b_factor = float(np.median([site.atom.b_iso for site in structure[0].all()]))
+    return io.add_ligand(structure, elements, [f"X{k}" for k in range(len(heavy))], coordinates, b_factor=b_factor)
 
 
 def simulated_map(
