@@ -5,6 +5,8 @@ Runs the network once per validation pocket (simulated like the benchmark), then
 * ``--part tracing`` sweeps the Cα peak threshold, NMS radius, minimum link support and minimum
   fragment length, scoring the traced Cα with ModelAngelo's recall/precision at 3 Å (Jamali et
   al. 2024); one line per setting, best F1 first.
+* ``--part types`` compares weightings of the side-chain density classifier and the network's
+  residue-type head by the residue types they give matched Cα (no sequence).
 * ``--part threading`` threads each pocket's own sequence and, as the null, the sequence of
   another validation pocket, each against shuffled copies of itself; prints the z-scores and how
   many right and wrong sequences each acceptance rule lets through, with the residue-type match
@@ -74,6 +76,24 @@ def tune_tracing(cases: list) -> None:
         print("| " + " | ".join(f"{v:.3g}" for v in row) + " |")
 
 
+def tune_types(cases: list) -> None:
+    """Residue-type accuracy at matched Cα for weightings of the density classifier and the network's head."""
+    print("| density_type_weight | network_type_weight | residue types right (no sequence) |\n|---|---|---|")
+    for density_weight, network_weight in ((0.0, 1.0), (1.0, 0.0), (1.0, 0.5), (1.0, 1.0)):
+        options = replace(TraceOptions(), density_type_weight=density_weight, network_type_weight=network_weight)
+        right = total = 0
+        for _, reference, predictions in cases:
+            result = trace_predictions(predictions, options=options)
+            ca = np.concatenate([chain.ca for chain in result.chains])
+            names = np.array([name for chain in result.chains for name in chain.residue_names])
+            matched, columns = match_ca(reference.ca, ca)
+            known = reference.aa[matched] >= 0
+            truth = np.array([AMINO_ACIDS[a] for a in reference.aa[matched][known]])
+            right += int(np.sum(truth == names[columns][known]))
+            total += int(known.sum())
+        print(f"| {density_weight:g} | {network_weight:g} | {right / max(total, 1):.3f} |")
+
+
 def tune_threading(cases: list, shuffles: int) -> None:
     """z of the right sequence and of another pocket's sequence, each against its own shuffles."""
     options = replace(TraceOptions(), shuffles=shuffles)
@@ -106,7 +126,7 @@ def tune_threading(cases: list, shuffles: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["tracing", "threading"], default="tracing")
+    parser.add_argument("--part", choices=["tracing", "types", "threading"], default="tracing")
     parser.add_argument("--entries", type=int, default=12)
     parser.add_argument("--resolutions", type=float, nargs="+", default=[3.0, 4.0])
     parser.add_argument("--shuffles", type=int, default=100, help="threading: shuffled sequences per map")
@@ -118,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     cases = validation_cases(args.entries, args.resolutions, args.weights)
     if args.part == "tracing":
         tune_tracing(cases)
+    elif args.part == "types":
+        tune_types(cases)
     else:
         tune_threading(cases, args.shuffles)
     return 0
