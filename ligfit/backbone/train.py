@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         install(args.out)
         log.info("installed %s into %s", args.out / "backbone.pt", WEIGHTS_DIR)
         return 0
-    root = args.data or _default_root()
+    root = args.data or default_data_root()
     config = TrainConfig(
         net=NetConfig(base_channels=args.base_channels, levels=args.levels),
         cube=args.cube,
@@ -359,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _default_root() -> Path:
+def default_data_root() -> Path:
+    """The unpacked shared data (benchmarks.cases.data_root); exits with a message when it is missing."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from benchmarks.cases import data_root
 

@@ -33,6 +33,7 @@ from torch.nn import functional
 from ligfit import io
 from ligfit.backbone import contract, data, geometry
 from ligfit.backbone.residue_types import FEATURE_VERSION, FORMAT, WEIGHTS_DIR, ResidueTypeConfig, ResidueTypeNet, residue_features
+from ligfit.backbone.train import default_data_root
 
 log = logging.getLogger("ligfit.backbone.train_residue_types")
 
@@ -197,9 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("installed %s into %s", args.out / "residue_types.pt", WEIGHTS_DIR)
         return 0
     torch.set_num_threads(args.threads)
-    from ligfit.backbone.train import _default_root
-
-    root = args.data or _default_root()
+    root = args.data or default_data_root()
     config = TrainConfig(maps_per_entry=args.maps_per_entry, epochs=args.epochs, seed=args.seed)
     record = train(root, args.out, config)
     log.info("validation: %s", record["validation"])
