@@ -229,6 +229,13 @@ def train(root: Path, out: Path, config: TrainConfig, resume: bool = False) -> d
     check_rng = np.random.default_rng([config.seed, 1])
     resolutions = np.linspace(config.augmentation.resolution[0], config.augmentation.resolution[1], config.validation_cubes)
     validation_cubes = [validation.example(check_rng, resolution=float(r)) for r in resolutions]
+    if resume and (out / "best.pt").exists():
+        # The validation cubes are rebuilt on resume (and change with the data, e.g. include_ligand):
+        # score the best checkpoint on them again, or a loss measured on other cubes decides "best".
+        previous = BackboneUNet(config.net)
+        previous.load_state_dict(torch.load(out / "best.pt", weights_only=True)["model"], strict=True)
+        best = validation_scores(previous, validation_cubes, config)["loss"]
+        log.info("best.pt re-scored on this run's validation cubes: loss %.4f", best)
     rng = np.random.default_rng([config.seed, 2, step])  # a resumed run draws fresh examples
     log_path = out / "log.csv"
     started = time.perf_counter() - elapsed_before
