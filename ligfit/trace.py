@@ -53,10 +53,10 @@ BACKGROUND = dict(
 
 @dataclass(frozen=True)
 class TraceOptions:
-    """Tracing parameters (defaults from ``benchmarks/backbone_tune.py --entries 6``: validation split, 2.5/3/4 Å)."""
+    """Tracing parameters (defaults from ``benchmarks/backbone_tune.py``: validation split, 3 and 4 Å, shipped weights)."""
 
-    ca_threshold: float = 0.25  # minimum P(Cα) of a candidate peak
-    nms_radius: float = 1.8  # Å: weaker peaks this close to a kept one are dropped
+    ca_threshold: float = 0.3  # minimum P(Cα) of a candidate peak
+    nms_radius: float = 2.2  # Å: weaker peaks this close to a kept one are dropped
     link_range: tuple[float, float] = (2.6, 4.6)  # Å: Cα–Cα distances that may be consecutive
     min_support: float = 0.3  # minimum mean P(backbone mask) along a link
     min_chain: int = 1  # shorter chains are dropped (lone residues are kept: pockets and gaps leave them)
@@ -70,7 +70,7 @@ class TraceOptions:
     density_type_weight: float = 1.0  # residue types: weight of the side-chain density classifier (log-probabilities)
     network_type_weight: float = 0.5  # … and of the backbone network's residue-type head
     cube: int = 64
-    margin: int = 8
+    margin: int = 16  # voxels of context each cube keeps around its centre (8 let the shipped network's cubes disagree by 0.2 in P(Cα))
     max_voxels: int = 300**3  # at 1 Å: ~15 min and ~1 GB on 2 CPU cores; larger maps must be boxed
     seed: int = 0
 
@@ -88,7 +88,7 @@ class TracedChain:
     residue_names: tuple[str, ...]
     confidence: np.ndarray  # (L,) P(Cα) at each peak
     aa_probabilities: np.ndarray  # (L, 20)
-    sequence_index: int | None = None  # which input sequence, when threaded
+    sequence_index: int | None = None  # which distinct input sequence (first occurrence order), when threaded
     sequence_positions: np.ndarray | None = None  # (L,) 0-based, -1 where no residue aligned
     threading_score: float = 0.0  # log-odds of the alignment
     lone_backbone: np.ndarray | None = None  # (2, 3) N and C of a single-residue chain (from the heat-maps)
@@ -571,6 +571,10 @@ def thread_all(
     back to the most likely types for chains < 2 σ above their own shuffles lowered the residue
     types right from 0.46 to 0.38.
     """
+    # Copies of one chain (a homo-oligomer's FASTA) count once: each copy would get shuffles of its
+    # own, and the best of several random sequences is a higher bar than the data face (haemoglobin,
+    # α β α β: z 2.7 with the copies, 6.5 without).
+    sequences = list(dict.fromkeys(sequences))
     threaded = [thread(chain, sequences, options) for chain in chains]
     rng = np.random.default_rng(options.seed)
     shuffled = [["".join(rng.permutation(list(s))) for _ in range(options.shuffles)] for s in sequences]

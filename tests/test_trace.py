@@ -73,11 +73,11 @@ def test_trace_recalls_the_backbone_of_a_real_map(chain9, traced):
     rows, columns = matched(reference.ca, ca)
     recall, precision = len(rows) / len(reference), len(rows) / len(ca)
     rmsd = np.sqrt(np.mean(np.sum((reference.ca[rows] - ca[columns]) ** 2, axis=1)))
-    # Shipped weights measure recall 0.64, precision 0.80, RMSD 1.0 Å here (benchmarks/backbone.py);
+    # Shipped weights measure recall 0.79, precision 0.75, RMSD 0.96 Å here (benchmarks/backbone.py);
     # a random network finds no chains, and peaks strung through noise would not sit within 1.3 Å.
     assert recall > RECALL_FLOOR and precision > PRECISION_FLOOR, (recall, precision)
     assert rmsd < 1.3, rmsd
-    assert max(len(chain.ca) for chain in traced.chains) >= 8  # chains, not scattered peaks (measured: longest 10)
+    assert max(len(chain.ca) for chain in traced.chains) >= 8  # chains, not scattered peaks (measured: longest 22)
 
 
 def test_threading_puts_the_right_residues_on_traced_chains(chain9, traced):
@@ -96,6 +96,8 @@ def test_threading_puts_the_right_residues_on_traced_chains(chain9, traced):
         chains.append(replace(chain, aa_probabilities=probabilities, aa_probabilities_reversed=probabilities[::-1]))
     threaded, score = thread_all(chains, [sequence], TraceOptions())
     assert score["z"] > 5
+    # A second copy of the same chain's sequence (a homodimer's FASTA) is the same evidence.
+    assert thread_all(chains, [sequence, sequence], TraceOptions())[1]["z"] == pytest.approx(score["z"])
     ca = np.concatenate([chain.ca for chain in threaded])
     names = np.array([name for chain in threaded for name in chain.residue_names])
     rows, columns = matched(reference.ca, ca)
@@ -144,7 +146,7 @@ def test_lone_residues_are_oriented_by_the_heat_maps(chain9, chain9_predictions)
 
 
 def test_residue_types_come_from_the_side_chain_density(chain9):
-    # The shipped classifier on the real 3.2 Å map, at the deposited backbone: measured 0.32 right;
+    # The shipped classifier on the real 3.2 Å map, at the deposited backbone: measured 0.36 right;
     # always guessing the most common type in this protein would give the majority fraction.
     density, reference, _ = chain9
     grid = contract.to_network_grid(density)
@@ -228,7 +230,7 @@ def test_bad_sequences_are_refused(tmp_path):
     assert read_sequences(fasta) == ["MKVLL", "GGS"]
 
 
-RECALL_FLOOR = 0.5
+RECALL_FLOOR = 0.65
 PRECISION_FLOOR = 0.65
 
 

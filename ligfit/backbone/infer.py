@@ -126,7 +126,7 @@ def predict(
     density_map: DensityMap,
     network: Network,
     cube: int = 64,
-    margin: int = 8,
+    margin: int = 16,
     progress: Callable[[int, int], None] | None = None,
 ) -> VoxelPredictions:
     """Per-voxel predictions for the whole map, cube by cube (edge ``cube``, keeping all but ``margin`` each side)."""
