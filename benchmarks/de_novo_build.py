@@ -2,13 +2,12 @@
 
 Held-out test pockets of the backbone network's split (never in its training, nor the residue-type
 classifier's), simulated at 3 Å with their ligand like ``benchmarks/ligand_placement.py``; each is
-built from the map and the sequence alone (de novo model, side chains as ``--side-chains``:
-fitted rotamers, ideal CCD conformations, or stopped at Cβ), and once with the deposited pocket as
-the model. Success: the top pose
+built from the map and the sequence alone (``build --sequence``: the traced model, searched with
+its side chains stopped at Cβ), and once with the deposited pocket as the model. Success: the top pose
 within 2 Å of the deposited ligand (symmetry-corrected RMSD). Templates and refinement are off so
 that only the protein model differs.
 
-    python benchmarks/de_novo_build.py --entries 12 --side-chains cb fitted
+    python benchmarks/de_novo_build.py --entries 8
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,6 @@ from ligfit.backbone.data import read_split, residue_table  # noqa: E402
 from ligfit.backbone.infer import WEIGHTS_DIR  # noqa: E402
 from ligfit.errors import LigfitError  # noqa: E402
 from ligfit.ligand import heavy_atom_mol  # noqa: E402
-from ligfit.trace import FOR_LIGAND_SEARCH  # noqa: E402
 
 
 def placed_rmsd(result, reference) -> float:
@@ -43,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=12, help="the first N test pockets (sorted by name)")
     parser.add_argument("--resolution", type=float, default=3.0)
-    parser.add_argument("--side-chains", nargs="+", default=[FOR_LIGAND_SEARCH.side_chains], choices=["fitted", "ideal", "cb"])
     args = parser.parse_args(argv)
     root = data_root()
     if root is None:
@@ -59,24 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         deposited = api.build(case.density, case.smiles, model=case.model, resolution=case.resolution, use_templates=False, refine=False)
         row["deposited model"] = placed_rmsd(deposited, case.reference)
         row["deposited s"] = time.perf_counter() - started
-        for mode in args.side_chains:
-            started = time.perf_counter()
-            try:
-                result = api.build(
-                    case.density,
-                    case.smiles,
-                    sequence=sequences,
-                    resolution=case.resolution,
-                    use_templates=False,
-                    refine=False,
-                    trace=replace(FOR_LIGAND_SEARCH, side_chains=mode),
-                )
-                row[f"de novo ({mode} side chains)"] = placed_rmsd(result, case.reference)
-                row[f"threaded ({mode})"] = "yes" if "sequence threaded" in result.report["inputs"]["protein_model"]["message"] else "no"
-            except LigfitError as error:
-                row[f"de novo ({mode} side chains)"] = float("inf")
-                row[f"threaded ({mode})"] = f"error: {error}"[:60]
-            row[f"de novo {mode} s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        try:
+            result = api.build(case.density, case.smiles, sequence=sequences, resolution=case.resolution, use_templates=False, refine=False)
+            row["de novo model"] = placed_rmsd(result, case.reference)
+            row["threaded"] = "yes" if "sequence threaded" in result.report["inputs"]["protein_model"]["message"] else "no"
+        except LigfitError as error:
+            row["de novo model"] = float("inf")
+            row["threaded"] = f"error: {error}"[:60]
+        row["de novo s"] = time.perf_counter() - started
         rows.append(row)
         print(" | ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
     columns = list(rows[0])

@@ -23,7 +23,7 @@ from ligfit.maps import DensityMap
 from ligfit.refine import LigandParameterCache, RefinementOptions, RefinementResult, refine
 from ligfit.report import build_report, write_build_outputs
 from ligfit.templates import TemplateOptions, TemplateSeeds, seeds_for_build
-from ligfit.trace import FOR_LIGAND_SEARCH, SequenceInput, TraceOptions, TraceResult, build_protein_model
+from ligfit.trace import FOR_LIGAND_SEARCH, SequenceInput, TraceOptions, TraceResult, build_protein_model, search_model
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class BuildOptions:
     refine: bool = True  # refine ligand and pocket against the map in OpenMM
     refinement: RefinementOptions = field(default_factory=RefinementOptions)
     sequence: SequenceInput = None  # without a model: trace one de novo and thread this sequence
-    trace: TraceOptions = FOR_LIGAND_SEARCH  # de novo model without lone residues (see trace.build_protein_model)
+    trace: TraceOptions = FOR_LIGAND_SEARCH  # de novo model: no lone residues (see trace.build_protein_model)
 
 
 @dataclass
@@ -167,6 +167,7 @@ def run_build(
         raise BadMapError(f"resolution must be a positive number of Å, got {options.resolution!r}")
     say("reading inputs")
     structure = io.read_structure(model) if model is not None else None
+    search_structure = structure  # a traced model is searched with its side chains stopped at Cβ
     protein = io.heavy_atoms(structure) if structure is not None else None
     around = protein.coordinates if protein is not None and len(protein) else None
     density = load_map(density_map, around)
@@ -174,7 +175,8 @@ def run_build(
     if structure is None and options.sequence is not None:
         lap("inputs")
         traced = build_protein_model(density, options.resolution, options.sequence, options=options.trace, progress=say)
-        structure, protein = traced.structure, io.heavy_atoms(traced.structure)
+        structure, search_structure = traced.structure, search_model(traced)
+        protein = io.heavy_atoms(search_structure)
         lap("protein model")
     elif options.sequence is not None:
         log.warning("a protein model was given, so the sequence is not used (it is for tracing a model de novo)")
@@ -213,7 +215,7 @@ def run_build(
 
     say("computing the difference map")
     try:
-        difference = segment.difference_map(density, structure, options.resolution)
+        difference = segment.difference_map(density, search_structure, options.resolution)
     except ValueError as error:
         raise BadModelError(f"cannot subtract the model from the map: {error}") from None
     if structure is not None and difference.model_cc < 0.3:

@@ -75,9 +75,8 @@ class TraceOptions:
     seed: int = 0
 
 
-#: The model ``build`` subtracts before the ligand search: no lone residues, side chains stopped
-#: at Cβ (see :func:`build_protein_model`).
-FOR_LIGAND_SEARCH = TraceOptions(min_chain=2, side_chains="cb")
+#: The de novo model ``build`` makes: no lone residues (see :func:`build_protein_model`).
+FOR_LIGAND_SEARCH = TraceOptions(min_chain=2)
 
 
 @dataclass(frozen=True)
@@ -187,13 +186,10 @@ def build_protein_model(
     Unlike :func:`trace`, a sequence that does not fit the traced chains is not an error here:
     the model only has to explain the protein's density, so the unthreaded trace is used and a
     warning gives the threading score. The model's density is subtracted before the ligand
-    search, so by default (:data:`FOR_LIGAND_SEARCH`) it leaves out what is least sure:
-
-    * lone residues — a lone Cα peak is where ligand density is most often taken for protein (on
-      the Tyk2 example one sits 0.6 Å from a ligand atom and the ligand then lands 6.4 Å off);
-    * side chains beyond Cβ — a wrong type or rotamer either erases ligand density or leaves a
-      ligand-sized hole elsewhere; stopped at Cβ, what the model misses is side-chain sized.
-      (Tyk2 example: fitted rotamers 2.4 Å, ideal ones 34 Å, Cβ only 0.26 Å.)
+    search, so by default (:data:`FOR_LIGAND_SEARCH`) it has no lone residues: a lone Cα peak is
+    where ligand density is most often taken for protein (on the Tyk2 example one sits 0.6 Å
+    from a ligand atom and the ligand then lands 6.4 Å off). The search itself uses
+    :func:`search_model`.
     """
     say = progress or (lambda message: None)
     check_traceable(density_map, resolution, options)
@@ -213,6 +209,17 @@ def build_protein_model(
     result.timings["network"] = network_seconds
     say(result.message)
     return result
+
+
+def search_model(result: TraceResult) -> gemmi.Structure:
+    """The traced model with side chains stopped at Cβ: what the ligand search subtracts and docks against.
+
+    A traced side chain of the wrong type or rotamer either erases ligand density or leaves a
+    ligand-sized hole elsewhere; stopped at Cβ, what the model misses is side-chain sized. On the
+    Tyk2 example the ligand lands 0.26 Å off this way, 2.4 Å with fitted side chains and 34 Å
+    with ideal CCD ones. The full model (``result.structure``) is what is refined and written.
+    """
+    return build_structure(result.chains, side_chains_as="cb")
 
 
 def check_traceable(density_map: DensityMap, resolution: float, options: TraceOptions = TraceOptions()) -> None:

@@ -247,5 +247,8 @@ def test_build_without_a_model_traces_one_and_places_the_ligand(tmp_path):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["inputs"]["protein_model"]["residues"] > 200
     assert "protein model" in report["timings_s"]
+    # The model written is full-atom (the ligand search used it with side chains stopped at Cβ).
+    written = io.read_structure(tmp_path / "out" / "model.cif")
+    assert sum(atom.name == "CG" for chain in written[0] for residue in chain for atom in residue) > 100
     placed = Chem.MolFromMolFile(str(tmp_path / "out" / "ligand.sdf"))
     assert ligand_rmsd(placed, Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf"))) <= 2.0  # measured 0.26 Å
