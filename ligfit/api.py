@@ -22,7 +22,7 @@ from ligfit.maps import DensityMap
 from ligfit.pipeline import BuildOptions, BuildResult, LigandInput, MapInput, ModelInput, load_map, run_build
 from ligfit.refine import LigandParameterCache, ModelRefinement, RefinementOptions, refine_model
 from ligfit.templates import TemplateLibrary, TemplateOptions, build_library, load_library, shipped_library_path
-from ligfit.trace import FOR_LIGAND_SEARCH, SequenceInput, TraceOptions, TraceResult
+from ligfit.trace import BUILD_TRACE, SequenceInput, TraceOptions, TraceResult
 from ligfit.trace import trace as trace_map
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def build(
     :class:`LigandParameterCache` shared across calls, so a screen parametrises each ligand once.
     ``sequence`` (FASTA path, one-letter sequence or a list): with no ``model``, trace a protein
     model de novo with the backbone network and thread this sequence onto it (``trace`` sets how;
-    default :data:`ligfit.trace.FOR_LIGAND_SEARCH`). ``progress`` receives one line per stage.
+    default :data:`ligfit.trace.BUILD_TRACE`). ``progress`` receives one line per stage.
 
     Returns a :class:`BuildResult`; ``result.found`` says whether the density supports a pose.
     Raises a ``LigfitError`` for bad input.
@@ -88,7 +88,7 @@ def build(
         refine=refine,
         refinement=refinement or RefinementOptions(seed=seed),
         sequence=sequence,
-        trace=trace or FOR_LIGAND_SEARCH,
+        trace=trace or BUILD_TRACE,
     )
     return run_build(density_map, ligand, model, options, progress, parameter_cache)
 

@@ -23,7 +23,7 @@ from ligfit.maps import DensityMap
 from ligfit.refine import LigandParameterCache, RefinementOptions, RefinementResult, refine
 from ligfit.report import build_report, write_build_outputs
 from ligfit.templates import TemplateOptions, TemplateSeeds, seeds_for_build
-from ligfit.trace import FOR_LIGAND_SEARCH, SequenceInput, TraceOptions, TraceResult, build_protein_model, search_model
+from ligfit.trace import BUILD_TRACE, SequenceInput, TraceOptions, TraceResult, build_protein_model, search_model
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class BuildOptions:
     refine: bool = True  # refine ligand and pocket against the map in OpenMM
     refinement: RefinementOptions = field(default_factory=RefinementOptions)
     sequence: SequenceInput = None  # without a model: trace one de novo and thread this sequence
-    trace: TraceOptions = FOR_LIGAND_SEARCH  # de novo model: no lone residues (see trace.build_protein_model)
+    trace: TraceOptions = BUILD_TRACE  # de novo model: no lone residues (see trace.build_protein_model)
 
 
 @dataclass

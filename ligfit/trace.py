@@ -75,8 +75,8 @@ class TraceOptions:
     seed: int = 0
 
 
-#: The de novo model ``build`` makes: no lone residues (see :func:`build_protein_model`).
-FOR_LIGAND_SEARCH = TraceOptions(min_chain=2)
+#: How ``build`` traces its de novo model: no lone residues (see :func:`build_protein_model`).
+BUILD_TRACE = TraceOptions(min_chain=2)
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def build_protein_model(
     resolution: float,
     sequence: SequenceInput,
     *,
-    options: TraceOptions = FOR_LIGAND_SEARCH,
+    options: TraceOptions = BUILD_TRACE,
     network: Network | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> TraceResult:
@@ -186,7 +186,7 @@ def build_protein_model(
     Unlike :func:`trace`, a sequence that does not fit the traced chains is not an error here:
     the model only has to explain the protein's density, so the unthreaded trace is used and a
     warning gives the threading score. The model's density is subtracted before the ligand
-    search, so by default (:data:`FOR_LIGAND_SEARCH`) it has no lone residues: a lone Cα peak is
+    search, so by default (:data:`BUILD_TRACE`) it has no lone residues: a lone Cα peak is
     where ligand density is most often taken for protein (on the Tyk2 example one sits 0.6 Å
     from a ligand atom and the ligand then lands 6.4 Å off). The search itself uses
     :func:`search_model`.
@@ -480,10 +480,15 @@ def direction_evidence(ca: np.ndarray, predictions: VoxelPredictions) -> float:
 
 def log_odds(aa_probabilities: np.ndarray, sequence: str) -> np.ndarray:
     """Score (L, M) of each traced residue against each sequence position: log P(type)/background."""
+    return log_odds_batch(aa_probabilities, [sequence])[0]
+
+
+def log_odds_batch(aa_probabilities: np.ndarray, sequences: list[str]) -> np.ndarray:
+    """:func:`log_odds` for sequences of one length (S, L, M); unknown letters (X) score 0."""
     background = np.array([BACKGROUND[a] for a in ONE_LETTER]) / 100
     table = np.log(np.clip(aa_probabilities, 1e-4, None)) - np.log(background)  # (L, 20)
-    columns = np.array([ONE_LETTER.index(a) if a in ONE_LETTER else -1 for a in sequence])
-    scores = np.where(columns[None] >= 0, table[:, np.clip(columns, 0, None)], 0.0)
+    columns = np.array([[ONE_LETTER.index(a) if a in ONE_LETTER else -1 for a in sequence] for sequence in sequences])
+    scores = np.where(columns[:, None] >= 0, table[:, np.clip(columns, 0, None)].transpose(1, 0, 2), 0.0)
     return scores
 
 
@@ -613,8 +618,7 @@ def _shuffled_scores(chain: TracedChain, shuffled: list[list[str]], options: Tra
     best = np.full(len(shuffled[0]), -np.inf)
     for copies in shuffled:
         for probabilities in chain.profiles():
-            scores = np.stack([log_odds(probabilities, copy) for copy in copies])
-            table, _ = alignment_table(scores, options.insertion_penalty, options.deletion_penalty)
+            table, _ = alignment_table(log_odds_batch(probabilities, copies), options.insertion_penalty, options.deletion_penalty)
             best = np.maximum(best, table[:, -1].max(axis=1))
     return best
 

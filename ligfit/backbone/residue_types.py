@@ -75,7 +75,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 class ResidueTypeConfig:
     """Architecture of the classifier (recorded beside its weights)."""
 
-    features: int = 11 * 9 * 9 + 1  # len(frame_points()) + 1
+    features: int = feature_count()
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.1
