@@ -55,7 +55,11 @@ def ligand_rmsd(pose: Chem.Mol, reference: Chem.Mol) -> float:
 
 
 def run_case(
-    case: Case, kind: str, copies: int = 1, references: list[Chem.Mol] | None = None, other_references: dict[str, list[Chem.Mol]] | None = None
+    case: Case,
+    kind: str,
+    copies: int = 1,
+    references: list[Chem.Mol] | None = None,
+    other_references: dict[str, list[Chem.Mol]] | None = None,
 ) -> list[dict]:
     """Run ligfit on one case and score it; one row per reference ligand (per reference set)."""
     import ligfit
@@ -92,7 +96,9 @@ def _score_rows(result, case: Case, kind: str, references: list[Chem.Mol], copie
         if result.found:
             distances = [ligand_rmsd(heavy_atom_mol(result.ligand, pose.coordinates), reference) for pose in result.placements]
             best = int(np.argmin(distances)) if copies > 1 else 0
-            row.update(rmsd=round(distances[best], 3), cc=round(result.placements[best].cc, 3), confidence=result.placements[best].confidence)
+            row.update(
+                rmsd=round(distances[best], 3), cc=round(result.placements[best].cc, 3), confidence=result.placements[best].confidence
+            )
         rows.append(row)
     return rows
 
@@ -192,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         if "hemes" in args.sets:
             density, model, hemes = hemoglobin_hemes(root)
             case = Case("EMD-3488 HEM", density, model, "ccd:HEM", hemes["5NI1"][0], 3.2)
-            rows += _emit(run_case(case, "em-hemes", copies=4, references=hemes["5NI1"], other_references={"vs 5ME2": hemes["5ME2"]}), writer)
+            rows += _emit(
+                run_case(case, "em-hemes", copies=4, references=hemes["5NI1"], other_references={"vs 5ME2": hemes["5ME2"]}), writer
+            )
     scope = "quick" if args.quick else f"{len(sample)} entries" if "simulated" in args.sets else "real sets"
     print(f"ligfit ligand placement benchmark ({scope}, sets: {' '.join(args.sets)}, seed {args.seed}); rows in {args.out}")
     print(summarise(rows))

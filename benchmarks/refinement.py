@@ -47,7 +47,7 @@ from benchmarks.cases import Case, complex_entries, data_root, em_ligand_boxes, 
 from benchmarks.ligand_placement import ligand_rmsd  # noqa: E402
 from ligfit import io  # noqa: E402
 from ligfit.ligand import posed_mol  # noqa: E402
-from ligfit.refine.metrics import close_contacts as metric_close_contacts  # noqa: E402
+from ligfit.measures import close_contacts as metric_close_contacts  # noqa: E402
 
 WORSE_BY = 0.3  # Å of RMSD
 
@@ -65,10 +65,9 @@ def posebusters_pass(ligand, coordinates: np.ndarray, protein_pdb: Path | None) 
 
 
 def close_contacts(ligand, coordinates: np.ndarray, protein: io.AtomTable | None) -> int:
-    """Protein–ligand heavy-atom pairs < 2.2 Å, metal coordination excepted (ligfit.refine.metrics.close_contacts)."""
+    """Protein–ligand heavy-atom pairs < 2.2 Å, metal coordination excepted (ligfit.measures.close_contacts)."""
     heavy = ligand.heavy_atom_count
-    arrays = None if protein is None else (protein.coordinates, protein.elements)
-    return metric_close_contacts(coordinates[:heavy], ligand.elements[:heavy], arrays)
+    return metric_close_contacts(coordinates[:heavy], ligand.elements[:heavy], protein)
 
 
 def deposited_pose(ligand, reference: Chem.Mol) -> np.ndarray:

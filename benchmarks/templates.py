@@ -52,6 +52,7 @@ from benchmarks.ligand_placement import SUCCESS_RMSD, ligand_rmsd  # noqa: E402
 from ligfit import io, maps, segment  # noqa: E402
 from ligfit.dock import DockingOptions, dock  # noqa: E402
 from ligfit.ligand import heavy_atom_mol, load_ligand  # noqa: E402
+from ligfit.records import LigandShape  # noqa: E402
 from ligfit.templates import TemplateLibrary, TemplateOptions, build_library, load_library, shipped_library_path, template_seeds  # noqa: E402
 from ligfit.templates.errors import TemplateLibraryError  # noqa: E402
 
@@ -146,19 +147,18 @@ def run_case(item: TemplateCase, options: TemplateOptions, docking: DockingOptio
     protein = io.heavy_atoms(case.model) if case.model is not None else None
     difference = segment.difference_map(case.density, case.model, case.resolution)
     heavy_xyz = ligand.conformer_coordinates()[:, : ligand.heavy_atom_count]
-    shape = segment.LigandShape.from_conformers(heavy_xyz)
+    shape = LigandShape.from_conformers(heavy_xyz)
     blobs = segment.select_blobs(segment.find_blobs(difference, shape, None if protein is None else protein.coordinates), 3)
-    protein_arrays = None if protein is None else (protein.coordinates, protein.elements)
     shared = time.perf_counter() - started
 
     started = time.perf_counter()
-    plain = dock(ligand, difference.difference, blobs, case.resolution, protein_arrays, docking)
+    plain = dock(ligand, difference.difference, blobs, case.resolution, protein, docking)
     plain_seconds = time.perf_counter() - started
 
     found = template_seeds(item.library, ligand, blobs, protein, options)
     if found.seeds:
         started = time.perf_counter()
-        seeded = dock(ligand, difference.difference, blobs, case.resolution, protein_arrays, docking, seeds=found.seeds)
+        seeded = dock(ligand, difference.difference, blobs, case.resolution, protein, docking, seeds=found.seeds)
         seeded_seconds = time.perf_counter() - started
     else:
         seeded, seeded_seconds = plain, plain_seconds

@@ -4,11 +4,12 @@
 """
 
 from ligfit.api import build, build_templates, challenge, evaluate, simulate, template_library
-from ligfit.dock import DockingOptions, DockingResult, Pose
-from ligfit.errors import BadLigandError, BadMapError, BadModelError, LigfitError, NothingFitsError, OutputExistsError
+from ligfit.dock import DockingOptions, DockingResult
+from ligfit.errors import BadLigandError, BadMapError, BadModelError, BadOptionError, LigfitError, OutputExistsError
 from ligfit.ligand import Ligand, load_ligand
 from ligfit.maps import DensityMap, read_map, write_map
 from ligfit.pipeline import BuildOptions, BuildResult
+from ligfit.records import Blob, Pose
 from ligfit.refine import LigandParameterCache, RefinementOptions
 from ligfit.templates import TemplateOptions
 
@@ -18,6 +19,8 @@ __all__ = [
     "BadLigandError",
     "BadMapError",
     "BadModelError",
+    "BadOptionError",
+    "Blob",
     "BuildOptions",
     "BuildResult",
     "DensityMap",
@@ -26,7 +29,6 @@ __all__ = [
     "Ligand",
     "LigandParameterCache",
     "LigfitError",
-    "NothingFitsError",
     "OutputExistsError",
     "Pose",
     "RefinementOptions",

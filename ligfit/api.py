@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 
 import gemmi
 
 from ligfit import io, maps
 from ligfit.dock import DockingOptions
+from ligfit.errors import BadOptionError
 from ligfit.evaluate import ChallengeResult, Evaluation, evaluate_model, run_challenge
 from ligfit.evaluate.chemistry import LigandDefinition
-from ligfit.evaluate.metrics import MapSource, ModelSource
+from ligfit.evaluate.metrics import ModelSource
 from ligfit.ligand import load_ligand
-from ligfit.maps import DensityMap
-from ligfit.pipeline import BuildOptions, BuildResult, LigandInput, MapInput, ModelInput, load_map, run_build
+from ligfit.maps import DensityMap, MapSource, load_map
+from ligfit.pipeline import BuildOptions, BuildResult, LigandInput, MapInput, ModelInput, run_build
 from ligfit.refine import LigandParameterCache, ModelRefinement, RefinementOptions, refine_model
+from ligfit.runtime import Progress, no_progress
 from ligfit.templates import TemplateLibrary, TemplateOptions, build_library, load_library, shipped_library_path
 from ligfit.trace import BUILD_TRACE, SequenceInput, TraceOptions, TraceResult
 from ligfit.trace import trace as trace_map
@@ -34,24 +35,24 @@ def build(
     model: ModelInput = None,
     *,
     resolution: float,
-    ligand_name: str = "LIG",
-    site: str | tuple[float, float, float] | None = None,
-    threshold: float = 3.0,
-    max_blobs: int = 3,
-    copies: int = 1,
-    protonation: str = "ph7",
-    max_conformers: int | None = None,
-    seed: int = 0,
+    ligand_name: str = BuildOptions.ligand_name,
+    site: str | tuple[float, float, float] | None = BuildOptions.site,
+    threshold: float = BuildOptions.threshold,
+    max_blobs: int = BuildOptions.max_blobs,
+    copies: int = BuildOptions.copies,
+    protonation: str = BuildOptions.protonation,
+    max_conformers: int | None = BuildOptions.max_conformers,
+    seed: int = BuildOptions.seed,
     docking: DockingOptions | None = None,
-    use_templates: bool = True,
-    templates: str | os.PathLike | None = None,
+    use_templates: bool = BuildOptions.use_templates,
+    templates: str | os.PathLike | None = BuildOptions.templates,
     template_options: TemplateOptions | None = None,
-    refine: bool = True,
+    refine: bool = BuildOptions.refine,
     refinement: RefinementOptions | None = None,
     parameter_cache: LigandParameterCache | None = None,
-    sequence: SequenceInput = None,
+    sequence: SequenceInput = BuildOptions.sequence,
     trace: TraceOptions | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = no_progress,
 ) -> BuildResult:
     """Find where ``ligand`` sits in ``density_map`` around ``model`` and place it.
 
@@ -66,7 +67,7 @@ def build(
     :class:`LigandParameterCache` shared across calls, so a screen parametrises each ligand once.
     ``sequence`` (FASTA path, one-letter sequence or a list): with no ``model``, trace a protein
     model de novo with the backbone network and thread this sequence onto it (``trace`` sets how;
-    default :data:`ligfit.trace.BUILD_TRACE`). ``progress`` receives one line per stage.
+    default :data:`ligfit.trace.BUILD_TRACE`). ``progress`` hears each stage (see :class:`ligfit.runtime.Progress`).
 
     Returns a :class:`BuildResult`; ``result.found`` says whether the density supports a pose.
     Raises a ``LigfitError`` for bad input.
@@ -99,7 +100,7 @@ def simulate(
     *,
     like: MapInput | None = None,
     voxel_size: float | None = None,
-    margin: float = 6.0,
+    margin: float = maps.SIMULATION_MARGIN,
     use_b_factors: bool = False,
     noise: float = 0.0,
     seed: int = 0,
@@ -108,7 +109,7 @@ def simulate(
     structure = io.read_structure(model)
     grid = load_map(like) if like is not None else None
     if resolution <= 0:
-        raise ValueError(f"resolution must be positive, got {resolution}")
+        raise BadOptionError(f"resolution must be a positive number of Å, got {resolution!r}")
     return maps.simulate(
         structure, resolution, grid, voxel_size=voxel_size, margin=margin, use_b_factors=use_b_factors, noise=noise, seed=seed
     )
@@ -121,7 +122,7 @@ def trace(
     sequence: SequenceInput = None,
     options: TraceOptions | None = None,
     device: str = "cpu",
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress = no_progress,
 ) -> TraceResult:
     """Build a protein model de novo from the map (backbone network, Cα tracing, sequence threading).
 
@@ -142,7 +143,7 @@ def refine(
     ligand_name: str = "LIG",
     options: RefinementOptions | None = None,
     parameter_cache: LigandParameterCache | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = no_progress,
 ) -> ModelRefinement:
     """Refine every copy of the ligand already in ``model`` (residues named ``ligand_name``) with its pocket into the map.
 
@@ -151,7 +152,7 @@ def refine(
     before/after ligand CC, strain, clashes and bond/angle deviations.
     """
     if resolution <= 0:
-        raise ValueError(f"resolution must be positive, got {resolution}")
+        raise BadOptionError(f"resolution must be a positive number of Å, got {resolution!r}")
     structure = io.read_structure(model)
     density = load_map(density_map, around=io.heavy_atoms(structure).coordinates)
     chemistry = load_ligand(ligand, name=ligand_name, max_conformers=1)
@@ -165,7 +166,7 @@ def build_templates(
     output: str | os.PathLike,
     *,
     force: bool = False,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = no_progress,
 ) -> TemplateLibrary:
     """Make a template library in ``output`` from complexes (PDB/mmCIF), ``protein,ligands.sdf`` pairs or entry folders."""
     return build_library(sources, output, force=force, progress=progress)
@@ -215,7 +216,7 @@ def challenge(
     workers: int | None = None,
     retry_failed: bool = False,
     whole_model: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = no_progress,
 ) -> ChallengeResult:
     """Evaluate a submissions table into ``output`` (scores.csv, report.html, rows/*.json); see :func:`ligfit.evaluate.run_challenge`."""
     return run_challenge(submissions, output, workers=workers, retry_failed=retry_failed, whole_model=whole_model, progress=progress)

@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 from ligfit import api, io, maps
-from ligfit.errors import LigfitError
-from ligfit.report import confidence_label, versions
+from ligfit.errors import LigfitError, OutputExistsError
+from ligfit.pipeline import BuildOptions
+from ligfit.report import confidence_label
+from ligfit.runtime import versions
 
 EXIT_BAD_INPUT, EXIT_NOTHING_FITS, EXIT_BUG = 1, 3, 4
 
@@ -54,7 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         "and report how well the density supports it.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add_command in (_add_build, _add_simulate, _add_refine, _add_trace, _add_templates, _add_evaluate, _add_challenge):
+        add_command(commands)
+    return parser
 
+
+def _add_build(commands: argparse._SubParsersAction) -> None:
     build = commands.add_parser(
         "build",
         help="place a ligand into the unexplained density of a map",
@@ -74,15 +81,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--resolution", type=float, required=True, help="map resolution in Å (e.g. the FSC=0.143 value)")
     build.add_argument("-o", "--output", type=Path, default=Path("ligfit_out"), help="output folder (default: ligfit_out)")
-    build.add_argument("--ligand-name", default="LIG", help="residue name of the ligand in the output model (default: LIG)")
+    build.add_argument(
+        "--ligand-name", default=BuildOptions.ligand_name, help="residue name of the ligand in the output model (default: %(default)s)"
+    )
     build.add_argument(
         "--site",
         help="skip the search and fit at x,y,z (Å; write --site=-7.2,3,4 when it starts with a minus) or around residue CHAIN:NUMBER, e.g. A:123",
     )
-    build.add_argument("--threshold", type=float, default=3.0, help="blob threshold in σ of the difference map (default: 3)")
-    build.add_argument("--max-blobs", type=int, default=3, help="how many of the best-ranked blobs to dock into (default: 3)")
-    build.add_argument("--copies", type=int, default=1, help="place up to N copies in distinct blobs, e.g. one per subunit (default: 1)")
-    build.add_argument("--protonation", choices=("ph7", "as-given"), default="ph7", help="ligand charge state (default: ph7)")
+    build.add_argument(
+        "--threshold", type=float, default=BuildOptions.threshold, help="blob threshold in σ of the difference map (default: %(default)s)"
+    )
+    build.add_argument(
+        "--max-blobs",
+        type=int,
+        default=BuildOptions.max_blobs,
+        help="how many of the best-ranked blobs to dock into (default: %(default)s)",
+    )
+    build.add_argument(
+        "--copies",
+        type=int,
+        default=BuildOptions.copies,
+        help="place up to N copies in distinct blobs, e.g. one per subunit (default: %(default)s)",
+    )
+    build.add_argument(
+        "--protonation", choices=("ph7", "as-given"), default=BuildOptions.protonation, help="ligand charge state (default: %(default)s)"
+    )
     build.add_argument(
         "--templates",
         type=Path,
@@ -93,12 +116,14 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument(
         "--no-refine", action="store_true", help="skip the OpenMM refinement of ligand and pocket against the map (write the docked pose)"
     )
-    build.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    build.add_argument("--seed", type=int, default=BuildOptions.seed, help="random seed (default: %(default)s)")
     build.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     build.add_argument("--allow-empty", action="store_true", help="exit 0 even when the density supports no pose")
-    build.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    _add_quiet(build)
     build.set_defaults(handler=_build)
 
+
+def _add_simulate(commands: argparse._SubParsersAction) -> None:
     simulate = commands.add_parser(
         "simulate",
         help="simulate a density map from a model",
@@ -110,14 +135,18 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("-o", "--output", type=Path, required=True, help="map to write (.mrc or .mrc.gz)")
     simulate.add_argument("--like", type=Path, help="use this map's grid (box, voxel size, origin)")
     simulate.add_argument("--voxel-size", type=float, help="voxel size in Å (default: min(1, resolution/3))")
-    simulate.add_argument("--margin", type=float, default=6.0, help="box margin around the model in Å (default: 6)")
+    simulate.add_argument(
+        "--margin", type=float, default=maps.SIMULATION_MARGIN, help="box margin around the model in Å (default: %(default)s)"
+    )
     simulate.add_argument("--b-factors", action="store_true", help="blur each atom by its B-factor (median atom at the resolution)")
     simulate.add_argument("--noise", type=float, default=0.0, help="noise σ as a fraction of the mean density at atom centres (e.g. 0.2)")
     simulate.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     simulate.add_argument("--force", action="store_true", help="overwrite the output map")
-    simulate.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    _add_quiet(simulate)
     simulate.set_defaults(handler=_simulate)
 
+
+def _add_refine(commands: argparse._SubParsersAction) -> None:
     refine = commands.add_parser(
         "refine",
         help="refine the ligand(s) already in a model, with their pockets, against the map",
@@ -130,13 +159,17 @@ def _parser() -> argparse.ArgumentParser:
     refine.add_argument("map", type=Path, help="density map (MRC/CCP4, optionally .gz)")
     refine.add_argument("--resolution", type=float, required=True, help="map resolution in Å")
     refine.add_argument("--ligand", required=True, help="the ligand's chemistry: SMILES, SDF/MOL2 file, or CCD code (e.g. ccd:ATP)")
-    refine.add_argument("--ligand-name", default="LIG", help="residue name of the ligand in the model (default: LIG)")
+    refine.add_argument(
+        "--ligand-name", default=BuildOptions.ligand_name, help="residue name of the ligand in the model (default: %(default)s)"
+    )
     refine.add_argument("-o", "--output", type=Path, required=True, help="refined model to write (.cif or .pdb)")
     refine.add_argument("--json", type=Path, help="write the before/after report as JSON to this file")
     refine.add_argument("--force", action="store_true", help="overwrite the output files")
-    refine.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    _add_quiet(refine)
     refine.set_defaults(handler=_refine)
 
+
+def _add_trace(commands: argparse._SubParsersAction) -> None:
     trace = commands.add_parser(
         "trace",
         help="build a protein model de novo from a map (backbone network + Cα tracing + sequence threading)",
@@ -150,9 +183,11 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("-o", "--output", type=Path, required=True, help="model to write (.cif or .pdb)")
     trace.add_argument("--device", default="cpu", help="torch device for the network, e.g. cuda (default: cpu)")
     trace.add_argument("--force", action="store_true", help="overwrite the output model")
-    trace.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    _add_quiet(trace)
     trace.set_defaults(handler=_trace)
 
+
+def _add_templates(commands: argparse._SubParsersAction) -> None:
     templates = commands.add_parser(
         "templates",
         help="make or describe a library of template complexes that seeds docking",
@@ -170,14 +205,16 @@ def _parser() -> argparse.ArgumentParser:
     templates_build.add_argument("sources", nargs="+", metavar="SRC", help="complex file, PROTEIN,LIGANDS.sdf pair, or folder")
     templates_build.add_argument("-o", "--output", type=Path, required=True, help="library folder to write")
     templates_build.add_argument("--force", action="store_true", help="replace the folder if it exists")
-    templates_build.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    _add_quiet(templates_build)
     templates_build.set_defaults(handler=_templates_build)
     templates_info = template_commands.add_parser("info", help="describe a library", description="Describe a template library.")
     templates_info.add_argument("folder", type=Path, nargs="?", help="library folder (default: the shipped library)")
     templates_info.add_argument("--json", action="store_true", help="print the description as JSON")
-    templates_info.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    _add_quiet(templates_info)
     templates_info.set_defaults(handler=_templates_info)
 
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="score a protein–ligand model against its map (and a reference model)",
@@ -205,9 +242,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--json", type=Path, help="write every score as JSON to this file")
     evaluate.add_argument("--force", action="store_true", help="overwrite the JSON file if it exists")
-    evaluate.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    _add_quiet(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
+
+def _add_challenge(commands: argparse._SubParsersAction) -> None:
     challenge = commands.add_parser(
         "challenge",
         help="evaluate every model of a ligand-model challenge, in parallel and resumably",
@@ -222,14 +261,31 @@ def _parser() -> argparse.ArgumentParser:
     challenge.add_argument("--workers", type=int, help="parallel processes (default: every core)")
     challenge.add_argument("--retry-failed", action="store_true", help="evaluate again the rows recorded as failed")
     challenge.add_argument("--ligands-only", action="store_true", help="skip whole-model Q-scores, CCs and clashscores")
-    challenge.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    _add_quiet(challenge)
     challenge.set_defaults(handler=_challenge)
-    return parser
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+
+
+def _refuse_existing(*paths: Path | None, force: bool) -> None:
+    """Refuse to overwrite an output file unless --force (checked before any work starts)."""
+    for path in paths:
+        if path is not None and path.exists() and not force:
+            raise OutputExistsError(f"{path} exists; use --force to overwrite it")
+
+
+def _log_progress(stage: str, done: int | None = None, total: int | None = None) -> None:
+    """Progress as log lines: each stage once; counted stages at their start, every tenth step and their end."""
+    if done is None or total is None:
+        log.info("… %s", stage)
+    elif done in (0, total) or done % 10 == 0:
+        log.info("… %s %d/%d", stage, done, total)
 
 
 def _build(args: argparse.Namespace) -> int:
-    if args.output.exists() and any(args.output.iterdir()) and not args.force:
-        raise LigfitError(f"output folder {args.output} exists and is not empty; use --force to replace it")
+    io.check_output_folder(args.output, args.force)
     started = time.perf_counter()
     result = api.build(
         args.map,
@@ -247,7 +303,7 @@ def _build(args: argparse.Namespace) -> int:
         templates=args.templates,
         refine=not args.no_refine,
         sequence=args.sequence,
-        progress=lambda stage: log.info("… %s", stage),
+        progress=_log_progress,
     )
     result.write(args.output, force=args.force, command=args.command_line)
     elapsed = time.perf_counter() - started
@@ -269,8 +325,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    if args.output.exists() and not args.force:
-        raise LigfitError(f"{args.output} exists; use --force to overwrite it")
+    _refuse_existing(args.output, force=args.force)
     density = api.simulate(
         args.model,
         args.resolution,
@@ -287,16 +342,14 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _refine(args: argparse.Namespace) -> int:
-    for path in (args.output, args.json):
-        if path is not None and path.exists() and not args.force:
-            raise LigfitError(f"{path} exists; use --force to overwrite it")
+    _refuse_existing(args.output, args.json, force=args.force)
     refinement = api.refine(
         args.model,
         args.map,
         args.ligand,
         resolution=args.resolution,
         ligand_name=args.ligand_name,
-        progress=lambda stage: log.info("… %s", stage),
+        progress=_log_progress,
     )
     io.write_structure(refinement.model, args.output)
     if args.json:
@@ -309,21 +362,15 @@ def _refine(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    if args.output.exists() and not args.force:
-        raise LigfitError(f"{args.output} exists; use --force to overwrite it")
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if stage != "network" or done == total or done % 10 == 0:
-            log.info("… %s %d/%d", stage, done, total)
-
-    result = api.trace(args.map, resolution=args.resolution, sequence=args.sequence, device=args.device, progress=progress)
+    _refuse_existing(args.output, force=args.force)
+    result = api.trace(args.map, resolution=args.resolution, sequence=args.sequence, device=args.device, progress=_log_progress)
     result.write(args.output)
     print(f"ligfit: {result.message}. Wrote {args.output}.")
     return 0
 
 
 def _templates_build(args: argparse.Namespace) -> int:
-    library = api.build_templates(args.sources, args.output, force=args.force, progress=lambda line: log.info("… %s", line))
+    library = api.build_templates(args.sources, args.output, force=args.force, progress=_log_progress)
     print(f"ligfit: wrote {args.output} ({len(library)} templates)")
     return 0
 
@@ -343,8 +390,7 @@ def _templates_info(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    if args.json and args.json.exists() and not args.force:
-        raise LigfitError(f"{args.json} exists; use --force to overwrite it")
+    _refuse_existing(args.json, force=args.force)
     evaluation = api.evaluate(
         args.model,
         args.density_map,
@@ -368,7 +414,7 @@ def _challenge(args: argparse.Namespace) -> int:
         workers=args.workers,
         retry_failed=args.retry_failed,
         whole_model=not args.ligands_only,
-        progress=lambda line: log.info("%s", line),
+        progress=_log_progress,
     )
     done = len(result.records) - len(result.failed) - len(result.bugs)
     print(f"ligfit: evaluated {done} of {len(result.records)} submissions; wrote {args.output}/scores.csv and {args.output}/report.html")

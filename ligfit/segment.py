@@ -16,9 +16,10 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from ligfit import maps
+from ligfit import io, maps
 from ligfit.errors import BadModelError
 from ligfit.maps import DensityMap
+from ligfit.records import Blob, LigandShape, principal_spread
 
 log = logging.getLogger(__name__)
 
@@ -39,55 +40,6 @@ class DifferenceMap:
     heavy_atom_density: float | None  # integrated density (input map units x Å³) of one full heavy atom
 
 
-@dataclass(frozen=True)
-class Blob:
-    """One region of unexplained density. Positions in Å in the map frame, heights in σ."""
-
-    rank: int
-    points: np.ndarray  # (n, 3) voxel centres
-    values: np.ndarray  # (n,) difference density, σ
-    volume: float  # Å³ above the threshold
-    centroid: np.ndarray  # density-weighted, Å
-    principal_axes: np.ndarray  # (3, 3), rows, longest first
-    extents: np.ndarray  # (3,) root-mean-square spread along each axis, Å
-    peak: float
-    mean: float
-    estimated_heavy_atoms: float | None
-    protein_contacts: int  # protein heavy atoms within 4 Å of the blob
-    protein_distance: float  # closest protein heavy atom to any blob voxel, Å (inf without a model)
-    ligand_match: float  # 0-1: how well this blob could hold the ligand (size and shape)
-
-    def summary(self) -> dict:
-        """Plain-data description for reports."""
-        return {
-            "rank": self.rank,
-            "voxels": int(len(self.points)),
-            "volume_A3": round(self.volume, 1),
-            "centroid": np.round(self.centroid, 2).tolist(),
-            "extents_A": np.round(self.extents, 2).tolist(),
-            "peak_sigma": round(self.peak, 2),
-            "mean_sigma": round(self.mean, 2),
-            "estimated_heavy_atoms": None if self.estimated_heavy_atoms is None else round(self.estimated_heavy_atoms, 1),
-            "protein_contacts": self.protein_contacts,
-            "protein_distance_A": None if not np.isfinite(self.protein_distance) else round(self.protein_distance, 2),
-            "ligand_match": round(self.ligand_match, 3),
-        }
-
-
-@dataclass(frozen=True)
-class LigandShape:
-    """What segmentation needs to know about the ligand: heavy-atom count and typical spread (Å)."""
-
-    heavy_atoms: int
-    extents: np.ndarray  # (3,) sorted root-mean-square spread along principal axes, Å
-
-    @classmethod
-    def from_conformers(cls, heavy_coordinates: np.ndarray) -> LigandShape:
-        """From conformer coordinates (n_conformers, n_heavy, 3)."""
-        spreads = [_principal_spread(c)[1] for c in heavy_coordinates]
-        return cls(heavy_coordinates.shape[1], np.median(spreads, axis=0))
-
-
 def difference_map(
     density_map: DensityMap,
     structure: gemmi.Structure | None,
@@ -104,17 +56,23 @@ def difference_map(
         centre = float(np.median(density_map.values))
         return DifferenceMap(density_map.with_values((density_map.values - centre) / noise), noise, 0.0, centre, resolution, 0.0, None)
 
-    coordinates = _heavy_coordinates(structure)
+    coordinates = io.heavy_atoms(structure, exclude_residues=frozenset()).coordinates  # waters explain density too
     near_model = _distance_to_points(density_map, coordinates, mask_radius) < mask_radius
     if near_model.sum() < 100:
-        raise ValueError("the model hardly overlaps the map")
+        raise BadModelError(
+            "cannot subtract the model from the map: it hardly overlaps the map (fewer than 100 voxels within 6 Å of it); "
+            "check that the model was fitted to this map"
+        )
     target = density_map.values[near_model].astype(float)
     best = None
     for factor in _RESOLUTION_FACTORS:
         model_map = maps.simulate(structure, resolution * factor, like=density_map)
         simulated = model_map.values[near_model].astype(float)
         if simulated.std() == 0 or target.std() == 0:
-            raise ValueError("the model's simulated density or the map is flat where the model is")
+            raise BadModelError(
+                "cannot subtract the model from the map: the map or the model's simulated density is flat where the model is; "
+                "check that the model was fitted to this map"
+            )
         cc = float(np.corrcoef(simulated, target)[0, 1])
         if best is None or cc > best[0]:
             best = (cc, factor, model_map)
@@ -124,7 +82,10 @@ def difference_map(
     residual = density_map.values - scale * model_map.values - offset
     noise = _robust_sigma(residual[near_model])
     if noise <= 0:
-        raise ValueError("the difference map is flat: the model explains the map exactly")
+        raise BadModelError(
+            "cannot subtract the model from the map: the difference map is flat (the model explains the map exactly, "
+            "e.g. a map simulated from the model without noise); nothing is left to fit a ligand into"
+        )
     heavy_atom_density = float(scale * model_map.values.sum() * np.prod(density_map.voxel_size) / len(coordinates))
     log.info(
         "difference map: model density matched at %.2f Å (CC %.3f near the model), scale %.4g, noise σ %.4g",
@@ -221,7 +182,7 @@ def _describe(
     values = grid.values[tuple(indices.T)]
     weights = np.clip(values, 1e-6, None)
     centroid = np.average(points, axis=0, weights=weights)
-    axes, extents = _principal_spread(points, weights)
+    axes, extents = principal_spread(points, weights)
 
     contacts, protein_distance = 0, float("inf")
     if tree is not None:
@@ -323,27 +284,11 @@ def _grown_integral(values: np.ndarray, indices: np.ndarray, voxels: int) -> flo
     return float(np.clip(values[region][mask], 0, None).sum())
 
 
-def _principal_spread(points: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Principal axes (rows, longest first) and root-mean-square spread along them (Å)."""
-    centre = np.average(points, axis=0, weights=weights)
-    covariance = np.cov((points - centre).T, aweights=weights) if len(points) > 1 else np.zeros((3, 3))
-    eigenvalues, eigenvectors = np.linalg.eigh(np.atleast_2d(covariance))
-    order = np.argsort(eigenvalues)[::-1]
-    return eigenvectors[:, order].T, np.sqrt(np.clip(eigenvalues[order], 0, None))
-
-
 def _robust_sigma(values: np.ndarray) -> float:
     """Standard deviation estimated from the median absolute deviation (robust to blobs)."""
     values = values[values != 0] if np.count_nonzero(values) > 0.2 * values.size else values
     mad = float(np.median(np.abs(values - np.median(values))))
     return 1.4826 * mad if mad > 0 else float(values.std())
-
-
-def _heavy_coordinates(structure: gemmi.Structure) -> np.ndarray:
-    return np.array(
-        [atom.pos.tolist() for chain in structure[0] for residue in chain for atom in residue if not atom.is_hydrogen()],
-        dtype=float,
-    ).reshape(-1, 3)
 
 
 def _distance_to_points(density_map: DensityMap, points: np.ndarray, cap: float) -> np.ndarray:

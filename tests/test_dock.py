@@ -10,9 +10,9 @@ from rdkit import Chem
 from benchmarks.cases import em_ligand_boxes, simulated_case
 from benchmarks.ligand_placement import ligand_rmsd
 from ligfit import api, io
-from ligfit.dock import count_clashes, symmetric_rmsd, symmetry_matches
 from ligfit.dock.search import TorsionTree, apply_torsions
 from ligfit.ligand import heavy_atom_mol, load_ligand
+from ligfit.measures import count_clashes, ligand_symmetry, symmetric_rmsd
 
 
 def test_torsions_keep_bond_lengths_and_a_full_turn_is_identity():
@@ -32,7 +32,7 @@ def test_torsions_keep_bond_lengths_and_a_full_turn_is_identity():
 def test_symmetric_rmsd_agrees_with_spyrmsd():
     ligand = load_ligand("OC(=O)c1ccc(cc1)C(F)(F)F", max_conformers=4)
     coordinates = ligand.conformer_coordinates()
-    matches = symmetry_matches(ligand)
+    matches = ligand_symmetry(ligand)
     first, second = coordinates[0], coordinates[-1] + np.array([0.3, -0.2, 0.1])
     ours = symmetric_rmsd(first, second, matches)
     theirs = ligand_rmsd(heavy_atom_mol(ligand, second), heavy_atom_mol(ligand, first))
@@ -51,7 +51,7 @@ def test_simulated_complexes_are_placed_within_2_angstrom(data, entry):
     deposited = count_clashes(
         case.reference.GetConformer().GetPositions(),
         [a.GetSymbol() for a in case.reference.GetAtoms()],
-        (protein.coordinates, protein.elements),
+        protein,
     )
     assert result.best_pose.clashes <= deposited  # no more protein clashes than the deposited pose has
 

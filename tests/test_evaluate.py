@@ -15,7 +15,7 @@ from rdkit import Chem
 
 from ligfit import io, maps
 from ligfit.errors import BadModelError
-from ligfit.evaluate import composite, contacts, correlation, geometry, qscore, reference
+from ligfit.evaluate import composite, contacts, correlation, geometry, reference
 from ligfit.evaluate.challenge import read_submissions, run_challenge
 from ligfit.evaluate.chemistry import ideal_geometry
 from ligfit.evaluate.clashes import clashscore
@@ -24,6 +24,7 @@ from ligfit.evaluate.metrics import evaluate_model
 from ligfit.evaluate.pictures import write_png
 from ligfit.evaluate.sites import ligand_sites, model_atoms, site_from_mol
 from ligfit.maps import DensityMap
+from ligfit.measures import qscore
 
 HEMOGLOBIN = "em/maps_with_models/EMD-3488_5ME2_hemoglobin"
 APOFERRITIN = "em/maps_with_models/EMD-20026_apoferritin_crop"

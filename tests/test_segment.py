@@ -8,11 +8,12 @@ import pytest
 from benchmarks.cases import hemoglobin_hemes, simulated_case
 from ligfit import io, segment
 from ligfit.ligand import load_ligand
+from ligfit.records import LigandShape
 
 
-def _shape(smiles: str) -> segment.LigandShape:
+def _shape(smiles: str) -> LigandShape:
     ligand = load_ligand(smiles, max_conformers=10)
-    return segment.LigandShape.from_conformers(ligand.conformer_coordinates()[:, : ligand.heavy_atom_count])
+    return LigandShape.from_conformers(ligand.conformer_coordinates()[:, : ligand.heavy_atom_count])
 
 
 @pytest.mark.parametrize(("entry", "resolution"), [("7KRU_ATP", 3.0), ("6XHT_V2V", 4.0)])

@@ -13,9 +13,10 @@ from rdkit import Chem
 from scipy.spatial.transform import Rotation
 
 from ligfit import io, maps, segment
-from ligfit.dock import symmetric_rmsd, symmetry_matches
 from ligfit.errors import OutputExistsError
 from ligfit.ligand import load_ligand, parse_ligand
+from ligfit.measures import ligand_symmetry, symmetric_rmsd
+from ligfit.records import LigandShape
 from ligfit.templates import (
     TemplateLibraryError,
     TemplateOptions,
@@ -51,12 +52,12 @@ def _blobs_for(record, resolution: float, ligand):
     grid = maps.grid_around(record.pocket.coordinates, 1.0, 4.0)
     density = maps.simulate(complex_structure, resolution, like=grid, noise=0.2, seed=1)
     difference = segment.difference_map(density, pocket, resolution)
-    shape = segment.LigandShape.from_conformers(ligand.conformer_coordinates()[:, : ligand.heavy_atom_count])
+    shape = LigandShape.from_conformers(ligand.conformer_coordinates()[:, : ligand.heavy_atom_count])
     return segment.select_blobs(segment.find_blobs(difference, shape, record.pocket.coordinates), 3)
 
 
 def _seed_rmsds(seeds, ligand, reference_xyz) -> list[float]:
-    matches = symmetry_matches(ligand)
+    matches = ligand_symmetry(ligand)
     return [symmetric_rmsd(seed.coordinates, reference_xyz, matches) for seed in seeds]
 
 

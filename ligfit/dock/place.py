@@ -11,7 +11,6 @@ with the difference map, less clash and strain penalties.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -21,56 +20,19 @@ from scipy.spatial.transform import Rotation
 
 from ligfit.dock.grow import grow_poses
 from ligfit.dock.options import DockingOptions
-from ligfit.dock.score import count_clashes, ligand_cc, polar_contacts, relax_pose, symmetric_rmsd, symmetry_matches
 from ligfit.dock.search import SHARP, SMOOTH, PoseBatch, Site, TorsionTree, clash_limits, diverse_best, fit_loss, optimise
+from ligfit.io import AtomTable
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
-from ligfit.segment import Blob
+from ligfit.measures import count_clashes, ligand_cc, ligand_symmetry, polar_contacts, relax_pose, symmetric_rmsd
+from ligfit.records import Blob, Pose, SeedPose
+from ligfit.runtime import Progress, no_progress
 
 log = logging.getLogger(__name__)
 
 #: Pose sources recorded in reports; seed poses are numbered from SEEDED on.
 CONFORMER_SEARCH, ANCHOR_AND_GROW, SEEDED = 0, 1, 2
 _SOURCE_NAMES = {CONFORMER_SEARCH: "conformer search", ANCHOR_AND_GROW: "anchor and grow"}
-
-
-@dataclass(frozen=True)
-class SeedPose:
-    """A starting pose from elsewhere (e.g. a template complex): all atoms in the ligand's order, Å."""
-
-    coordinates: np.ndarray
-    label: str
-
-
-@dataclass(frozen=True)
-class Pose:
-    """One placement of the ligand; ``coordinates`` hold every atom (hydrogens too), Å, map frame."""
-
-    coordinates: np.ndarray
-    blob_rank: int
-    score: float
-    cc: float  # correlation with the difference map inside the ligand mask
-    mean_sigma: float  # mean difference density at the heavy atoms, σ
-    fraction_in_density: float  # heavy atoms at ≥ 1 σ
-    clashes: int  # protein–ligand heavy-atom pairs closer than 2.5 Å (metal coordination excepted)
-    polar_contacts: int  # ligand N/O/metal atoms with a protein N/O (/S for metals) at bonding distance
-    strain: float | None  # MMFF energy above the lowest conformer, kcal/mol
-    source: str
-    confidence: float = 0.0  # 0–1, set for placements (poses the density supports)
-
-    def summary(self) -> dict:
-        return {
-            "blob": self.blob_rank,
-            "score": round(self.score, 4),
-            "cc": round(self.cc, 4),
-            "mean_sigma": round(self.mean_sigma, 2),
-            "fraction_in_density": round(self.fraction_in_density, 3),
-            "clashes": self.clashes,
-            "polar_contacts": self.polar_contacts,
-            "strain_kcal_mol": None if self.strain is None else round(self.strain, 1),
-            "found_by": self.source,
-            "confidence": round(self.confidence, 3),
-        }
 
 
 @dataclass(frozen=True)
@@ -100,15 +62,15 @@ def dock(
     difference: DensityMap,
     blobs: list[Blob],
     resolution: float,
-    protein: tuple[np.ndarray, np.ndarray] | None = None,
+    protein: AtomTable | None = None,
     options: DockingOptions | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress = no_progress,
     copies: int = 1,
     seeds: list[SeedPose] | None = None,
 ) -> DockingResult:
     """Dock ``ligand`` into each blob of the ``difference`` map (σ units) and rank the poses.
 
-    ``protein`` is (coordinates, element symbols) of the protein heavy atoms, or None.
+    ``protein``: the protein heavy atoms, or None.
     ``copies``: how many supported placements (in different blobs) to return at most.
     ``seeds``: extra starting poses; those inside a blob's box compete with the searches
     there (they are refined and scored like any other candidate, never simply accepted).
@@ -117,12 +79,12 @@ def dock(
     if not blobs:
         return DockingResult([], [], "no unexplained density above the threshold", options)
     tree = TorsionTree.from_ligand(ligand)
-    matches = symmetry_matches(ligand)
+    matches = ligand_symmetry(ligand)
     poses: list[Pose] = []
-    for blob in blobs:
+    for number, blob in enumerate(blobs):
+        progress("docking blobs", number, len(blobs))
         poses.extend(_dock_blob(ligand, tree, difference, blob, resolution, protein, options, seeds or []))
-        if progress is not None:
-            progress(1)
+    progress("docking blobs", len(blobs), len(blobs))
     ranked = _cluster(sorted(poses, key=lambda p: -p.score), matches, options.cluster_rmsd)
     per_blob_best = {}
     for pose in ranked:

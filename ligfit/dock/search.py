@@ -17,12 +17,12 @@ from scipy.spatial import cKDTree
 
 from ligfit import maps
 from ligfit.dock.options import DockingOptions
+from ligfit.io import AtomTable
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
+from ligfit.measures import METAL_ELEMENTS, POLAR_ELEMENTS
 
-POLAR_ELEMENTS = frozenset({"N", "O"})
 #: Ligand metals coordinate protein N/O/S at ~2 Å: they get a short clash distance.
-METAL_ELEMENTS = frozenset({"Fe", "Zn", "Mg", "Mn", "Cu", "Co", "Ni", "Ca", "Na", "K", "Cd", "Hg", "Pt", "Ru", "Mo", "W", "V"})
 METAL_CLASH_DISTANCE = 1.8
 
 SMOOTH, SHARP, APOLAR_DISTANCE, POLAR_DISTANCE = range(4)
@@ -118,7 +118,9 @@ class Site:
     scale: float
 
     @classmethod
-    def around(cls, difference: DensityMap, points: np.ndarray, values: np.ndarray, ligand_radius: float, protein) -> Site:
+    def around(
+        cls, difference: DensityMap, points: np.ndarray, values: np.ndarray, ligand_radius: float, protein: AtomTable | None
+    ) -> Site:
         lower = points.min(axis=0) - ligand_radius - 3.0
         upper = points.max(axis=0) + ligand_radius + 3.0
         density = maps.box(difference, (lower + upper) / 2, upper - lower)
@@ -143,11 +145,11 @@ class Site:
         return torch.cat([density, values[2:]], 0)
 
 
-def _protein_distance_grids(density: DensityMap, protein) -> tuple[np.ndarray, np.ndarray]:
+def _protein_distance_grids(density: DensityMap, protein: AtomTable | None) -> tuple[np.ndarray, np.ndarray]:
     far = np.full(density.shape, 8.0, dtype=np.float32)
-    if protein is None or len(protein[0]) == 0:
+    if protein is None or len(protein) == 0:
         return far, far.copy()
-    coordinates, elements = protein
+    coordinates, elements = protein.coordinates, protein.elements
     points = density.grid_points().reshape(-1, 3)
     grids = []
     for polar in (False, True):

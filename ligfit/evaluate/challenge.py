@@ -22,7 +22,6 @@ import multiprocessing
 import os
 import time
 import traceback
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from ligfit.errors import LigfitError
 from ligfit.evaluate import metrics, pictures
 from ligfit.evaluate.errors import BadSubmissionsError
 from ligfit.io import write_text
+from ligfit.runtime import Progress, json_ready, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def run_challenge(
     workers: int | None = None,
     retry_failed: bool = False,
     whole_model: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = no_progress,
 ) -> ChallengeResult:
     """Evaluate every row of ``submissions`` into ``output`` (created if needed) and write the report.
 
@@ -155,12 +155,11 @@ def run_challenge(
             records[submission.row] = done
         else:
             pending.append(submission)
-    say = progress or (lambda line: None)
     if len(rows) > len(pending):
-        say(f"{len(rows) - len(pending)} of {len(rows)} rows already evaluated; {len(pending)} to go")
+        progress(f"{len(rows) - len(pending)} of {len(rows)} rows already evaluated; {len(pending)} to go")
     for record in _evaluate_all(pending, folder, workers or os.cpu_count() or 1, whole_model):
         records[record["submission"]["row"]] = record
-        say(_progress_line(record, len(records), len(rows)))
+        progress(_progress_line(record, len(records), len(rows)), len(records), len(rows))
     ordered = [records[s.row] for s in rows]
     scores = score_table(ordered)
     _write_scores(folder / "scores.csv", scores)
@@ -209,8 +208,8 @@ def evaluate_submission(submission: Submission, folder: Path, whole_model: bool 
     except Exception as error:  # noqa: BLE001 - recorded as a bug with its traceback, and reported by the caller
         record.update(status="bug", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
     record["elapsed_s"] = round(time.perf_counter() - started, 2)
-    write_text(folder / "rows" / f"{submission.file_stem}.json", json.dumps(metrics._plain(record), indent=1) + "\n")
-    return metrics._plain(record)
+    write_text(folder / "rows" / f"{submission.file_stem}.json", json.dumps(json_ready(record), indent=1) + "\n")
+    return json_ready(record)
 
 
 def _evaluate(submission: Submission, folder: Path, whole_model: bool) -> dict:

@@ -18,8 +18,9 @@ from rdkit import Chem
 from rdkit.Chem import rdDetermineBonds
 
 from ligfit.errors import BadLigandError
-from ligfit.evaluate.sites import LigandSite, connectivity_mol, graph_matches
+from ligfit.evaluate.sites import LigandSite, connectivity_mol
 from ligfit.ligand import generate_conformers, parse_ligand
+from ligfit.measures import symmetry_matches
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _map_onto_site(site: LigandSite, mol: Chem.Mol, coordinates: np.ndarray) -> 
         if b.GetBeginAtomIdx() in index_of and b.GetEndAtomIdx() in index_of
     ]
     elements = [mol.GetAtomWithIdx(i).GetSymbol() for i in heavy]
-    matches = graph_matches(site.graph, connectivity_mol(elements, np.array(bonds, dtype=int)), max_matches=1)
+    matches = symmetry_matches(site.graph, connectivity_mol(elements, np.array(bonds, dtype=int)), max_matches=1)
     if len(matches) == 0:
         return None
     return np.asarray(coordinates, dtype=float)[heavy][matches[0]]
@@ -115,7 +116,7 @@ def _perceive(site: LigandSite) -> Chem.Mol | None:
             Chem.SanitizeMol(mol)
         except (ValueError, RuntimeError, Chem.rdchem.MolSanitizeException):
             continue
-        if len(graph_matches(site.graph, connectivity_mol([a.GetSymbol() for a in mol.GetAtoms()], _bond_array(mol)), max_matches=1)):
+        if len(symmetry_matches(site.graph, connectivity_mol([a.GetSymbol() for a in mol.GetAtoms()], _bond_array(mol)), max_matches=1)):
             return mol
     return None
 

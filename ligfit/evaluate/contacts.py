@@ -17,12 +17,12 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ligfit.evaluate.sites import LigandSite, ModelAtoms
+from ligfit.measures import METAL_ELEMENTS
 
 HBOND_DISTANCE = (2.5, 3.5)
 SALT_BRIDGE_DISTANCE = 4.0
 STACKING_DISTANCE, STACKING_OFFSET = 5.5, 2.0
 METAL_DISTANCE = 2.8
-_NONMETALS = {"H", "B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Se", "Br", "I"}
 _DONORS = {"N", "NE1", "ND2", "NE2", "ND1", "NZ", "NE", "NH1", "NH2", "OG", "OG1", "OH", "SG", "N1", "N2", "N3", "N4", "N6", "O2'"}
 _ACCEPTORS = {
     "O",
@@ -155,7 +155,7 @@ def _stacking(site: LigandSite, atoms: ModelAtoms, near: np.ndarray, rings: list
 
 
 def _metal_coordination(site: LigandSite, atoms: ModelAtoms, near: np.ndarray) -> list[dict]:
-    metals = np.flatnonzero([e not in _NONMETALS for e in site.elements])
+    metals = np.flatnonzero([e in METAL_ELEMENTS for e in site.elements])
     donors = near[np.isin(atoms.elements[near].astype(str), ["N", "O", "S"])]
     if len(metals) == 0 or len(donors) == 0:
         return []

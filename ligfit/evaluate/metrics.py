@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,15 +20,16 @@ from scipy.spatial import cKDTree
 
 from ligfit import io, maps
 from ligfit.errors import BadMapError, BadModelError
-from ligfit.evaluate import clashes, composite, contacts, correlation, geometry, qscore, reference
+from ligfit.evaluate import clashes, composite, contacts, correlation, geometry, reference
 from ligfit.evaluate.chemistry import LigandDefinition, ideal_geometry
 from ligfit.evaluate.sites import LigandSite, ModelAtoms, ligand_sites, model_atoms
-from ligfit.maps import DensityMap
+from ligfit.maps import DensityMap, MapSource
+from ligfit.measures import qscore
+from ligfit.runtime import StageTimer, json_ready
 
 log = logging.getLogger(__name__)
 
 ModelSource = str | os.PathLike | gemmi.Structure
-MapSource = str | os.PathLike | DensityMap | tuple
 
 #: Padding (Å) of the box around a ligand for its CCs, as phenix.map_box's default cushion.
 LIGAND_BOX_CUSHION = 3.0
@@ -53,7 +53,7 @@ class Evaluation:
 
     def as_dict(self) -> dict:
         """JSON-ready plain data (NaN written as null)."""
-        return _plain(
+        return json_ready(
             {
                 "resolution": self.resolution,
                 "expected_q_score": self.expected_q_score,
@@ -118,11 +118,11 @@ def evaluate_model(
         raise BadMapError(f"resolution must be a positive number of Å, got {resolution!r}")
     timings: dict[str, float] = {}
     notes: list[str] = []
-    clock = _Clock(timings)
+    clock = StageTimer(timings)
     structure = _load_model(model, notes)
     atoms = model_atoms(structure)
-    density = _load_map(density_map, atoms.coordinates)
-    _check_overlap(density, atoms, model, density_map)
+    density = maps.load_map(density_map, atoms.coordinates)
+    maps.check_overlap(density, atoms.coordinates, _name(model), MIN_FRACTION_INSIDE)
     names = set(ligands) if ligands else None
     sites = _ligand_sites(atoms, names, model)
     clock.lap("load")
@@ -303,27 +303,7 @@ def _load_model(source: ModelSource, notes: list[str], role: str = "model") -> g
 def load_inputs(model: ModelSource, density_map: MapSource) -> tuple[gemmi.Structure, DensityMap]:
     """The model as read (alternate conformations kept, for :func:`evaluate_model` to note) and its map."""
     raw = _read_raw(model, "model")
-    return raw, _load_map(density_map, model_atoms(io.read_structure(raw)).coordinates)
-
-
-def _load_map(source: MapSource, around: np.ndarray) -> DensityMap:
-    if isinstance(source, DensityMap):
-        return source
-    if isinstance(source, tuple):
-        values, voxel_size, origin = source
-        return DensityMap(np.asarray(values), voxel_size, origin)
-    return maps.read_map(source, around=around)
-
-
-def _check_overlap(density: DensityMap, atoms: ModelAtoms, model: ModelSource, density_source: MapSource) -> None:
-    fraction = maps.fraction_inside(density, atoms.coordinates)
-    if fraction < MIN_FRACTION_INSIDE:
-        centre = np.round(atoms.coordinates.mean(axis=0), 1).tolist()
-        raise BadModelError(
-            f"model {_name(model)} and map {_name(density_source)} do not overlap: {fraction:.0%} of the atoms lie in the map box "
-            f"({np.round(density.origin, 1).tolist()} to {np.round(density.upper, 1).tolist()} Å; model centre {centre} Å); "
-            "check that the model was fitted to this map and the map's origin (ORIGIN vs NSTART)"
-        )
+    return raw, maps.load_map(density_map, model_atoms(io.read_structure(raw)).coordinates)
 
 
 def _ligand_sites(atoms: ModelAtoms, names: set[str] | None, model: ModelSource) -> list[LigandSite]:
@@ -397,30 +377,3 @@ def _nanmean(values: np.ndarray) -> float:
 
 def _f(value: object, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "-"
-
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _plain(value.tolist())
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-class _Clock:
-    """Wall time per stage into a timings dict."""
-
-    def __init__(self, timings: dict[str, float]) -> None:
-        self.timings = timings
-        self.last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.timings[stage] = round(now - self.last, 3)
-        self.last = now

@@ -26,7 +26,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from ligfit.evaluate.sites import LigandSite, ModelAtoms, graph_matches
+from ligfit.evaluate.sites import LigandSite, ModelAtoms
+from ligfit.measures import symmetric_rmsd, symmetry_matches
 
 LDDT_THRESHOLDS = (0.5, 1.0, 2.0, 4.0)  # Å
 LDDT_PLI_RADIUS = 6.0  # Å
@@ -51,12 +52,6 @@ class LigandPair:
     rmsd: float
 
 
-def symmetric_rmsd(model: np.ndarray, reference: np.ndarray, matches: np.ndarray) -> float:
-    """Heavy-atom RMSD (Å) minimised over the isomorphisms ``matches`` (reference atom p[i] ↔ model atom i), in place."""
-    deviations = reference[matches] - model[None]
-    return float(np.sqrt((deviations**2).sum(-1).mean(-1)).min())
-
-
 def pair_ligands(model_sites: list[LigandSite], reference_sites: list[LigandSite]) -> tuple[list[LigandPair], list[LigandSite]]:
     """Match model ligands to reference ligands of the same graph, one to one, minimising the summed RMSD.
 
@@ -67,7 +62,7 @@ def pair_ligands(model_sites: list[LigandSite], reference_sites: list[LigandSite
     matches: dict[tuple[int, int], np.ndarray] = {}
     for i, model in enumerate(model_sites):
         for j, reference in enumerate(reference_sites):
-            found = graph_matches(model.graph, reference.graph)
+            found = symmetry_matches(model.graph, reference.graph)
             if len(found):
                 matches[i, j] = found
                 cost[i, j] = symmetric_rmsd(model.coordinates, reference.coordinates, found)

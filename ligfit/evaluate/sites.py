@@ -211,18 +211,6 @@ def connectivity_mol(elements: tuple[str, ...] | list[str], bonds: np.ndarray) -
     return mol
 
 
-def graph_matches(query: Chem.Mol, target: Chem.Mol, max_matches: int = 5000) -> np.ndarray:
-    """Isomorphisms between two connectivity graphs: rows p with target atom p[i] ↔ query atom i, shape (k, n).
-
-    Empty (0, n) when the graphs differ (other atoms, other bonds).
-    """
-    n = query.GetNumAtoms()
-    if n != target.GetNumAtoms() or query.GetNumBonds() != target.GetNumBonds():
-        return np.zeros((0, n), dtype=int)
-    matches = target.GetSubstructMatches(query, uniquify=False, useChirality=False, maxMatches=max_matches)
-    return np.array(matches, dtype=int).reshape(-1, n)
-
-
 def element_symbol(name: str) -> str:
     """RDKit's spelling of an element symbol ("FE" → "Fe")."""
     return _PERIODIC_TABLE.GetElementSymbol(_PERIODIC_TABLE.GetAtomicNumber(name.capitalize()))

@@ -8,14 +8,11 @@ import numpy as np
 from rdkit import Chem
 from scipy.spatial import cKDTree
 
-from ligfit.dock import count_clashes, ligand_cc, relax_pose
-from ligfit.dock.search import METAL_ELEMENTS
-from ligfit.evaluate.qscore import q_scores
+from ligfit.io import AtomTable
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
+from ligfit.measures import close_contacts, count_clashes, ligand_cc, q_scores, relax_pose
 
-#: Protein–ligand heavy-atom pairs closer than this (Å) count as close contacts (the issue's hard limit).
-CLOSE_CONTACT = 2.2
 #: Heavy atoms held with this force (kcal/mol/Å²) while hydrogens relax for the strain energy, as docking does.
 STRAIN_RESTRAINT = 100.0
 #: Protein atoms this close (Å) to the ligand take part in the Q-score's shell-point exclusion (≥ 0.9 × 2 Å).
@@ -26,7 +23,7 @@ Q_SCORE_NEIGHBOURS = 4.0
 class PoseMetrics:
     """One ligand pose scored against the map and the protein around it."""
 
-    ligand_cc: float  # correlation with the map in the ligand mask (:func:`ligfit.dock.ligand_cc`)
+    ligand_cc: float  # correlation with the map in the ligand mask (:func:`ligfit.measures.ligand_cc`)
     q_score: float | None  # mean Q-score of the heavy atoms (Pintilie et al. 2020); None outside the map
     strain: float | None  # MMFF94 energy above the lowest conformer, hydrogens relaxed, kcal/mol
     clashes: int  # protein–ligand heavy-atom pairs closer than 0.75 × summed vdW radii (PoseBusters)
@@ -39,39 +36,27 @@ class PoseMetrics:
         return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in asdict(self).items()}
 
 
-def close_contacts(xyz: np.ndarray, elements: list[str], protein: tuple[np.ndarray, np.ndarray] | None) -> int:
-    """Protein–ligand heavy-atom pairs closer than 2.2 Å, metal coordination (a bond) excepted."""
-    if protein is None or len(protein[0]) == 0:
-        return 0
-    protein_metal = np.isin(np.asarray(protein[1]), list(METAL_ELEMENTS))
-    count = 0
-    for element, neighbours in zip(elements, cKDTree(protein[0]).query_ball_point(np.asarray(xyz), CLOSE_CONTACT)):
-        if element not in METAL_ELEMENTS:
-            count += int(np.count_nonzero(~protein_metal[neighbours])) if neighbours else 0
-    return count
-
-
 def pose_metrics(
     ligand: Ligand,
     coordinates: np.ndarray,
     density: DensityMap,
     resolution: float,
-    protein: tuple[np.ndarray, np.ndarray] | None,
+    protein: AtomTable | None,
 ) -> PoseMetrics:
-    """Score ``coordinates`` (all ligand atoms, Å); ``protein`` is (heavy-atom coordinates, elements) or None."""
+    """Score ``coordinates`` (all ligand atoms, Å) against the map and the protein's heavy atoms (or None)."""
     heavy = ligand.heavy_atom_count
     elements = ligand.elements[:heavy]
     xyz = coordinates[:heavy]
     _, strain = relax_pose(ligand, coordinates, STRAIN_RESTRAINT)
     clashes, close, closest = 0, 0, None
     neighbours = np.zeros((0, 3))
-    if protein is not None and len(protein[0]):
+    if protein is not None and len(protein):
         clashes = count_clashes(xyz, elements, protein)
-        tree = cKDTree(protein[0])
+        tree = cKDTree(protein.coordinates)
         closest = float(tree.query(xyz)[0].min())
         close = close_contacts(xyz, elements, protein)
         near = sorted({i for group in tree.query_ball_point(xyz, Q_SCORE_NEIGHBOURS) for i in group})
-        neighbours = protein[0][near]
+        neighbours = protein.coordinates[near]
     q = q_scores(density, np.concatenate([xyz, neighbours]), np.arange(heavy))
     bond_rmsd, angle_rmsd = geometry_deviations(ligand, coordinates)
     return PoseMetrics(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import gemmi
@@ -15,6 +14,7 @@ from ligfit.refine.options import RefinementOptions
 from ligfit.refine.parameters import LigandParameterCache
 from ligfit.refine.posing import pose_from_residue
 from ligfit.refine.protocol import RefinementResult, refine
+from ligfit.runtime import Progress, no_progress
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ def refine_model(
     ligand_name: str = "LIG",
     options: RefinementOptions | None = None,
     cache: LigandParameterCache | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = no_progress,
 ) -> ModelRefinement:
     """Refine each residue named ``ligand_name`` in ``model`` (its chemistry from ``ligand``) into ``density``.
 
@@ -46,7 +46,6 @@ def refine_model(
     the starting model of the next (the other copies are left out of each refinement). Residue
     names, numbers and chains are kept.
     """
-    say = progress or (lambda message: None)
     cache = cache or LigandParameterCache(method=(options or RefinementOptions()).ligand_force_field)
     copies = [(chain.name, residue.seqid) for chain in model[0] for residue in chain if residue.name == ligand_name]
     if not copies:
@@ -57,7 +56,7 @@ def refine_model(
     refined = model.clone()
     results, labels = [], []
     for number, (chain_name, seqid) in enumerate(copies):
-        say(f"refining {ligand_name} {chain_name}:{seqid.num} ({number + 1} of {len(copies)})")
+        progress(f"refining {ligand_name} {chain_name}:{seqid.num} ({number + 1} of {len(copies)})")
         residue = _residue(refined, chain_name, seqid)
         pose = pose_from_residue(ligand, residue)
         protein = _without(refined, ligand_name)

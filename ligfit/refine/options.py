@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ligfit.errors import BadOptionError
+
 SOLVENT_MODELS = ("distance-dependent", "gbn2")
 LIGAND_FORCE_FIELDS = ("auto", "gaff2", "mmff94")
 
@@ -33,13 +35,13 @@ class RefinementOptions:
 
     def __post_init__(self) -> None:
         if self.solvent not in SOLVENT_MODELS:
-            raise ValueError(f"unknown solvent model {self.solvent!r}; use one of {', '.join(SOLVENT_MODELS)}")
+            raise BadOptionError(f"unknown solvent model {self.solvent!r}; use one of {', '.join(SOLVENT_MODELS)}")
         if self.ligand_force_field not in LIGAND_FORCE_FIELDS:
-            raise ValueError(f"unknown ligand force field {self.ligand_force_field!r}; use one of {', '.join(LIGAND_FORCE_FIELDS)}")
+            raise BadOptionError(f"unknown ligand force field {self.ligand_force_field!r}; use one of {', '.join(LIGAND_FORCE_FIELDS)}")
         if self.starts < 1:
-            raise ValueError(f"starts must be at least 1, got {self.starts}")
+            raise BadOptionError(f"starts must be at least 1, got {self.starts}")
         if not 0 < self.mobile_radius <= self.shell_radius:
-            raise ValueError(f"need 0 < mobile_radius ≤ shell_radius, got {self.mobile_radius} and {self.shell_radius} Å")
+            raise BadOptionError(f"need 0 < mobile_radius ≤ shell_radius, got {self.mobile_radius} and {self.shell_radius} Å")
 
     def as_dict(self) -> dict:
         return asdict(self)

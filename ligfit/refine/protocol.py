@@ -10,8 +10,6 @@ covers, and refinements that fail numerically, leave the docked pose as it was, 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import gemmi
@@ -20,9 +18,9 @@ import openmm as mm
 from openmm import unit
 
 from ligfit import io
-from ligfit.dock import ligand_cc
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
+from ligfit.measures import ligand_cc
 from ligfit.refine.density import density_force, geometry_map_weight, potential_grid, scattering_weights
 from ligfit.refine.errors import RefinementError, UnsupportedLigandError
 from ligfit.refine.metrics import PoseMetrics, heavy_bonds_and_angles, pose_metrics, stereo_signature
@@ -39,6 +37,7 @@ from ligfit.refine.system import (
     build_system,
     find_pocket,
 )
+from ligfit.runtime import Progress, StageTimer, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +139,7 @@ def refine(
     *,
     options: RefinementOptions | None = None,
     cache: LigandParameterCache | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = no_progress,
 ) -> RefinementResult:
     """Refine the ligand and its pocket into ``density`` from the docked ``poses`` (best first).
 
@@ -151,71 +150,51 @@ def refine(
     Returns the refined complex, or the first pose unchanged with the reason in ``message``.
     """
     options = options or RefinementOptions()
-    say = progress or (lambda message: None)
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
+    timer = StageTimer()
     poses = [np.asarray(p, dtype=float) for p in poses]
     if not poses:
-        raise ValueError("refine needs at least one docked pose")
+        raise RefinementError("refine needs at least one docked pose")
     model = model.clone() if model is not None else _empty_model()
-    protein_before = _protein_arrays(model)
-    before = pose_metrics(ligand, poses[0], density, resolution, protein_before)
+    before = pose_metrics(ligand, poses[0], density, resolution, _protein_atoms(model))
     starts = distinct_starts(poses, ligand.heavy_atom_count, options.starts)
 
     def kept(message: str, notes: tuple[str, ...] = ()) -> RefinementResult:
         log.warning("refinement: %s", message)
+        seconds = sum(timer.timings.values()) + timer.lap("until_stopped")
         return RefinementResult(
-            False,
-            poses[0],
-            model,
-            before,
-            before,
-            message,
-            notes=notes,
-            seconds=time.perf_counter() - started,
-            timings=timings,
-            options=options,
+            False, poses[0], model, before, before, message, notes=notes, seconds=seconds, timings=timer.timings, options=options
         )
 
     cache = cache or LigandParameterCache(method=options.ligand_force_field)
-    say("parametrising the ligand")
+    progress("parametrising the ligand")
     try:
         parameters = cache.get(ligand.mol)
     except UnsupportedLigandError as error:
         return kept(f"not refined: {error}; the docked pose is kept")
-    timings["ligand_parameters"] = time.perf_counter() - started
+    timer.lap("ligand_parameters")
 
-    say("building the pocket")
-    clock = time.perf_counter()
-    heavy = ligand.heavy_atom_count
-    pocket = find_pocket(model, np.concatenate([poses[i][:heavy] for i in starts]), options)
+    progress("building the pocket")
+    start_poses = np.stack([poses[i] for i in starts])
+    pocket = find_pocket(model, start_poses[:, : ligand.heavy_atom_count].reshape(-1, 3), options)
     try:
-        complex_system = build_system(model, pocket, ligand, parameters, np.stack([poses[i] for i in starts]), options)
+        complex_system = build_system(model, pocket, ligand, parameters, start_poses, options)
     except RefinementError as error:
         return kept(f"not refined: {error}; the docked pose is kept", pocket.notes)
     notes = list(complex_system.notes) + ([parameters.note] if parameters.note else [])
-    grid, weight, coverage_note = _add_map_term(complex_system, density, resolution, np.stack([poses[i] for i in starts]))
+    grid, weight, coverage_note = _add_map_term(complex_system, density, resolution, start_poses)
     if coverage_note:
         notes.append(coverage_note)
         log.warning("refinement: %s", coverage_note)
     context = _context(complex_system, options)
-    timings["system"] = time.perf_counter() - clock
+    timer.lap("system")
 
-    clock = time.perf_counter()
     map_weight = options.map_weight
     if map_weight is None:
         map_weight = options.weight_scale * _ligand_map_weight(parameters, ligand, grid, poses[starts[0]], resolution)
-    timings["map_weight"] = time.perf_counter() - clock
+    timer.lap("map_weight")
     context.setParameter("map_weight", map_weight)
-    outcomes = []
-    for number, pose_index in enumerate(starts):
-        say(f"refining start {number + 1} of {len(starts)}")
-        outcome = _refine_start(context, complex_system, ligand, poses[pose_index], pose_index, density, resolution, options)
-        if outcome is None:
-            notes.append(f"start {pose_index} failed numerically (NaN coordinates) and was dropped")
-        else:
-            outcomes.append(outcome)
-    timings["protocol"] = time.perf_counter() - clock
+    outcomes = _refine_starts(context, complex_system, ligand, poses, starts, density, resolution, options, notes, progress)
+    timer.lap("protocol")
     accepted = [o for o in outcomes if o.stereo_kept]
     if len(accepted) < len(outcomes):
         notes.append(f"{len(outcomes) - len(accepted)} start(s) changed the ligand's stereochemistry and were dropped")
@@ -226,7 +205,7 @@ def refine(
 
     best = choose_start(accepted, starts[0])
     refined_model = _write_back(model, complex_system, best.protein)
-    after = pose_metrics(ligand, best.coordinates, density, resolution, _protein_arrays(refined_model))
+    after = pose_metrics(ligand, best.coordinates, density, resolution, _protein_atoms(refined_model))
     if after.ligand_cc < before.ligand_cc - FIT_LOSS_ALLOWED and before.clashes == 0 and before.close_contacts == 0:
         # Refinement may trade fit for chemistry, but not lose fit when the docked pose had nothing to repair.
         return kept(
@@ -234,7 +213,8 @@ def refine(
             f"{after.ligand_cc:.2f}) and the docked pose has no clash to resolve; the docked pose is kept",
             tuple(notes),
         )
-    seconds = time.perf_counter() - started
+    timer.lap("scoring")
+    seconds = sum(timer.timings.values())
     message = (
         f"refined with {parameters.method} + Amber14 ({options.solvent} electrostatics) from {len(starts)} start(s): "
         f"ligand CC {before.ligand_cc:.2f} → {after.ligand_cc:.2f}, Q-score {_q(before)} → {_q(after)}, "
@@ -255,9 +235,34 @@ def refine(
         fixed_residues=len(pocket.fixed) + len(pocket.environment),
         notes=tuple(notes),
         seconds=seconds,
-        timings=timings,
+        timings=timer.timings,
         options=options,
     )
+
+
+def _refine_starts(
+    context: mm.Context,
+    complex_system: ComplexSystem,
+    ligand: Ligand,
+    poses: list[np.ndarray],
+    starts: list[int],
+    density: DensityMap,
+    resolution: float,
+    options: RefinementOptions,
+    notes: list[str],
+    progress: Progress,
+) -> list[StartOutcome]:
+    """Refine from each start in turn; a start that fails numerically is noted in ``notes`` and dropped."""
+    outcomes = []
+    for number, pose_index in enumerate(starts):
+        progress("refining starts", number, len(starts))
+        outcome = _refine_start(context, complex_system, ligand, poses[pose_index], pose_index, density, resolution, options)
+        if outcome is None:
+            notes.append(f"start {pose_index} failed numerically (NaN coordinates) and was dropped")
+        else:
+            outcomes.append(outcome)
+    progress("refining starts", len(starts), len(starts))
+    return outcomes
 
 
 def choose_start(outcomes: list[StartOutcome], top_pose: int) -> StartOutcome:
@@ -385,9 +390,9 @@ def _write_back(model: gemmi.Structure, complex_system: ComplexSystem, positions
     return refined
 
 
-def _protein_arrays(model: gemmi.Structure) -> tuple[np.ndarray, np.ndarray] | None:
+def _protein_atoms(model: gemmi.Structure) -> io.AtomTable | None:
     table = io.heavy_atoms(model)
-    return (table.coordinates, table.elements) if len(table) else None
+    return table if len(table) else None
 
 
 def _empty_model() -> gemmi.Structure:

@@ -31,7 +31,6 @@ import re
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import gemmi
@@ -44,13 +43,16 @@ from scipy.spatial import cKDTree
 
 from ligfit import io
 from ligfit.io import AtomTable
-from ligfit.segment import LigandShape
+from ligfit.records import LigandShape
+from ligfit.runtime import versions
 from ligfit.templates.errors import TemplateLibraryError
 
 log = logging.getLogger(__name__)
 
 FORMAT = "ligfit-templates"
 FORMAT_VERSION = 1
+#: The packages whose versions shape the records and the index (RDKit: fingerprints and molfiles).
+MANIFEST_PACKAGES = ("ligfit", "rdkit", "gemmi", "numpy")
 MANIFEST, INDEX, RECORDS = "library.json", "index.npz", "records"
 FINGERPRINT_RADIUS, FINGERPRINT_BITS = 2, 2048
 POCKET_RADIUS = 8.0  # Å from any ligand heavy atom
@@ -420,7 +422,7 @@ def write_library(
             "pocket_radius_A": POCKET_RADIUS,
             "sources": sources,
             "rebuild": rebuild,
-            "built_with": _versions(),
+            "built_with": versions(MANIFEST_PACKAGES),
             "index_sha256": hashlib.sha256((temporary / INDEX).read_bytes()).hexdigest(),
         }
         (temporary / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
@@ -457,17 +459,6 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def safe_name(identifier: str) -> str:
     """A file-name-safe version of a template id."""
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", identifier)
-
-
-def _versions() -> dict[str, str]:
-    """Versions of the packages that shape the records and the index (RDKit: fingerprints and molfiles)."""
-    found = {}
-    for package in ("ligfit", "rdkit", "gemmi", "numpy"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
 
 
 # --------------------------------------------------------------------------- reading

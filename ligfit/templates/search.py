@@ -30,7 +30,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from ligfit.io import AtomTable
-from ligfit.segment import Blob
+from ligfit.records import Blob
 from ligfit.templates.library import Pocket, TemplateLibrary, TemplateRecord, ligand_fingerprint, pocket_around, tanimoto
 
 log = logging.getLogger(__name__)

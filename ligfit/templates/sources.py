@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from rdkit import Chem, RDLogger
 from ligfit import io
 from ligfit.errors import BadLigandError, BadModelError, OutputExistsError
 from ligfit.ligand import parse_ligand
+from ligfit.runtime import Progress, no_progress
 from ligfit.templates.errors import TemplateSourceError
 from ligfit.templates.library import POCKET_RADIUS, TemplateLibrary, TemplateRecord, load_library, pocket_around, write_library
 
@@ -234,7 +235,7 @@ def build_library(
     force: bool = False,
     rebuild: str = "",
     root: Path | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = no_progress,
 ) -> TemplateLibrary:
     """Read every source, write the library to ``out_dir`` (replaced whole) and return it opened.
 
@@ -250,8 +251,7 @@ def build_library(
         raise TemplateSourceError("no template sources given; name complexes (PDB/mmCIF) or PROTEIN.pdb,LIGANDS.sdf pairs")
     records: list[TemplateRecord] = []
     for source in resolved:
-        if progress is not None:
-            progress(f"reading {source.ligands or source.protein}")
+        progress(f"reading {source.ligands or source.protein}")
         records.extend(read_templates(source, root=root))
     if not records:
         raise TemplateSourceError(f"none of the {len(resolved)} source(s) holds a ligand with a protein pocket; nothing to build")

@@ -21,10 +21,9 @@ from rdkit.Chem import AllChem, rdDistGeom
 from rdkit.Geometry import Point3D
 from rdkit.rdBase import BlockLogs
 
-from ligfit.dock import SeedPose
 from ligfit.io import AtomTable
 from ligfit.ligand import Ligand, mmff_properties, posed_mol
-from ligfit.segment import Blob
+from ligfit.records import Blob, SeedPose
 from ligfit.templates.errors import TemplateLibraryError
 from ligfit.templates.library import TemplateLibrary, library_for_build
 from ligfit.templates.search import TemplateMatch, TemplateOptions, find_templates, superpose

@@ -1,4 +1,8 @@
-"""Final pose scoring: density correlation, clashes, MMFF strain, and symmetry-aware RMSD."""
+"""What several stages measure of a ligand pose: fit to the map, clashes and contacts, strain, symmetric RMSD.
+
+Every function takes plain arrays (Å, map frame) and, for the protein, an :class:`~ligfit.io.AtomTable`
+of its heavy atoms (or None where there is no protein).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,23 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 from scipy.spatial import cKDTree
 
-from ligfit.dock.search import METAL_ELEMENTS, POLAR_ELEMENTS
+from ligfit.io import AtomTable
 from ligfit.ligand import Ligand, mmff_properties, posed_mol
 from ligfit.maps import DensityMap
 
 _PERIODIC_TABLE = Chem.GetPeriodicTable()
 _BLUR_FACTORS = (1.0, 1.35, 1.8)
+
+#: Ligand N and O: hydrogen-bond donors/acceptors, and the protein atoms they bond to.
+POLAR_ELEMENTS = frozenset({"N", "O"})
+#: Non-metals and metalloids (RDKit spelling); every other element is a metal that coordinates rather than clashes.
+NON_METALS = frozenset(
+    {"H", "He", "B", "C", "N", "O", "F", "Ne", "Si", "P", "S", "Cl", "Ar", "Ge", "As", "Se", "Br", "Kr", "Sb", "Te", "I", "Xe", "At", "Rn"}
+)
+#: Metals (RDKit spelling): ligand metals coordinate protein N/O/S at ~2 Å, which is a bond, not a clash.
+METAL_ELEMENTS = frozenset(_PERIODIC_TABLE.GetElementSymbol(z) for z in range(1, 104)) - NON_METALS
+#: Protein–ligand heavy-atom pairs closer than this (Å) count as close contacts.
+CLOSE_CONTACT = 2.2
 
 
 def ligand_cc(density: DensityMap, heavy_coordinates: np.ndarray, elements: list[str], resolution: float) -> float:
@@ -48,17 +63,15 @@ def ligand_cc(density: DensityMap, heavy_coordinates: np.ndarray, elements: list
     return best
 
 
-def count_clashes(
-    heavy_coordinates: np.ndarray, elements: list[str], protein: tuple[np.ndarray, np.ndarray] | None, scale: float = 0.75
-) -> int:
+def count_clashes(heavy_coordinates: np.ndarray, elements: list[str], protein: AtomTable | None, scale: float = 0.75) -> int:
     """Protein–ligand heavy-atom pairs closer than ``scale`` × the sum of their van der Waals radii.
 
     The PoseBusters criterion (0.75 × Bondi radii: C–C 2.55 Å, N–O 2.30 Å); a ligand metal next
     to a protein N/O/S is coordination, not a clash.
     """
-    if protein is None or len(protein[0]) == 0:
+    if protein is None or len(protein) == 0:
         return 0
-    coordinates, protein_elements = protein
+    coordinates, protein_elements = protein.coordinates, protein.elements
     protein_radii = np.array([_vdw_radius(e) for e in protein_elements])
     tree = cKDTree(coordinates)
     count = 0
@@ -81,11 +94,23 @@ def _vdw_radius(element: str) -> float:
         return 1.7
 
 
-def polar_contacts(heavy_coordinates: np.ndarray, elements: list[str], protein: tuple[np.ndarray, np.ndarray] | None) -> int:
-    """Ligand atoms in a hydrogen bond or salt bridge (N/O to protein N/O at 2.5–3.3 Å) or coordinating a protein N/O/S (metal, 1.8–2.6 Å)."""
-    if protein is None or len(protein[0]) == 0:
+def close_contacts(heavy_coordinates: np.ndarray, elements: list[str], protein: AtomTable | None) -> int:
+    """Protein–ligand heavy-atom pairs closer than :data:`CLOSE_CONTACT`, metal coordination (a bond) excepted."""
+    if protein is None or len(protein) == 0:
         return 0
-    coordinates, protein_elements = protein
+    protein_metal = np.isin(np.asarray(protein.elements), list(METAL_ELEMENTS))
+    count = 0
+    for element, neighbours in zip(elements, cKDTree(protein.coordinates).query_ball_point(np.asarray(heavy_coordinates), CLOSE_CONTACT)):
+        if element not in METAL_ELEMENTS:
+            count += int(np.count_nonzero(~protein_metal[neighbours])) if neighbours else 0
+    return count
+
+
+def polar_contacts(heavy_coordinates: np.ndarray, elements: list[str], protein: AtomTable | None) -> int:
+    """Ligand atoms in a hydrogen bond or salt bridge (N/O to protein N/O at 2.5–3.3 Å) or coordinating a protein N/O/S (metal, 1.8–2.6 Å)."""
+    if protein is None or len(protein) == 0:
+        return 0
+    coordinates, protein_elements = protein.coordinates, protein.elements
     tree = cKDTree(coordinates)
     count = 0
     for position, element in zip(heavy_coordinates, elements):
@@ -120,15 +145,33 @@ def relax_pose(ligand: Ligand, coordinates: np.ndarray, restraint_force: float) 
     return relaxed, float(energy - ligand.conformer_energies.min())
 
 
-def symmetry_matches(ligand: Ligand) -> np.ndarray:
-    """Heavy-atom permutations (k, n_heavy) that map the ligand graph onto itself."""
+def symmetry_matches(query: Chem.Mol, target: Chem.Mol | None = None, max_matches: int = 5000) -> np.ndarray:
+    """Isomorphisms from ``query`` onto ``target`` (itself when None): rows p with target atom p[i] ↔ query atom i, (k, n).
+
+    Bond orders and elements must agree (pass element-and-connectivity graphs to match on topology alone);
+    empty (0, n) when the graphs differ.
+    """
+    target = query if target is None else target
+    n = query.GetNumAtoms()
+    if n != target.GetNumAtoms() or query.GetNumBonds() != target.GetNumBonds():
+        return np.zeros((0, n), dtype=int)
+    matches = target.GetSubstructMatches(query, uniquify=False, useChirality=False, maxMatches=max_matches)
+    return np.array(matches, dtype=int).reshape(-1, n)
+
+
+def ligand_symmetry(ligand: Ligand) -> np.ndarray:
+    """Heavy-atom permutations (k, n_heavy) that map the ligand's graph onto itself (the identity at least)."""
     heavy = Chem.RemoveHs(ligand.mol)
-    matches = heavy.GetSubstructMatches(heavy, uniquify=False, useChirality=False, maxMatches=2000)
-    return np.array(matches, dtype=int) if matches else np.arange(heavy.GetNumAtoms())[None]
+    matches = symmetry_matches(heavy)
+    return matches if len(matches) else np.arange(heavy.GetNumAtoms())[None]
 
 
 def symmetric_rmsd(first: np.ndarray, second: np.ndarray, matches: np.ndarray) -> float:
-    """Heavy-atom RMSD (Å) between two poses, minimised over graph symmetries, without superposition."""
+    """Heavy-atom RMSD (Å) between two poses, minimised over the permutations ``matches`` of ``second``, without superposition.
+
+    The first ``matches.shape[1]`` atoms of each pose are the heavy atoms. The same quantity as spyrmsd's
+    symmetry-corrected RMSD with ``minimize=False`` (Meli & Biggin 2020); tests check it against spyrmsd.
+    """
     heavy = matches.shape[1]
     deviations = second[:heavy][matches] - first[:heavy][None]
     return float(np.sqrt((deviations**2).sum(-1).mean(-1)).min())

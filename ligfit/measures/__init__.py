@@ -1,0 +1,38 @@
+"""What several stages measure: ligand fit to the map, Q-score, clashes and contacts, strain, symmetric RMSD.
+
+The one place for these measures: docking, refinement, templates, the build pipeline and the
+evaluation harness all import them from here.
+"""
+
+from ligfit.measures.pose import (
+    CLOSE_CONTACT,
+    METAL_ELEMENTS,
+    NON_METALS,
+    POLAR_ELEMENTS,
+    close_contacts,
+    count_clashes,
+    ligand_cc,
+    ligand_symmetry,
+    polar_contacts,
+    relax_pose,
+    symmetric_rmsd,
+    symmetry_matches,
+)
+from ligfit.measures.qscore import expected_q_score, q_scores
+
+__all__ = [
+    "CLOSE_CONTACT",
+    "METAL_ELEMENTS",
+    "NON_METALS",
+    "POLAR_ELEMENTS",
+    "close_contacts",
+    "count_clashes",
+    "expected_q_score",
+    "ligand_cc",
+    "ligand_symmetry",
+    "polar_contacts",
+    "q_scores",
+    "relax_pose",
+    "symmetric_rmsd",
+    "symmetry_matches",
+]

