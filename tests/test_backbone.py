@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ligfit import io, maps
-from ligfit.backbone import contract, infer, train
+from ligfit.backbone import contract, geometry, infer, train
 from ligfit.backbone import data as training_data
 from ligfit.backbone.errors import BadWeightsError
 from ligfit.backbone.net import BackboneUNet, NetConfig
@@ -67,6 +67,35 @@ def test_corrupted_or_mismatched_weights_are_refused(tmp_path):
     state = torch.load(infer.WEIGHTS_DIR / "backbone.pt", weights_only=True)
     with pytest.raises(RuntimeError):
         BackboneUNet(NetConfig(base_channels=8)).load_state_dict(state, strict=True)
+
+
+def test_every_shipped_artefact_is_loaded_through_one_checked_loader(tmp_path):
+    """The peptide table and the residue-type classifier are refused like the network when their bytes change."""
+    from ligfit.backbone import residue_types, weights
+
+    weights.check_sha256(geometry.TABLE, json.loads(geometry.TABLE.with_suffix(".json").read_text())["sha256"], "peptides.json")
+    for name in ("residue_types.json", "residue_types.pt"):
+        shutil.copy(residue_types.WEIGHTS_DIR / name, tmp_path / name)
+    blob = bytearray((tmp_path / "residue_types.pt").read_bytes())
+    blob[-100] ^= 0xFF
+    (tmp_path / "residue_types.pt").write_bytes(bytes(blob))
+    with pytest.raises(BadWeightsError, match="sha256"):
+        residue_types.load_classifier(tmp_path)
+    (tmp_path / "residue_types.pt").unlink()
+    with pytest.raises(BadWeightsError, match="missing"):
+        residue_types.load_classifier(tmp_path)
+
+
+def test_training_needs_its_data_named(tmp_path, monkeypatch):
+    """Training scripts take the data folder as an argument (or $LIGFIT_DATA), never from the benchmarks package."""
+    monkeypatch.delenv("LIGFIT_DATA", raising=False)
+    with pytest.raises(SystemExit, match="--data"):
+        training_data.data_root(None)
+    with pytest.raises(SystemExit, match="complexes"):
+        training_data.data_root(tmp_path)
+    monkeypatch.setenv("LIGFIT_DATA", str(tmp_path))
+    (tmp_path / "complexes").mkdir()
+    assert training_data.data_root(None) == tmp_path
 
 
 def test_secondary_structure_of_haemoglobin_is_helical(data):

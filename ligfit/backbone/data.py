@@ -34,6 +34,21 @@ from ligfit.backbone import contract
 from ligfit.backbone.net import AMINO_ACIDS, ONE_LETTER
 from ligfit.maps import DensityMap
 
+#: Environment variable naming the unpacked shared data when ``--data`` is not given.
+DATA_VARIABLE = "LIGFIT_DATA"
+
+
+def data_root(given: str | os.PathLike | None = None) -> Path:
+    """The unpacked shared data for training: ``given`` (``--data``), else ``$LIGFIT_DATA``; exits with a message otherwise."""
+    root = given or os.environ.get(DATA_VARIABLE)
+    if not root:
+        raise SystemExit(f"no training data: pass --data FOLDER (the unpacked ../shared/data) or set ${DATA_VARIABLE}")
+    root = Path(root)
+    if not (root / "complexes").is_dir():
+        raise SystemExit(f"{root}: not the unpacked shared data (no complexes/ inside); unpack it with ../shared/data/unpack.sh FOLDER")
+    return root
+
+
 IGNORE = -1  # label of voxels that do not count in a loss
 HELIX, STRAND, COIL = 0, 1, 2
 

@@ -12,7 +12,6 @@ no packing. Coordinates in Å.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from functools import lru_cache
@@ -23,6 +22,7 @@ from scipy.spatial import cKDTree
 
 from ligfit import io
 from ligfit.backbone.errors import BadWeightsError
+from ligfit.backbone.weights import check_sha256, sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TABLE = WEIGHTS_DIR / "peptides.npz"
@@ -115,9 +115,7 @@ def peptide_table() -> PeptideTable:
     if not TABLE.is_file() or not meta_path.is_file():
         raise BadWeightsError(f"{TABLE}: the peptide geometry table is missing; rebuild it with `python -m ligfit.backbone.geometry`")
     meta = json.loads(meta_path.read_text())
-    digest = hashlib.sha256(TABLE.read_bytes()).hexdigest()
-    if digest != meta["sha256"]:
-        raise BadWeightsError(f"{TABLE}: sha256 does not match peptides.json; reinstall or rebuild the table")
+    check_sha256(TABLE, meta["sha256"], meta_path.name, "reinstall or rebuild the table")
     with np.load(TABLE, allow_pickle=False) as table:
         return PeptideTable(table["features"], table["local"])
 
@@ -201,18 +199,16 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m ligfit.backbone.geometry", description="Rebuild weights/peptides.npz from the training split."
     )
     parser.add_argument("--split", type=Path, default=WEIGHTS_DIR / "split.json")
-    parser.add_argument("--data", type=Path)
+    parser.add_argument("--data", type=Path, help="unpacked shared data (default: $LIGFIT_DATA)")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from benchmarks.cases import data_root
-    from ligfit.backbone.data import read_split
+    from ligfit.backbone.data import data_root, read_split
 
-    root = args.data or data_root()
+    root = data_root(args.data)
     split = read_split(args.split)
     features, local = build_table(root, split.entries("train"))
     np.savez_compressed(TABLE, features=features.astype(np.float32), local=local.astype(np.float32))
-    meta = {"sha256": hashlib.sha256(TABLE.read_bytes()).hexdigest(), "peptides": len(features), "split_sha256": split.sha256}
-    meta["source"] = "peptides of the training split's pockets (benchmarks.cases data_root()/complexes), python -m ligfit.backbone.geometry"
+    meta = {"sha256": sha256(TABLE), "peptides": len(features), "split_sha256": split.sha256}
+    meta["source"] = "peptides of the training split's pockets (--data FOLDER/complexes), python -m ligfit.backbone.geometry"
     io.write_text(TABLE.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     print(f"wrote {TABLE} ({len(features)} peptides)")
     return 0

@@ -10,7 +10,6 @@ residue-type probabilities only at voxels where P(Cα) is high (sparse). Runs on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from scipy.spatial import cKDTree
 from ligfit.backbone import contract
 from ligfit.backbone.errors import BadWeightsError
 from ligfit.backbone.net import AMINO_ACIDS, BackboneUNet, NetConfig
+from ligfit.backbone.weights import load_state
 from ligfit.maps import DensityMap
 
 log = logging.getLogger(__name__)
@@ -62,18 +62,9 @@ def load_network(weights: str | os.PathLike | None = None, device: str = "cpu") 
             f"{config_path}: weights for contract {config.get('contract_version')}, this ligfit uses {contract.CONTRACT_VERSION}; "
             "retrain or use a matching ligfit version"
         )
-    tensor_path = config_path.parent / config["weights"]
-    if not tensor_path.is_file():
-        raise BadWeightsError(f"{tensor_path}: the weights file named in {config_path.name} is missing; reinstall ligfit")
-    digest = hashlib.sha256(tensor_path.read_bytes()).hexdigest()
-    if digest != config["sha256"]:
-        raise BadWeightsError(
-            f"{tensor_path}: sha256 {digest[:12]}… does not match {config['sha256'][:12]}… in {config_path.name}; reinstall"
-        )
-    model = BackboneUNet(NetConfig.from_dict(config["net"]))
-    state = torch.load(tensor_path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state, strict=True)
-    model.eval()
+    model = load_state(
+        BackboneUNet(NetConfig.from_dict(config["net"])), config_path.parent / config["weights"], config["sha256"], config_path.name
+    )
     torch_device = torch.device(device)
     return Network(model.to(torch_device), config, torch_device)
 

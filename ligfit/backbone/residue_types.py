@@ -12,7 +12,6 @@ backbone network, and shipped beside it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from torch import nn
 from ligfit.backbone import geometry
 from ligfit.backbone.errors import BadWeightsError
 from ligfit.backbone.net import AMINO_ACIDS
+from ligfit.backbone.weights import load_state
 from ligfit.maps import DensityMap
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -136,10 +136,11 @@ def _load(path: Path) -> ResidueTypeClassifier:
     record = json.loads(path.read_text())
     if record.get("format") != FORMAT or record.get("feature_version") != FEATURE_VERSION:
         raise BadWeightsError(f"{path}: not residue-type weights for feature version {FEATURE_VERSION}; retrain them")
-    tensors = path.parent / record["weights"]
-    if not tensors.is_file() or hashlib.sha256(tensors.read_bytes()).hexdigest() != record["sha256"]:
-        raise BadWeightsError(f"{tensors}: missing or its sha256 does not match {path.name}; reinstall or retrain")
-    model = ResidueTypeNet(ResidueTypeConfig(**record["net"]))
-    model.load_state_dict(torch.load(tensors, map_location="cpu", weights_only=True), strict=True)
-    model.eval()
+    model = load_state(
+        ResidueTypeNet(ResidueTypeConfig(**record["net"])),
+        path.parent / record["weights"],
+        record["sha256"],
+        path.name,
+        "reinstall or retrain",
+    )
     return ResidueTypeClassifier(model, record)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import logging
 import math
@@ -32,6 +31,7 @@ from torch.nn import functional
 from ligfit import io
 from ligfit.backbone import contract, data
 from ligfit.backbone.net import BackboneUNet, NetConfig
+from ligfit.backbone.weights import sha256
 
 log = logging.getLogger("ligfit.backbone.train")
 
@@ -301,7 +301,7 @@ def export(out: Path, config: TrainConfig, validation_cubes: list[data.Example],
         "voxel_size": contract.VOXEL_SIZE,
         "net": asdict(config.net),
         "weights": weights_path.name,
-        "sha256": hashlib.sha256(weights_path.read_bytes()).hexdigest(),
+        "sha256": sha256(weights_path),
         "training": {**run_info, "best_step": int(best["step"]), "total_steps": total_steps, "minutes": round(minutes, 1)},
         "validation": {k: round(float(v), 4) for k, v in scores.items()},
     }
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ligfit.backbone.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, help="unpacked shared data (default: benchmarks.cases.data_root())")
+    parser.add_argument("--data", type=Path, help="unpacked shared data (default: $LIGFIT_DATA)")
     parser.add_argument("--out", type=Path, default=Path(".ligfit-data/backbone-train"), help="run folder")
     parser.add_argument("--minutes", type=float, default=defaults.minutes, help="wall-time budget (default: %(default)s)")
     parser.add_argument("--steps", type=int, help="a fixed number of steps instead of --minutes")
@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         install(args.out)
         log.info("installed %s into %s", args.out / "backbone.pt", WEIGHTS_DIR)
         return 0
-    root = args.data or default_data_root()
+    root = data.data_root(args.data)
     config = TrainConfig(
         net=NetConfig(base_channels=args.base_channels, levels=args.levels),
         cube=args.cube,
@@ -364,17 +364,6 @@ def main(argv: list[str] | None = None) -> int:
     exported = train(root, args.out, config, resume=args.resume)
     log.info("validation: %s", exported["validation"])
     return 0
-
-
-def default_data_root() -> Path:
-    """The unpacked shared data (benchmarks.cases.data_root); exits with a message when it is missing."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from benchmarks.cases import data_root
-
-    root = data_root()
-    if root is None:
-        raise SystemExit("the shared data (../shared/data) is not available; pass --data")
-    return root
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ into ``--out``; ``--install`` copies them into ``ligfit/backbone/weights/``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import platform
@@ -33,7 +32,7 @@ from torch.nn import functional
 from ligfit import io
 from ligfit.backbone import contract, data, geometry
 from ligfit.backbone.residue_types import FEATURE_VERSION, FORMAT, WEIGHTS_DIR, ResidueTypeConfig, ResidueTypeNet, residue_features
-from ligfit.backbone.train import default_data_root
+from ligfit.backbone.weights import sha256
 
 log = logging.getLogger("ligfit.backbone.train_residue_types")
 
@@ -157,7 +156,7 @@ def train(root: Path, out: Path, config: TrainConfig) -> dict:
         "feature_version": FEATURE_VERSION,
         "net": asdict(config.net),
         "weights": weights.name,
-        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "sha256": sha256(weights),
         "training": {
             "config": asdict(config),
             "split": {"file": "split.json (the backbone network's)", "sha256": split.sha256},
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ligfit.backbone.train_residue_types", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, help="unpacked shared data (default: benchmarks.cases.data_root())")
+    parser.add_argument("--data", type=Path, help="unpacked shared data (default: $LIGFIT_DATA)")
     parser.add_argument("--out", type=Path, default=Path(".ligfit-data/residue-types"))
     parser.add_argument("--maps-per-entry", type=int, default=defaults.maps_per_entry)
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
@@ -198,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("installed %s into %s", args.out / "residue_types.pt", WEIGHTS_DIR)
         return 0
     torch.set_num_threads(args.threads)
-    root = args.data or default_data_root()
+    root = data.data_root(args.data)
     config = TrainConfig(maps_per_entry=args.maps_per_entry, epochs=args.epochs, seed=args.seed)
     record = train(root, args.out, config)
     log.info("validation: %s", record["validation"])

@@ -1,0 +1,102 @@
+"""The tracer's records: options, one traced chain, and what a trace returns."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import gemmi
+import numpy as np
+
+from ligfit import io
+
+#: De novo tracing is refused for maps coarser than this (Å).
+COARSEST_RESOLUTION = 5.0
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    """Tracing parameters (defaults from ``benchmarks/backbone_tune.py``: validation split, 3 and 4 Å, shipped weights)."""
+
+    ca_threshold: float = 0.3  # minimum P(Cα) of a candidate peak
+    nms_radius: float = 2.2  # Å: weaker peaks this close to a kept one are dropped
+    link_range: tuple[float, float] = (2.6, 4.6)  # Å: Cα–Cα distances that may be consecutive
+    min_support: float = 0.3  # minimum mean P(backbone mask) along a link
+    min_chain: int = 1  # shorter chains are dropped (lone residues are kept: pockets and gaps leave them)
+    min_residues: int = 10  # fewer traced residues in all: no protein-like density
+    insertion_penalty: float = 4.0  # threading: a traced Cα with no sequence residue (log units)
+    deletion_penalty: float = 4.0  # threading: a sequence residue with no traced Cα
+    shuffles: int = 100  # shuffled sequences for the significance of the threading
+    min_sequence_z: float = 3.0  # threading must beat shuffled sequences by this many σ
+    unknown_residue: str = "most-likely"  # without a sequence: "most-likely" type or "ALA"
+    side_chains: str = "fitted"  # "fitted" (best rotamer in the density), "ideal" (CCD conformation) or "cb" (stop at Cβ)
+    density_type_weight: float = 1.0  # residue types: weight of the side-chain density classifier (log-probabilities)
+    network_type_weight: float = 0.5  # … and of the backbone network's residue-type head
+    cube: int = 64
+    margin: int = 16  # voxels of context each cube keeps around its centre (8 let the shipped network's cubes disagree by 0.2 in P(Cα))
+    max_voxels: int = 300**3  # at 1 Å: ~15 min and ~1 GB on 2 CPU cores; larger maps must be boxed
+    seed: int = 0
+
+
+#: How ``build`` traces its de novo model: no lone residues (see :func:`build_protein_model`).
+BUILD_TRACE = TraceOptions(min_chain=2)
+
+
+@dataclass(frozen=True)
+class TracedChain:
+    """One traced chain, N→C: Cα positions (Å), residue names and, when threaded, sequence positions."""
+
+    ca: np.ndarray  # (L, 3)
+    residue_names: tuple[str, ...]
+    confidence: np.ndarray  # (L,) P(Cα) at each peak
+    aa_probabilities: np.ndarray  # (L, 20)
+    sequence_index: int | None = None  # which distinct input sequence (first occurrence order), when threaded
+    sequence_positions: np.ndarray | None = None  # (L,) 0-based, -1 where no residue aligned
+    threading_score: float = 0.0  # log-odds of the alignment
+    lone_backbone: np.ndarray | None = None  # (2, 3) N and C of a single-residue chain (from the heat-maps)
+    aa_probabilities_reversed: np.ndarray | None = None  # (L, 20) the chain read C→N (last residue first)
+
+    def profiles(self) -> tuple[np.ndarray, np.ndarray]:
+        """Residue-type probabilities read N→C and read C→N (each in its own residue order)."""
+        reversed_ = self.aa_probabilities_reversed if self.aa_probabilities_reversed is not None else self.aa_probabilities[::-1]
+        return self.aa_probabilities, reversed_
+
+
+@dataclass
+class TraceResult:
+    """What ``trace`` built: chains as plain arrays, the model, and how well the sequence fits."""
+
+    chains: list[TracedChain]
+    structure: gemmi.Structure
+    candidates: np.ndarray  # (n, 3) every Cα candidate, Å
+    sequence_score: dict | None
+    message: str
+    timings: dict[str, float] = field(default_factory=dict)
+    options: TraceOptions = field(default_factory=TraceOptions)
+
+    @property
+    def residue_count(self) -> int:
+        return sum(len(chain.ca) for chain in self.chains)
+
+    def write(self, path: str | os.PathLike) -> None:
+        """Write the model (mmCIF or PDB by suffix, atomically)."""
+        io.write_structure(self.structure, path)
+
+    def summary(self) -> dict:
+        """Plain data for reports: what was traced and how well the sequence fits."""
+        return {
+            "source": "traced de novo by ligfit's backbone network",
+            "message": self.message,
+            "chains": len(self.chains),
+            "residues": self.residue_count,
+            "sequence_score": self.sequence_score,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+SequenceInput = str | os.PathLike | list[str] | None
+
+
+#: Progress callback: (stage, done, total); stages "network" (cubes), "tracing", "threading", "model".
+Progress = Callable[[str, int, int], None]
