@@ -171,6 +171,19 @@ def residue_center(structure: gemmi.Structure, chain_name: str, number: int) -> 
     raise BadModelError(f"residue {chain_name}:{number} is not in the model; check the chain name and number")
 
 
+def crop_to_box(structure: gemmi.Structure, lower: np.ndarray, upper: np.ndarray) -> gemmi.Structure:
+    """A copy of the structure's first model keeping the residues with an atom inside the box [lower, upper] (Å)."""
+    cropped = structure.clone()
+    lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+    for chain in cropped[0]:
+        for index in reversed(range(len(chain))):
+            positions = np.array([atom.pos.tolist() for atom in chain[index]]).reshape(-1, 3)
+            if not np.any(np.all((positions >= lower) & (positions <= upper), axis=1)):
+                del chain[index]
+    cropped.remove_empty_chains()
+    return cropped
+
+
 def remove_residues(structure: gemmi.Structure, name: str) -> int:
     """Remove every residue called ``name`` from the structure in place; return how many."""
     removed = 0

@@ -343,13 +343,17 @@ def fraction_inside(density_map: DensityMap, coordinates: np.ndarray, origin: np
     return float(np.mean(inside))
 
 
-def check_overlap(density_map: DensityMap, coordinates: np.ndarray, model_label: str, minimum_fraction: float = 0.5) -> float:
+def check_overlap(
+    density_map: DensityMap, coordinates: np.ndarray, model_label: str, minimum_fraction: float = 0.5, minimum_atoms: int | None = None
+) -> float:
     """The fraction of the model's atoms (Å) inside the map box; refuse a model that mostly lies outside it.
 
-    The error says which origin would make them overlap (an ORIGIN/NSTART convention mix-up), when one would.
+    Enough overlap is ``minimum_fraction`` of the atoms, or at least ``minimum_atoms`` of them when given (a
+    whole model with a map boxed around one site). The error says which origin would make them overlap (an
+    ORIGIN/NSTART convention mix-up), when one would.
     """
     inside = fraction_inside(density_map, coordinates)
-    if inside >= minimum_fraction:
+    if inside >= minimum_fraction or (minimum_atoms is not None and inside * len(coordinates) >= minimum_atoms):
         return inside
     hints = []
     for label, origin in (("0,0,0", np.zeros(3)), ("the box centred on 0", -density_map.extent / 2)):

@@ -28,6 +28,11 @@ from ligfit.trace import BUILD_TRACE, SequenceInput, TraceOptions, TraceResult, 
 
 log = logging.getLogger(__name__)
 
+#: A model larger than the map is used where it lies in the map box, given at least this many of its heavy atoms lie there.
+MIN_ATOMS_IN_MAP = 20
+#: Residues this close (Å) outside the map box are kept: their density reaches into it.
+MODEL_MARGIN = 5.0
+
 MapInput = MapSource
 ModelInput = str | os.PathLike | gemmi.Structure | None
 LigandInput = str | os.PathLike | Chem.Mol | Ligand
@@ -251,8 +256,11 @@ def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOption
         timer.lap("protein model")
     elif options.sequence is not None:
         log.warning("a protein model was given, so the sequence is not used (it is for tracing a model de novo)")
+    model_in_map = None
     if atoms is not None:
-        maps.check_overlap(density, atoms.coordinates, _describe_source(model))
+        model_in_map = maps.check_overlap(density, atoms.coordinates, _describe_source(model), 1.0, MIN_ATOMS_IN_MAP)
+        if model_in_map < 1.0:
+            search_structure, atoms = _model_in_box(density, search_structure, model_in_map)
         already = int(np.sum(atoms.residue_name == options.ligand_name))
         if already:
             log.warning(
@@ -270,9 +278,24 @@ def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOption
         "model": None if model is None else _describe_source(model),
         "protein_model": None if traced is None else traced.summary(),
         "model_heavy_atoms": None if atoms is None else len(atoms),
+        "model_fraction_in_map": None if model_in_map is None else round(model_in_map, 4),
     }
     timer.lap("inputs")
     return _ProteinInputs(density, structure, search_structure, atoms, traced, inputs)
+
+
+def _model_in_box(density: DensityMap, structure: gemmi.Structure, fraction: float) -> tuple[gemmi.Structure, AtomTable]:
+    """The residues of a model larger than the map that lie in the box (plus :data:`MODEL_MARGIN`), and their heavy atoms."""
+    cropped = io.crop_to_box(structure, density.origin - MODEL_MARGIN, density.upper + MODEL_MARGIN)
+    atoms = io.heavy_atoms(cropped)
+    log.info(
+        "the map box holds %.0f%% of the model's atoms: the %d residue(s) within %g Å of the box are used (%d heavy atoms)",
+        100 * fraction,
+        sum(len(chain) for chain in cropped[0]),
+        MODEL_MARGIN,
+        len(atoms),
+    )
+    return cropped, atoms
 
 
 def _unexplained_density(protein: _ProteinInputs, ligand: Ligand, options: BuildOptions) -> tuple[segment.DifferenceMap, list[Blob]]:

@@ -133,6 +133,24 @@ def test_model_in_another_frame_is_refused_with_the_origin_hint(tmp_path, capsys
     assert "does not overlap" in line and "origin were 0,0,0" in line
 
 
+def test_whole_model_with_a_map_boxed_around_the_site(tmp_path, caplog):
+    """A map cut to 18 Å around the ligand with the whole model: the part of the model in the box is used."""
+    reference = Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf"))
+    centre = reference.GetConformer().GetPositions().mean(axis=0)
+    boxed = maps.box(maps.read_map(EXAMPLE / "map.mrc"), centre, 18.0)
+    maps.write_map(boxed, tmp_path / "boxed.mrc")
+    atoms = io.heavy_atoms(io.read_structure(EXAMPLE / "protein.pdb")).coordinates
+    assert maps.fraction_inside(boxed, atoms) < 0.5  # refused before: "does not overlap the map"
+    with caplog.at_level("INFO", logger="ligfit"):
+        assert build(tmp_path, "--no-refine", "--no-templates", map_path=tmp_path / "boxed.mrc") == 0
+    placed = Chem.MolFromMolFile(str(tmp_path / "out" / "ligand.sdf"))
+    assert ligand_rmsd(placed, reference) <= 2.0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["inputs"]["model_fraction_in_map"] < 0.5
+    written = gemmi.read_structure(str(tmp_path / "out" / "model.cif"))
+    assert written[0].count_atom_sites() >= len(atoms)  # the whole model comes back, with the ligand
+
+
 def test_invalid_smiles(tmp_path, capsys):
     assert build(tmp_path, ligand="C1CC(=O") == 1
     assert "not a valid SMILES" in _one_line_error(capsys)

@@ -416,7 +416,7 @@ def test_bad_inputs_say_what_is_wrong(data, hemoglobin):
         for residue in chain:
             for atom in residue:
                 atom.pos = atom.pos + gemmi.Position(500, 0, 0)
-    with pytest.raises(BadModelError, match="do not overlap"):
+    with pytest.raises(BadModelError, match="does not overlap"):
         evaluate_model(far, density, 3.2)
     with pytest.raises(BadModelError, match="no ligand named ATP.*HEM"):
         evaluate_model(structure, density, 3.2, ligands=["ATP"])
