@@ -81,7 +81,7 @@ def fcalc_map(
         sub = sub[np.ix_(*fits)]
         position = [p[f] for p, f in zip(position, fits)]
     target[np.ix_(*position)] = sub
-    return np.fft.irfftn(target, s=tuple(int(n) for n in shape)).astype(np.float32)
+    return np.fft.irfftn(target, s=tuple(int(n) for n in shape), axes=(0, 1, 2)).astype(np.float32)
 
 
 def _model(coordinates: np.ndarray, elements: np.ndarray, b_factors: np.ndarray, occupancies: np.ndarray, cell: np.ndarray) -> gemmi.Model:
