@@ -362,6 +362,18 @@ def test_ligand_pushed_into_the_protein_clashes_and_loses_contacts(data):
     assert all(2.5 <= c["distance"] <= 3.5 for c in made if c["type"] == "hydrogen bond")
 
 
+def test_covalent_link_between_ligands_is_a_bond_not_a_clash(data):
+    """3NZD (1.8 Å): D2Q C5A is linked to NDP O2D (struct_conn, 1.54 Å); PoseBusters finds no D2Q–protein heavy-atom clash."""
+    pytest.importorskip("hydride")
+    atoms = model_atoms(io.read_structure(str(data / "xray" / "3NZD" / "3nzd.cif")))
+    report = clashscore(atoms)
+    d2q = report.involving("A:D2Q 187")
+    assert not any("C5A" in " ".join(c["atoms"]) and "NDP" in " ".join(c["atoms"]) for c in d2q)
+    heavy_pairs = [c for c in d2q if all(a.split()[-1][0] != "H" for a in c["atoms"]) and "NDP" not in " ".join(c["atoms"])]
+    assert len(heavy_pairs) <= 1  # the only one left is intramolecular (N4'–C51, a peri contact)
+    assert len(d2q) <= 8 and report.clashscore < 20
+
+
 def test_hemes_are_coordinated_by_the_proximal_histidines(hemoglobin_evaluation):
     """Fe–NE2 of His F8 (α87, β92), the textbook contact, is found for all four hemes."""
     expected = {"A": "A:HIS 87", "B": "B:HIS 92", "C": "C:HIS 87", "D": "D:HIS 92"}

@@ -3,7 +3,9 @@
 Follows the definition of Word et al. 1999 (J. Mol. Biol. 285:1735) and Chen et al. 2010
 (MolProbity): hydrogens are (re)built with hydride (Kunzmann et al. 2022), which places them
 from CCD fragments and relaxes rotatable ones; two atoms clash when their van der Waals spheres
-overlap by 0.4 Å or more. Pairs within three bonds are skipped; pairs that can hydrogen-bond
+overlap by 0.4 Å or more. Pairs within three bonds are skipped, within four when one atom is a
+hydrogen (Probe's default, -4H); covalent links between residues (non-metal atoms closer than
+their covalent radii + 0.3 Å, as the PDB's struct_conn links) count as bonds; pairs that can hydrogen-bond
 (polar H or N/O with N/O) may overlap by 0.6 Å more before they clash; pairs with a metal are
 skipped (coordination, not a clash); waters are left out. The van der Waals radii are Probe's
 (C 1.70, N 1.55, O 1.40, S 1.80, polar H 1.00, other H 1.17 Å), for hydrogens at
@@ -31,6 +33,21 @@ PROBE_RADII = {"C": 1.70, "N": 1.55, "O": 1.40, "S": 1.80, "P": 1.80, "SE": 1.90
 POLAR_H_RADIUS, NONPOLAR_H_RADIUS = 1.00, 1.17
 ELECTRON_CLOUD_LENGTH = {"C": 0.97, "N": 0.86, "O": 0.84, "S": 1.2}  # Å, X–H
 _POLAR = {"N", "O"}
+#: Covalent radii (Å, Cordero et al. 2008) of the non-metals; two residues' atoms closer than the sum + LINK_TOLERANCE are bonded.
+COVALENT_RADII = {
+    "C": 0.76,
+    "N": 0.71,
+    "O": 0.66,
+    "S": 1.05,
+    "P": 1.07,
+    "SE": 1.20,
+    "F": 0.57,
+    "CL": 1.02,
+    "BR": 1.20,
+    "I": 1.39,
+    "B": 0.84,
+}
+LINK_TOLERANCE = 0.3
 
 
 @dataclass(frozen=True)
@@ -110,7 +127,26 @@ def _bonds(array):
         extra += [(start + i, start + j, t) for i, j, t in typed]
         array.charge[start:stop] = charges
     kept = named[~(redo[named[:, 0]] | redo[named[:, 1]])]
-    return struc.BondList(array.array_length(), np.concatenate([kept, np.array(extra, dtype=int).reshape(-1, 3)]).astype(np.int64))
+    bonds = np.concatenate([kept, np.array(extra, dtype=int).reshape(-1, 3)]).astype(np.int64)
+    return struc.BondList(array.array_length(), np.concatenate([bonds, _links(array, bonds)]))
+
+
+def _links(array, bonds: np.ndarray) -> np.ndarray:
+    """Bonds between residues that the names do not give (covalent links): non-metal atoms closer than covalent radii + 0.3 Å."""
+    import biotite.structure as struc
+
+    radius = np.array([COVALENT_RADII.get(str(e), np.nan) for e in array.element])
+    candidates = np.flatnonzero(np.isfinite(radius))
+    pairs = np.array(sorted(cKDTree(array.coord[candidates]).query_pairs(2 * max(COVALENT_RADII.values()) + LINK_TOLERANCE)), dtype=int)
+    if len(pairs) == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    a, b = candidates[pairs].T
+    residue = struc.get_residue_positions(array, np.arange(array.array_length()))
+    distance = np.linalg.norm(array.coord[a] - array.coord[b], axis=1)
+    link = (residue[a] != residue[b]) & (distance < radius[a] + radius[b] + LINK_TOLERANCE)
+    known = {(int(i), int(j)) for i, j in bonds[:, :2]} | {(int(j), int(i)) for i, j in bonds[:, :2]}
+    new = [(int(i), int(j), int(struc.BondType.SINGLE)) for i, j in zip(a[link], b[link]) if (int(i), int(j)) not in known]
+    return np.array(new, dtype=np.int64).reshape(-1, 3)
 
 
 def _perceived_bonds(elements: np.ndarray, coordinates: np.ndarray) -> tuple[list[tuple[int, int, int]], np.ndarray]:
@@ -189,7 +225,14 @@ def _clashes(array, hydrogens: str) -> ClashReport:
     pairs, overlap = pairs[candidate], overlap[candidate]
     near = adjacency + adjacency @ adjacency
     near = (near + near @ adjacency).tocsr()  # within three bonds
-    bonded = np.asarray(near[pairs[:, 0], pairs[:, 1]]).ravel() > 0 if len(pairs) else np.zeros(0, dtype=bool)
+    near_h = (near + near @ adjacency).tocsr()  # within four bonds: Probe's default (-4H) for pairs with a hydrogen
+    if len(pairs):
+        with_h = (elements[pairs[:, 0]] == "H") | (elements[pairs[:, 1]] == "H")
+        bonded = (np.asarray(near[pairs[:, 0], pairs[:, 1]]).ravel() > 0) | (
+            with_h & (np.asarray(near_h[pairs[:, 0], pairs[:, 1]]).ravel() > 0)
+        )
+    else:
+        bonded = np.zeros(0, dtype=bool)
     hbond = _can_hydrogen_bond(elements, adjacency, pairs)
     metal = ~np.isin(elements[pairs], list(PROBE_RADII) + ["H"]).all(axis=1)
     serious = ~bonded & ~metal & (overlap >= SERIOUS_OVERLAP + np.where(hbond, HYDROGEN_BOND_ALLOWANCE, 0.0))

@@ -20,7 +20,7 @@ from scipy.spatial import cKDTree
 
 from ligfit import io, maps
 from ligfit.errors import BadMapError, BadModelError
-from ligfit.evaluate import clashes, composite, contacts, correlation, geometry, reference
+from ligfit.evaluate import clashes, composite, contacts, correlation, geometry, model_map, reference
 from ligfit.evaluate.chemistry import LigandDefinition, ideal_geometry
 from ligfit.evaluate.sites import LigandSite, ModelAtoms, ligand_sites, model_atoms
 from ligfit.maps import DensityMap, MapSource
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 ModelSource = str | os.PathLike | gemmi.Structure
 
-#: Padding (Å) of the box around a ligand for its CCs, as phenix.map_box's default cushion.
+#: Padding (Å) of the box around a ligand for its CCs: phenix.map_box's default cushion.
 LIGAND_BOX_CUSHION = 3.0
 #: Residues with a heavy atom this close (Å) to the ligand form its pocket.
 POCKET_RADIUS = reference.POCKET_RADIUS
@@ -137,9 +137,7 @@ def evaluate_model(
     polymer = atoms.kind == "polymer"
     model_summary["q_score"] = _nanmean(per_atom_q[polymer]) if whole_model else math.nan
     if whole_model:
-        calculated = maps.simulate(_structure_of(atoms, np.arange(len(atoms))), resolution, like=density, use_b_factors=True)
-        mask = correlation.molecular_mask(density, atoms.coordinates, correlation.vdw_radii(atoms.elements))
-        model_summary.update(correlation.five_cc(density.values, calculated.values, mask))
+        model_summary.update(_phenix_ccs(density, atoms, np.arange(len(atoms)), resolution))
     clock.lap("cc")
 
     clash_atoms = atoms if whole_model else atoms.select(_mask(len(atoms), _near(atoms, sites, 10.0)))
@@ -206,20 +204,21 @@ def _ligand_metrics(
 
 
 def _ligand_ccs(site: LigandSite, atoms: ModelAtoms, density: DensityMap, resolution: float) -> dict[str, float]:
-    """The four Phenix CCs of the ligand as its own model, in a box around it (3 Å cushion)."""
-    lower = site.coordinates.min(axis=0) - LIGAND_BOX_CUSHION
-    upper = site.coordinates.max(axis=0) + LIGAND_BOX_CUSHION
-    region = maps.box(density, (lower + upper) / 2, upper - lower)
-    inside = region.contains(region.grid_points().reshape(-1, 3)).reshape(region.shape)
-    inside &= np.all(np.abs(region.grid_points() - (lower + upper) / 2) <= (upper - lower) / 2 + 1e-6, axis=-1)
-    calculated = maps.simulate(_structure_of(atoms, site.atom_indices), resolution, like=region, use_b_factors=True)
-    mask = correlation.molecular_mask(region, site.coordinates, correlation.vdw_radii(np.array(site.elements)))
-    return correlation.five_cc(region.values, calculated.values, mask, within=inside & _inside_map(region, density))
+    """The four Phenix CCs of the ligand as its own model, in the box phenix.map_box cuts around it (3 Å cushion)."""
+    region = correlation.map_box(density, site.coordinates, LIGAND_BOX_CUSHION)
+    return _phenix_ccs(region, atoms, site.atom_indices, resolution)
 
 
-def _inside_map(region: DensityMap, density: DensityMap) -> np.ndarray:
-    """Points of a box that lie inside the original map (a box can hang over its edge)."""
-    return density.contains(region.grid_points().reshape(-1, 3)).reshape(region.shape)
+def _phenix_ccs(region: DensityMap, atoms: ModelAtoms, rows: np.ndarray, resolution: float) -> dict[str, float]:
+    """CC_box, CC_mask, CC_volume and CC_peaks of the atoms ``rows`` in ``region``, as phenix.map_model_cc computes them.
+
+    The model map is the Fcalc synthesis to the map's resolution and the mask mmtbx's, both in
+    ``region``'s box taken as a periodic unit cell.
+    """
+    coordinates = atoms.coordinates[rows]
+    calculated = model_map.fcalc_map(region, coordinates, atoms.elements[rows], atoms.b_factors[rows], atoms.occupancies[rows], resolution)
+    mask = correlation.molecular_mask(region, coordinates, correlation.vdw_radii(atoms.elements[rows]), periodic=True)
+    return correlation.five_cc(region.values, calculated, mask)
 
 
 def _pocket(site: LigandSite, atoms: ModelAtoms, per_atom_q: np.ndarray) -> dict[str, float]:
@@ -330,30 +329,6 @@ def _name(source: object) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _structure_of(atoms: ModelAtoms, rows: np.ndarray) -> gemmi.Structure:
-    """A gemmi structure holding the given atoms (one residue per model residue), for density simulation."""
-    structure = gemmi.Structure()
-    model = gemmi.Model("1")
-    chain = gemmi.Chain("A")
-    current, residue = None, None
-    for row in rows:
-        if atoms.residue_index[row] != current:
-            if residue is not None:
-                chain.add_residue(residue)
-            current = atoms.residue_index[row]
-            residue = gemmi.Residue()
-            residue.name = str(atoms.residue_names[row])
-            residue.seqid = gemmi.SeqId(int(atoms.numbers[row]), " ")
-        residue.add_atom(
-            io.new_atom(atoms.atom_names[row], atoms.elements[row], atoms.coordinates[row], atoms.occupancies[row], atoms.b_factors[row])
-        )
-    if residue is not None:
-        chain.add_residue(residue)
-    model.add_chain(chain)
-    structure.add_model(model)
-    return structure
 
 
 def _near(atoms: ModelAtoms, sites: list[LigandSite], radius: float) -> np.ndarray:
