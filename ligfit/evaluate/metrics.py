@@ -2,7 +2,7 @@
 
 :func:`evaluate_model` computes every metric of the EMDataResource ligand challenges for each
 ligand and for the whole model, and returns them as plain data (:class:`Evaluation`). The
-metrics themselves live in their own modules: :mod:`.qscore`, :mod:`.correlation`,
+metrics themselves live in their own modules: :mod:`ligfit.measures.qscore`, :mod:`.correlation`,
 :mod:`.reference`, :mod:`.geometry`, :mod:`.clashes`, :mod:`.contacts`, :mod:`.composite`.
 """
 
