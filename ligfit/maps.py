@@ -457,6 +457,17 @@ def _heavy_atom_arrays(structure: gemmi.Structure) -> tuple[np.ndarray, np.ndarr
     return np.array(coordinates, dtype=float).reshape(-1, 3), np.array(b_factors, dtype=float)
 
 
+def density_calculator(resolution: float, blur: float, cell: np.ndarray, shape: np.ndarray) -> gemmi.DensityCalculatorE:
+    """gemmi's electron-scattering density calculator on an empty orthogonal P1 cell (edges ``cell`` Å, ``shape`` voxels)."""
+    calculator = gemmi.DensityCalculatorE()
+    calculator.d_min = resolution
+    calculator.blur = blur
+    calculator.grid.set_unit_cell(gemmi.UnitCell(*cell, 90, 90, 90))
+    calculator.grid.set_size(*(int(n) for n in shape))
+    calculator.grid.fill(0.0)
+    return calculator
+
+
 def _gemmi_density(structure: gemmi.Structure, like: DensityMap, resolution: float, blur: float, use_b_factors: bool) -> np.ndarray:
     """Density of the model's heavy atoms on ``like``'s grid, via gemmi on a padded P1 cell."""
     pad = max(8.0, 3.0 * resolution)
@@ -465,12 +476,7 @@ def _gemmi_density(structure: gemmi.Structure, like: DensityMap, resolution: flo
     cell_origin = like.origin - pad_voxels * like.voxel_size
     cell = shape * like.voxel_size
 
-    calculator = gemmi.DensityCalculatorE()
-    calculator.d_min = resolution
-    calculator.blur = blur
-    calculator.grid.set_unit_cell(gemmi.UnitCell(*cell, 90, 90, 90))
-    calculator.grid.set_size(*(int(n) for n in shape))
-    calculator.grid.fill(0.0)
+    calculator = density_calculator(resolution, blur, cell, shape)
     # Keep only atoms well inside the padded cell: the cell is periodic, and an atom
     # outside it would wrap around and add density on the far side.
     inner_lo = cell_origin + pad / 2

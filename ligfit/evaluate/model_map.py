@@ -17,6 +17,7 @@ from __future__ import annotations
 import gemmi
 import numpy as np
 
+from ligfit import maps
 from ligfit.maps import DensityMap
 
 #: Attenuation exponent of the first alias of the resolution sphere: exp(-12) ≈ 6e-6 of its amplitude.
@@ -51,12 +52,7 @@ def fcalc_map(
     b_min = float(np.min(b_factors)) if len(b_factors) else 0.0
     blur = max(0.0, 4.0 * ALIAS_EXPONENT / (s_alias**2 - s_max**2) - b_min)
 
-    calculator = gemmi.DensityCalculatorE()
-    calculator.d_min = resolution
-    calculator.blur = blur
-    calculator.grid.set_unit_cell(gemmi.UnitCell(*cell, 90, 90, 90))
-    calculator.grid.set_size(*(int(n) for n in fine_shape))
-    calculator.grid.fill(0.0)
+    calculator = maps.density_calculator(resolution, blur, cell, fine_shape)
     calculator.add_model_density_to_grid(_model(coordinates - grid.origin, elements, b_factors, occupancies, cell))
     calculator.grid.symmetrize_sum()
     density = np.array(calculator.grid, copy=False)
