@@ -1,0 +1,177 @@
+"""ligfit.pipeline: run_build on the shipped example (no ../shared/data), its timings and inputs, and site parsing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rdkit import Chem
+
+from benchmarks.ligand_placement import ligand_rmsd
+from ligfit import io
+from ligfit.dock import DockingOptions
+from ligfit.errors import BadMapError, BadModelError, LigfitError
+from ligfit.ligand import heavy_atom_mol
+from ligfit.pipeline import BuildOptions, BuildResult, run_build, site_center
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tyk2"
+SMILES = (EXAMPLE / "ligand.smi").read_text().strip()
+
+#: A small docking search: enough for the example's clear density, a few seconds on 2 cores.
+FAST_DOCKING = DockingOptions(
+    random_orientations=4,
+    smooth_steps=40,
+    anchors=1,
+    anchor_rotations=100,
+    anchor_poses=4,
+    beam_width=4,
+    refine_poses=12,
+    refine_steps=50,
+    hops=1,
+    hop_steps=30,
+    scored_poses=4,
+    final_poses=4,
+)
+FAST = BuildOptions(resolution=3.0, refine=False, use_templates=False, max_conformers=8, docking=FAST_DOCKING)
+
+
+@pytest.fixture(scope="module")
+def example_build() -> tuple[BuildResult, float, list[tuple]]:
+    """The example built once for this module: result, wall time (s), progress calls heard."""
+    heard: list[tuple] = []
+    start = time.perf_counter()
+    result = run_build(
+        str(EXAMPLE / "map.mrc"),
+        SMILES,
+        str(EXAMPLE / "protein.pdb"),
+        FAST,
+        progress=lambda stage, done=None, total=None: heard.append((stage, done, total)),
+    )
+    return result, time.perf_counter() - start, heard
+
+
+@pytest.fixture(scope="module")
+def reference() -> Chem.Mol:
+    return Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf"))
+
+
+def test_example_places_the_ligand_within_2_angstrom(example_build, reference):
+    result, _, _ = example_build
+    assert result.found and result.best_pose is not None
+    assert ligand_rmsd(heavy_atom_mol(result.ligand, result.best_pose.coordinates), reference) <= 2.0
+    assert result.best_pose.cc > 0.6 and result.best_pose.fraction_in_density > 0.8
+    assert result.best_pose.clashes == 0
+    assert 0 < result.confidence <= 1
+    assert result.message == result.docking.reason
+
+
+def test_example_blob_and_difference_map(example_build, reference):
+    result, _, _ = example_build
+    assert result.difference.model_cc > 0.7
+    assert result.blobs and np.linalg.norm(result.blobs[0].centroid - reference.GetConformer().GetPositions().mean(axis=0)) < 2.0
+    assert result.best_pose.blob_rank == result.blobs[0].rank
+
+
+def test_without_refinement_the_placements_are_the_docked_ones(example_build):
+    result, _, _ = example_build
+    assert result.refinements == [] and result.refined_model is None
+    assert len(result.placements) == len(result.docked_placements) == 1
+    np.testing.assert_array_equal(result.placements[0].coordinates, result.docked_placements[0].coordinates)
+    assert not result.placements[0].source.endswith("refined")
+    assert result.templates is None
+
+
+def test_ligand_fit_reports_the_q_score(example_build):
+    result, _, _ = example_build
+    (fit,) = result.ligand_fit
+    assert fit["blob"] == result.best_pose.blob_rank
+    assert 0.3 < fit["q_score"] <= 1.0
+    assert fit["q_score"] == fit["q_score_docked"]  # nothing refined
+    assert fit["expected_q_score"] == pytest.approx(-0.1775 * 3.0 + 1.1192, abs=1e-3)
+
+
+def test_complex_structure_holds_protein_and_ligand(example_build):
+    result, _, _ = example_build
+    structure = result.complex_structure()
+    table = io.heavy_atoms(structure)
+    ligand = table.residue_name == "LIG"
+    assert ligand.sum() == 21 and len(table) == 2352 + 21
+    np.testing.assert_allclose(table.coordinates[ligand], result.best_pose.coordinates[:21], atol=1e-3)
+    assert io.heavy_atoms(result.model).residue_name.tolist().count("LIG") == 0  # the input model is not changed
+
+
+def test_timings_hold_each_stage_that_ran(example_build):
+    result, wall, _ = example_build
+    assert set(result.timings) == {"inputs", "ligand", "segmentation", "docking"}  # no templates, no refinement
+    assert all(value >= 0 for value in result.timings.values())
+    assert result.timings["docking"] > 0.1
+    assert sum(result.timings.values()) <= wall + 0.05
+
+
+def test_progress_hears_the_stages_in_order(example_build):
+    _, _, heard = example_build
+    stages = list(dict.fromkeys(stage for stage, _, _ in heard))
+    expected = ["reading inputs", "preparing the ligand", "computing the difference map"]
+    assert stages[:3] == expected
+    assert len(stages) > 3  # docking reports too
+    assert "matching template complexes" not in stages and "refining placements" not in stages
+
+
+def test_inputs_describe_map_model_and_ligand(example_build):
+    result, _, _ = example_build
+    inputs = result.inputs
+    assert inputs["map"] == str(EXAMPLE / "map.mrc")
+    assert inputs["map_grid"] == [62, 61, 76]
+    assert inputs["voxel_size_A"] == [1.0, 1.0, 1.0]
+    np.testing.assert_allclose(inputs["origin_A"], result.density_map.origin, atol=1e-3)
+    assert inputs["resolution_A"] == 3.0
+    assert inputs["model"] == str(EXAMPLE / "protein.pdb")
+    assert inputs["model_heavy_atoms"] == 2352
+    assert inputs["protein_model"] is None
+    assert inputs["ligand"] == SMILES
+
+
+# --------------------------------------------------------------------------- bad input and sites
+
+
+@pytest.mark.parametrize("resolution", [0.0, -2.0])
+def test_non_positive_resolution_is_refused_before_any_work(resolution):
+    with pytest.raises(BadMapError, match="resolution"):
+        run_build(str(EXAMPLE / "absent.mrc"), SMILES, None, BuildOptions(resolution=resolution))
+
+
+def test_a_residue_site_without_a_model_is_refused():
+    with pytest.raises(BadModelError, match="no model was given"):
+        site_center("A:123", None)
+    options = BuildOptions(resolution=3.0, site="A:123", use_templates=False, refine=False, max_conformers=1)
+    with pytest.raises(BadModelError, match="no model was given"):
+        run_build(str(EXAMPLE / "map.mrc"), SMILES, None, options)
+
+
+def test_site_center_parses_coordinates():
+    np.testing.assert_array_equal(site_center("12.5,3.0,-7.2", None), [12.5, 3.0, -7.2])
+    np.testing.assert_array_equal(site_center(" 1 , 2 , 3 ", None), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(site_center((1, 2.5, -3), None), [1.0, 2.5, -3.0])
+    np.testing.assert_array_equal(site_center(np.array([4.0, 5.0, 6.0]), None), [4.0, 5.0, 6.0])
+
+
+def test_site_center_of_a_residue_is_its_heavy_atom_centre():
+    structure = io.read_structure(EXAMPLE / "protein.pdb")
+    table = io.heavy_atoms(structure)
+    number = int(table.residue_number[100])
+    expected = table.coordinates[(table.chain == "A") & (table.residue_number == number)].mean(axis=0)
+    np.testing.assert_allclose(site_center(f"A:{number}", structure), expected)
+    np.testing.assert_allclose(site_center(f" A : {number} ", structure), expected)
+    with pytest.raises(BadModelError, match="A:9999"):
+        site_center("A:9999", structure)
+
+
+@pytest.mark.parametrize("site", ["1,2", "1,2,3,4", "one,two,three", "", "A:", "A:twelve", (1.0, 2.0), "x"])
+def test_bad_sites_are_refused_in_one_line(site):
+    structure = io.read_structure(EXAMPLE / "protein.pdb")
+    with pytest.raises(LigfitError) as caught:
+        site_center(site, structure)
+    message = str(caught.value)
+    assert "\n" not in message and "site" in message
