@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import platform
 import time
 from importlib import metadata
@@ -56,7 +57,7 @@ def no_progress(stage: str, done: int | None = None, total: int | None = None) -
 
 
 def json_ready(value: object) -> object:
-    """``value`` with numpy scalars and arrays turned into Python values, recursively; NaN and ±inf become None."""
+    """``value`` with numpy scalars and arrays turned into Python values and paths into strings, recursively; NaN and ±inf become None."""
     if isinstance(value, dict):
         return {str(key): json_ready(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -67,4 +68,6 @@ def json_ready(value: object) -> object:
         return json_ready(value.item())
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     return value

@@ -81,7 +81,7 @@ def difference_map(
     (scale, offset), *_ = np.linalg.lstsq(design, target, rcond=None)
     residual = density_map.values - scale * model_map.values - offset
     noise = _robust_sigma(residual[near_model])
-    if noise <= 0:
+    if noise <= 1e-6 * float(target.std()):  # rounding noise of a map simulated from the model itself
         raise BadModelError(
             "cannot subtract the model from the map: the difference map is flat (the model explains the map exactly, "
             "e.g. a map simulated from the model without noise); nothing is left to fit a ligand into"

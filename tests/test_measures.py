@@ -134,11 +134,6 @@ def test_metal_coordination_is_not_a_clash(partner):
     assert count_clashes(_at(2.1), ["C"], protein) == 1  # the same distance for a carbon is a clash
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="count_clashes excepts only ligand metals: a ligand N/O/S bound to a protein metal (a zinc enzyme's inhibitor) "
-    "counts as a clash, while close_contacts excepts it (docs/notes/tests-mirror.md)",
-)
 @pytest.mark.parametrize("donor", ["N", "O", "S"])
 def test_a_ligand_atom_coordinating_a_protein_metal_is_not_a_clash(donor):
     protein = _protein(("Zn", (0.0, 0.0, 0.0)), ("C", (0.0, 6.0, 0.0)))

@@ -95,12 +95,6 @@ def test_report_of_no_density_is_strict_json(nothing):
     assert "1000.0 σ" in content["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.build accepts sequence= as a FASTA path (os.PathLike), but build_report copies the options as they are and "
-    "json_ready keeps Path objects, so the report is not JSON and BuildResult.write fails with a TypeError "
-    "(docs/notes/tests-mirror.md)",
-)
 def test_report_of_a_build_given_a_fasta_path_is_json(found, tmp_path):
     fasta = tmp_path / "protein.fasta"
     fasta.write_text(">A\nMVLSPADKTNVKAAW\n")

@@ -172,11 +172,6 @@ def test_a_model_far_from_the_map_is_refused(example_map, protein):
     assert maps.check_overlap(example_map, io.heavy_atoms(protein).coordinates, "protein.pdb") > 0.9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="difference_map refuses a flat difference map only when its noise is exactly 0; a noiseless simulation of the "
-    "model leaves float rounding (noise ~1e-17 of the map's spread), so the error meant for this case never fires",
-)
 def test_a_map_simulated_from_the_model_alone_is_refused(protein, example_map):
     exact = maps.simulate(protein, RESOLUTION, like=example_map)
     with pytest.raises(BadModelError, match="flat"):
@@ -188,7 +183,7 @@ def test_a_map_simulated_from_the_model_alone_has_no_blobs(protein, example_map,
     try:
         difference = segment.difference_map(exact, protein, RESOLUTION)
     except BadModelError:
-        return  # the clear refusal (see the xfail above) is also right
+        return  # the clear refusal is also right
     assert difference.model_cc > 0.999
     assert difference.noise < 1e-6 * float(exact.values.std())
     assert segment.find_blobs(difference, shape, protein_xyz) == []

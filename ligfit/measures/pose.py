@@ -26,6 +26,8 @@ NON_METALS = frozenset(
 )
 #: Metals (RDKit spelling): ligand metals coordinate protein N/O/S at ~2 Å, which is a bond, not a clash.
 METAL_ELEMENTS = frozenset(_PERIODIC_TABLE.GetElementSymbol(z) for z in range(1, 104)) - NON_METALS
+#: Atoms that coordinate a metal (at ~2 Å, a bond rather than a clash).
+COORDINATING_ELEMENTS = frozenset({"N", "O", "S"})
 #: Protein–ligand heavy-atom pairs closer than this (Å) count as close contacts.
 CLOSE_CONTACT = 2.2
 
@@ -66,8 +68,8 @@ def ligand_cc(density: DensityMap, heavy_coordinates: np.ndarray, elements: list
 def count_clashes(heavy_coordinates: np.ndarray, elements: list[str], protein: AtomTable | None, scale: float = 0.75) -> int:
     """Protein–ligand heavy-atom pairs closer than ``scale`` × the sum of their van der Waals radii.
 
-    The PoseBusters criterion (0.75 × Bondi radii: C–C 2.55 Å, N–O 2.30 Å); a ligand metal next
-    to a protein N/O/S is coordination, not a clash.
+    The PoseBusters criterion (0.75 × Bondi radii: C–C 2.55 Å, N–O 2.30 Å); a metal next to an
+    N/O/S of the other side (ligand metal to protein, or ligand atom to protein metal) is coordination, not a clash.
     """
     if protein is None or len(protein) == 0:
         return 0
@@ -82,6 +84,8 @@ def count_clashes(heavy_coordinates: np.ndarray, elements: list[str], protein: A
             continue
         if element in METAL_ELEMENTS:
             near = near[~np.isin(protein_elements[near], ("N", "O", "S"))]
+        elif element in COORDINATING_ELEMENTS:
+            near = near[~np.isin(protein_elements[near], list(METAL_ELEMENTS))]
         distances = np.linalg.norm(coordinates[near] - position, axis=1)
         count += int(np.sum(distances < scale * (radius + protein_radii[near])))
     return count
