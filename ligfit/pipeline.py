@@ -82,6 +82,13 @@ class BuildResult:
         return self.docking.best is not None
 
     @property
+    def status(self) -> str:
+        """ "found", "partial" (the ligand explains only part of its blob) or "no convincing density"."""
+        if not self.found:
+            return "no convincing density"
+        return "partial" if self.docking.partial else "found"
+
+    @property
     def best_pose(self) -> Pose | None:
         placements = self.placements
         return placements[0] if placements else None
