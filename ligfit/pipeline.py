@@ -285,12 +285,8 @@ def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOption
 def _unexplained_density(protein: _ProteinInputs, ligand: Ligand, options: BuildOptions) -> tuple[segment.DifferenceMap, list[Blob]]:
     """The difference map and its blobs ranked for this ligand (or the one blob at ``options.site``)."""
     difference = segment.difference_map(protein.density, protein.search_structure, options.resolution)
-    if protein.structure is not None and difference.model_cc < 0.3:
-        log.warning(
-            "the model explains the map poorly (CC %.2f near the model): check the voxel size, origin and hand of the map, "
-            "and that the model was fitted to it",
-            difference.model_cc,
-        )
+    if protein.structure is not None and protein.traced is None:
+        check_model_fit(protein.density, protein.search_structure, protein.atoms, difference.model_cc, options.resolution)
     heavy_xyz = ligand.conformer_coordinates()[:, : ligand.heavy_atom_count]
     shape = LigandShape.from_conformers(heavy_xyz)
     protein_xyz = None if protein.atoms is None else protein.atoms.coordinates
@@ -299,6 +295,33 @@ def _unexplained_density(protein: _ProteinInputs, ligand: Ligand, options: Build
     center = site_center(options.site, protein.structure)
     radius = float(np.max(np.linalg.norm(heavy_xyz - heavy_xyz.mean(1, keepdims=True), axis=-1))) + 4.0
     return difference, [segment.site_blob(difference, center, radius, shape, protein_xyz)]
+
+
+#: Below this correlation of the model's density with the map (near the model) the model does not fit the map.
+POOR_MODEL_CC = 0.3
+
+
+def check_model_fit(density: DensityMap, structure: gemmi.Structure, atoms: AtomTable, model_cc: float, resolution: float) -> None:
+    """Refuse a model that does not fit the map (docking would find the protein's own density), saying how far off it looks.
+
+    A model with CC < 0.5 is searched for a better whole-model translation (:func:`maps.best_translation`);
+    a shift that raises the CC by ≥ 0.2 is named in the error. Without one, CC < ``POOR_MODEL_CC`` is refused.
+    """
+    if model_cc >= 0.5 or atoms is None or not len(atoms):
+        return
+    found = maps.best_translation(density, atoms.coordinates, resolution, structure=structure)
+    if found.distance >= 1.0 and found.cc_shifted >= max(found.cc_here, model_cc) + 0.2:
+        dx, dy, dz = found.shift
+        raise BadModelError(
+            f"the model does not fit the map (CC {model_cc:.2f} near the model); it fits the map best shifted by "
+            f"({dx:+.1f}, {dy:+.1f}, {dz:+.1f}) Å, {found.distance:.1f} Å away (CC {found.cc_shifted:.2f} there): check the "
+            "map's ORIGIN/NSTART (or the model's frame), e.g. that both come from the same deposition"
+        )
+    if model_cc < POOR_MODEL_CC:
+        raise BadModelError(
+            f"the model does not fit the map (CC {model_cc:.2f} near the model, and no shift of the model fits better): "
+            "check the voxel size, hand and resolution of the map, and that the model was fitted to this map"
+        )
 
 
 def ligand_fit(result: BuildResult) -> list[dict]:
