@@ -50,12 +50,39 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def check_output_folder(path: str | os.PathLike, force: bool = False) -> None:
-    """Refuse an output folder that is a file, or that exists and is not empty unless ``force`` (call before any work)."""
+    """Refuse an output folder that is a file, that exists and is not empty unless ``force``, or that cannot be written (call before any work)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputExistsError(f"{path} exists and is not a folder; choose another output path")
     if path.is_dir() and any(path.iterdir()) and not force:
         raise OutputExistsError(f"output folder {path} exists and is not empty; use --force to replace it")
+    check_writable(path)
+
+
+def check_output_file(path: str | os.PathLike, force: bool = False) -> None:
+    """Refuse an output file that is a folder, that exists unless ``force``, or that cannot be written (call before any work)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a folder; give a file name to write")
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists; use --force to overwrite it")
+    check_writable(path)
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Refuse ``path`` when it cannot be created: its first existing parent is a file or not writable (a test file is made and removed)."""
+    path = Path(os.path.abspath(path))
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputExistsError(f"cannot write {path}: {parent} is a file, not a folder; choose another output path")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".ligfit-write-test.", dir=parent)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise OutputExistsError(f"cannot write {path}: {parent} is not writable ({error.strerror}); choose another output path") from None
 
 
 @contextlib.contextmanager
@@ -93,6 +120,8 @@ def read_structure(source: str | os.PathLike | gemmi.Structure) -> gemmi.Structu
     """
     if isinstance(source, gemmi.Structure):
         structure = source.clone()
+    elif not isinstance(source, (str, os.PathLike)):
+        raise BadModelError(f"the model must be a PDB/mmCIF path or a gemmi.Structure, got {type(source).__name__}")
     else:
         path = Path(source)
         if not path.is_file():

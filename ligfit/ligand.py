@@ -88,6 +88,12 @@ def load_ligand(
 
 def parse_ligand(source: str | os.PathLike | Chem.Mol) -> Chem.Mol:
     """A sanitised RDKit molecule without explicit hydrogens, from any supported source."""
+    if not isinstance(source, (str, os.PathLike, Chem.Mol)):
+        raise BadLigandError(
+            f"the ligand must be a SMILES string, an SDF/MOL2 path, a CCD code or an RDKit Mol, got {type(source).__name__}"
+        )
+    if isinstance(source, str) and not source.strip():
+        raise BadLigandError("the ligand is empty; give a SMILES string, an SDF/MOL2 path or a CCD code (e.g. ccd:ATP)")
     if isinstance(source, Chem.Mol):
         mol = Chem.Mol(source)
         label = "RDKit molecule"

@@ -117,6 +117,8 @@ def read_map(path: str | os.PathLike, *, around: np.ndarray | None = None, margi
     non-orthogonal cell) are expanded by symmetry and cut into an orthogonal box around the
     coordinates ``around`` (Å) plus ``margin``; without ``around`` they cannot be used.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise BadMapError(f"the map must be an MRC/CCP4 path, a DensityMap or (values, voxel size, origin), got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
         raise BadMapError(f"{path}: no such map file; check the path")
@@ -137,9 +139,18 @@ def _read_header(path: Path):
                 header = mrc.header
                 if header is None:
                     raise ValueError("no header")
-                return header.copy()
+                header = header.copy()
     except (ValueError, OSError, EOFError) as error:
         raise BadMapError(f"{path}: not a readable MRC/CCP4 map ({error}); check the file") from None
+    labelled = bytes(header.map).startswith(b"MAP")
+    sizes = [int(header.nx), int(header.ny), int(header.nz)]
+    plausible = int(header.mode) in (0, 1, 2, 3, 4, 6, 12, 101) and 0 <= int(header.ispg) <= 630 and min(sizes) > 0
+    if not labelled and not plausible:
+        raise BadMapError(
+            f"{path}: not an MRC/CCP4 map (no 'MAP' label, and mode {int(header.mode)}, space group {int(header.ispg)}, "
+            f"size {sizes} make no sense); check that this is the map file"
+        )
+    return header
 
 
 def _read_em_map(path: Path) -> DensityMap:

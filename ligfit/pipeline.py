@@ -12,9 +12,9 @@ import gemmi
 import numpy as np
 from rdkit import Chem
 
-from ligfit import io, maps, segment
+from ligfit import checks, io, maps, segment
 from ligfit.dock import DockingOptions, DockingResult, dock
-from ligfit.errors import BadMapError, BadModelError, LigfitError
+from ligfit.errors import BadModelError, BadOptionError, LigfitError
 from ligfit.io import AtomTable
 from ligfit.ligand import Ligand, load_ligand
 from ligfit.maps import DensityMap, MapSource
@@ -161,8 +161,7 @@ def run_build(
 
     ``parameter_cache``: ligand force-field parameters shared across calls (a screening run).
     """
-    if not options.resolution or options.resolution <= 0:
-        raise BadMapError(f"resolution must be a positive number of Å, got {options.resolution!r}")
+    options = check_build_options(options)
     timer = StageTimer()
     progress("reading inputs")
     protein = _read_protein(density_map, model, options, progress, timer)
@@ -229,6 +228,21 @@ def run_build(
     )
     result.ligand_fit = ligand_fit(result)
     return result
+
+
+def check_build_options(options: BuildOptions) -> BuildOptions:
+    """The options with every number checked (finite, in range) and the ligand name made upper case; a BadOptionError otherwise."""
+    checks.check_number(options.threshold, "threshold", minimum=0.0, exclusive_minimum=True, unit="σ")
+    checks.check_number(options.max_blobs, "max_blobs", minimum=1, integer=True)
+    checks.check_number(options.copies, "copies", minimum=1, integer=True)
+    checks.check_number(options.seed, "seed", minimum=0, maximum=2**32 - 1, integer=True)
+    if options.max_conformers is not None:
+        checks.check_number(options.max_conformers, "max_conformers", minimum=1, integer=True)
+    if options.protonation not in ("ph7", "as-given"):
+        raise BadOptionError(f"protonation must be 'ph7' or 'as-given', got {options.protonation!r}")
+    return dataclasses.replace(
+        options, resolution=checks.check_resolution(options.resolution), ligand_name=checks.check_residue_name(options.ligand_name)
+    )
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,6 @@ def _dock_blob(
     seeds: list[SeedPose],
 ) -> list[Pose]:
     rng = np.random.default_rng(options.seed)
-    torch.manual_seed(options.seed)
     heavy = ligand.heavy_atom_count
     conformers = ligand.conformer_coordinates()
     radius = float(np.max(np.linalg.norm(conformers[:, :heavy] - conformers[:, :heavy].mean(1, keepdims=True), axis=-1)))
