@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import itertools
 import logging
 import os
@@ -130,6 +131,8 @@ def read_structure(source: str | os.PathLike | gemmi.Structure) -> gemmi.Structu
             structure = gemmi.read_structure(str(path))
         except (RuntimeError, ValueError) as error:
             raise BadModelError(f"{path}: not a readable PDB/mmCIF model ({error})") from None
+        if structure.input_format == gemmi.CoorFormat.Pdb:
+            _check_pdb_complete(path)
     if len(structure) == 0 or structure[0].count_atom_sites() == 0:
         raise BadModelError(f"{_name(source)}: the model holds no atoms")
     while len(structure) > 1:
@@ -142,6 +145,24 @@ def read_structure(source: str | os.PathLike | gemmi.Structure) -> gemmi.Structu
         for atom in (a for chain in structure[0] for residue in chain for a in residue):
             atom.occ = 1.0
     return structure
+
+
+def _check_pdb_complete(path: Path) -> None:
+    """Refuse a PDB file cut off inside a coordinate record; warn when it ends on a coordinate record without END."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as handle:
+        if path.suffix.lower() != ".gz":
+            handle.seek(max(0, path.stat().st_size - 4096))
+        tail = handle.read()[-4096:] if path.suffix.lower() == ".gz" else handle.read()
+    lines = tail.decode("latin-1").rstrip("\n").split("\n")
+    last = lines[-1].rstrip("\r") if lines else ""
+    if last.startswith(("ATOM", "HETATM")) and (len(last.rstrip()) < 54 or not tail.endswith(b"\n")):
+        raise BadModelError(
+            f"{path}: the file ends in the middle of an atom record ({last.strip()[:30]!r}…): it looks truncated (an interrupted "
+            "download or copy?); fetch or write the whole file again"
+        )
+    if last.startswith(("ATOM", "HETATM", "ANISOU")):
+        log.warning("%s: the file ends on an atom record without END; if it was cut off, part of the model is missing", path)
 
 
 def _name(source: object) -> str:

@@ -16,7 +16,7 @@ from ligfit import checks, io, maps, segment
 from ligfit.dock import DockingOptions, DockingResult, dock
 from ligfit.errors import BadModelError, BadOptionError, LigfitError
 from ligfit.io import AtomTable
-from ligfit.ligand import Ligand, load_ligand
+from ligfit.ligand import Ligand, load_ligand, parse_ligand, rotatable_bonds
 from ligfit.maps import DensityMap, MapSource
 from ligfit.measures import expected_q_score, q_scores
 from ligfit.records import Blob, LigandShape, Pose
@@ -166,13 +166,15 @@ def run_build(
     progress("reading inputs")
     protein = _read_protein(density_map, model, options, progress, timer)
     progress("preparing the ligand")
-    prepared = (
-        ligand
-        if isinstance(ligand, Ligand)
-        else load_ligand(
-            ligand, name=options.ligand_name, protonation=options.protonation, max_conformers=options.max_conformers, seed=options.seed
+    if isinstance(ligand, Ligand):
+        prepared = ligand
+        check_dockable(ligand.mol, ligand.smiles)
+    else:
+        parsed = parse_ligand(ligand)
+        check_dockable(parsed, _describe_source(ligand))
+        prepared = load_ligand(
+            parsed, name=options.ligand_name, protonation=options.protonation, max_conformers=options.max_conformers, seed=options.seed
         )
-    )
     protein.inputs["ligand"] = _describe_source(ligand) if not isinstance(ligand, Ligand) else prepared.smiles
     timer.lap("ligand")
 
@@ -230,6 +232,25 @@ def run_build(
     return result
 
 
+#: Beyond these the docking search takes far too long (hours) and cannot cover the ligand's flexibility.
+MAX_DOCKING_HEAVY_ATOMS, MAX_DOCKING_ROTATABLE_BONDS = 100, 30
+
+
+def check_dockable(mol: Chem.Mol, label: str) -> None:
+    """Refuse a ligand too large or too flexible for the docking search to cover in reasonable time."""
+    heavy, rotatable = mol.GetNumHeavyAtoms(), len(rotatable_bonds(mol))
+    if heavy > MAX_DOCKING_HEAVY_ATOMS or rotatable > MAX_DOCKING_ROTATABLE_BONDS:
+        raise BadOptionError(
+            f"ligand {label[:60]!r} has {heavy} heavy atoms and {rotatable} rotatable bonds; ligfit's docking covers at most "
+            f"{MAX_DOCKING_HEAVY_ATOMS} heavy atoms and {MAX_DOCKING_ROTATABLE_BONDS} rotatable bonds (a peptide or polymer "
+            "this large is better built as part of the model, e.g. with `ligfit trace` or a model-building program)"
+        )
+    if heavy > 50 or rotatable > 15:
+        log.info(
+            "a large, flexible ligand (%d heavy atoms, %d rotatable bonds): docking may take several minutes per blob", heavy, rotatable
+        )
+
+
 def check_build_options(options: BuildOptions) -> BuildOptions:
     """The options with every number checked (finite, in range) and the ligand name made upper case; a BadOptionError otherwise."""
     checks.check_number(options.threshold, "threshold", minimum=0.0, exclusive_minimum=True, unit="σ")
@@ -272,6 +293,8 @@ def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOption
         timer.lap("protein model")
     elif options.sequence is not None:
         log.warning("a protein model was given, so the sequence is not used (it is for tracing a model de novo)")
+    if traced is None and structure is not None:
+        _check_side_chains(structure, _describe_source(model))
     if atoms is not None:
         maps.check_overlap(density, atoms.coordinates, _describe_source(model))
         already = int(np.sum(atoms.residue_name == options.ligand_name))
@@ -294,6 +317,32 @@ def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOption
     }
     timer.lap("inputs")
     return _ProteinInputs(density, structure, search_structure, atoms, traced, inputs)
+
+
+def _check_side_chains(structure: gemmi.Structure, label: str) -> None:
+    """Refuse a Cα-only model (its density cannot be subtracted); warn about one without side chains."""
+    counts = [
+        sum(1 for atom in residue if not atom.is_hydrogen())
+        for chain in structure[0]
+        for residue in chain
+        if gemmi.find_tabulated_residue(residue.name) is not None and gemmi.find_tabulated_residue(residue.name).is_amino_acid()
+    ]
+    if len(counts) < 10:
+        return
+    mean = float(np.mean(counts))
+    if mean < 2.5:
+        raise BadModelError(
+            f"model {label} holds only Cα (or Cα-like) atoms, {mean:.1f} heavy atoms per residue: without its backbone and side "
+            "chains the model's density cannot be subtracted from the map, so the protein itself would look like unexplained "
+            "density; give a full-atom model, or omit --model and give --sequence to trace one"
+        )
+    if mean < 5.0:
+        log.warning(
+            "model %s has no side chains for most residues (%.1f heavy atoms per residue): side-chain density will remain "
+            "in the difference map as blobs; a full-atom model gives cleaner blobs",
+            label,
+            mean,
+        )
 
 
 def _unexplained_density(protein: _ProteinInputs, ligand: Ligand, options: BuildOptions) -> tuple[segment.DifferenceMap, list[Blob]]:
