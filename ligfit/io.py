@@ -130,7 +130,7 @@ def read_structure(source: str | os.PathLike | gemmi.Structure) -> gemmi.Structu
         try:
             structure = gemmi.read_structure(str(path))
         except (RuntimeError, ValueError) as error:
-            raise BadModelError(f"{path}: not a readable PDB/mmCIF model ({error})") from None
+            raise BadModelError(f"{path}: not a readable PDB/mmCIF model ({' '.join(str(error).split())})") from None
         if structure.input_format == gemmi.CoorFormat.Pdb:
             _check_pdb_complete(path)
     if len(structure) == 0 or structure[0].count_atom_sites() == 0:
