@@ -11,9 +11,8 @@ import os
 
 import gemmi
 
-from ligfit import io, maps
+from ligfit import checks, io, maps
 from ligfit.dock import DockingOptions
-from ligfit.errors import BadOptionError
 from ligfit.evaluate import ChallengeResult, Evaluation, evaluate_model, run_challenge
 from ligfit.evaluate.chemistry import LigandDefinition
 from ligfit.evaluate.metrics import ModelSource
@@ -106,10 +105,14 @@ def simulate(
     seed: int = 0,
 ) -> DensityMap:
     """Simulate a map of ``model`` at ``resolution`` Å (see :func:`ligfit.maps.simulate`)."""
+    resolution = checks.check_resolution(resolution)
+    if voxel_size is not None:
+        voxel_size = checks.check_number(voxel_size, "voxel_size", minimum=0.0, exclusive_minimum=True, unit="Å")
+    margin = checks.check_number(margin, "margin", minimum=0.0, unit="Å")
+    noise = checks.check_number(noise, "noise", minimum=0.0)
+    seed = checks.check_number(seed, "seed", minimum=0, integer=True)
     structure = io.read_structure(model)
     grid = load_map(like) if like is not None else None
-    if resolution <= 0:
-        raise BadOptionError(f"resolution must be a positive number of Å, got {resolution!r}")
     return maps.simulate(
         structure, resolution, grid, voxel_size=voxel_size, margin=margin, use_b_factors=use_b_factors, noise=noise, seed=seed
     )
@@ -131,6 +134,7 @@ def trace(
     coarser than 5 Å, maps too large to run, maps without protein-like density, and sequences
     that fit the trace no better than shuffled ones. ``.write(path)`` writes the model.
     """
+    resolution = checks.check_resolution(resolution)
     return trace_map(load_map(density_map), resolution, sequence, options=options or TraceOptions(), device=device, progress=progress)
 
 
@@ -151,8 +155,8 @@ def refine(
     matched to the residue by graph. Returns the refined model and one result per copy with
     before/after ligand CC, strain, clashes and bond/angle deviations.
     """
-    if resolution <= 0:
-        raise BadOptionError(f"resolution must be a positive number of Å, got {resolution!r}")
+    resolution = checks.check_resolution(resolution)
+    ligand_name = checks.check_residue_name(ligand_name)
     structure = io.read_structure(model)
     density = load_map(density_map, around=io.heavy_atoms(structure).coordinates)
     chemistry = load_ligand(ligand, name=ligand_name, max_conformers=1)
@@ -197,6 +201,7 @@ def evaluate(
     :class:`DensityMap`, or (array in x,y,z order, voxel size Å, origin Å); ``resolution`` in Å.
     Returns an :class:`Evaluation` (``.as_dict()`` is plain JSON-ready data, ``.table()`` a summary).
     """
+    resolution = checks.check_resolution(resolution)
     return evaluate_model(
         model,
         density_map,

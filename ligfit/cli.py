@@ -1,7 +1,14 @@
 """Command line: parse, call the API, print, exit. No science here.
 
-Exit codes: 0 done; 1 bad input (one line on stderr says what and how to fix it);
-2 usage error; 3 the density supports no pose (unless --allow-empty); 4 a challenge row hit a bug.
+Exit codes:
+
+- 0: done (``build``: a pose was placed — its report says "found" or "partial" — or --allow-empty);
+- 1: bad input or data (one line on stderr, ``ligfit: error: ...``, says what and how to fix it),
+  including an output path that exists or cannot be written, checked before any work starts;
+- 2: usage error (a missing or impossible option: not a number, nan/inf, out of range; one line);
+- 3: ``build``: the density supports no pose (unless --allow-empty);
+- 4: ``challenge``: a row hit a bug in ligfit (its traceback is in rows/*.json);
+- 130: interrupted (Ctrl-C or SIGTERM); temporary files are removed and nothing half-written is left.
 """
 
 from __future__ import annotations
@@ -9,17 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from ligfit import api, io, maps
-from ligfit.errors import LigfitError, OutputExistsError
+from ligfit import api, checks, io, maps
+from ligfit.errors import LigfitError
 from ligfit.pipeline import BuildOptions
 from ligfit.report import confidence_label
 from ligfit.runtime import versions
 
-EXIT_BAD_INPUT, EXIT_NOTHING_FITS, EXIT_BUG = 1, 3, 4
+EXIT_BAD_INPUT, EXIT_USAGE, EXIT_NOTHING_FITS, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 
 log = logging.getLogger("ligfit")
 
@@ -30,14 +40,79 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = " ".join(["ligfit", *(argv if argv is not None else sys.argv[1:])])
     _configure_logging(args.quiet)
     log.info("ligfit %s | %s", versions()["ligfit"], args.command_line)
+    previous = _interrupt_on_sigterm()
     try:
         return args.handler(args)
     except LigfitError as error:
         print(f"ligfit: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the atomic writes have removed their temporary files on the way out
+        print("ligfit: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception:
         print("ligfit: internal error (this is a bug in ligfit; please report it with the command line):", file=sys.stderr)
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt_on_sigterm():
+    """Handle SIGTERM (kill, timeout, batch schedulers) like Ctrl-C; return the previous handler (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``ligfit build: error: ...``), exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(integer: bool = False, **limits) -> Callable[[str], float | int]:
+    """An argparse type: a finite number within ``limits`` (see :func:`ligfit.checks.check_number`)."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{'a whole number' if integer else 'a number'} is needed, got {text!r}") from None
+        try:
+            return checks.check_number(value, "the value", integer=integer, **limits)
+        except LigfitError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = "integer" if integer else "number"
+    return parse
+
+
+def _checked(check: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type from a ``checks`` function (its BadOptionError becomes a usage error)."""
+
+    def parse(text: str) -> object:
+        try:
+            return check(float(text)) if check is checks.check_resolution else check(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a number is needed, got {text!r}") from None
+        except LigfitError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = check.__name__
+    return parse
+
+
+_RESOLUTION = _checked(checks.check_resolution)
+_RESIDUE_NAME = _checked(checks.check_residue_name)
+_POSITIVE = _number(minimum=0.0, exclusive_minimum=True)
+_NON_NEGATIVE = _number(minimum=0.0)
+_COUNT = _number(integer=True, minimum=1)
+_SEED = _number(integer=True, minimum=0, maximum=2**32 - 1)
 
 
 def _configure_logging(quiet: bool) -> None:
@@ -50,7 +125,7 @@ def _configure_logging(quiet: bool) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ligfit",
         description="Fit a ligand into a cryo-EM (or crystallographic) density map around a protein model, "
         "and report how well the density supports it.",
@@ -79,27 +154,33 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
         "--sequence",
         help="without --model: trace a protein model de novo (backbone network) and thread this sequence (FASTA file or one-letter)",
     )
-    build.add_argument("--resolution", type=float, required=True, help="map resolution in Å (e.g. the FSC=0.143 value)")
+    build.add_argument("--resolution", type=_RESOLUTION, required=True, help="map resolution in Å (e.g. the FSC=0.143 value)")
     build.add_argument("-o", "--output", type=Path, default=Path("ligfit_out"), help="output folder (default: ligfit_out)")
     build.add_argument(
-        "--ligand-name", default=BuildOptions.ligand_name, help="residue name of the ligand in the output model (default: %(default)s)"
+        "--ligand-name",
+        type=_RESIDUE_NAME,
+        default=BuildOptions.ligand_name,
+        help="residue name of the ligand in the output model, 1–3 letters or digits (default: %(default)s)",
     )
     build.add_argument(
         "--site",
         help="skip the search and fit at x,y,z (Å; write --site=-7.2,3,4 when it starts with a minus) or around residue CHAIN:NUMBER, e.g. A:123",
     )
     build.add_argument(
-        "--threshold", type=float, default=BuildOptions.threshold, help="blob threshold in σ of the difference map (default: %(default)s)"
+        "--threshold",
+        type=_POSITIVE,
+        default=BuildOptions.threshold,
+        help="blob threshold in σ of the difference map (default: %(default)s)",
     )
     build.add_argument(
         "--max-blobs",
-        type=int,
+        type=_COUNT,
         default=BuildOptions.max_blobs,
         help="how many of the best-ranked blobs to dock into (default: %(default)s)",
     )
     build.add_argument(
         "--copies",
-        type=int,
+        type=_COUNT,
         default=BuildOptions.copies,
         help="place up to N copies in distinct blobs, e.g. one per subunit (default: %(default)s)",
     )
@@ -116,7 +197,7 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--no-refine", action="store_true", help="skip the OpenMM refinement of ligand and pocket against the map (write the docked pose)"
     )
-    build.add_argument("--seed", type=int, default=BuildOptions.seed, help="random seed (default: %(default)s)")
+    build.add_argument("--seed", type=_SEED, default=BuildOptions.seed, help="random seed (default: %(default)s)")
     build.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     build.add_argument("--allow-empty", action="store_true", help="exit 0 even when the density supports no pose")
     _add_quiet(build)
@@ -131,16 +212,18 @@ def _add_simulate(commands: argparse._SubParsersAction) -> None:
         "optionally with noise low-pass filtered like the signal.",
     )
     simulate.add_argument("model", type=Path, help="model (PDB/mmCIF)")
-    simulate.add_argument("--resolution", type=float, required=True, help="resolution in Å")
+    simulate.add_argument("--resolution", type=_RESOLUTION, required=True, help="resolution in Å")
     simulate.add_argument("-o", "--output", type=Path, required=True, help="map to write (.mrc or .mrc.gz)")
     simulate.add_argument("--like", type=Path, help="use this map's grid (box, voxel size, origin)")
-    simulate.add_argument("--voxel-size", type=float, help="voxel size in Å (default: min(1, resolution/3))")
+    simulate.add_argument("--voxel-size", type=_POSITIVE, help="voxel size in Å (default: min(1, resolution/3))")
     simulate.add_argument(
-        "--margin", type=float, default=maps.SIMULATION_MARGIN, help="box margin around the model in Å (default: %(default)s)"
+        "--margin", type=_NON_NEGATIVE, default=maps.SIMULATION_MARGIN, help="box margin around the model in Å (default: %(default)s)"
     )
     simulate.add_argument("--b-factors", action="store_true", help="blur each atom by its B-factor (median atom at the resolution)")
-    simulate.add_argument("--noise", type=float, default=0.0, help="noise σ as a fraction of the mean density at atom centres (e.g. 0.2)")
-    simulate.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+    simulate.add_argument(
+        "--noise", type=_NON_NEGATIVE, default=0.0, help="noise σ as a fraction of the mean density at atom centres (e.g. 0.2)"
+    )
+    simulate.add_argument("--seed", type=_SEED, default=0, help="noise seed (default: 0)")
     simulate.add_argument("--force", action="store_true", help="overwrite the output map")
     _add_quiet(simulate)
     simulate.set_defaults(handler=_simulate)
@@ -157,10 +240,13 @@ def _add_refine(commands: argparse._SubParsersAction) -> None:
     )
     refine.add_argument("model", type=Path, help="protein–ligand model (PDB/mmCIF) fitted into the map")
     refine.add_argument("map", type=Path, help="density map (MRC/CCP4, optionally .gz)")
-    refine.add_argument("--resolution", type=float, required=True, help="map resolution in Å")
+    refine.add_argument("--resolution", type=_RESOLUTION, required=True, help="map resolution in Å")
     refine.add_argument("--ligand", required=True, help="the ligand's chemistry: SMILES, SDF/MOL2 file, or CCD code (e.g. ccd:ATP)")
     refine.add_argument(
-        "--ligand-name", default=BuildOptions.ligand_name, help="residue name of the ligand in the model (default: %(default)s)"
+        "--ligand-name",
+        type=_RESIDUE_NAME,
+        default=BuildOptions.ligand_name,
+        help="residue name of the ligand in the model (default: %(default)s)",
     )
     refine.add_argument("-o", "--output", type=Path, required=True, help="refined model to write (.cif or .pdb)")
     refine.add_argument("--json", type=Path, help="write the before/after report as JSON to this file")
@@ -178,7 +264,7 @@ def _add_trace(commands: argparse._SubParsersAction) -> None:
         "network was trained briefly on CPU, so check the traced model (see README for its measured recall).",
     )
     trace.add_argument("map", type=Path, help="density map (MRC/CCP4, optionally .gz)")
-    trace.add_argument("--resolution", type=float, required=True, help="map resolution in Å")
+    trace.add_argument("--resolution", type=_RESOLUTION, required=True, help="map resolution in Å")
     trace.add_argument("--sequence", help="FASTA file or one-letter sequence (omit: most likely residue types, said in the output)")
     trace.add_argument("-o", "--output", type=Path, required=True, help="model to write (.cif or .pdb)")
     trace.add_argument("--device", default="cpu", help="torch device for the network, e.g. cuda (default: cpu)")
@@ -224,7 +310,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("model", type=Path, help="model to score (PDB/mmCIF)")
     evaluate.add_argument("--map", dest="density_map", type=Path, required=True, help="density map (MRC/CCP4, optionally .gz)")
-    evaluate.add_argument("--resolution", type=float, required=True, help="map resolution in Å (e.g. the FSC=0.143 value)")
+    evaluate.add_argument("--resolution", type=_RESOLUTION, required=True, help="map resolution in Å (e.g. the FSC=0.143 value)")
     evaluate.add_argument(
         "--reference", type=Path, help="reference model (PDB/mmCIF) in the same frame, for RMSD, LDDT-PLI and pocket scores"
     )
@@ -258,7 +344,7 @@ def _add_challenge(commands: argparse._SubParsersAction) -> None:
     challenge.add_argument(
         "-o", "--output", type=Path, default=Path("challenge_results"), help="results folder (default: challenge_results)"
     )
-    challenge.add_argument("--workers", type=int, help="parallel processes (default: every core)")
+    challenge.add_argument("--workers", type=_COUNT, help="parallel processes (default: every core)")
     challenge.add_argument("--retry-failed", action="store_true", help="evaluate again the rows recorded as failed")
     challenge.add_argument("--ligands-only", action="store_true", help="skip whole-model Q-scores, CCs and clashscores")
     _add_quiet(challenge)
@@ -270,10 +356,10 @@ def _add_quiet(parser: argparse.ArgumentParser) -> None:
 
 
 def _refuse_existing(*paths: Path | None, force: bool) -> None:
-    """Refuse to overwrite an output file unless --force (checked before any work starts)."""
+    """Refuse an output file that exists (unless --force), is a folder, or cannot be written (checked before any work starts)."""
     for path in paths:
-        if path is not None and path.exists() and not force:
-            raise OutputExistsError(f"{path} exists; use --force to overwrite it")
+        if path is not None:
+            io.check_output_file(path, force)
 
 
 def _log_progress(stage: str, done: int | None = None, total: int | None = None) -> None:
@@ -370,6 +456,7 @@ def _trace(args: argparse.Namespace) -> int:
 
 
 def _templates_build(args: argparse.Namespace) -> int:
+    io.check_output_folder(args.output, args.force)
     library = api.build_templates(args.sources, args.output, force=args.force, progress=_log_progress)
     print(f"ligfit: wrote {args.output} ({len(library)} templates)")
     return 0
@@ -408,6 +495,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _challenge(args: argparse.Namespace) -> int:
+    io.check_writable(args.output / "scores.csv")
     result = api.challenge(
         args.submissions,
         args.output,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import itertools
 import logging
 import os
@@ -50,12 +51,39 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def check_output_folder(path: str | os.PathLike, force: bool = False) -> None:
-    """Refuse an output folder that is a file, or that exists and is not empty unless ``force`` (call before any work)."""
+    """Refuse an output folder that is a file, that exists and is not empty unless ``force``, or that cannot be written (call before any work)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputExistsError(f"{path} exists and is not a folder; choose another output path")
     if path.is_dir() and any(path.iterdir()) and not force:
         raise OutputExistsError(f"output folder {path} exists and is not empty; use --force to replace it")
+    check_writable(path)
+
+
+def check_output_file(path: str | os.PathLike, force: bool = False) -> None:
+    """Refuse an output file that is a folder, that exists unless ``force``, or that cannot be written (call before any work)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputExistsError(f"{path} is a folder; give a file name to write")
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path} exists; use --force to overwrite it")
+    check_writable(path)
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Refuse ``path`` when it cannot be created: its first existing parent is a file or not writable (a test file is made and removed)."""
+    path = Path(os.path.abspath(path))
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputExistsError(f"cannot write {path}: {parent} is a file, not a folder; choose another output path")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".ligfit-write-test.", dir=parent)
+        os.close(handle)
+        os.remove(probe)
+    except OSError as error:
+        raise OutputExistsError(f"cannot write {path}: {parent} is not writable ({error.strerror}); choose another output path") from None
 
 
 @contextlib.contextmanager
@@ -93,6 +121,8 @@ def read_structure(source: str | os.PathLike | gemmi.Structure) -> gemmi.Structu
     """
     if isinstance(source, gemmi.Structure):
         structure = source.clone()
+    elif not isinstance(source, (str, os.PathLike)):
+        raise BadModelError(f"the model must be a PDB/mmCIF path or a gemmi.Structure, got {type(source).__name__}")
     else:
         path = Path(source)
         if not path.is_file():
@@ -100,7 +130,9 @@ def read_structure(source: str | os.PathLike | gemmi.Structure) -> gemmi.Structu
         try:
             structure = gemmi.read_structure(str(path))
         except (RuntimeError, ValueError) as error:
-            raise BadModelError(f"{path}: not a readable PDB/mmCIF model ({error})") from None
+            raise BadModelError(f"{path}: not a readable PDB/mmCIF model ({' '.join(str(error).split())})") from None
+        if structure.input_format == gemmi.CoorFormat.Pdb:
+            _check_pdb_complete(path)
     if len(structure) == 0 or structure[0].count_atom_sites() == 0:
         raise BadModelError(f"{_name(source)}: the model holds no atoms")
     while len(structure) > 1:
@@ -113,6 +145,24 @@ def read_structure(source: str | os.PathLike | gemmi.Structure) -> gemmi.Structu
         for atom in (a for chain in structure[0] for residue in chain for a in residue):
             atom.occ = 1.0
     return structure
+
+
+def _check_pdb_complete(path: Path) -> None:
+    """Refuse a PDB file cut off inside a coordinate record; warn when it ends on a coordinate record without END."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as handle:
+        if path.suffix.lower() != ".gz":
+            handle.seek(max(0, path.stat().st_size - 4096))
+        tail = handle.read()[-4096:] if path.suffix.lower() == ".gz" else handle.read()
+    lines = tail.decode("latin-1").rstrip("\n").split("\n")
+    last = lines[-1].rstrip("\r") if lines else ""
+    if last.startswith(("ATOM", "HETATM")) and (len(last.rstrip()) < 54 or not tail.endswith(b"\n")):
+        raise BadModelError(
+            f"{path}: the file ends in the middle of an atom record ({last.strip()[:30]!r}…): it looks truncated (an interrupted "
+            "download or copy?); fetch or write the whole file again"
+        )
+    if last.startswith(("ATOM", "HETATM", "ANISOU")):
+        log.warning("%s: the file ends on an atom record without END; if it was cut off, part of the model is missing", path)
 
 
 def _name(source: object) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from rdkit import Chem, RDLogger
+from rdkit import Chem, rdBase
 from rdkit.Chem import AllChem, Lipinski, rdDistGeom
 
 from ligfit.errors import BadLigandError
@@ -88,6 +88,12 @@ def load_ligand(
 
 def parse_ligand(source: str | os.PathLike | Chem.Mol) -> Chem.Mol:
     """A sanitised RDKit molecule without explicit hydrogens, from any supported source."""
+    if not isinstance(source, (str, os.PathLike, Chem.Mol)):
+        raise BadLigandError(
+            f"the ligand must be a SMILES string, an SDF/MOL2 path, a CCD code or an RDKit Mol, got {type(source).__name__}"
+        )
+    if isinstance(source, str) and not source.strip():
+        raise BadLigandError("the ligand is empty; give a SMILES string, an SDF/MOL2 path or a CCD code (e.g. ccd:ATP)")
     if isinstance(source, Chem.Mol):
         mol = Chem.Mol(source)
         label = "RDKit molecule"
@@ -100,16 +106,56 @@ def parse_ligand(source: str | os.PathLike | Chem.Mol) -> Chem.Mol:
         Chem.SanitizeMol(mol)
     except (Chem.rdchem.MolSanitizeException, ValueError) as error:
         raise BadLigandError(f"ligand {label!r} cannot be sanitised ({error}); check valences and charges") from None
-    fragments = Chem.GetMolFrags(mol, asMols=True)
-    if len(fragments) > 1:
-        largest = max(fragments, key=lambda m: m.GetNumHeavyAtoms())
-        log.warning("ligand %s has %d fragments; keeping the largest (%d heavy atoms)", label, len(fragments), largest.GetNumHeavyAtoms())
-        mol = largest
+    mol = _strip_counter_ions(mol, label)
     mol = Chem.RemoveHs(mol, sanitize=True)
     Chem.AssignStereochemistry(mol, cleanIt=True, force=True)  # parsing unsanitised skips this; ETKDG needs it
     if mol.GetNumHeavyAtoms() == 0:
         raise BadLigandError(f"ligand {label!r} has no heavy atoms")
     return mol
+
+
+#: Fragments stripped from a multi-fragment ligand: counter-ions, salts and solvents (canonical
+#: SMILES, hydrogens implicit). Anything else — a metal, an organic fragment — is never dropped.
+COUNTER_IONS = frozenset(
+    Chem.CanonSmiles(smiles)
+    for smiles in (
+        r"[F-] F [Cl-] Cl [Br-] Br [I-] I [Na+] [Na] [K+] [K] [Li+] [Li] [NH4+] N O [OH-] OS(=O)(=O)O [O-]S(=O)(=O)[O-] "
+        r"OS(=O)(=O)[O-] O=[N+]([O-])[O-] O=[N+]([O-])O OP(=O)(O)O [O-]P(=O)([O-])[O-] OP(=O)([O-])[O-] OP(=O)(O)[O-] "
+        r"[O-]Cl(=O)(=O)=O CC(=O)O CC(=O)[O-] O=CO O=C[O-] OC(=O)C(F)(F)F [O-]C(=O)C(F)(F)F CS(=O)(=O)O CS(=O)(=O)[O-] "
+        r"Cc1ccc(S(=O)(=O)O)cc1 Cc1ccc(S(=O)(=O)[O-])cc1 OC(=O)/C=C\C(=O)O OC(=O)/C=C/C(=O)O OC(=O)CC(O)(CC(=O)O)C(=O)O "
+        r"CO CCO CC(C)O CC#N ClCCl ClC(Cl)Cl CS(C)=O CN(C)C=O C1CCOC1 CCOC(C)=O CC(C)=O "
+    ).split()
+)
+
+
+def _strip_counter_ions(mol: Chem.Mol, label: str) -> Chem.Mol:
+    """Drop recognised counter-ions, salts and solvents (saying so); refuse other extra fragments rather than guess."""
+    fragments = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+    if len(fragments) == 1:
+        return mol
+    names = [Chem.MolToSmiles(Chem.RemoveHs(fragment, sanitize=False)) for fragment in fragments]
+    known = [_canonical(name) in COUNTER_IONS for name in names]
+    kept = [fragment for fragment, is_known in zip(fragments, known) if not is_known]
+    if len(kept) == 1:
+        log.warning("ligand %s: stripped the counter-ion/solvent fragment(s) %s", label, ", ".join(n for n, k in zip(names, known) if k))
+        return kept[0]
+    if not kept:  # every fragment is a counter-ion or solvent (e.g. ethanol itself, or "CCO.Cl"): keep the largest
+        largest = max(range(len(fragments)), key=lambda i: fragments[i].GetNumHeavyAtoms())
+        log.warning("ligand %s: kept %s and stripped %s", label, names[largest], ", ".join(n for i, n in enumerate(names) if i != largest))
+        return fragments[largest]
+    raise BadLigandError(
+        f"ligand {label!r} has {len(kept)} separate fragments that are not known counter-ions or solvents "
+        f"({', '.join(n for n, k in zip(names, known) if not k)}); ligfit places one connected molecule: give the "
+        "molecule you want placed, or the complex as one connected structure (an SDF/MOL2 file or ccd:CODE with its "
+        "metal bonds)"
+    )
+
+
+def _canonical(smiles: str) -> str:
+    try:
+        return Chem.CanonSmiles(smiles)
+    except Exception:  # an unsanitisable fragment is not a known counter-ion
+        return smiles
 
 
 def _from_text(text: str) -> Chem.Mol:
@@ -171,13 +217,13 @@ def _read_ligand_file(path: Path) -> Chem.Mol:
 
 
 class _quiet_rdkit:
-    """Silence RDKit's own console messages while we report errors ourselves."""
+    """Silence RDKit's own console messages while we report errors ourselves; the caller's log settings come back after."""
 
     def __enter__(self) -> None:
-        RDLogger.DisableLog("rdApp.*")
+        self._block = rdBase.BlockLogs()
 
     def __exit__(self, *exc: object) -> None:
-        RDLogger.EnableLog("rdApp.*")
+        del self._block
 
 
 def protonate_ph7(mol: Chem.Mol) -> Chem.Mol:

@@ -12,11 +12,11 @@ import gemmi
 import numpy as np
 from rdkit import Chem
 
-from ligfit import io, maps, segment
+from ligfit import checks, io, maps, segment
 from ligfit.dock import DockingOptions, DockingResult, dock
-from ligfit.errors import BadMapError, BadModelError, LigfitError
+from ligfit.errors import BadModelError, BadOptionError, LigfitError
 from ligfit.io import AtomTable
-from ligfit.ligand import Ligand, load_ligand
+from ligfit.ligand import Ligand, load_ligand, parse_ligand, rotatable_bonds
 from ligfit.maps import DensityMap, MapSource
 from ligfit.measures import expected_q_score, q_scores
 from ligfit.records import Blob, LigandShape, Pose
@@ -85,6 +85,13 @@ class BuildResult:
     def found(self) -> bool:
         """Whether the density supports a pose (otherwise ``best_pose`` is None)."""
         return self.docking.best is not None
+
+    @property
+    def status(self) -> str:
+        """ "found", "partial" (the ligand explains only part of its blob) or "no convincing density"."""
+        if not self.found:
+            return "no convincing density"
+        return "partial" if self.docking.partial else "found"
 
     @property
     def best_pose(self) -> Pose | None:
@@ -159,19 +166,20 @@ def run_build(
 
     ``parameter_cache``: ligand force-field parameters shared across calls (a screening run).
     """
-    if not options.resolution or options.resolution <= 0:
-        raise BadMapError(f"resolution must be a positive number of Å, got {options.resolution!r}")
+    options = check_build_options(options)
     timer = StageTimer()
     progress("reading inputs")
     protein = _read_protein(density_map, model, options, progress, timer)
     progress("preparing the ligand")
-    prepared = (
-        ligand
-        if isinstance(ligand, Ligand)
-        else load_ligand(
-            ligand, name=options.ligand_name, protonation=options.protonation, max_conformers=options.max_conformers, seed=options.seed
+    if isinstance(ligand, Ligand):
+        prepared = ligand
+        check_dockable(ligand.mol, ligand.smiles)
+    else:
+        parsed = parse_ligand(ligand)
+        check_dockable(parsed, _describe_source(ligand))
+        prepared = load_ligand(
+            parsed, name=options.ligand_name, protonation=options.protonation, max_conformers=options.max_conformers, seed=options.seed
         )
-    )
     protein.inputs["ligand"] = _describe_source(ligand) if not isinstance(ligand, Ligand) else prepared.smiles
     timer.lap("ligand")
 
@@ -229,6 +237,40 @@ def run_build(
     return result
 
 
+#: Beyond these the docking search takes far too long (hours) and cannot cover the ligand's flexibility.
+MAX_DOCKING_HEAVY_ATOMS, MAX_DOCKING_ROTATABLE_BONDS = 100, 30
+
+
+def check_dockable(mol: Chem.Mol, label: str) -> None:
+    """Refuse a ligand too large or too flexible for the docking search to cover in reasonable time."""
+    heavy, rotatable = mol.GetNumHeavyAtoms(), len(rotatable_bonds(mol))
+    if heavy > MAX_DOCKING_HEAVY_ATOMS or rotatable > MAX_DOCKING_ROTATABLE_BONDS:
+        raise BadOptionError(
+            f"ligand {label[:60]!r} has {heavy} heavy atoms and {rotatable} rotatable bonds; ligfit's docking covers at most "
+            f"{MAX_DOCKING_HEAVY_ATOMS} heavy atoms and {MAX_DOCKING_ROTATABLE_BONDS} rotatable bonds (a peptide or polymer "
+            "this large is better built as part of the model, e.g. with `ligfit trace` or a model-building program)"
+        )
+    if heavy > 50 or rotatable > 15:
+        log.info(
+            "a large, flexible ligand (%d heavy atoms, %d rotatable bonds): docking may take several minutes per blob", heavy, rotatable
+        )
+
+
+def check_build_options(options: BuildOptions) -> BuildOptions:
+    """The options with every number checked (finite, in range) and the ligand name made upper case; a BadOptionError otherwise."""
+    checks.check_number(options.threshold, "threshold", minimum=0.0, exclusive_minimum=True, unit="σ")
+    checks.check_number(options.max_blobs, "max_blobs", minimum=1, integer=True)
+    checks.check_number(options.copies, "copies", minimum=1, integer=True)
+    checks.check_number(options.seed, "seed", minimum=0, maximum=2**32 - 1, integer=True)
+    if options.max_conformers is not None:
+        checks.check_number(options.max_conformers, "max_conformers", minimum=1, integer=True)
+    if options.protonation not in ("ph7", "as-given"):
+        raise BadOptionError(f"protonation must be 'ph7' or 'as-given', got {options.protonation!r}")
+    return dataclasses.replace(
+        options, resolution=checks.check_resolution(options.resolution), ligand_name=checks.check_residue_name(options.ligand_name)
+    )
+
+
 @dataclass(frozen=True)
 class _ProteinInputs:
     """The map and the protein model a build works with (the given one or a traced one)."""
@@ -256,6 +298,8 @@ def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOption
         timer.lap("protein model")
     elif options.sequence is not None:
         log.warning("a protein model was given, so the sequence is not used (it is for tracing a model de novo)")
+    if traced is None and structure is not None:
+        _check_side_chains(structure, _describe_source(model))
     model_in_map = None
     if atoms is not None:
         model_in_map = maps.check_overlap(density, atoms.coordinates, _describe_source(model), 1.0, MIN_ATOMS_IN_MAP)
@@ -298,15 +342,37 @@ def _model_in_box(density: DensityMap, structure: gemmi.Structure, fraction: flo
     return cropped, atoms
 
 
+def _check_side_chains(structure: gemmi.Structure, label: str) -> None:
+    """Refuse a Cα-only model (its density cannot be subtracted); warn about one without side chains."""
+    counts = [
+        sum(1 for atom in residue if not atom.is_hydrogen())
+        for chain in structure[0]
+        for residue in chain
+        if gemmi.find_tabulated_residue(residue.name) is not None and gemmi.find_tabulated_residue(residue.name).is_amino_acid()
+    ]
+    if len(counts) < 10:
+        return
+    mean = float(np.mean(counts))
+    if mean < 2.5:
+        raise BadModelError(
+            f"model {label} holds only Cα (or Cα-like) atoms, {mean:.1f} heavy atoms per residue: without its backbone and side "
+            "chains the model's density cannot be subtracted from the map, so the protein itself would look like unexplained "
+            "density; give a full-atom model, or omit --model and give --sequence to trace one"
+        )
+    if mean < 5.0:
+        log.warning(
+            "model %s has no side chains for most residues (%.1f heavy atoms per residue): side-chain density will remain "
+            "in the difference map as blobs; a full-atom model gives cleaner blobs",
+            label,
+            mean,
+        )
+
+
 def _unexplained_density(protein: _ProteinInputs, ligand: Ligand, options: BuildOptions) -> tuple[segment.DifferenceMap, list[Blob]]:
     """The difference map and its blobs ranked for this ligand (or the one blob at ``options.site``)."""
     difference = segment.difference_map(protein.density, protein.search_structure, options.resolution)
-    if protein.structure is not None and difference.model_cc < 0.3:
-        log.warning(
-            "the model explains the map poorly (CC %.2f near the model): check the voxel size, origin and hand of the map, "
-            "and that the model was fitted to it",
-            difference.model_cc,
-        )
+    if protein.structure is not None and protein.traced is None:
+        check_model_fit(protein.density, protein.search_structure, protein.atoms, difference.model_cc, options.resolution)
     heavy_xyz = ligand.conformer_coordinates()[:, : ligand.heavy_atom_count]
     shape = LigandShape.from_conformers(heavy_xyz)
     protein_xyz = None if protein.atoms is None else protein.atoms.coordinates
@@ -315,6 +381,33 @@ def _unexplained_density(protein: _ProteinInputs, ligand: Ligand, options: Build
     center = site_center(options.site, protein.structure)
     radius = float(np.max(np.linalg.norm(heavy_xyz - heavy_xyz.mean(1, keepdims=True), axis=-1))) + 4.0
     return difference, [segment.site_blob(difference, center, radius, shape, protein_xyz)]
+
+
+#: Below this correlation of the model's density with the map (near the model) the model does not fit the map.
+POOR_MODEL_CC = 0.3
+
+
+def check_model_fit(density: DensityMap, structure: gemmi.Structure, atoms: AtomTable, model_cc: float, resolution: float) -> None:
+    """Refuse a model that does not fit the map (docking would find the protein's own density), saying how far off it looks.
+
+    A model with CC < 0.5 is searched for a better whole-model translation (:func:`maps.best_translation`);
+    a shift that raises the CC by ≥ 0.2 is named in the error. Without one, CC < ``POOR_MODEL_CC`` is refused.
+    """
+    if model_cc >= 0.5 or atoms is None or not len(atoms):
+        return
+    found = maps.best_translation(density, atoms.coordinates, resolution, structure=structure)
+    if found.distance >= 1.0 and found.cc_shifted >= max(found.cc_here, model_cc) + 0.2:
+        dx, dy, dz = found.shift
+        raise BadModelError(
+            f"the model does not fit the map (CC {model_cc:.2f} near the model); it fits the map best shifted by "
+            f"({dx:+.1f}, {dy:+.1f}, {dz:+.1f}) Å, {found.distance:.1f} Å away (CC {found.cc_shifted:.2f} there): check the "
+            "map's ORIGIN/NSTART (or the model's frame), e.g. that both come from the same deposition"
+        )
+    if model_cc < POOR_MODEL_CC:
+        raise BadModelError(
+            f"the model does not fit the map (CC {model_cc:.2f} near the model, and no shift of the model fits better): "
+            "check the voxel size, hand and resolution of the map, and that the model was fitted to this map"
+        )
 
 
 def ligand_fit(result: BuildResult) -> list[dict]:

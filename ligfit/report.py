@@ -55,7 +55,8 @@ def build_report(result: BuildOutcome, command: str | None = None) -> dict:
     best = result.best_pose
     options = result.options
     report = {
-        "status": "found" if result.found else "no convincing density",
+        "status": getattr(result, "status", "found" if result.found else "no convincing density"),
+        "blob_fraction_explained": list(getattr(result.docking, "explained", ())),
         "message": result.message,
         "confidence": result.confidence,
         "confidence_label": confidence_label(result.confidence) if result.found else "none",

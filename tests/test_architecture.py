@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ligfit"
 #: (stages: only the shared floor). trace and backbone are one stage (the de novo model).
 FLOORS = {
     "errors": 0,
+    "checks": 1,
     "io": 1,
     "maps": 2,
     "ligand": 2,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 from scipy.cluster.vq import kmeans2
+from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from ligfit.dock.grow import grow_poses
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 #: Pose sources recorded in reports; seed poses are numbered from SEEDED on.
 CONFORMER_SEARCH, ANCHOR_AND_GROW, SEEDED = 0, 1, 2
 _SOURCE_NAMES = {CONFORMER_SEARCH: "conformer search", ANCHOR_AND_GROW: "anchor and grow"}
+#: A placement that accounts for less than this fraction of its blob is only a partial answer.
+PARTIAL_FRACTION = 0.6
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,16 @@ class DockingResult:
     placements: list[Pose]
     reason: str
     options: DockingOptions = field(default_factory=DockingOptions)
+    explained: tuple[float, ...] = ()  # per placement: the fraction of its blob the ligand accounts for (0–1)
 
     @property
     def supported(self) -> bool:
         return bool(self.placements)
+
+    @property
+    def partial(self) -> bool:
+        """Whether the best placement accounts for only part of its blob (a smaller ligand than the density holds)."""
+        return bool(self.explained) and self.explained[0] < PARTIAL_FRACTION
 
     @property
     def best(self) -> Pose | None:
@@ -91,7 +100,50 @@ def dock(
         per_blob_best.setdefault(pose.blob_rank, pose)
     reported = ranked[: options.final_poses]
     reported += [pose for pose in per_blob_best.values() if not any(pose is kept for kept in reported)]
-    return _judge(reported, matches, options, copies)
+    return _with_blob_coverage(_judge(reported, matches, options, copies), blobs, ligand.heavy_atom_count, resolution)
+
+
+def blob_fraction_explained(pose_xyz: np.ndarray, blob: Blob, heavy_atoms: int, resolution: float) -> float:
+    """The fraction (0–1) of ``blob`` that a pose's heavy atoms ``pose_xyz`` account for.
+
+    The smaller of (a) the share of the blob's positive difference density within
+    max(1.5 Å, resolution/2) of a ligand atom and (b) the ligand's heavy atoms over the blob's
+    estimated heavy atoms: a ligand much smaller than its blob explains only part of it.
+    """
+    distance, _ = cKDTree(pose_xyz).query(blob.points)
+    weights = np.clip(blob.values, 0, None)
+    fraction = float(weights[distance < max(1.5, resolution / 2)].sum() / max(weights.sum(), 1e-12))
+    if blob.estimated_heavy_atoms:
+        fraction = min(fraction, heavy_atoms / blob.estimated_heavy_atoms)
+    return float(np.clip(fraction, 0.0, 1.0))
+
+
+def _with_blob_coverage(result: DockingResult, blobs: list[Blob], heavy_atoms: int, resolution: float) -> DockingResult:
+    """Scale each placement's confidence by how much of its blob it explains; say so when that is only part."""
+    if not result.placements:
+        return result
+    by_rank = {blob.rank: blob for blob in blobs}
+    explained, placements = [], []
+    for pose in result.placements:
+        blob = by_rank.get(pose.blob_rank)
+        fraction = 1.0 if blob is None else blob_fraction_explained(pose.coordinates[:heavy_atoms], blob, heavy_atoms, resolution)
+        explained.append(round(fraction, 3))
+        placements.append(replace(pose, confidence=round(pose.confidence * min(1.0, fraction / PARTIAL_FRACTION), 3)))
+    reason = result.reason
+    if explained[0] < PARTIAL_FRACTION:
+        blob = by_rank.get(placements[0].blob_rank)
+        size = (
+            ""
+            if blob is None or not blob.estimated_heavy_atoms
+            else f" ({heavy_atoms} heavy atoms; the blob holds about {blob.estimated_heavy_atoms:.0f})"
+        )
+        reason = reason.replace(
+            "supported by the density",
+            f"partial: the ligand explains only {explained[0]:.0%} of its blob{size}; the density holds more than this "
+            "ligand (a larger compound, a different salt or fragment, or a neighbouring molecule?)",
+            1,
+        )
+    return replace(result, placements=placements, reason=reason, explained=tuple(explained))
 
 
 def _dock_blob(
@@ -105,7 +157,6 @@ def _dock_blob(
     seeds: list[SeedPose],
 ) -> list[Pose]:
     rng = np.random.default_rng(options.seed)
-    torch.manual_seed(options.seed)
     heavy = ligand.heavy_atom_count
     conformers = ligand.conformer_coordinates()
     radius = float(np.max(np.linalg.norm(conformers[:, :heavy] - conformers[:, :heavy].mean(1, keepdims=True), axis=-1)))

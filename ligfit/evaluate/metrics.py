@@ -19,7 +19,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ligfit import io, maps
-from ligfit.errors import BadMapError, BadModelError
+from ligfit.checks import check_resolution
+from ligfit.errors import BadModelError
 from ligfit.evaluate import clashes, composite, contacts, correlation, geometry, model_map, reference
 from ligfit.evaluate.chemistry import LigandDefinition, ideal_geometry
 from ligfit.evaluate.sites import LigandSite, ModelAtoms, ligand_sites, model_atoms
@@ -114,8 +115,7 @@ def evaluate_model(
     skips the model-wide Q-scores, CCs and clashscore (faster for large models).
     Raises a ``LigfitError`` for bad input.
     """
-    if not resolution or resolution <= 0:
-        raise BadMapError(f"resolution must be a positive number of Å, got {resolution!r}")
+    resolution = check_resolution(resolution)
     timings: dict[str, float] = {}
     notes: list[str] = []
     clock = StageTimer(timings)
