@@ -13,6 +13,7 @@ scikit-image) zoned to within :data:`ZONE` Å of the ligand's atoms, the way Chi
 
 from __future__ import annotations
 
+import base64
 import io as _io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -330,12 +331,6 @@ def _q_colour(value: float) -> tuple[float, float, float, float]:
     return colormaps[Q_COLOURMAP](float(np.clip((value - Q_RANGE[0]) / (Q_RANGE[1] - Q_RANGE[0]), 0, 1)))
 
 
-def q_colour(value: float | None) -> tuple[int, int, int]:
-    """Colour of a Q-score on the report's scale (red low, green high; grey when unknown), as 0–255 RGB."""
-    red, green, blue, _ = _q_colour(np.nan if value is None else value)
-    return (round(255 * red), round(255 * green), round(255 * blue))
-
-
 def q_score_chart(
     atom_names: Sequence[str], atom_q: Sequence[float | None], expected: float | None, *, width_inches: float = 6.4, dpi: int = 100
 ) -> bytes:
@@ -389,6 +384,12 @@ def ligand_2d(mol: Chem.Mol, atom_q: Sequence[float | None] | None = None, *, si
     drawer.FinishDrawing()
     text = drawer.GetDrawingText()
     return text if isinstance(text, bytes) else text.encode()
+
+
+def data_uri(image: bytes) -> str:
+    """An image as a ``data:`` URI for HTML (PNG or SVG, told apart by their first bytes)."""
+    mime = "image/png" if image[:4] == b"\x89PNG" else "image/svg+xml"
+    return f"data:{mime};base64,{base64.b64encode(image).decode('ascii')}"
 
 
 def _png(figure: Figure) -> bytes:

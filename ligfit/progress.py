@@ -81,7 +81,7 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 def _count(done: int, total: int | None, unit: str) -> str:
-    units = unit if done == 1 else unit + "s"
+    units = unit if (done if total is None else total) == 1 else unit + "s"
     return f"{done} {units}" if total is None else f"{done}/{total} {units} ({done / max(total, 1):.0%})"
 
 

@@ -99,9 +99,8 @@ def write_build_outputs(result: BuildResult, folder: Path, force: bool, command:
         maps.write_map(result.difference.difference, staging / "difference.mrc")
         io.write_text(staging / "report.json", json.dumps(report, indent=2) + "\n")
         placed = [pose.coordinates for pose in result.placements]
-        write_build_presentation(
-            staging, folder, report, result.density_map, result.difference.difference, result.ligand, placed, structure
-        )
+        model = structure if structure is not None else result.model
+        write_build_presentation(staging, folder, report, result.density_map, result.difference.difference, result.ligand, placed, model)
     return folder
 
 

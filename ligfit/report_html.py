@@ -8,7 +8,6 @@ before and after, timings, versions and the exact command.
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,21 +136,32 @@ def write_build_presentation(
     level = pictures.contour_level(density, _pocket_reference(scenes))
     protein = io.heavy_atoms(model) if model is not None else None
     io.write_text(staging / "report.html", build_report_html(report, scenes, density, difference, level, protein))
-    if not scenes:
-        return
-    map_source = (report.get("inputs") or {}).get("map")
-    map_path = str(Path(map_source).resolve()) if map_source and Path(map_source).is_file() else None
-    threshold = (report.get("options") or {}).get("threshold")
+    inputs = report.get("inputs") or {}
+    if scenes:
+        model_file, centre = "model.cif", viewers.ligand_centre(scenes[0].ligand.coordinates)
+    else:  # nothing placed: the input model (if any), looking at the best blob
+        model_file = _existing_path(inputs.get("model"))
+        blobs = report.get("blobs") or []
+        centre = tuple(blobs[0]["centroid"]) if blobs else tuple(np.round(density.origin + density.extent / 2, 3).tolist())
     scene = viewers.ViewerScene(
-        model="model.cif",
+        model=model_file,
         ligand_name=residue_name,
-        centre=viewers.ligand_centre(scenes[0].ligand.coordinates),
-        map_path=map_path,
+        centre=centre,
+        map_path=_existing_path(inputs.get("map")),
         map_level=round(level, 5),
         difference="difference.mrc" if difference is not None else None,
-        difference_level=threshold,
+        difference_level=(report.get("options") or {}).get("threshold"),
+        placed=bool(scenes),
     )
     viewers.write_viewer_scripts(staging, scene, final_folder=folder)
+
+
+def _existing_path(source: object) -> str | None:
+    """The absolute path of an input given as a file (None for inputs given in memory)."""
+    if not isinstance(source, str) or not source:
+        return None
+    path = Path(source)
+    return str(path.resolve()) if path.is_file() else None
 
 
 def _pocket_reference(scenes: Sequence[LigandScene]) -> np.ndarray | None:
@@ -364,10 +374,4 @@ def _percent(value: object) -> str:
     return "–" if not isinstance(value, (int, float)) else f"{100 * value:.0f}%"
 
 
-def data_uri(image: bytes) -> str:
-    """An image as a ``data:`` URI (PNG or SVG, told apart by their first bytes)."""
-    mime = "image/png" if image[:4] == b"\x89PNG" else "image/svg+xml"
-    return f"data:{mime};base64,{base64.b64encode(image).decode('ascii')}"
-
-
-_data_uri = data_uri
+_data_uri = pictures.data_uri

@@ -27,13 +27,14 @@ POSITIVE_COLOUR, NEGATIVE_COLOUR = "#20a020", "#e03030"
 class ViewerScene:
     """What the scripts open and where they look. Paths: ``model``/``difference`` relative to the build folder."""
 
-    model: str  # e.g. "model.cif"
+    model: str | None  # e.g. "model.cif" (relative to the folder) or an absolute path; None: no model
     ligand_name: str  # residue name of the ligand
     centre: tuple[float, float, float]  # Å, where to look (the best placement's centre)
     map_path: str | None  # absolute path of the input map, None when it was given in memory
     map_level: float  # contour of the input map (its own units)
     difference: str | None = "difference.mrc"
     difference_level: float | None = None  # ± contour of the difference map
+    placed: bool = True  # False: nothing was placed, ``centre`` is the best blob (or the map's centre)
     zone: float = 2.4  # Å: map shown within this distance of the ligand
     pocket_radius: float = 5.0  # Å: residues shown as sticks around the ligand
 
@@ -54,26 +55,27 @@ def write_viewer_scripts(folder: str | os.PathLike, scene: ViewerScene, final_fo
 def chimerax_script(scene: ViewerScene) -> str:
     """ChimeraX commands (a .cxc file; ChimeraX runs it from its own folder, so relative paths work)."""
     ligand = f":{scene.ligand_name}"
-    lines = [
-        "# ligfit: open the build in ChimeraX (chimerax open_in_chimerax.cxc, or File > Open).",
-        f"open {_quote(scene.model)}",
-    ]
-    models = {"model": 1}
+    lines = ["# ligfit: open the build in ChimeraX (chimerax open_in_chimerax.cxc, or File > Open)."]
+    models: dict[str, int] = {}
+    if scene.model is not None:
+        lines.append(f"open {_quote(scene.model)}")
+        models["model"] = 1
     if scene.map_path is not None:
         lines.append(f"open {_quote(scene.map_path)}")
         models["map"] = len(models) + 1
     if scene.difference is not None:
         lines.append(f"open {_quote(scene.difference)}")
         models["difference"] = len(models) + 1
-    lines += [
-        "color #1 bychain",
-        "color #1 byhetero",
-        "cartoon #1",
-        "hide #1 atoms",
-        f"show {ligand} atoms",
-        f"show {ligand} :<{scene.pocket_radius:g} atoms",
-        f"style {ligand} stick",
-    ]
+    if "model" in models:
+        lines += [
+            "color #1 bychain",
+            "color #1 byhetero",
+            "cartoon #1",
+            "hide #1 atoms",
+            f"show {ligand} atoms",
+            f"show {ligand} :<{scene.pocket_radius:g} atoms",
+            f"style {ligand} stick",
+        ]
     if "map" in models:
         lines.append(f"volume #{models['map']} style mesh level {scene.map_level:.5g} color {MAP_COLOUR}")
     if "difference" in models and scene.difference_level is not None:
@@ -82,9 +84,19 @@ def chimerax_script(scene: ViewerScene) -> str:
             f"volume #{models['difference']} style mesh level {-level:.5g} color {NEGATIVE_COLOUR} level {level:.5g} color {POSITIVE_COLOUR}"
         )
     maps = ",".join(str(models[key]) for key in ("map", "difference") if key in models)
-    if maps:
-        lines.append(f"volume zone #{maps} nearAtoms {ligand} range {scene.zone:g}")
-    lines += [f"view {ligand}", f"cofr {ligand}", ""]
+    x, y, z = (float(v) for v in scene.centre)
+    if scene.placed and "model" in models:
+        if maps:
+            lines.append(f"volume zone #{maps} nearAtoms {ligand} range {scene.zone:g}")
+        lines += [f"view {ligand}", f"cofr {ligand}"]
+    else:  # nothing placed: look at the point of interest (the best blob), the maps shown in a box around it
+        if maps:
+            half = scene.pocket_radius + 5
+            lines.append(f"volume #{maps} region all")
+            lines.append(f"marker #20 position {x:.3f},{y:.3f},{z:.3f} color yellow radius 0.3")
+            lines.append(f"volume zone #{maps} nearAtoms #20 range {half:g}")
+        lines += [f"cofr {x:.3f},{y:.3f},{z:.3f}", "view #20" if maps else "view"]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -105,7 +117,7 @@ try:
     HERE = os.path.dirname(os.path.abspath(inspect.getfile(inspect.currentframe())))
 except (TypeError, OSError):
     HERE = {str(Path(folder).resolve())!r}
-MODEL = os.path.join(HERE, {scene.model!r})
+MODEL = {_model_expression(scene.model)}
 MAP = {scene.map_path!r}  # the input map (not copied into the build folder)
 MAP_LEVEL = {scene.map_level!r}
 DIFFERENCE = {None if scene.difference is None else scene.difference!r}
@@ -127,8 +139,9 @@ def optional(name, *args):
     return function(*args) if function is not None else None
 
 
-imol = api("read_pdb")(MODEL)
-optional("set_colour_by_chain", imol)
+if MODEL is not None:
+    imol = api("read_pdb")(MODEL)
+    optional("set_colour_by_chain", imol)
 if MAP is not None and os.path.isfile(MAP):
     imap = api("handle_read_ccp4_map")(MAP, 0)
     api("set_contour_level_absolute")(imap, MAP_LEVEL)
@@ -146,6 +159,13 @@ def ligand_centre(coordinates: np.ndarray) -> tuple[float, float, float]:
     """Centre (Å) of a ligand's heavy atoms, rounded for a script."""
     centre = np.asarray(coordinates, dtype=float).reshape(-1, 3).mean(axis=0)
     return tuple(round(float(v), 3) for v in centre)
+
+
+def _model_expression(model: str | None) -> str:
+    """Python for the model's path in the Coot script: beside the script, or absolute as given."""
+    if model is None:
+        return "None"
+    return repr(model) if Path(model).is_absolute() else f"os.path.join(HERE, {model!r})"
 
 
 def _quote(path: str) -> str:
