@@ -67,15 +67,9 @@ def chimerax_script(scene: ViewerScene) -> str:
         lines.append(f"open {_quote(scene.difference)}")
         models["difference"] = len(models) + 1
     if "model" in models:
-        lines += [
-            "color #1 bychain",
-            "color #1 byhetero",
-            "cartoon #1",
-            "hide #1 atoms",
-            f"show {ligand} atoms",
-            f"show {ligand} :<{scene.pocket_radius:g} atoms",
-            f"style {ligand} stick",
-        ]
+        lines += ["color #1 bychain", "color #1 byhetero", "cartoon #1", "hide #1 atoms"]
+        if scene.placed:
+            lines += [f"show {ligand} atoms", f"show {ligand} :<{scene.pocket_radius:g} atoms", f"style {ligand} stick"]
     if "map" in models:
         lines.append(f"volume #{models['map']} style mesh level {scene.map_level:.5g} color {MAP_COLOUR}")
     if "difference" in models and scene.difference_level is not None:
@@ -95,7 +89,7 @@ def chimerax_script(scene: ViewerScene) -> str:
             lines.append(f"volume #{maps} region all")
             lines.append(f"marker #20 position {x:.3f},{y:.3f},{z:.3f} color yellow radius 0.3")
             lines.append(f"volume zone #{maps} nearAtoms #20 range {half:g}")
-        lines += [f"cofr {x:.3f},{y:.3f},{z:.3f}", "view #20" if maps else "view"]
+        lines += [f"cofr {x:.3f},{y:.3f},{z:.3f}", "view #20" if maps else "view", "zoom 0.2" if maps else ""]
     lines.append("")
     return "\n".join(lines)
 
