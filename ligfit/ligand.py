@@ -14,6 +14,7 @@ from rdkit import Chem, rdBase
 from rdkit.Chem import AllChem, Lipinski, rdDistGeom
 
 from ligfit.errors import BadLigandError
+from ligfit.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,10 @@ class Ligand:
     """A ligand ready for docking: an RDKit molecule with explicit hydrogens and 3D conformers.
 
     Heavy atoms come first (indices 0 … heavy_atom_count-1); every conformer is MMFF-minimised
-    (UFF where MMFF has no parameters) and ``conformer_energies`` are in kcal/mol.
+    (UFF where MMFF has no parameters) and ``conformer_energies`` are in kcal/mol. ``mol`` carries
+    the charges used for scoring and refinement (pH 7 by default); ``given`` is the molecule as the
+    user gave it (heavy atoms, bond orders, formal charges), its atoms in the order of ``mol``'s
+    heavy atoms, for output files that must match the input's chemistry.
     """
 
     mol: Chem.Mol
@@ -43,6 +47,7 @@ class Ligand:
     conformer_energies: np.ndarray
     force_field: str
     atom_names: tuple[str, ...] = field(default=())
+    given: Chem.Mol | None = None
 
     @property
     def heavy_atom_count(self) -> int:
@@ -75,7 +80,8 @@ def load_ligand(
     that is not valid SMILES), or an RDKit Mol. ``protonation`` is ``"ph7"`` (charge acids and
     bases as at pH 7) or ``"as-given"``.
     """
-    mol = parse_ligand(source)
+    given = parse_ligand(source)
+    mol = given
     if protonation == "ph7":
         mol = protonate_ph7(mol)
     elif protonation != "as-given":
@@ -83,7 +89,11 @@ def load_ligand(
     smiles = Chem.MolToSmiles(mol)
     mol, energies, force_field = generate_conformers(mol, max_conformers=max_conformers, seed=seed)
     atom_names = tuple(_atom_names(mol))
-    return Ligand(mol=mol, name=name, smiles=smiles, conformer_energies=energies, force_field=force_field, atom_names=atom_names)
+    given = Chem.Mol(given)
+    given.RemoveAllConformers()
+    return Ligand(
+        mol=mol, name=name, smiles=smiles, conformer_energies=energies, force_field=force_field, atom_names=atom_names, given=given
+    )
 
 
 def parse_ligand(source: str | os.PathLike | Chem.Mol) -> Chem.Mol:
@@ -402,3 +412,63 @@ def posed_mol(ligand: Ligand, coordinates: np.ndarray) -> Chem.Mol:
 def heavy_atom_mol(ligand: Ligand, coordinates: np.ndarray | None = None) -> Chem.Mol:
     """The ligand without hydrogens, with one conformer at ``coordinates`` (all-atom array, Å) if given."""
     return Chem.RemoveHs(Chem.Mol(ligand.mol) if coordinates is None else posed_mol(ligand, coordinates))
+
+
+def given_mol(ligand: Ligand, coordinates: np.ndarray | None = None) -> Chem.Mol:
+    """The ligand as the user gave it (heavy atoms, bond orders, formal charges), at ``coordinates`` if given.
+
+    ``coordinates``: all-atom (or heavy-atom) array in ligand order, Å. Ligands made without the
+    input molecule (built by hand) fall back to :func:`heavy_atom_mol`.
+    """
+    if ligand.given is None:
+        return heavy_atom_mol(ligand, coordinates)
+    mol = Chem.Mol(ligand.given)
+    heavy = [atom.GetAtomicNum() for atom in ligand.mol.GetAtoms()][: ligand.heavy_atom_count]
+    if [atom.GetAtomicNum() for atom in mol.GetAtoms()] != heavy:
+        raise ValueError("the given molecule's atoms do not match the ligand's heavy atoms (a bug in load_ligand)")
+    if coordinates is not None:
+        conformer = Chem.Conformer(mol.GetNumAtoms())
+        for index, position in enumerate(np.asarray(coordinates, dtype=float)[: mol.GetNumAtoms()]):
+            conformer.SetAtomPosition(index, position.tolist())
+        conformer.Set3D(True)
+        mol.AddConformer(conformer, assignId=True)
+    return mol
+
+
+def protonation_summary(ligand: Ligand) -> dict:
+    """The chemistry given and the one used for scoring and refinement, as SMILES and net charge."""
+    given = ligand.given if ligand.given is not None else Chem.RemoveHs(ligand.mol)
+    return {
+        "given_smiles": Chem.MolToSmiles(given),
+        "given_charge": Chem.GetFormalCharge(given),
+        "used_smiles": ligand.smiles,
+        "used_charge": Chem.GetFormalCharge(ligand.mol),
+    }
+
+
+def write_ligand_sdf(
+    path: str | os.PathLike,
+    ligand: Ligand,
+    coordinate_sets: list[np.ndarray],
+    *,
+    titles: list[str] | None = None,
+    properties: list[dict] | None = None,
+    chemistry: str = "given",
+) -> None:
+    """Write poses (all-atom coordinates in ligand order, Å) to an SDF file, one record per pose (atomic).
+
+    ``chemistry``: ``"given"`` writes the molecule the user gave (heavy atoms, their bond orders
+    and charges, as PoseBusters and InChI comparisons expect); ``"used"`` writes the molecule
+    ligfit scored and refined (its protonation, hydrogens included).
+    """
+    if chemistry not in ("given", "used"):
+        raise ValueError(f"chemistry must be 'given' or 'used', not {chemistry!r}")
+    with atomic_path(path) as temporary:
+        writer = Chem.SDWriter(str(temporary))
+        for index, coordinates in enumerate(coordinate_sets):
+            mol = given_mol(ligand, coordinates) if chemistry == "given" else posed_mol(ligand, coordinates)
+            mol.SetProp("_Name", titles[index] if titles else f"{ligand.name} pose {index + 1}")
+            for key, value in (properties[index] if properties else {}).items():
+                mol.SetProp(str(key), str(value))
+            writer.write(mol)
+        writer.close()

@@ -8,17 +8,20 @@ from pathlib import Path
 from typing import Protocol
 
 import gemmi
-from rdkit import Chem
 
 from ligfit import io, maps
-from ligfit.ligand import Ligand, heavy_atom_mol
+from ligfit.ligand import Ligand, protonation_summary, write_ligand_sdf
+from ligfit.maps import DensityMap
 from ligfit.records import Blob, Pose
+from ligfit.report_html import write_build_presentation
 from ligfit.runtime import json_ready, versions
 
 
 class BuildOutcome(Protocol):
     """What the report reads of a build's result (``ligfit.pipeline.BuildResult`` is one)."""
 
+    density_map: DensityMap
+    model: gemmi.Structure | None
     ligand: Ligand
     difference: object  # segment.DifferenceMap
     blobs: list[Blob]
@@ -105,26 +108,25 @@ def write_build_outputs(result: BuildOutcome, folder: Path, force: bool, command
     """Write every output into ``folder`` as a whole: all files appear together or none do."""
     with io.output_folder(folder, force=force) as staging:
         report = build_report(result, command)
+        report["ligand"].update(protonation_summary(result.ligand))
         structure = result.complex_structure()
         if structure is not None:
             io.write_structure(structure, staging / "model.cif")
             io.write_structure(structure, staging / "model.pdb")
             _write_sdf(result.placements, result, staging / "ligand.sdf")
+            _write_sdf(result.placements, result, staging / "ligand_protonated.sdf", chemistry="used")
         if result.poses:
             _write_sdf(result.poses, result, staging / "poses.sdf")
         maps.write_map(result.difference.difference, staging / "difference.mrc")
         io.write_text(staging / "report.json", json.dumps(report, indent=2) + "\n")
+        placed = [pose.coordinates for pose in result.placements]
+        model = structure if structure is not None else result.model
+        write_build_presentation(staging, folder, report, result.density_map, result.difference.difference, result.ligand, placed, model)
     return folder
 
 
-def _write_sdf(poses, result: BuildOutcome, path: Path) -> None:
-    """Heavy-atom poses (hydrogens removed, as in model.cif) with their scores as SD properties."""
-    with io.atomic_path(path) as temporary:
-        writer = Chem.SDWriter(str(temporary))
-        for rank, pose in enumerate(poses):
-            mol = heavy_atom_mol(result.ligand, pose.coordinates)
-            mol.SetProp("_Name", f"{result.options.ligand_name} pose {rank + 1}")
-            for key, value in pose.summary().items():
-                mol.SetProp(key, str(value))
-            writer.write(mol)
-        writer.close()
+def _write_sdf(poses, result: BuildOutcome, path: Path, chemistry: str = "given") -> None:
+    """Poses as the user gave the ligand (or with hydrogens as protonated for scoring), their scores as SD properties."""
+    titles = [f"{result.options.ligand_name} pose {rank + 1}" for rank in range(len(poses))]
+    coordinates = [pose.coordinates for pose in poses]
+    write_ligand_sdf(path, result.ligand, coordinates, titles=titles, properties=[p.summary() for p in poses], chemistry=chemistry)

@@ -38,7 +38,10 @@ def example_run(tmp_path_factory):
 def test_example_builds_and_places_the_ligand_within_2_angstrom(example_run):
     code, out = example_run
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["difference.mrc", "ligand.sdf", "model.cif", "model.pdb", "poses.sdf", "report.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "difference.mrc", "ligand.sdf", "ligand_protonated.sdf", "model.cif", "model.pdb", "open_in_chimerax.cxc", "open_in_coot.py",
+        "poses.sdf", "report.html", "report.json",
+    ]  # fmt: skip
     placed = Chem.MolFromMolFile(str(out / "ligand.sdf"))
     reference = Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf"))
     assert ligand_rmsd(placed, reference) <= 2.0

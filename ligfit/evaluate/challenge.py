@@ -8,7 +8,8 @@ written at once to ``rows/<id>.json``; a rerun skips rows whose result is there 
 it stopped. A row with bad input is recorded as failed and the run goes on. At the end
 ``scores.csv`` (one line per model ligand, ranked by the composite score among the same ligand of
 each target) and
-``report.html`` (with a picture and a Q-score plot per ligand) are written.
+``report.html`` (with a picture of each ligand in its density and a Q-score plot, see
+:mod:`ligfit.pictures`) are written.
 """
 
 from __future__ import annotations
@@ -26,10 +27,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
+from ligfit import io, pictures
 from ligfit.errors import LigfitError
-from ligfit.evaluate import metrics, pictures
+from ligfit.evaluate import metrics
 from ligfit.evaluate.errors import BadSubmissionsError
-from ligfit.io import write_text
+from ligfit.io import atomic_path, write_text
+from ligfit.maps import DensityMap
 from ligfit.runtime import Progress, json_ready, no_progress
 
 log = logging.getLogger(__name__)
@@ -233,11 +238,23 @@ def _evaluate(submission: Submission, folder: Path, whole_model: bool) -> dict:
         whole_model=whole_model,
     )
     picture_files = {}
+    protein = io.heavy_atoms(structure)
     for ligand in evaluation.ligands:
         name = f"{submission.file_stem}_{''.join(ch if ch.isalnum() else '_' for ch in ligand['ligand'])}.png"
-        pictures.ligand_picture(density, ligand, folder / "pictures" / name)
+        _write_picture(folder / "pictures" / name, density, ligand, protein)
         picture_files[ligand["ligand"]] = f"pictures/{name}"
     return {"evaluation": evaluation.as_dict(), "pictures": picture_files}
+
+
+def _write_picture(path: Path, density: DensityMap, ligand: dict, protein: io.AtomTable) -> None:
+    """The ligand (an Evaluation ligand dict) in its density from three directions, pocket in sticks, atoms coloured by Q."""
+    xyz = np.asarray(ligand["coordinates"], dtype=float)
+    residue_ids = [f"{c}:{n}" for c, n in zip(protein.chain, protein.residue_number)]
+    pocket = pictures.pocket_sticks(protein.coordinates, protein.elements, residue_ids, xyz)
+    sticks = pictures.Sticks(xyz, ligand["elements"], ligand["bonds"])
+    png = pictures.density_views(density, sticks, pocket=pocket, atom_q=ligand["atom_q_scores"], title=ligand["ligand"])
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(png)
 
 
 def _progress_line(record: dict, done: int, total: int) -> str:

@@ -1,4 +1,4 @@
-"""The challenge report: one self-contained HTML page (pictures as files beside it, plots inline as SVG)."""
+"""The challenge report: one HTML page (density pictures as files beside it, Q-score plots embedded)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import datetime
 from html import escape
 from importlib import metadata
 
+from ligfit import pictures
 from ligfit.evaluate import composite
-from ligfit.evaluate.pictures import q_score_svg
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}
@@ -97,10 +97,16 @@ def _ligand_section(record: dict, line: dict) -> str:
         f"<div class=ligand id='{_anchor(line)}'><h3>{escape(line['group'] or 'model')} · {escape(ligand['ligand'])}</h3>"
         f"<p><small>{escape(record['submission']['model'])}; compared with {compared}; composite terms: {terms}</small></p>"
         + (f"<img src='{escape(picture)}' alt='density around {escape(ligand['ligand'])}'><br>" if picture else "")
-        + "<small>Views down z, y and x: density (max through the ligand's slab) with a contour in blue; atoms coloured by Q-score.</small><br>"
-        + q_score_svg(ligand["atom_names"], ligand["atom_q_scores"], evaluation["expected_q_score"])
+        + "<small>The map's isosurface within 2.4 Å of the ligand, seen along its principal axes, at half the median density of "
+        "the pocket's atoms; ligand atoms coloured by Q-score, pocket residues within 5 Å as thin sticks.</small><br>"
+        + _q_chart(ligand["atom_names"], ligand["atom_q_scores"], evaluation["expected_q_score"])
         + f"<p>Contacts:</p><ul>{contacts or '<li>none</li>'}</ul><p>Serious clashes:</p><ul>{clashes or '<li>none</li>'}</ul></div>"
     )
+
+
+def _q_chart(atom_names: list[str], atom_q: list[float | None], expected: float) -> str:
+    chart = pictures.q_score_chart(atom_names, atom_q, expected)
+    return f"<img src='{pictures.data_uri(chart)}' alt='per-atom Q-scores'>"
 
 
 def _anchor(line: dict) -> str:
