@@ -26,6 +26,7 @@ from pathlib import Path
 from ligfit import api, checks, io, maps
 from ligfit.errors import LigfitError
 from ligfit.pipeline import BuildOptions
+from ligfit.progress import ProgressReporter
 from ligfit.report import confidence_label
 from ligfit.runtime import versions
 
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.command_line = " ".join(["ligfit", *(argv if argv is not None else sys.argv[1:])])
     _configure_logging(args.quiet)
+    args.progress = ProgressReporter.for_stream(sys.stderr, quiet=args.quiet)
     log.info("ligfit %s | %s", versions()["ligfit"], args.command_line)
     previous = _interrupt_on_sigterm()
     try:
@@ -362,14 +364,6 @@ def _refuse_existing(*paths: Path | None, force: bool) -> None:
             io.check_output_file(path, force)
 
 
-def _log_progress(stage: str, done: int | None = None, total: int | None = None) -> None:
-    """Progress as log lines: each stage once; counted stages at their start, every tenth step and their end."""
-    if done is None or total is None:
-        log.info("… %s", stage)
-    elif done in (0, total) or done % 10 == 0:
-        log.info("… %s %d/%d", stage, done, total)
-
-
 def _build(args: argparse.Namespace) -> int:
     io.check_output_folder(args.output, args.force)
     started = time.perf_counter()
@@ -389,7 +383,7 @@ def _build(args: argparse.Namespace) -> int:
         templates=args.templates,
         refine=not args.no_refine,
         sequence=args.sequence,
-        progress=_log_progress,
+        progress=args.progress,
     )
     result.write(args.output, force=args.force, command=args.command_line)
     elapsed = time.perf_counter() - started
@@ -435,7 +429,7 @@ def _refine(args: argparse.Namespace) -> int:
         args.ligand,
         resolution=args.resolution,
         ligand_name=args.ligand_name,
-        progress=_log_progress,
+        progress=args.progress,
     )
     io.write_structure(refinement.model, args.output)
     if args.json:
@@ -449,7 +443,7 @@ def _refine(args: argparse.Namespace) -> int:
 
 def _trace(args: argparse.Namespace) -> int:
     _refuse_existing(args.output, force=args.force)
-    result = api.trace(args.map, resolution=args.resolution, sequence=args.sequence, device=args.device, progress=_log_progress)
+    result = api.trace(args.map, resolution=args.resolution, sequence=args.sequence, device=args.device, progress=args.progress)
     result.write(args.output)
     print(f"ligfit: {result.message}. Wrote {args.output}.")
     return 0
@@ -457,7 +451,7 @@ def _trace(args: argparse.Namespace) -> int:
 
 def _templates_build(args: argparse.Namespace) -> int:
     io.check_output_folder(args.output, args.force)
-    library = api.build_templates(args.sources, args.output, force=args.force, progress=_log_progress)
+    library = api.build_templates(args.sources, args.output, force=args.force, progress=args.progress)
     print(f"ligfit: wrote {args.output} ({len(library)} templates)")
     return 0
 
@@ -502,7 +496,7 @@ def _challenge(args: argparse.Namespace) -> int:
         workers=args.workers,
         retry_failed=args.retry_failed,
         whole_model=not args.ligands_only,
-        progress=_log_progress,
+        progress=args.progress,
     )
     done = len(result.records) - len(result.failed) - len(result.bugs)
     print(f"ligfit: evaluated {done} of {len(result.records)} submissions; wrote {args.output}/scores.csv and {args.output}/report.html")

@@ -19,9 +19,9 @@ import numpy as np
 from rdkit import Chem
 
 from ligfit import io, pictures, viewers
-from ligfit.measures import expected_q_score, q_scores
 from ligfit.ligand import Ligand, given_mol
 from ligfit.maps import DensityMap
+from ligfit.measures import expected_q_score, q_scores
 from ligfit.pictures import Sticks
 
 MAX_PICTURED_PLACEMENTS = 4

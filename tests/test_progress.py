@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from ligfit.progress import QUIET, Progress
+from ligfit.progress import ProgressReporter
 
 
 class _Terminal(io.StringIO):
@@ -12,36 +12,38 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_quiet_by_default_prints_nothing_and_yields_everything():
-    assert list(QUIET.track(range(5), "docking")) == [0, 1, 2, 3, 4]
-    QUIET("reading inputs")
+def _docking(progress: ProgressReporter, blobs: int = 4) -> None:
+    for done in range(blobs + 1):
+        progress("docking blobs", done, blobs)
+
+
+def test_off_prints_nothing():
     stream = io.StringIO()
-    silent = Progress(stream, enabled=False)
+    silent = ProgressReporter(stream, enabled=False)
     silent("reading inputs")
-    assert list(silent.track([1, 2], "docking")) == [1, 2] and stream.getvalue() == ""
+    _docking(silent)
+    assert stream.getvalue() == ""
+    assert not ProgressReporter.for_stream(_Terminal(), quiet=True).enabled
+    assert ProgressReporter.for_stream(_Terminal()).enabled
 
 
 def test_plain_lines_when_not_a_terminal():
     stream = io.StringIO()
-    progress = Progress(stream, every=3600)
+    progress = ProgressReporter(stream, every=3600)
     progress("reading inputs")
-    assert list(progress.track(range(4), "docking", unit="blob")) == [0, 1, 2, 3]
+    _docking(progress)
+    progress("refining placements")
     lines = stream.getvalue().splitlines()
-    assert lines == ["… reading inputs", lines[1], lines[2]]
-    assert lines[1].startswith("… docking: 1/4 blobs (25%), about") and lines[1].endswith("s left")
-    assert lines[2].startswith("… docking: 4/4 blobs (100%), ") and "\r" not in stream.getvalue()
+    assert lines[0] == "… reading inputs" and lines[-1] == "… refining placements"
+    assert lines[1] == "… docking blobs: 0/4"  # its start, then its end only (every = 1 h)
+    assert lines[2].startswith("… docking blobs: 4/4, ") and lines[2].endswith(" s")
+    assert len(lines) == 4 and "\r" not in stream.getvalue()
 
 
 def test_tqdm_bar_on_a_terminal():
     stream = _Terminal()
-    progress = Progress(stream)
+    progress = ProgressReporter(stream)
     assert progress.bars
-    assert sum(progress.track(range(10), "refining", unit="placement")) == 45
+    _docking(progress, 10)
     text = stream.getvalue()
-    assert "refining" in text and "100%" in text and "10/10" in text and "\r" in text
-
-
-def test_cli_helper_respects_quiet():
-    stream = _Terminal()
-    assert not Progress.for_stream(stream, quiet=True).enabled
-    assert Progress.for_stream(stream).enabled
+    assert "docking blobs" in text and "100%" in text and "10/10" in text and "\r" in text
