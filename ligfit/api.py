@@ -216,9 +216,12 @@ def challenge(
     retry_failed: bool = False,
     whole_model: bool = True,
     progress: Callable[[str], None] | None = None,
+    scheduler: str | object | None = None,
 ) -> ChallengeResult:
     """Evaluate a submissions table into ``output`` (scores.csv, report.html, rows/*.json); see :func:`ligfit.evaluate.run_challenge`."""
-    return run_challenge(submissions, output, workers=workers, retry_failed=retry_failed, whole_model=whole_model, progress=progress)
+    return run_challenge(
+        submissions, output, workers=workers, retry_failed=retry_failed, whole_model=whole_model, progress=progress, scheduler=scheduler
+    )
 
 
 # Screening and identification ------------------------------------------------------------------

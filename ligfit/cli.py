@@ -220,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", type=Path, default=Path("challenge_results"), help="results folder (default: challenge_results)"
     )
     challenge.add_argument("--workers", type=int, help="parallel processes (default: every core)")
+    challenge.add_argument("--scheduler", help="run the rows on a Dask cluster (e.g. tcp://host:8786) that sees the same files")
     challenge.add_argument("--retry-failed", action="store_true", help="evaluate again the rows recorded as failed")
     challenge.add_argument("--ligands-only", action="store_true", help="skip whole-model Q-scores, CCs and clashscores")
     challenge.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
@@ -370,6 +371,7 @@ def _challenge(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         whole_model=not args.ligands_only,
         progress=lambda line: log.info("%s", line),
+        scheduler=args.scheduler,
     )
     done = len(result.records) - len(result.failed) - len(result.bugs)
     print(f"ligfit: evaluated {done} of {len(result.records)} submissions; wrote {args.output}/scores.csv and {args.output}/report.html")

@@ -148,3 +148,26 @@ def test_size_prefilter_reason_names_both_sizes(tmp_path):
     difference = segment.difference_map(density, structure, 3.0)
     blob = segment.find_blobs(difference, segment.LigandShape(20, np.array([2.5, 1.5, 0.8])), io.heavy_atoms(structure).coordinates)[0]
     assert "too big" in size_prefilter(80, blob) and "too small" in size_prefilter(4, blob) and size_prefilter(21, blob) == ""
+
+
+def test_challenge_runs_its_rows_on_the_dask_cluster(cluster, tmp_path):
+    from rdkit import Chem
+
+    from ligfit import io
+    from ligfit.evaluate import run_challenge
+
+    reference = Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf"))
+    complex_ = io.add_ligand(
+        io.read_structure(EXAMPLE / "protein.pdb"),
+        [a.GetSymbol() for a in reference.GetAtoms()],
+        [f"X{i}" for i in range(reference.GetNumAtoms())],
+        reference.GetConformer().GetPositions(),
+        residue_name="LIG",
+    )
+    io.write_structure(complex_, tmp_path / "reference.cif")
+    (tmp_path / "submissions.csv").write_text(
+        f"target,map,resolution,reference,model,group,ligand\ntyk2,{EXAMPLE / 'map.mrc'},3.0,reference.cif,reference.cif,exact,LIG\n"
+    )
+    result = run_challenge(tmp_path / "submissions.csv", tmp_path / "results", whole_model=False, scheduler=cluster)
+    assert [r["status"] for r in result.records] == ["ok"], result.records
+    assert result.scores[0]["rmsd"] == pytest.approx(0.0, abs=1e-3)

@@ -23,7 +23,7 @@ OUTPUT = Path(__file__).with_name("common_ligands.csv")
 
 #: CCD codes by category (what the identification library holds).
 CATEGORIES: dict[str, tuple[str, ...]] = {
-    "nucleotide": ("ATP", "ADP", "AMP", "ANP", "GTP", "GDP", "GNP", "UDP", "CTP"),
+    "nucleotide": ("ATP", "ADP", "AMP", "ANP", "AGS", "ACP", "GTP", "GDP", "GNP", "UDP", "CTP"),
     "cofactor": (
         "NAD",
         "NAI",

@@ -244,7 +244,7 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
     blobs = list(context.blobs)
     if not blobs:
         return {"status": "no_blob", "note": f"no unexplained density above {options.threshold} σ near the model"}
-    if options.prefilter and options.site is None:
+    if options.prefilter:
         reasons = [ranking.size_prefilter(entry.heavy_atoms, blob) for blob in blobs]
         if all(reasons):
             return {"status": "filtered", "note": reasons[0], "blob_heavy_atoms": _rounded(blobs[0].estimated_heavy_atoms, 1)}
@@ -255,7 +255,7 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
     heavy = ligand.heavy_atom_count
     conformers = ligand.conformer_coordinates()[:, :heavy]
     extents = np.array([segment.LigandShape.from_conformers(c[None]).extents for c in conformers])
-    if options.prefilter and options.site is None:
+    if options.prefilter:
         reasons = [ranking.shape_prefilter(extents, blob) for blob in blobs]
         if all(reasons):
             return {"status": "filtered", "note": reasons[0], "blob_heavy_atoms": _rounded(blobs[0].estimated_heavy_atoms, 1)}
