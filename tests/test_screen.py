@@ -171,3 +171,14 @@ def test_challenge_runs_its_rows_on_the_dask_cluster(cluster, tmp_path):
     result = run_challenge(tmp_path / "submissions.csv", tmp_path / "results", whole_model=False, scheduler=cluster)
     assert [r["status"] for r in result.records] == ["ok"], result.records
     assert result.scores[0]["rmsd"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_a_ligand_that_fails_is_recorded_with_its_error():
+    from ligfit.screen import LibraryEntry
+    from ligfit.screen.run import prepare_context, screen_ligand
+
+    options = ScreenOptions(resolution=3.0)
+    library = read_library([("tyk2", TRUE_LIGAND)])
+    context = prepare_context(EXAMPLE / "map.mrc", EXAMPLE / "protein.pdb", options, library, lambda line: None)
+    record = screen_ligand(context, LibraryEntry("unparseable", "C1CC(", "", 21))
+    assert record["status"] == "error" and "unparseable" == record["name"] and record["note"]
