@@ -222,9 +222,89 @@ def challenge(
     retry_failed: bool = False,
     whole_model: bool = True,
     progress: Progress = no_progress,
+    scheduler: str | object | None = None,
 ) -> ChallengeResult:
     """Evaluate a submissions table into ``output`` (scores.csv, report.html, rows/*.json); see :func:`ligfit.evaluate.run_challenge`."""
-    return run_challenge(submissions, output, workers=workers, retry_failed=retry_failed, whole_model=whole_model, progress=progress)
+    return run_challenge(
+        submissions, output, workers=workers, retry_failed=retry_failed, whole_model=whole_model, progress=progress, scheduler=scheduler
+    )
+
+
+# Screening and identification ------------------------------------------------------------------
+
+
+def screen(
+    density_map: MapInput,
+    *,
+    model: ModelInput,
+    ligands: object,
+    resolution: float,
+    site: str | tuple[float, float, float] | None = None,
+    top: int = 20,
+    workers: int | None = None,
+    scheduler: str | object | None = None,
+    out: str | os.PathLike | None = None,
+    seed: int = BuildOptions.seed,
+    threshold: float = BuildOptions.threshold,
+    max_blobs: int = 2,
+    max_conformers: int | None = 8,
+    docking: DockingOptions | None = None,
+    progress: Progress = no_progress,
+):
+    """Dock every ligand of a library into the map's unexplained density and rank them.
+
+    ``ligands``: a SMILES (one per line, optional name), SDF or CSV (SMILES column) path, or a
+    list of SMILES / (name, SMILES) / RDKit Mols. The map, difference map and blobs are computed
+    once; ligands run on ``workers`` local processes (default: every core) or, with
+    ``scheduler="tcp://host:8786"`` (or a ``distributed.Client``), on a Dask cluster. ``out``:
+    a folder for ranking.csv, one JSON per ligand (written as each finishes, so a rerun
+    resumes) and a folder per top ligand. Returns a :class:`ligfit.screen.ScreenResult`: one
+    row per ligand, best first, and a verdict (``.none_fits`` when no ligand explains the density).
+    """
+    from ligfit.screen import SCREEN_DOCKING, ScreenOptions, run_screen
+
+    options = ScreenOptions(
+        resolution=resolution,
+        site=site,
+        threshold=threshold,
+        max_blobs=max_blobs,
+        max_conformers=max_conformers,
+        seed=seed,
+        docking=docking or SCREEN_DOCKING,
+    )
+    return run_screen(density_map, model, ligands, options, top=top, workers=workers, scheduler=scheduler, out=out, progress=progress)
+
+
+def identify(
+    density_map: MapInput,
+    *,
+    model: ModelInput,
+    resolution: float,
+    blob: int | None = 1,
+    site: str | tuple[float, float, float] | None = None,
+    top: int = 10,
+    workers: int | None = None,
+    scheduler: str | object | None = None,
+    out: str | os.PathLike | None = None,
+    seed: int = BuildOptions.seed,
+    threshold: float = BuildOptions.threshold,
+    progress: Progress = no_progress,
+):
+    """Rank the shipped library of common ligands (cofactors, nucleotides, heme, buffer, detergents,
+    lipids, sugars, ions; see ligfit/screen/common_ligands.csv) for one blob (1 = the largest) or a site.
+    """
+    from ligfit.screen import SCREEN_DOCKING, ScreenOptions, run_identify
+
+    options = ScreenOptions(
+        resolution=resolution,
+        site=site,
+        blob=None if site is not None else blob,
+        threshold=threshold,
+        max_blobs=1,
+        seed=seed,
+        docking=SCREEN_DOCKING,
+    )
+    return run_identify(density_map, model, options, top=top, workers=workers, scheduler=scheduler, out=out, progress=progress)
 
 
 __all__ = [

@@ -133,7 +133,16 @@ def _parser() -> argparse.ArgumentParser:
         "and report how well the density supports it.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add_command in (_add_build, _add_simulate, _add_refine, _add_trace, _add_templates, _add_evaluate, _add_challenge):
+    for add_command in (
+        _add_build,
+        _add_simulate,
+        _add_refine,
+        _add_trace,
+        _add_templates,
+        _add_evaluate,
+        _add_challenge,
+        _add_screening_commands,
+    ):
         add_command(commands)
     return parser
 
@@ -347,6 +356,7 @@ def _add_challenge(commands: argparse._SubParsersAction) -> None:
         "-o", "--output", type=Path, default=Path("challenge_results"), help="results folder (default: challenge_results)"
     )
     challenge.add_argument("--workers", type=_COUNT, help="parallel processes (default: every core)")
+    challenge.add_argument("--scheduler", help="run the rows on a Dask cluster (e.g. tcp://host:8786) that sees the same files")
     challenge.add_argument("--retry-failed", action="store_true", help="evaluate again the rows recorded as failed")
     challenge.add_argument("--ligands-only", action="store_true", help="skip whole-model Q-scores, CCs and clashscores")
     _add_quiet(challenge)
@@ -497,6 +507,7 @@ def _challenge(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         whole_model=not args.ligands_only,
         progress=args.progress,
+        scheduler=args.scheduler,
     )
     done = len(result.records) - len(result.failed) - len(result.bugs)
     print(f"ligfit: evaluated {done} of {len(result.records)} submissions; wrote {args.output}/scores.csv and {args.output}/report.html")
@@ -510,6 +521,100 @@ def _challenge(args: argparse.Namespace) -> int:
         )
         return EXIT_BUG
     return EXIT_BAD_INPUT if result.failed else 0
+
+
+# Screening and identification ------------------------------------------------------------------
+
+
+def _add_screening_commands(commands: argparse._SubParsersAction) -> None:
+    screen = commands.add_parser(
+        "screen",
+        help="dock a library of ligands into a map's unexplained density and rank them",
+        description="Dock every ligand of a library (SMILES one per line with optional name, SDF, or CSV with a SMILES column) "
+        "into the map's unexplained density and rank them with size-neutral scores. Writes OUTPUT/ranking.csv, one JSON per "
+        "ligand in OUTPUT/ligands/ (a rerun resumes) and a folder per top ligand in OUTPUT/top/.",
+    )
+    screen.add_argument("map", type=Path, help="density map (MRC/CCP4)")
+    screen.add_argument("--model", type=Path, help="protein model (PDB/mmCIF)")
+    screen.add_argument("--ligands", type=Path, required=True, help="ligand library (.smi, .sdf or .csv)")
+    screen.add_argument("--resolution", type=_RESOLUTION, required=True, help="map resolution (Å)")
+    screen.add_argument("-o", "--output", type=Path, default=Path("screen"), help="results folder (default: screen)")
+    screen.add_argument("--site", help="dock only here: CHAIN:NUMBER of a residue or x,y,z in Å")
+    screen.add_argument("--top", type=_COUNT, default=20, help="write a folder for this many top ligands (default: %(default)s)")
+    screen.add_argument("--workers", type=_COUNT, help="local processes (default: every core)")
+    screen.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    screen.add_argument(
+        "--threshold",
+        type=_POSITIVE,
+        default=BuildOptions.threshold,
+        help="blob threshold in σ of the difference map (default: %(default)s)",
+    )
+    screen.add_argument("--seed", type=_SEED, default=BuildOptions.seed, help="random seed (default: %(default)s)")
+    _add_quiet(screen)
+    screen.set_defaults(handler=_screen)
+
+    identify = commands.add_parser(
+        "identify",
+        help="what is this blob? rank the shipped library of common ligands against it",
+        description="Rank the shipped library of ligands common in maps (nucleotides, cofactors, heme, buffer and cryo "
+        "components, detergents, lipids, sugars) against one blob; writes OUTPUT/ranking.csv and OUTPUT/blobs.csv.",
+    )
+    identify.add_argument("map", type=Path, help="density map (MRC/CCP4)")
+    identify.add_argument("--model", type=Path, help="protein model (PDB/mmCIF)")
+    identify.add_argument("--resolution", type=_RESOLUTION, required=True, help="map resolution (Å)")
+    identify.add_argument("--blob", type=_COUNT, default=1, help="blob number, 1 = the largest (see OUTPUT/blobs.csv; default 1)")
+    identify.add_argument("--site", help="instead of a blob: CHAIN:NUMBER of a residue or x,y,z in Å")
+    identify.add_argument("-o", "--output", type=Path, default=Path("identify"), help="results folder (default: identify)")
+    identify.add_argument("--top", type=_COUNT, default=10, help="write a folder for this many top ligands (default: %(default)s)")
+    identify.add_argument("--workers", type=_COUNT, help="local processes (default: every core)")
+    identify.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786")
+    identify.add_argument(
+        "--threshold",
+        type=_POSITIVE,
+        default=BuildOptions.threshold,
+        help="blob threshold in σ of the difference map (default: %(default)s)",
+    )
+    _add_quiet(identify)
+    identify.set_defaults(handler=_identify)
+
+
+def _screen(args: argparse.Namespace) -> int:
+    result = api.screen(
+        str(args.map),
+        model=None if args.model is None else str(args.model),
+        ligands=args.ligands,
+        resolution=args.resolution,
+        site=args.site,
+        top=args.top,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        out=args.output,
+        seed=args.seed,
+        threshold=args.threshold,
+        progress=args.progress,
+    )
+    print(result.table(args.top))
+    print(f"ligfit: wrote {args.output}/ranking.csv")
+    return 0
+
+
+def _identify(args: argparse.Namespace) -> int:
+    result = api.identify(
+        str(args.map),
+        model=None if args.model is None else str(args.model),
+        resolution=args.resolution,
+        blob=args.blob,
+        site=args.site,
+        top=args.top,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        out=args.output,
+        threshold=args.threshold,
+        progress=args.progress,
+    )
+    print(result.table(args.top))
+    print(f"ligfit: wrote {args.output}/ranking.csv")
+    return 0
 
 
 if __name__ == "__main__":

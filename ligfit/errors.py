@@ -27,5 +27,9 @@ class BadOptionError(LigfitError):
     """An option has an impossible value (a negative resolution, an unknown method name, ...)."""
 
 
+class SchedulerError(LigfitError):
+    """The Dask scheduler named with --scheduler does not answer."""
+
+
 class OutputExistsError(LigfitError):
     """The output folder exists and overwriting was not asked for."""

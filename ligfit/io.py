@@ -183,6 +183,15 @@ class AtomTable:
     def __len__(self) -> int:
         return len(self.coordinates)
 
+    @classmethod
+    def from_arrays(cls, coordinates: np.ndarray, elements: np.ndarray | list[str]) -> AtomTable:
+        """A table of atoms known only by position (Å) and element (chain, residue and atom names blank)."""
+        count = len(coordinates)
+        blank = np.full(count, "", dtype=object)
+        return cls(
+            np.asarray(coordinates, dtype=float).reshape(-1, 3), np.asarray(elements), blank, np.zeros(count, dtype=int), blank, blank
+        )
+
 
 def heavy_atoms(structure: gemmi.Structure, exclude_residues: set[str] = frozenset({"HOH", "WAT", "DOD"})) -> AtomTable:
     """The model's non-hydrogen atoms (waters excluded) as an :class:`AtomTable`."""

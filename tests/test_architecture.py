@@ -33,6 +33,7 @@ FLOORS = {
     "report_html": 5,
     "report": 5,
     "pipeline": 6,
+    "screen": 6,
     "api": 7,
     "cli": 8,
     "__init__": 9,

@@ -35,7 +35,7 @@ from ligfit.evaluate import metrics
 from ligfit.evaluate.errors import BadSubmissionsError
 from ligfit.io import atomic_path, write_text
 from ligfit.maps import DensityMap
-from ligfit.runtime import Progress, json_ready, no_progress
+from ligfit.runtime import Progress, connect_scheduler, json_ready, no_progress
 
 log = logging.getLogger(__name__)
 
@@ -142,13 +142,19 @@ def run_challenge(
     retry_failed: bool = False,
     whole_model: bool = True,
     progress: Progress = no_progress,
+    scheduler: str | object | None = None,
 ) -> ChallengeResult:
     """Evaluate every row of ``submissions`` into ``output`` (created if needed) and write the report.
 
     ``workers``: processes (default: all cores; 1 runs in this process). Rows already evaluated
     with the same inputs are reused; recorded failures are retried only with ``retry_failed``.
+    ``scheduler``: a Dask scheduler address (or ``distributed.Client``) to run the rows on instead;
+    its workers must see the submissions' files and ``output`` at the same paths (a shared filesystem).
     """
     rows = read_submissions(submissions)
+    client = None
+    if isinstance(scheduler, str):
+        client = connect_scheduler(scheduler)  # before anything is written: an address that does not answer is one error line
     folder = Path(output)
     (folder / "rows").mkdir(parents=True, exist_ok=True)
     (folder / "pictures").mkdir(exist_ok=True)
@@ -162,9 +168,13 @@ def run_challenge(
             pending.append(submission)
     if len(rows) > len(pending):
         progress(f"{len(rows) - len(pending)} of {len(rows)} rows already evaluated; {len(pending)} to go")
-    for record in _evaluate_all(pending, folder, workers or os.cpu_count() or 1, whole_model):
-        records[record["submission"]["row"]] = record
-        progress(_progress_line(record, len(records), len(rows)), len(records), len(rows))
+    try:
+        for record in _evaluate_all(pending, folder, workers or os.cpu_count() or 1, whole_model, client or scheduler):
+            records[record["submission"]["row"]] = record
+            progress(_progress_line(record, len(records), len(rows)), len(records), len(rows))
+    finally:
+        if client is not None:
+            client.close()
     ordered = [records[s.row] for s in rows]
     scores = score_table(ordered)
     _write_scores(folder / "scores.csv", scores)
@@ -184,7 +194,14 @@ def _previous_record(folder: Path, submission: Submission) -> dict | None:
         return None  # written atomically, so only a hand-edited file gets here; evaluate again
 
 
-def _evaluate_all(pending: list[Submission], folder: Path, workers: int, whole_model: bool):
+def _evaluate_all(pending: list[Submission], folder: Path, workers: int, whole_model: bool, client: object | None = None):
+    if client is not None and pending:
+        from distributed import as_completed as dask_completed
+
+        futures = [client.submit(evaluate_submission, submission, folder, whole_model, pure=False) for submission in pending]
+        for future in dask_completed(futures, loop=client.loop):
+            yield future.result()
+        return
     if workers <= 1 or len(pending) <= 1:
         for submission in pending:
             yield evaluate_submission(submission, folder, whole_model)

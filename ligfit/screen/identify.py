@@ -1,0 +1,43 @@
+"""What is this blob? Rank the shipped library of common ligands (common_ligands.csv) against it."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from ligfit.runtime import Progress, no_progress
+from ligfit.screen.library import Library, LibraryEntry, read_library
+from ligfit.screen.run import ScreenOptions, ScreenResult, run_screen
+
+COMMON_LIGANDS = Path(__file__).with_name("common_ligands.csv")
+
+
+def common_library(categories: tuple[str, ...] | None = None) -> Library:
+    """The shipped library (nucleotides, cofactors, heme, buffer and cryo components, detergents, lipids, sugars, ions)."""
+    with open(COMMON_LIGANDS, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    entries = [
+        LibraryEntry(row["code"], row["smiles"], "", int(row["heavy_atoms"]), f"{COMMON_LIGANDS.name}:{row['category']}", row["code"])
+        for row in rows
+        if categories is None or row["category"] in categories
+    ]
+    return read_library(entries)
+
+
+def run_identify(
+    density_map,
+    model,
+    options: ScreenOptions,
+    *,
+    top: int = 10,
+    workers: int | None = None,
+    scheduler: str | object | None = None,
+    out: str | os.PathLike | None = None,
+    library: Library | None = None,
+    progress: Progress = no_progress,
+) -> ScreenResult:
+    """Screen the common-ligand library against one blob (``options.blob``) or a site."""
+    return run_screen(
+        density_map, model, library or common_library(), options, top=top, workers=workers, scheduler=scheduler, out=out, progress=progress
+    )

@@ -1,0 +1,144 @@
+"""Scores that compare ligands of different sizes, the size/shape prefilter, and the "none fits" call.
+
+A pose is judged against the whole blob, not only where its atoms sit:
+
+* ``blob_cc``: correlation between the pose's simulated density and the difference map over
+  the union of the blob and the pose's footprint. Density the pose leaves unexplained and
+  pose atoms outside density both lower it, so a small ligand fitting a corner of a big blob
+  and a big ligand spilling out of a small one both lose.
+* ``explained``: the fraction of the blob's positive density within reach of a pose atom.
+* ``q_ratio``: mean Q-score of the pose's atoms over the Q-score expected at this resolution
+  (per atom, so independent of size).
+
+``fit_score`` = ``blob_cc`` · √``explained`` · min(1, ``q_ratio``); a ligand is a hit when it
+clears :data:`HIT_SCORE` (set on simulated held-out pockets, see benchmarks/screening.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from rdkit import Chem
+
+from ligfit.maps import DensityMap
+from ligfit.records import Blob
+
+#: fit_score at or above which a ligand is called a hit (calibrated in benchmarks/screening.py).
+HIT_SCORE = 0.55
+#: width of the logistic that turns fit_score into a 0–1 confidence around HIT_SCORE.
+CONFIDENCE_WIDTH = 0.06
+#: blob-to-ligand heavy-atom ratios a candidate must fall within to be docked at all.
+SIZE_RATIO_RANGE = (0.45, 2.4)
+
+_BLUR_FACTORS = (1.0, 1.35, 1.8)
+_PERIODIC_TABLE = Chem.GetPeriodicTable()
+
+
+def size_prefilter(ligand_heavy_atoms: int, blob: Blob) -> str:
+    """Why this blob cannot hold a ligand of this many heavy atoms ('' when it might)."""
+    estimated = blob.estimated_heavy_atoms
+    if estimated is None or estimated <= 0:
+        return ""
+    ratio = estimated / max(ligand_heavy_atoms, 1)
+    low, high = SIZE_RATIO_RANGE
+    if ratio < low:
+        return f"too big for the blob: {ligand_heavy_atoms} heavy atoms, the blob holds about {estimated:.0f}"
+    if ratio > high:
+        return f"too small for the blob: {ligand_heavy_atoms} heavy atoms, the blob holds about {estimated:.0f}"
+    return ""
+
+
+def shape_prefilter(ligand_extents: np.ndarray, blob: Blob) -> str:
+    """Why the ligand's shape cannot fit the blob ('' when it might).
+
+    ``ligand_extents``: (n_conformers, 3) root-mean-square spreads along principal axes, longest
+    first. A ligand whose most compact conformer is still far longer than the blob, or whose
+    most extended conformer is far shorter, cannot explain it.
+    """
+    longest_blob = float(blob.extents[0])
+    shortest_ligand = float(ligand_extents[:, 0].min())
+    longest_ligand = float(ligand_extents[:, 0].max())
+    if shortest_ligand > 1.8 * longest_blob + 1.0:
+        return f"too long for the blob: spread {shortest_ligand:.1f} Å along its axis, the blob {longest_blob:.1f} Å"
+    if longest_ligand < 0.4 * longest_blob - 1.0:
+        return f"too short for the blob: spread {longest_ligand:.1f} Å along its axis, the blob {longest_blob:.1f} Å"
+    return ""
+
+
+def blob_match(ligand_heavy_atoms: int, ligand_extents: np.ndarray, blob: Blob) -> float:
+    """0–1: how well the blob's size and shape suit the ligand (orders the blobs a ligand is docked into)."""
+    spread = np.median(ligand_extents, axis=0)
+    shape = float(np.exp(-np.sum(np.log((blob.extents + 0.5) / (spread + 0.5)) ** 2) / (2 * 0.4**2)))
+    if blob.estimated_heavy_atoms is None or blob.estimated_heavy_atoms <= 0:
+        return shape
+    size = float(np.exp(-(np.log(blob.estimated_heavy_atoms / max(ligand_heavy_atoms, 1)) ** 2) / (2 * 0.6**2)))
+    return size * (0.5 + 0.5 * shape)
+
+
+def blob_fit(
+    difference: DensityMap, blob: Blob, heavy_coordinates: np.ndarray, elements: list[str], resolution: float
+) -> tuple[float, float]:
+    """(blob_cc, explained) of a pose against a blob of the difference map (σ units).
+
+    ``blob_cc`` correlates the pose's simulated density (one Gaussian per heavy atom weighted by
+    atomic number, σ = 0.225·resolution times the best of a few blur factors) with the map over
+    the blob's voxels plus the voxels within max(1.5 Å, resolution/2) of a pose atom.
+    ``explained`` is the share of the blob's positive density within that radius of a pose atom.
+    """
+    radius = max(1.5, resolution / 2)
+    blob_index = np.rint(difference.to_index(blob.points)).astype(int)
+    lower = np.minimum(blob_index.min(axis=0), np.floor(difference.to_index(heavy_coordinates.min(axis=0) - radius)).astype(int)) - 1
+    upper = np.maximum(blob_index.max(axis=0), np.ceil(difference.to_index(heavy_coordinates.max(axis=0) + radius)).astype(int)) + 2
+    shape = np.array(difference.shape)
+    lower, upper = np.clip(lower, 0, shape - 1), np.clip(upper, 1, shape)
+    region = tuple(slice(a, b) for a, b in zip(lower, upper))
+    axes = [difference.origin[a] + np.arange(lower[a], upper[a]) * difference.voxel_size[a] for a in range(3)]
+    points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    observed = difference.values[region].reshape(-1).astype(float)
+    distance_sq = ((points[:, None, :] - heavy_coordinates[None]) ** 2).sum(-1)
+    near_pose = distance_sq.min(axis=1) <= radius**2
+    in_blob = np.zeros(upper - lower, dtype=bool)
+    inside = np.all((blob_index >= lower) & (blob_index < upper), axis=1)
+    in_blob[tuple((blob_index[inside] - lower).T)] = True
+    in_blob = in_blob.reshape(-1)
+    positive = np.clip(observed, 0, None)
+    total = float(positive[in_blob].sum())
+    explained = float(positive[in_blob & near_pose].sum() / total) if total > 0 else 0.0
+    mask = in_blob | near_pose
+    if mask.sum() < 3 or observed[mask].std() == 0:
+        return 0.0, explained
+    weights = np.array([_PERIODIC_TABLE.GetAtomicNumber(e) for e in elements], dtype=float)
+    best = -1.0
+    for blur in _BLUR_FACTORS:
+        sigma = 0.225 * resolution * blur
+        model = (np.exp(-distance_sq[mask] / (2 * sigma**2)) * weights).sum(axis=1)
+        if model.std() > 0:
+            best = max(best, float(np.corrcoef(model, observed[mask])[0, 1]))
+    return best, explained
+
+
+def fit_score(blob_cc: float, explained: float, q_score: float | None, expected_q: float) -> float:
+    """The size-neutral score ligands are ranked by (0–1, higher is better)."""
+    q_ratio = 1.0 if q_score is None or expected_q <= 0 else min(1.0, max(q_score, 0.0) / expected_q)
+    return max(blob_cc, 0.0) * math.sqrt(max(explained, 0.0)) * q_ratio
+
+
+def confidence(score: float, hit_score: float = HIT_SCORE) -> float:
+    """0–1: how sure the ligand explains the blob (0.5 at the hit threshold)."""
+    return 1.0 / (1.0 + math.exp(-(score - hit_score) / CONFIDENCE_WIDTH))
+
+
+def verdict(rows: list[dict], hit_score: float = HIT_SCORE) -> str:
+    """One line: which ligand explains the blob, or that none of them does."""
+    hits = [row for row in rows if row.get("hit")]
+    if not hits:
+        scored = [row for row in rows if row.get("fit_score") is not None]
+        best = max(scored, key=lambda row: row["fit_score"], default=None)
+        tail = f" (best {best['name']}, fit score {best['fit_score']:.2f} < {hit_score})" if best else ""
+        return f"none of these explains the density{tail}"
+    top = hits[0]
+    margin = ""
+    if len(hits) > 1:
+        margin = f"; next {hits[1]['name']} at {hits[1]['fit_score']:.2f}"
+    return f"{top['name']} explains blob {top['blob']} best (fit score {top['fit_score']:.2f}){margin}; {len(hits)} hit(s)"

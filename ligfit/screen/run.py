@@ -1,0 +1,545 @@
+"""The screen: dock every ligand of a library into the map's unexplained density and rank them.
+
+Map and model are read, and the difference map and blobs computed, once (:func:`prepare_context`);
+the context travels once to each worker (a process pool's initializer, or a Dask broadcast),
+and each task docks one ligand (:func:`screen_ligand`). Each ligand's result is written
+atomically to ``out/ligands/<key>.json`` as it finishes, so an interrupted screen resumes
+where it stopped; a ligand that crashes is recorded with its error and the rest go on.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ligfit import io, maps, segment
+from ligfit.dock import DockingOptions, dock
+from ligfit.errors import BadMapError, LigfitError
+from ligfit.ligand import heavy_atom_mol, load_ligand
+from ligfit.maps import DensityMap
+from ligfit.measures.qscore import ReferenceGaussian, expected_q_score, q_scores
+from ligfit.pipeline import MapInput, ModelInput, site_center
+from ligfit.records import Blob, LigandShape
+from ligfit.runtime import Progress, connect_scheduler, no_progress
+from ligfit.screen import ranking
+from ligfit.screen.library import Library, LibraryEntry, read_library
+
+log = logging.getLogger(__name__)
+
+#: Docking settings for screening: about a quarter of ``build``'s search per blob (measured in
+#: benchmarks/screening.py); the top hits can be rebuilt with ``ligfit build`` at full effort.
+SCREEN_DOCKING = DockingOptions(
+    random_orientations=6,
+    smooth_steps=50,
+    anchors=2,
+    anchor_rotations=200,
+    anchor_poses=8,
+    beam_width=8,
+    refine_poses=24,
+    refine_steps=60,
+    hops=1,
+    hop_steps=40,
+    scored_poses=6,
+    final_poses=4,
+)
+
+RANKING_COLUMNS = (
+    "rank",
+    "name",
+    "status",
+    "hit",
+    "fit_score",
+    "confidence",
+    "blob",
+    "blob_cc",
+    "explained",
+    "cc",
+    "q_score",
+    "expected_q_score",
+    "fraction_in_density",
+    "strain_kcal_mol",
+    "clashes",
+    "heavy_atoms",
+    "blob_heavy_atoms",
+    "time_s",
+    "smiles",
+    "inchikey",
+    "code",
+    "note",
+)
+
+
+@dataclass(frozen=True)
+class ScreenOptions:
+    """How a screen docks and judges each ligand (the CLI mirrors these)."""
+
+    resolution: float
+    site: str | tuple[float, float, float] | None = None
+    blob: int | None = None  # dock only into this blob (1 = the largest; see blobs.csv)
+    threshold: float = 3.0  # σ of the difference map
+    max_blobs: int = 2  # blobs tried per ligand, best size/shape match first
+    protonation: str = "ph7"
+    max_conformers: int | None = 8
+    seed: int = 0
+    docking: DockingOptions = SCREEN_DOCKING
+    prefilter: bool = True
+    hit_score: float = ranking.HIT_SCORE
+
+    def fingerprint(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["docking"] = self.docking.as_dict()
+        return data
+
+
+@dataclass(frozen=True)
+class ScreenContext:
+    """What every task needs, computed once: the map, difference map, blobs and protein atoms."""
+
+    density: DensityMap
+    difference: DensityMap  # σ units
+    blobs: tuple[Blob, ...]
+    protein_coordinates: np.ndarray  # (n, 3) heavy atoms, Å
+    protein_elements: tuple[str, ...]
+    options: ScreenOptions
+    q_reference: ReferenceGaussian
+    fingerprint: str  # inputs and options: a finished ligand is reused only under the same one
+
+
+@dataclass
+class ScreenResult:
+    """One row per ligand, best first; ``verdict`` says which one explains the density or that none does."""
+
+    rows: list[dict]
+    blobs: list[dict]
+    verdict: str
+    library: Library
+    folder: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def hits(self) -> list[dict]:
+        return [row for row in self.rows if row.get("hit")]
+
+    @property
+    def none_fits(self) -> bool:
+        """True when no ligand of the library explains the density."""
+        return not self.hits
+
+    @property
+    def best(self) -> dict | None:
+        return self.hits[0] if self.hits else None
+
+    def table(self, top: int = 20) -> str:
+        """A plain-text table of the first ``top`` rows."""
+        lines = [f"{'#':>3} {'ligand':<24} {'status':<8} {'fit':>5} {'conf':>5} {'blob':>4} {'blobCC':>6} {'expl':>5} {'Q':>5}"]
+        for row in self.rows[:top]:
+            lines.append(
+                f"{row['rank']:>3} {row['name'][:24]:<24} {row['status']:<8} {_fmt(row.get('fit_score'))} "
+                f"{_fmt(row.get('confidence'))} {row.get('blob') if row.get('blob') is not None else '-':>4} "
+                f"{_fmt(row.get('blob_cc'), 6)} {_fmt(row.get('explained'))} {_fmt(row.get('q_score'))}"
+            )
+        lines.append(self.verdict)
+        return "\n".join(lines)
+
+
+def _fmt(value: float | None, width: int = 5) -> str:
+    return f"{value:>{width}.2f}" if isinstance(value, (int, float)) else f"{'-':>{width}}"
+
+
+def prepare_context(
+    density_map: MapInput, model: ModelInput, options: ScreenOptions, library: Library, progress: Progress
+) -> ScreenContext:
+    """Read map and model, compute the difference map and the blobs (once for the whole screen)."""
+    if not options.resolution or options.resolution <= 0:
+        raise BadMapError(f"resolution must be a positive number of Å, got {options.resolution!r}")
+    structure = io.read_structure(model) if model is not None else None
+    protein = io.heavy_atoms(structure) if structure is not None else None
+    around = protein.coordinates if protein is not None and len(protein) else None
+    density = maps.load_map(density_map, around)
+    if protein is not None:
+        maps.check_overlap(density, protein.coordinates, str(model))
+    progress("computing the difference map")
+    difference = segment.difference_map(density, structure, options.resolution)
+    protein_xyz = protein.coordinates if protein is not None else np.zeros((0, 3))
+    shape = _typical_shape(library, options)
+    if options.site is not None:
+        center = site_center(options.site, structure)
+        radius = float(np.linalg.norm(shape.extents)) * 1.8 + 4.0
+        blobs = [segment.site_blob(difference, center, radius, shape, protein_xyz if len(protein_xyz) else None)]
+    else:
+        blobs = segment.find_blobs(difference, shape, protein_xyz if len(protein_xyz) else None, threshold=options.threshold)
+        blobs = sorted(blobs, key=lambda b: -(b.estimated_heavy_atoms or b.volume / 10.0))  # numbered by size
+        blobs = [dataclasses.replace(blob, rank=number) for number, blob in enumerate(blobs, start=1)]
+    if options.blob is not None:
+        chosen = [blob for blob in blobs if blob.rank == options.blob]
+        if not chosen:
+            raise LigfitError(
+                f"there is no blob {options.blob}: the map has {len(blobs)} blob(s) above {options.threshold} σ; see blobs.csv"
+            )
+        blobs = chosen
+    digest = hashlib.sha1()
+    digest.update(np.ascontiguousarray(density.values).tobytes())
+    digest.update(np.ascontiguousarray(protein_xyz).tobytes())
+    digest.update(json.dumps(options.fingerprint(), sort_keys=True, default=str).encode())
+    return ScreenContext(
+        density,
+        difference.difference,
+        tuple(blobs),
+        protein_xyz,
+        tuple(protein.elements) if protein is not None else (),
+        options,
+        ReferenceGaussian.from_map(density),
+        digest.hexdigest()[:16],
+    )
+
+
+def _typical_shape(library: Library, options: ScreenOptions) -> LigandShape:
+    """The blob search's notion of "a ligand": the library's median-sized molecule."""
+    entries = sorted(library.entries, key=lambda entry: entry.heavy_atoms)
+    median = entries[len(entries) // 2]
+    try:
+        ligand = load_ligand(median.smiles, protonation=options.protonation, max_conformers=4, seed=options.seed)
+        heavy = ligand.conformer_coordinates()[:, : ligand.heavy_atom_count]
+        return LigandShape.from_conformers(heavy)
+    except LigfitError:
+        size = float(median.heavy_atoms)
+        return LigandShape(median.heavy_atoms, np.array([0.45, 0.3, 0.15]) * size**0.5 * 2)
+
+
+def screen_ligand(context: ScreenContext, entry: LibraryEntry) -> dict:
+    """Dock one ligand into the context's blobs and score it; errors are caught and recorded."""
+    start = time.perf_counter()
+    record = {"name": entry.name, "smiles": entry.smiles, "inchikey": entry.inchikey, "code": entry.code, "heavy_atoms": entry.heavy_atoms}
+    try:
+        record.update(_screen(context, entry))
+    except LigfitError as error:
+        record.update(status="error", note=str(error))
+    except Exception as error:  # a crash in one ligand must not stop the screen
+        record.update(status="error", note=f"{type(error).__name__}: {error}", traceback=traceback.format_exc(limit=6))
+    record["time_s"] = round(time.perf_counter() - start, 2)
+    record["fingerprint"] = context.fingerprint
+    return record
+
+
+def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
+    options = context.options
+    blobs = list(context.blobs)
+    if not blobs:
+        return {"status": "no_blob", "note": f"no unexplained density above {options.threshold} σ near the model"}
+    if options.prefilter:
+        reasons = [ranking.size_prefilter(entry.heavy_atoms, blob) for blob in blobs]
+        if all(reasons):
+            return {"status": "filtered", "note": reasons[0], "blob_heavy_atoms": _rounded(blobs[0].estimated_heavy_atoms, 1)}
+        blobs = [blob for blob, reason in zip(blobs, reasons) if not reason]
+    ligand = load_ligand(
+        entry.smiles, name="LIG", protonation=options.protonation, max_conformers=options.max_conformers, seed=options.seed
+    )
+    heavy = ligand.heavy_atom_count
+    conformers = ligand.conformer_coordinates()[:, :heavy]
+    extents = np.array([LigandShape.from_conformers(c[None]).extents for c in conformers])
+    if options.prefilter:
+        reasons = [ranking.shape_prefilter(extents, blob) for blob in blobs]
+        if all(reasons):
+            return {"status": "filtered", "note": reasons[0], "blob_heavy_atoms": _rounded(blobs[0].estimated_heavy_atoms, 1)}
+        blobs = [blob for blob, reason in zip(blobs, reasons) if not reason]
+    blobs = sorted(blobs, key=lambda blob: -ranking.blob_match(heavy, extents, blob))[: options.max_blobs]
+    protein = io.AtomTable.from_arrays(context.protein_coordinates, context.protein_elements) if len(context.protein_coordinates) else None
+    if heavy == 1:
+        poses = _single_atom_poses(ligand, blobs)
+    else:
+        docking = dock(ligand, context.difference, blobs, options.resolution, protein, options.docking)
+        poses = docking.poses
+    elements = ligand.elements[:heavy]
+    expected = expected_q_score(options.resolution)
+    best: dict | None = None
+    for pose in _best_per_blob(poses):
+        blob = next(b for b in blobs if b.rank == pose.blob_rank)
+        xyz = pose.coordinates[:heavy]
+        blob_cc, explained = ranking.blob_fit(context.difference, blob, xyz, elements, options.resolution)
+        q_values = q_scores(
+            context.density, np.concatenate([xyz, context.protein_coordinates]), np.arange(heavy), reference=context.q_reference
+        )
+        q = None if np.all(np.isnan(q_values)) else float(np.nanmean(q_values))
+        score = ranking.fit_score(blob_cc, explained, q, expected)
+        if best is None or score > best["fit_score"]:
+            best = {
+                "fit_score": round(score, 4),
+                "blob": blob.rank,
+                "blob_cc": round(blob_cc, 4),
+                "explained": round(explained, 3),
+                "cc": round(pose.cc, 4),
+                "q_score": _rounded(q, 3),
+                "expected_q_score": round(expected, 3),
+                "fraction_in_density": round(pose.fraction_in_density, 3),
+                "strain_kcal_mol": _rounded(pose.strain, 1),
+                "clashes": pose.clashes,
+                "blob_heavy_atoms": _rounded(blob.estimated_heavy_atoms, 1),
+                "pose": {
+                    "coordinates": np.round(xyz, 3).tolist(),
+                    "elements": elements,
+                    "atom_names": list(ligand.atom_names[:heavy]),
+                    "molblock": _molblock(ligand, pose.coordinates),
+                },
+            }
+    if best is None:
+        return {"status": "no_pose", "note": "docking found no pose in the blob(s)"}
+    best["confidence"] = round(ranking.confidence(best["fit_score"], options.hit_score), 3)
+    best["hit"] = best["fit_score"] >= options.hit_score
+    best["status"] = "ok"
+    return best
+
+
+def _best_per_blob(poses: list) -> list:
+    chosen: dict[int, object] = {}
+    for pose in poses:
+        if pose.blob_rank not in chosen or pose.score > chosen[pose.blob_rank].score:
+            chosen[pose.blob_rank] = pose
+    return list(chosen.values())
+
+
+def _single_atom_poses(ligand, blobs: list[Blob]) -> list:
+    """An ion: the atom at the blob's highest point (nothing to dock)."""
+    from ligfit.records import Pose
+
+    poses = []
+    for blob in blobs:
+        peak = blob.points[int(np.argmax(blob.values))]
+        poses.append(Pose(peak[None].copy(), blob.rank, float(blob.peak), 1.0, float(blob.peak), 1.0, 0, 0, 0.0, "blob peak"))
+    return poses
+
+
+def _molblock(ligand, coordinates: np.ndarray) -> str:
+    from rdkit import Chem
+
+    return Chem.MolToMolBlock(heavy_atom_mol(ligand, coordinates))
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+# Execution ------------------------------------------------------------------------------------
+
+_WORKER_CONTEXT: dict[str, ScreenContext] = {}  # per worker process: the context its pool was started with
+
+
+def _start_worker(context: ScreenContext) -> None:
+    _WORKER_CONTEXT["context"] = context
+
+
+def _screen_in_worker(entry: LibraryEntry) -> dict:
+    return screen_ligand(_WORKER_CONTEXT["context"], entry)
+
+
+def run_tasks(context: ScreenContext, entries: list[LibraryEntry], workers: int, scheduler: str | object | None) -> Iterator[dict]:
+    """Yield each ligand's record as it finishes: in this process, a local process pool, or a Dask cluster."""
+    if not entries:
+        return
+    if scheduler is not None:
+        yield from _run_dask(context, entries, scheduler)
+        return
+    if workers <= 1 or len(entries) == 1:
+        for entry in entries:
+            yield screen_ligand(context, entry)
+        return
+    # spawn: workers start clean instead of inheriting the parent's threads and open files.
+    pool_context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(entries)), mp_context=pool_context, initializer=_start_worker, initargs=(context,)) as pool:
+        futures = [pool.submit(_screen_in_worker, entry) for entry in entries]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _run_dask(context: ScreenContext, entries: list[LibraryEntry], scheduler: str | object) -> Iterator[dict]:
+    client = connect_scheduler(scheduler) if isinstance(scheduler, str) else scheduler
+    try:
+        from distributed import as_completed as dask_completed
+
+        shared = client.scatter(context, broadcast=True, hash=False)  # sent once, deserialised once per worker
+        futures = [
+            client.submit(screen_ligand, shared, entry, pure=False, key=f"screen-{entry.key}-{context.fingerprint}") for entry in entries
+        ]
+        for future in dask_completed(futures, loop=client.loop):
+            yield future.result()
+    finally:
+        if isinstance(scheduler, str):
+            client.close()
+
+
+# The screen -----------------------------------------------------------------------------------
+
+
+def run_screen(
+    density_map: MapInput,
+    model: ModelInput,
+    ligands: object,
+    options: ScreenOptions,
+    *,
+    top: int = 20,
+    workers: int | None = None,
+    scheduler: str | object | None = None,
+    out: str | os.PathLike | None = None,
+    progress: Progress = no_progress,
+    scheduler_timeout: float = 10.0,
+) -> ScreenResult:
+    """Screen ``ligands`` (a library path, text or list) against the map; write to ``out`` if given.
+
+    ``scheduler_timeout``: seconds to wait for a Dask scheduler named by address before giving up.
+    """
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    library = ligands if isinstance(ligands, Library) else read_library(ligands)
+    for bad in library.skipped:
+        log.warning("skipped %s: %s (%s)", bad["source"], bad["text"][:60], bad["reason"])
+    progress(library.summary())
+    client = connect_scheduler(scheduler, scheduler_timeout) if isinstance(scheduler, str) else scheduler  # before anything is written
+    try:
+        context = prepare_context(density_map, model, options, library, progress)
+        timings["context"] = round(time.perf_counter() - clock, 2)
+        progress(
+            f"{len(context.blobs)} blob(s): " + ", ".join(f"{b.rank}: ~{b.estimated_heavy_atoms or 0:.0f} atoms" for b in context.blobs[:5])
+        )
+        folder = Path(out) if out is not None else None
+        records: dict[str, dict] = {}
+        pending = []
+        for entry in library.entries:
+            previous = _previous(folder, entry, context.fingerprint) if folder is not None else None
+            if previous is not None:
+                records[entry.key] = previous
+            else:
+                pending.append(entry)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_library_notes(folder, library)
+            _write_blobs(folder / "blobs.csv", context.blobs)
+        if len(records):
+            progress(f"{len(records)} of {len(library)} ligands already screened; {len(pending)} to go")
+        started = time.perf_counter()
+        done_now = 0
+        for record in run_tasks(context, pending, workers or os.cpu_count() or 1, client):
+            records[_key_of(record, library)] = record
+            done_now += 1
+            if folder is not None:
+                io.write_text(folder / "ligands" / f"{_key_of(record, library)}.json", json.dumps(record, indent=1))
+            progress(_progress_line(records, len(library), done_now, len(pending), time.perf_counter() - started))
+        timings["ligands"] = round(time.perf_counter() - started, 2)
+    finally:
+        if isinstance(scheduler, str) and client is not None:
+            client.close()
+    rows = rank_rows([records[entry.key] for entry in library.entries if entry.key in records])
+    result = ScreenResult(rows, [b.summary() for b in context.blobs], ranking.verdict(rows, options.hit_score), library, folder, timings)
+    if folder is not None:
+        write_outputs(result, folder, model, top)
+    return result
+
+
+def _key_of(record: dict, library: Library) -> str:
+    return record["inchikey"] or next(e.key for e in library.entries if e.name == record["name"])
+
+
+def _previous(folder: Path, entry: LibraryEntry, fingerprint: str) -> dict | None:
+    path = folder / "ligands" / f"{entry.key}.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if record.get("fingerprint") != fingerprint or record.get("status") == "error":
+        return None  # other inputs or settings, or a crash worth retrying
+    return {**record, "name": entry.name, "reused": True}
+
+
+def _progress_line(records: dict[str, dict], total: int, done_now: int, pending: int, elapsed: float) -> str:
+    hits = sum(1 for record in records.values() if record.get("hit"))
+    errors = sum(1 for record in records.values() if record.get("status") == "error")
+    left = (pending - done_now) * elapsed / max(done_now, 1)
+    tail = f", {errors} error(s)" if errors else ""
+    return f"{len(records)}/{total} ligands done, {hits} hit(s) so far{tail}, about {_duration(left)} left"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def rank_rows(records: list[dict]) -> list[dict]:
+    """Rows best first: scored ligands by fit score, then filtered and failed ones."""
+    order = {"ok": 0, "no_pose": 1, "filtered": 2, "no_blob": 3, "error": 4}
+    ranked = sorted(records, key=lambda r: (order.get(r.get("status"), 5), -(r.get("fit_score") or 0.0), r["name"]))
+    rows = []
+    for number, record in enumerate(ranked, start=1):
+        row = {column: record.get(column) for column in RANKING_COLUMNS}
+        row.update(rank=number, hit=bool(record.get("hit")), pose=record.get("pose"))
+        rows.append(row)
+    return rows
+
+
+def write_outputs(result: ScreenResult, folder: Path, model: ModelInput, top: int) -> None:
+    """ranking.csv, screen.json and a folder per top hit (ligand.sdf, model.cif, result.json)."""
+    with io.atomic_path(folder / "ranking.csv") as temporary, open(temporary, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RANKING_COLUMNS)
+        writer.writeheader()
+        for row in result.rows:
+            writer.writerow({column: "" if row.get(column) is None else row.get(column) for column in RANKING_COLUMNS})
+    summary = {"verdict": result.verdict, "hits": len(result.hits), "ligands": len(result.rows), "timings": result.timings}
+    io.write_text(folder / "screen.json", json.dumps({**summary, "library": result.library.summary(), "blobs": result.blobs}, indent=1))
+    structure = io.read_structure(model) if model is not None else None
+    for row in [row for row in result.rows if row.get("pose")][:top]:
+        hit_folder = folder / "top" / f"{row['rank']:03d}_{_safe(row['name'])}"
+        pose = row["pose"]
+        io.write_text(hit_folder / "ligand.sdf", pose["molblock"] + "$$$$\n")
+        io.write_text(hit_folder / "result.json", json.dumps({k: v for k, v in row.items() if k != "pose"}, indent=1))
+        if structure is not None:
+            complex_ = io.add_ligand(structure, pose["elements"], pose["atom_names"], np.array(pose["coordinates"]), residue_name="LIG")
+            with io.atomic_path(hit_folder / "model.cif") as temporary:
+                io.write_structure(complex_, temporary.with_suffix(".cif"))
+                os.replace(temporary.with_suffix(".cif"), temporary)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:40]
+
+
+def _write_library_notes(folder: Path, library: Library) -> None:
+    lines = ["source,kind,name_or_text,reason"]
+    for bad in library.skipped:
+        lines.append(_csv_line([bad["source"], "skipped", bad["text"], bad["reason"]]))
+    for duplicate in library.duplicates:
+        lines.append(_csv_line([duplicate["source"], "duplicate", duplicate["name"], f"same molecule as {duplicate['same_as']}"]))
+    io.write_text(folder / "library_notes.csv", "\n".join(lines) + "\n")
+
+
+def _write_blobs(path: Path, blobs: tuple[Blob, ...]) -> None:
+    lines = ["blob,estimated_heavy_atoms,volume_A3,peak_sigma,x,y,z"]
+    for blob in blobs:
+        x, y, z = np.round(blob.centroid, 2).tolist()
+        lines.append(_csv_line([blob.rank, _rounded(blob.estimated_heavy_atoms, 1), round(blob.volume, 1), round(blob.peak, 2), x, y, z]))
+    io.write_text(path, "\n".join(lines) + "\n")
+
+
+def _csv_line(values: list) -> str:
+    import io as text_io
+
+    buffer = text_io.StringIO()
+    csv.writer(buffer).writerow(["" if v is None else v for v in values])
+    return buffer.getvalue().rstrip("\r\n")
+
+
+__all__ = ["SCREEN_DOCKING", "ScreenContext", "ScreenOptions", "ScreenResult", "run_screen", "screen_ligand"]
