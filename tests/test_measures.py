@@ -194,12 +194,14 @@ def ibuprofen():
 
 def test_ligand_symmetry_sizes(ibuprofen):
     assert len(ligand_symmetry(load_ligand("c1ccccc1", max_conformers=1))) == 12
+    # Graphs of elements and connectivity, as spyrmsd: the acid's two oxygens swap, the chiral carbon's neighbours do not.
     chiral = ligand_symmetry(load_ligand("C[C@H](N)C(=O)O", protonation="as-given", max_conformers=1))
-    assert chiral.shape == (1, 6)
+    assert chiral.shape == (2, 6)
     np.testing.assert_array_equal(chiral[0], np.arange(6))
+    assert sorted(set(np.flatnonzero(chiral[1] != np.arange(6)))) == [4, 5]  # only the two oxygens move
     symmetry = ligand_symmetry(ibuprofen)
-    assert symmetry.shape == (4, 15)
-    assert len({tuple(row) for row in symmetry}) == 4  # distinct permutations
+    assert symmetry.shape == (8, 15)  # ring flip × isopropyl methyls × carboxyl oxygens
+    assert len({tuple(row) for row in symmetry}) == 8  # distinct permutations
     assert np.all(np.sort(symmetry, axis=1) == np.arange(15))  # each row is a permutation
 
 
@@ -267,11 +269,6 @@ def test_symmetric_rmsd_matches_spyrmsd_on_shuffled_atoms(ibuprofen):
         assert symmetric_rmsd(first_xyz, shuffled_xyz, strict) >= ours - 1e-9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ligand_symmetry matches bond orders, so a carboxylate's two O (equivalent by resonance) never swap; "
-    "docking's cluster RMSD then disagrees with spyrmsd (docs/notes/tests-mirror.md)",
-)
 def test_ligand_symmetry_swaps_the_oxygens_of_a_carboxylate():
     benzoate = load_ligand("OC(=O)c1ccccc1", max_conformers=1)  # pH 7: O=C([O-])c1ccccc1
     assert "[O-]" in benzoate.smiles

@@ -18,9 +18,9 @@ from rdkit import Chem
 from rdkit.Chem import rdDetermineBonds
 
 from ligfit.errors import BadLigandError
-from ligfit.evaluate.sites import LigandSite, connectivity_mol
+from ligfit.evaluate.sites import LigandSite
 from ligfit.ligand import generate_conformers, parse_ligand
-from ligfit.measures import symmetry_matches
+from ligfit.measures import connectivity_mol, symmetry_matches
 
 log = logging.getLogger(__name__)
 

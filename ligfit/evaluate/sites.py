@@ -19,6 +19,7 @@ from rdkit import Chem
 from scipy.spatial import cKDTree
 
 from ligfit.errors import BadModelError
+from ligfit.measures import connectivity_mol
 
 log = logging.getLogger(__name__)
 
@@ -194,21 +195,6 @@ def distance_bonds(elements: tuple[str, ...] | list[str], coordinates: np.ndarra
     distance = np.linalg.norm(coordinates[pairs[:, 0]] - coordinates[pairs[:, 1]], axis=1)
     keep = (distance < radii[pairs[:, 0]] + radii[pairs[:, 1]] + COVALENT_TOLERANCE) & (distance > 0.4)
     return pairs[keep]
-
-
-def connectivity_mol(elements: tuple[str, ...] | list[str], bonds: np.ndarray) -> Chem.Mol:
-    """An RDKit graph of elements and single bonds only: what two copies of a ligand must share to match."""
-    editable = Chem.RWMol()
-    for element in elements:
-        atom = Chem.Atom(_PERIODIC_TABLE.GetAtomicNumber(element))
-        atom.SetNoImplicit(True)
-        editable.AddAtom(atom)
-    for i, j in np.asarray(bonds, dtype=int).reshape(-1, 2):
-        editable.AddBond(int(i), int(j), Chem.BondType.SINGLE)
-    mol = editable.GetMol()
-    mol.UpdatePropertyCache(strict=False)
-    Chem.FastFindRings(mol)
-    return mol
 
 
 def element_symbol(name: str) -> str:

@@ -163,11 +163,31 @@ def symmetry_matches(query: Chem.Mol, target: Chem.Mol | None = None, max_matche
     return np.array(matches, dtype=int).reshape(-1, n)
 
 
+def connectivity_mol(elements: tuple[str, ...] | list[str], bonds: np.ndarray) -> Chem.Mol:
+    """An RDKit graph of elements and single bonds only: what two copies of a ligand must share to match.
+
+    Bond orders and charges are left out, so atoms equivalent by resonance (a carboxylate's oxygens,
+    a nitro group, a guanidinium) count as symmetric, as spyrmsd counts them.
+    """
+    editable = Chem.RWMol()
+    for element in elements:
+        atom = Chem.Atom(_PERIODIC_TABLE.GetAtomicNumber(element))
+        atom.SetNoImplicit(True)
+        editable.AddAtom(atom)
+    for i, j in np.asarray(bonds, dtype=int).reshape(-1, 2):
+        editable.AddBond(int(i), int(j), Chem.BondType.SINGLE)
+    mol = editable.GetMol()
+    mol.UpdatePropertyCache(strict=False)
+    Chem.FastFindRings(mol)
+    return mol
+
+
 def ligand_symmetry(ligand: Ligand) -> np.ndarray:
-    """Heavy-atom permutations (k, n_heavy) that map the ligand's graph onto itself (the identity at least)."""
-    heavy = Chem.RemoveHs(ligand.mol)
-    matches = symmetry_matches(heavy)
-    return matches if len(matches) else np.arange(heavy.GetNumAtoms())[None]
+    """Heavy-atom permutations (k, n_heavy) that map the ligand's element-and-connectivity graph onto itself (the identity at least)."""
+    heavy = ligand.heavy_atom_count
+    bonds = [(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in ligand.mol.GetBonds() if max(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) < heavy]
+    matches = symmetry_matches(connectivity_mol(list(ligand.elements[:heavy]), np.array(bonds, dtype=int).reshape(-1, 2)))
+    return matches if len(matches) else np.arange(heavy)[None]
 
 
 def symmetric_rmsd(first: np.ndarray, second: np.ndarray, matches: np.ndarray) -> float:
