@@ -1,0 +1,374 @@
+"""Fit a predicted model (AlphaFold, a homologue) not yet placed in the map: trim, search, refine, judge.
+
+Order: residues of low pLDDT are trimmed; chains of one sequence are searched once
+(:mod:`ligfit.predicted.search`) and their copies placed greedily without overlap, chains of
+other sequences after them with the density already explained masked out; each placement is
+refined rigidly, then split into domains that are refined one by one where the map says that
+one rigid body does not fit. Coordinates are in Å in the map's frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import gemmi
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ligfit import io
+from ligfit.maps import DensityMap
+from ligfit.predicted import domains as domain_split
+from ligfit.predicted import score, search
+from ligfit.predicted.errors import ModelDoesNotFitError, ModelTooLargeError, ResolutionTooLowError
+
+log = logging.getLogger(__name__)
+
+#: A placement whose CC_mask is below this fits nowhere.
+MIN_CC_MASK = 0.35
+#: ... or whose atoms lie in density above the contour for less than this fraction.
+MIN_OVERLAP = 0.3
+#: Coarsest map resolution (Å) the search accepts.
+MAX_RESOLUTION = 10.0
+#: Two copies overlap when this fraction of one's Cα lie within 3 Å of the other's.
+OVERLAP_FRACTION = 0.1
+#: A domain split is kept when it raises CC_mask by at least this much.
+DOMAIN_GAIN = 0.01
+
+
+@dataclass(frozen=True)
+class ChainPlacement:
+    """Where one copy of a chain went: ``x -> rotation @ x + translation`` (Å) and how well it fits there."""
+
+    chain: str  # name in the fitted structure
+    source_chain: str  # name in the input model
+    rotation: np.ndarray
+    translation: np.ndarray
+    search_score: float  # LCC at the search resolution
+    cc_mask: float
+    overlap: float  # fraction of atoms in density above the contour
+    domains: int  # rigid pieces it was fitted as
+    residue_cc: dict[str, float] = field(default_factory=dict)  # "A:17" -> CC in that residue's mask
+    fits: bool = True
+
+    def as_dict(self) -> dict:
+        return {
+            "chain": self.chain,
+            "source_chain": self.source_chain,
+            "rotation": np.round(self.rotation, 6).tolist(),
+            "translation": np.round(self.translation, 3).tolist(),
+            "search_score": round(self.search_score, 4),
+            "cc_mask": round(self.cc_mask, 4),
+            "overlap": round(self.overlap, 4),
+            "domains": self.domains,
+            "fits": self.fits,
+            "residue_cc": {key: (None if math.isnan(value) else round(value, 3)) for key, value in self.residue_cc.items()},
+        }
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The fitted model (map frame, Å), one :class:`ChainPlacement` per placed copy, and what was done."""
+
+    structure: gemmi.Structure
+    placements: tuple[ChainPlacement, ...]
+    trimmed: tuple[str, ...]  # residues left out for low pLDDT ("A:17")
+    resolution: float
+    seconds: float
+    options: dict
+    verdict: str
+
+    @property
+    def cc_mask(self) -> float:
+        """Mean CC_mask over the placed copies."""
+        return float(np.mean([p.cc_mask for p in self.placements])) if self.placements else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "resolution": self.resolution,
+            "seconds": round(self.seconds, 1),
+            "options": self.options,
+            "trimmed": list(self.trimmed),
+            "placements": [p.as_dict() for p in self.placements],
+        }
+
+
+@dataclass(frozen=True)
+class _Body:
+    """Atoms of one chain as arrays (Å), with the index of each atom's residue."""
+
+    name: str
+    coordinates: np.ndarray
+    residue_of_atom: np.ndarray
+    residue_labels: list[str]
+    ca: np.ndarray  # indices of the Cα atoms
+    ca_only: bool
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.ones(len(self.coordinates))
+
+
+def _body(chain: gemmi.Chain) -> _Body:
+    coordinates, residue_of_atom, labels, ca = [], [], [], []
+    for residue in chain:
+        atoms = [atom for atom in residue if not atom.is_hydrogen()]
+        if not atoms:
+            continue
+        for atom in atoms:
+            if atom.name == "CA":
+                ca.append(len(coordinates))
+            coordinates.append(atom.pos.tolist())
+            residue_of_atom.append(len(labels))
+        labels.append(f"{chain.name}:{residue.seqid.num}")
+    ca_only = len(ca) == len(coordinates)
+    return _Body(
+        chain.name, np.array(coordinates, float).reshape(-1, 3), np.array(residue_of_atom, int), labels, np.array(ca, int), ca_only
+    )
+
+
+def _scoring_resolution(body: _Body, resolution: float) -> float:
+    """Cα-only models are scored as blurred to 6 Å at least: their atoms stand for whole residues."""
+    return max(resolution, 6.0) if body.ca_only else resolution
+
+
+def check_inputs(structure: gemmi.Structure, density: DensityMap, resolution: float) -> None:
+    """Refuse a resolution too low for the search and chains larger than the map's box."""
+    if not resolution > 0:
+        raise ResolutionTooLowError(f"resolution {resolution} Å is not a resolution; give the map's resolution in Å (--resolution)")
+    if resolution > MAX_RESOLUTION:
+        raise ResolutionTooLowError(
+            f"a {resolution:g} Å map is too coarse to search for a model's orientation (at most {MAX_RESOLUTION:g} Å); "
+            "place the model by hand or use a higher-resolution map"
+        )
+    diagonal = float(np.linalg.norm(density.extent))
+    for chain in structure[0]:
+        body = _body(chain)
+        if len(body.coordinates) == 0:
+            continue
+        diameter = 2 * float(np.linalg.norm(body.coordinates - body.coordinates.mean(axis=0), axis=1).max())
+        if diameter > diagonal:
+            raise ModelTooLargeError(
+                f"chain {chain.name} spans {diameter:.0f} Å but the map's box is only {diagonal:.0f} Å across its diagonal; "
+                "give a map that holds the whole model, or trim the model to the part in the map"
+            )
+
+
+def fit_model(
+    structure: gemmi.Structure,
+    density: DensityMap,
+    resolution: float,
+    *,
+    copies: int = 1,
+    plddt_cutoff: float | None = domain_split.PLDDT_CUTOFF,
+    pae: np.ndarray | None = None,
+    refine: bool = True,
+    partial: bool = False,
+    angular_spacing: float = search.ANGULAR_SPACING,
+    search_resolution: float = search.SEARCH_RESOLUTION,
+    candidates: int = 30,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> FitResult:
+    """Place ``structure`` (every chain, ``copies`` times) in ``density`` at ``resolution`` Å; see the module docstring.
+
+    Raises :class:`ModelDoesNotFitError` when a chain fits nowhere (with ``partial``, only when
+    none fits; the others are then left out and named in the verdict). ``seed`` is recorded; the
+    search is deterministic (a fixed rotation grid).
+    """
+    say = progress or (lambda message: None)
+    started = time.perf_counter()
+    if copies < 1:
+        raise ValueError(f"copies must be at least 1, got {copies}")
+    check_inputs(structure, density, resolution)
+    trimmed, removed = domain_split.trim_low_confidence(structure, plddt_cutoff)
+    if removed:
+        say(f"trimmed {len(removed)} residues of pLDDT < {plddt_cutoff:g}")
+    search_resolution = max(search_resolution, resolution)
+    coarse_target = search.refinement_map(density, search_resolution)
+    fine_target = search.refinement_map(density, resolution)
+    level = score.contour_level(density)
+    groups = _sequence_groups(trimmed)
+    placed_atoms: list[np.ndarray] = []
+    placed_ca: list[np.ndarray] = []
+    placements: list[ChainPlacement] = []
+    output = gemmi.Structure()
+    output.cell = trimmed.cell
+    output.spacegroup_hm = trimmed.spacegroup_hm
+    output_model = gemmi.Model("1")
+    used_names: set[str] = set()
+    failures = []
+    for group in groups:
+        template = trimmed[0][group[0]]
+        body = _body(template)
+        if len(body.coordinates) == 0:
+            continue
+        if body.ca_only:
+            log.warning(
+                "chain %s has only Cα atoms: its fit is scored at %.0f Å and is coarser", body.name, _scoring_resolution(body, resolution)
+            )
+        say(f"searching chain {body.name} ({len(body.residue_labels)} residues, {len(group) * copies} copies)")
+        exclude = np.concatenate(placed_atoms) if placed_atoms else None
+        target = search.search_map(density, search_resolution, exclude=exclude)
+        found = search.global_search(
+            body.coordinates, body.weights, target, search_resolution, angular_spacing=angular_spacing, candidates=candidates
+        )
+        scored = sorted(
+            (_refine_candidate(body, c, coarse_target, fine_target, density, resolution) for c in found), key=lambda item: -item[1]
+        )
+        for source_name in group * copies:
+            choice = _first_free(scored, body, placed_ca)
+            if choice is None or choice[1] < MIN_CC_MASK or score.overlap(density, choice[0].apply(body.coordinates), level) < MIN_OVERLAP:
+                best = choice[1] if choice else float("nan")
+                failures.append(f"chain {source_name} (best CC_mask {best:.2f})")
+                continue
+            rigid, cc = choice
+            scored.remove(choice)
+            moved = rigid.apply(body.coordinates)
+            pieces = 1
+            if refine:
+                moved, cc, pieces = _fit_domains(body, moved, cc, fine_target, density, resolution, pae)
+            _, per_residue = score.cc_mask(
+                density, moved, body.weights, _scoring_resolution(body, resolution), body.residue_of_atom, len(body.residue_labels)
+            )
+            name = source_name if source_name not in used_names else io.unused_chain_name(used_names | _names(trimmed))
+            used_names.add(name)
+            output_model.add_chain(_moved_chain(trimmed[0][source_name], body, moved, name))
+            placed_atoms.append(moved)
+            placed_ca.append(moved[body.ca])
+            placements.append(
+                ChainPlacement(
+                    chain=name,
+                    source_chain=source_name,
+                    rotation=rigid.rotation,
+                    translation=rigid.translation,
+                    search_score=rigid.score,
+                    cc_mask=cc,
+                    overlap=score.overlap(density, moved, level),
+                    domains=pieces,
+                    residue_cc=dict(zip(body.residue_labels, per_residue.tolist())),
+                )
+            )
+            say(f"placed chain {name}: CC_mask {cc:.3f} ({pieces} rigid piece{'s' if pieces > 1 else ''})")
+    if failures and (not partial or not placements):
+        raise ModelDoesNotFitError(
+            f"{', '.join(failures)} fits nowhere in the map (CC_mask must reach {MIN_CC_MASK}); "
+            "check that the model is of the protein in the map, and the map's resolution"
+        )
+    output.add_model(output_model)
+    output.remove_hydrogens()
+    output.setup_entities()
+    verdict = f"placed {len(placements)} chain copies, mean CC_mask {np.mean([p.cc_mask for p in placements]):.3f}"
+    if failures:
+        verdict += f"; {', '.join(failures)} fit nowhere and were left out"
+    options = {
+        "copies": copies,
+        "plddt_cutoff": plddt_cutoff,
+        "pae": pae is not None,
+        "refine": refine,
+        "angular_spacing": angular_spacing,
+        "search_resolution": search_resolution,
+        "candidates": candidates,
+        "seed": seed,
+    }
+    return FitResult(output, tuple(placements), tuple(removed), resolution, time.perf_counter() - started, options, verdict)
+
+
+def _names(structure: gemmi.Structure) -> set[str]:
+    return {chain.name for chain in structure[0]}
+
+
+def _sequence_groups(structure: gemmi.Structure) -> list[list[str]]:
+    """Chain names grouped by identical sequence, largest chains first."""
+    groups: dict[str, list[str]] = {}
+    for chain in structure[0]:
+        sequence = gemmi.one_letter_code([residue.name for residue in chain])
+        groups.setdefault(sequence, []).append(chain.name)
+    return sorted(groups.values(), key=lambda names: -len(structure[0][names[0]]))
+
+
+def _refine_candidate(
+    body: _Body,
+    candidate: search.RigidPlacement,
+    coarse: search.RefinementMap,
+    fine: search.RefinementMap,
+    density: DensityMap,
+    resolution: float,
+) -> tuple[search.RigidPlacement, float]:
+    """The candidate refined rigidly at the search resolution, then at the map's; and its CC_mask."""
+    placement = candidate
+    for target, shift, angle in ((coarse, 10.0, 30.0), (fine, 3.0, 10.0)):
+        rotation, translation, _ = search.refine_rigid(
+            placement.apply(body.coordinates), body.weights, target, max_shift=shift, max_angle=angle
+        )
+        placement = placement.then(rotation, translation, candidate.score)
+    cc, _ = score.cc_mask(density, placement.apply(body.coordinates), body.weights, _scoring_resolution(body, resolution))
+    return placement, cc
+
+
+def _first_free(scored: list, body: _Body, placed_ca: list[np.ndarray]) -> tuple[search.RigidPlacement, float] | None:
+    """The best candidate that does not overlap the copies already placed."""
+    if not placed_ca:
+        return scored[0] if scored else None
+    tree = cKDTree(np.concatenate(placed_ca))
+    for item in scored:
+        ca = item[0].apply(body.coordinates[body.ca])
+        near = tree.query(ca, distance_upper_bound=3.0)[0] < np.inf
+        if np.mean(near) < OVERLAP_FRACTION:
+            return item
+    return None
+
+
+def _fit_domains(
+    body: _Body, moved: np.ndarray, cc: float, target: search.RefinementMap, density: DensityMap, resolution: float, pae: np.ndarray | None
+) -> tuple[np.ndarray, float, int]:
+    """Split the placed chain into 2 or 3 domains and refine each rigidly; keep the split if CC_mask rises by DOMAIN_GAIN."""
+    n_residues = len(body.residue_labels)
+    if n_residues < 80 or (pae is not None and pae.shape[0] != n_residues):
+        return moved, cc, 1
+    best = (moved, cc, 1)
+    ca_of_residue = np.full((n_residues, 3), np.nan)
+    ca_of_residue[body.residue_of_atom[body.ca]] = moved[body.ca]
+    missing = np.isnan(ca_of_residue[:, 0])
+    if missing.any():  # residues without Cα: their first atom
+        first = np.unique(body.residue_of_atom, return_index=True)[1]
+        ca_of_residue[missing] = moved[first[missing]]
+    scoring = _scoring_resolution(body, resolution)
+    for count in (2, 3):
+        if n_residues < 40 * count:
+            break
+        labels = domain_split.split_domains(ca_of_residue, count, pae=pae)
+        trial = moved.copy()
+        for domain in range(labels.max() + 1):
+            atoms = labels[body.residue_of_atom] == domain
+            rotation, translation, _ = search.refine_rigid(trial[atoms], body.weights[atoms], target, max_shift=4.0, max_angle=15.0)
+            trial[atoms] = trial[atoms] @ rotation.T + translation
+        trial_cc, _ = score.cc_mask(density, trial, body.weights, scoring)
+        if trial_cc > best[1] + DOMAIN_GAIN:
+            best = (trial, trial_cc, int(labels.max() + 1))
+    return best
+
+
+def _moved_chain(chain: gemmi.Chain, body: _Body, moved: np.ndarray, name: str) -> gemmi.Chain:
+    """A copy of ``chain`` named ``name`` with its heavy atoms at ``moved`` (hydrogens are dropped by the caller)."""
+    copy = chain.clone()
+    copy.name = name
+    atoms = [atom for residue in copy for atom in residue if not atom.is_hydrogen()]
+    for atom, position in zip(atoms, moved):
+        atom.pos = gemmi.Position(*position)
+    return copy
+
+
+def needs_fitting(density: DensityMap, structure: gemmi.Structure, resolution: float) -> bool:
+    """Whether ``structure`` is not yet placed in ``density``: atoms outside the box, off the density, or a low CC_mask."""
+    atoms = io.heavy_atoms(structure).coordinates
+    if len(atoms) == 0:
+        return False
+    if np.mean(density.contains(atoms)) < 0.8 or score.overlap(density, atoms) < MIN_OVERLAP:
+        return True
+    cc, _ = score.cc_mask(density, atoms, np.ones(len(atoms)), resolution)
+    return cc < MIN_CC_MASK
