@@ -221,6 +221,49 @@ def challenge(
     return run_challenge(submissions, output, workers=workers, retry_failed=retry_failed, whole_model=whole_model, progress=progress)
 
 
+def fit(
+    model: ModelInput,
+    density_map: MapInput,
+    resolution: float,
+    *,
+    copies: int = 1,
+    plddt_cutoff: float | None = 70.0,
+    pae: str | os.PathLike | None = None,
+    refine: bool = True,
+    partial: bool = False,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+):
+    """Place a predicted model (AlphaFold, a homologue) that is not yet fitted into ``density_map``; see :mod:`ligfit.predicted`.
+
+    ``model``: PDB/mmCIF path or gemmi.Structure (pLDDT in the B-factor column is used when
+    present: residues below ``plddt_cutoff`` are left out; None keeps all). ``density_map``:
+    MRC/CCP4 path, a :class:`DensityMap`, or (array in x,y,z order, voxel size Å, origin Å);
+    ``resolution`` in Å. ``copies``: place each chain this many times (a monomer prediction in a
+    homo-oligomer map). ``pae``: AlphaFold's PAE JSON, to split domains. ``refine``: refine by
+    domains after the rigid fit. Returns a :class:`ligfit.predicted.FitResult` (``.structure``,
+    ``.placements``, ``.as_dict()``); raises ``ModelDoesNotFitError`` when a chain fits nowhere
+    (with ``partial``, only when none fits).
+    """
+    from ligfit.errors import BadModelError as _BadModelError
+    from ligfit.predicted import fit_model, read_pae
+
+    if model is None:
+        raise _BadModelError("fit needs a model to place; give a PDB/mmCIF file of the predicted model")
+    return fit_model(
+        io.read_structure(model),
+        load_map(density_map),
+        resolution,
+        copies=copies,
+        plddt_cutoff=plddt_cutoff,
+        pae=read_pae(pae) if pae is not None else None,
+        refine=refine,
+        partial=partial,
+        seed=seed,
+        progress=progress,
+    )
+
+
 __all__ = [
     "BuildOptions",
     "BuildResult",

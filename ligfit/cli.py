@@ -153,6 +153,28 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
     trace.set_defaults(handler=_trace)
 
+    fit = commands.add_parser(
+        "fit",
+        help="place a predicted model (AlphaFold, a homologue) that is not yet fitted into the map",
+        description="Trim residues of low pLDDT, search every rotation and translation of the map for each chain (FFT "
+        "local correlation, as powerfit), refine the best placements rigidly and by domains, and say how well each chain "
+        "fits (CC_mask, per-residue CC). Exits 3 when a chain fits nowhere.",
+    )
+    fit.add_argument("model", type=Path, help="predicted model (PDB/mmCIF), pLDDT in the B-factor column if any")
+    fit.add_argument("map", type=Path, help="density map (MRC/CCP4, optionally .gz)")
+    fit.add_argument("--resolution", type=float, required=True, help="map resolution in Å")
+    fit.add_argument("-o", "--output", type=Path, required=True, help="fitted model to write (.cif or .pdb)")
+    fit.add_argument("--json", type=Path, help="write the fit record (placements, CC, trimmed residues) as JSON")
+    fit.add_argument("--copies", type=int, default=1, help="place each chain this many times (default: 1)")
+    fit.add_argument("--plddt-cutoff", type=float, default=70.0, help="leave out residues of pLDDT below this (default: 70)")
+    fit.add_argument("--no-trim", action="store_true", help="keep every residue whatever its pLDDT")
+    fit.add_argument("--pae", type=Path, help="AlphaFold PAE JSON, to split domains")
+    fit.add_argument("--no-refine", action="store_true", help="rigid fit only (no domain refinement)")
+    fit.add_argument("--partial", action="store_true", help="keep the chains that fit when others fit nowhere")
+    fit.add_argument("--force", action="store_true", help="overwrite the output files")
+    fit.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+    fit.set_defaults(handler=_fit)
+
     templates = commands.add_parser(
         "templates",
         help="make or describe a library of template complexes that seeds docking",
@@ -319,6 +341,39 @@ def _trace(args: argparse.Namespace) -> int:
     result = api.trace(args.map, resolution=args.resolution, sequence=args.sequence, device=args.device, progress=progress)
     result.write(args.output)
     print(f"ligfit: {result.message}. Wrote {args.output}.")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from ligfit.predicted import ModelDoesNotFitError
+
+    for path in (args.output, args.json):
+        if path is not None and path.exists() and not args.force:
+            raise LigfitError(f"{path} exists; use --force to overwrite it")
+    try:
+        result = api.fit(
+            args.model,
+            args.map,
+            args.resolution,
+            copies=args.copies,
+            plddt_cutoff=None if args.no_trim else args.plddt_cutoff,
+            pae=args.pae,
+            refine=not args.no_refine,
+            partial=args.partial,
+            progress=lambda stage: log.info("… %s", stage),
+        )
+    except ModelDoesNotFitError as error:
+        print(f"ligfit: {error}", file=sys.stderr)
+        return EXIT_NOTHING_FITS
+    io.write_structure(result.structure, args.output)
+    if args.json:
+        report = {"command": args.command_line, "versions": versions(), **result.as_dict()}
+        io.write_text(args.json, json.dumps(report, indent=2) + "\n")
+    for placement in result.placements:
+        print(
+            f"ligfit: chain {placement.chain} (from {placement.source_chain}): CC_mask {placement.cc_mask:.3f}, overlap {placement.overlap:.2f}"
+        )
+    print(f"ligfit: {result.verdict}. Wrote {args.output}.")
     return 0
 
 

@@ -119,3 +119,24 @@ def test_plddt_trims_only_confidence_and_domains_split(data):
     ca = _ca(trimmed)["A"]
     labels = split_domains(ca, 2)
     assert set(labels) == {0, 1} and min(np.bincount(labels)) >= 10
+
+
+def test_cli_refuses_a_map_too_coarse_in_one_line(tmp_path, capsys):
+    from ligfit import cli
+
+    deposited = io.read_structure(REPO / "examples" / "tyk2" / "protein.pdb")
+    maps.write_map(maps.simulate(deposited, 4.0, voxel_size=2.0, margin=4.0), tmp_path / "map.mrc")
+    code = cli.main(
+        [
+            "fit",
+            str(REPO / "examples" / "tyk2" / "protein.pdb"),
+            str(tmp_path / "map.mrc"),
+            "--resolution",
+            "15",
+            "-o",
+            str(tmp_path / "fitted.cif"),
+            "-q",
+        ]
+    )
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(error) == 1 and "too coarse" in error[0]

@@ -63,10 +63,8 @@ def trim_low_confidence(structure: gemmi.Structure, cutoff: float | None = PLDDT
         return trimmed, []
     removed, index = [], 0
     for chain in trimmed[0]:
-        keep_flags = []
-        for residue in chain:
-            keep_flags.append(confidence[index] >= cutoff)
-            index += 1
+        keep_flags = list(confidence[index : index + len(chain)] >= cutoff)
+        index += len(chain)
         for position in reversed(range(len(chain))):
             if not keep_flags[position]:
                 removed.append(f"{chain.name}:{chain[position].seqid.num}")

@@ -170,7 +170,7 @@ def fit_model(
     partial: bool = False,
     angular_spacing: float = search.ANGULAR_SPACING,
     search_resolution: float = search.SEARCH_RESOLUTION,
-    candidates: int = 30,
+    candidates: int = search.CANDIDATES,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> FitResult:
@@ -214,9 +214,11 @@ def fit_model(
         say(f"searching chain {body.name} ({len(body.residue_labels)} residues, {len(group) * copies} copies)")
         exclude = np.concatenate(placed_atoms) if placed_atoms else None
         target = search.search_map(density, search_resolution, exclude=exclude)
+        rotation_total = search.rotation_count(angular_spacing)
         found = search.global_search(
             body.coordinates, body.weights, target, search_resolution, angular_spacing=angular_spacing, candidates=candidates
         )
+        say(f"searched {rotation_total} rotations × {np.prod(target.density.shape)} translations; refining {len(found)} peaks")
         scored = sorted(
             (_refine_candidate(body, c, coarse_target, fine_target, density, resolution) for c in found), key=lambda item: -item[1]
         )

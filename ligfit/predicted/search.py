@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 #: Resolution (Å) the map and model are blurred to for the global search.
 SEARCH_RESOLUTION = 8.0
 #: Angular spacing (degrees) of the global rotation grid.
-ANGULAR_SPACING = 20.0
+ANGULAR_SPACING = 25.0
+#: Peaks of the search refined locally.
+CANDIDATES = 20
 #: Rotations per FFT batch.
 BATCH = 8
 
@@ -145,13 +147,20 @@ def global_search(
     search_resolution: float,
     *,
     angular_spacing: float = ANGULAR_SPACING,
-    candidates: int = 30,
+    candidates: int = CANDIDATES,
+    variance_mask: str = "sphere",
 ) -> list[RigidPlacement]:
     """The ``candidates`` best rigid placements of the model (atoms ``coordinates`` Å, ``weights``) in the search map, by LCC.
 
     Every rotation of a uniform grid is tried; for each translation the best rotation is kept,
-    and the distinct translation peaks (at least 6 Å apart) are returned, best first.
+    and the distinct translation peaks (at least 6 Å apart) are returned, best first. The model's
+    density is always normalised inside its own mask (zero mean, so density it merely sits in
+    scores nothing); the map's variance is taken under that mask (``variance_mask="model"``, as
+    powerfit: 5 FFTs per rotation) or under a sphere of the model's radius of gyration
+    (``"sphere"``: computed once, 2 FFTs per rotation, 2.5× faster, same ranking in our tests).
     """
+    if variance_mask not in ("sphere", "model"):
+        raise ValueError(f"variance_mask must be 'sphere' or 'model', got {variance_mask!r}")
     density = search.density
     voxel = float(density.voxel_size[0])
     centre = coordinates.mean(axis=0)
@@ -165,10 +174,14 @@ def global_search(
     rotations = uniform_rotations(rotation_count(angular_spacing))
     best = np.full(shape, -np.inf, dtype=np.float32)
     best_rotation = np.zeros(shape, dtype=np.int32)
+    sphere_variance = None
+    if variance_mask == "sphere":
+        gyration = math.sqrt(float(np.mean(np.sum(centred**2, axis=1))))
+        sphere_variance = _sphere_variance(search, shape, size, math.sqrt(5 / 3) * gyration / voxel + sigma)
     for start in range(0, len(rotations), BATCH):
         batch = rotations[start : start + BATCH]
         template, mask = _templates(centred, weights, batch, voxel, sigma, size)
-        lcc = _local_correlation(template, mask, search, shape)
+        lcc = _local_correlation(template, mask, search, shape, sphere_variance)
         which = np.argmax(lcc, axis=0)
         top = np.take_along_axis(lcc, which[None], axis=0)[0]
         improved = top > best
@@ -183,7 +196,22 @@ def global_search(
     return placements
 
 
-def _local_correlation(template: np.ndarray, mask: np.ndarray, search: SearchMap, shape: tuple[int, ...]) -> np.ndarray:
+def _sphere_variance(search: SearchMap, shape: tuple[int, ...], size: int, radius: float) -> np.ndarray:
+    """Variance of the map under a sphere of ``radius`` voxels centred in a cube of ``size`` whose corner is at each voxel."""
+    axis = np.arange(size) - size // 2
+    sphere = (axis[:, None, None] ** 2 + axis[None, :, None] ** 2 + axis[None, None, :] ** 2) <= radius**2
+    full = np.zeros(shape, dtype=np.float32)
+    full[:size, :size, :size] = sphere
+    sphere_hat = np.conj(fft.rfftn(full, workers=2))
+    total = fft.irfftn(sphere_hat * search.fourier, s=shape, workers=2)
+    total_squared = fft.irfftn(sphere_hat * search.fourier_squared, s=shape, workers=2)
+    n = float(sphere.sum())
+    return np.maximum(total_squared / n - (total / n) ** 2, search.variance_floor).astype(np.float32)
+
+
+def _local_correlation(
+    template: np.ndarray, mask: np.ndarray, search: SearchMap, shape: tuple[int, ...], sphere_variance: np.ndarray | None
+) -> np.ndarray:
     """LCC of each rotated template at every translation (corner of the cube at that voxel)."""
     count, size = template.shape[0], template.shape[1]
     n_mask = mask.reshape(count, -1).sum(axis=1).astype(np.float64)
@@ -193,16 +221,21 @@ def _local_correlation(template: np.ndarray, mask: np.ndarray, search: SearchMap
     norm = np.sqrt((centred.reshape(count, -1) ** 2).sum(axis=1))
     centred /= norm[:, None, None, None]
     full_template = np.zeros((count, *shape), dtype=np.float32)
-    full_mask = np.zeros((count, *shape), dtype=np.float32)
     full_template[:, :size, :size, :size] = centred
-    full_mask[:, :size, :size, :size] = mask
     axes = (1, 2, 3)
     template_hat = np.conj(fft.rfftn(full_template, axes=axes, workers=2))
+    n = n_mask[:, None, None, None]
+    if sphere_variance is not None:
+        template_hat *= search.fourier
+        correlation = fft.irfftn(template_hat, s=shape, axes=axes, workers=2)
+        correlation /= np.sqrt(n * sphere_variance[None]).astype(np.float32)
+        return correlation
+    full_mask = np.zeros((count, *shape), dtype=np.float32)
+    full_mask[:, :size, :size, :size] = mask
     mask_hat = np.conj(fft.rfftn(full_mask, axes=axes, workers=2))
     products = np.concatenate([template_hat * search.fourier, mask_hat * search.fourier, mask_hat * search.fourier_squared])
     back = fft.irfftn(products, s=shape, axes=axes, workers=2)
     correlation, total, total_squared = back[:count], back[count : 2 * count], back[2 * count :]
-    n = n_mask[:, None, None, None]
     variance = np.maximum(total_squared / n - (total / n) ** 2, search.variance_floor)
     return (correlation / np.sqrt(n * variance)).astype(np.float32)
 
