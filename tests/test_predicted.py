@@ -76,6 +76,19 @@ def test_simulated_pocket_returns_to_its_map():
     assert result.placements[0].cc_mask > 0.7
 
 
+def test_calpha_only_model_is_placed_too():
+    deposited = io.read_structure(REPO / "examples" / "tyk2" / "protein.pdb")
+    density = maps.simulate(deposited, 4.0, voxel_size=1.2, margin=15.0, noise=0.2, seed=2)
+    trace = deposited.clone()
+    for residue in (r for chain in trace[0] for r in chain):
+        for position in reversed(range(len(residue))):
+            if residue[position].name != "CA":
+                del residue[position]
+    result = fit_model(_move(trace, seed=8), density, 4.0, refine=False, **QUICK)
+    fitted = _ca(result.structure)["A"]
+    assert np.mean(np.linalg.norm(fitted - _ca(deposited)["A"], axis=1) < 3.0) >= 0.95
+
+
 def test_hemoglobin_chain_returns_to_the_deposited_place(data):
     folder = data / "em" / "maps_with_models" / "EMD-3488_5ME2_hemoglobin"
     density = maps.read_map(folder / "emd_3488.mrc")
