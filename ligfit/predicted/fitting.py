@@ -202,9 +202,15 @@ def fit_model(
     output_model = gemmi.Model("1")
     used_names: set[str] = set()
     failures = []
+    # Candidates of every sequence are scored first; copies are then placed best CC_mask first across
+    # sequences, so a similar fold (β-globin on an α site) cannot take a site its own chain fits better.
+    bodies: dict[str, _Body] = {}
+    pending: dict[str, list[str]] = {}
+    scored: dict[str, list] = {}
+    searched_after: dict[str, int] = {}
+    targets = (coarse_target, fine_target)
     for group in groups:
-        template = trimmed[0][group[0]]
-        body = _body(template)
+        body = _body(trimmed[0][group[0]])
         if len(body.coordinates) == 0:
             continue
         if body.ca_only:
@@ -212,50 +218,58 @@ def fit_model(
                 "chain %s has only Cα atoms: its fit is scored at %.0f Å and is coarser", body.name, _scoring_resolution(body, resolution)
             )
         say(f"searching chain {body.name} ({len(body.residue_labels)} residues, {len(group) * copies} copies)")
-        exclude = np.concatenate(placed_atoms) if placed_atoms else None
-        target = search.search_map(density, search_resolution, exclude=exclude)
-        rotation_total = search.rotation_count(angular_spacing)
-        found = search.global_search(
-            body.coordinates, body.weights, target, search_resolution, angular_spacing=angular_spacing, candidates=candidates
-        )
-        say(f"searched {rotation_total} rotations × {np.prod(target.density.shape)} translations; refining {len(found)} peaks")
-        scored = sorted(
-            (_refine_candidate(body, c, coarse_target, fine_target, density, resolution) for c in found), key=lambda item: -item[1]
-        )
-        for source_name in group * copies:
-            choice = _first_free(scored, body, placed_ca)
-            if choice is None or choice[1] < MIN_CC_MASK or score.overlap(density, choice[0].apply(body.coordinates), level) < MIN_OVERLAP:
-                best = choice[1] if choice else float("nan")
-                failures.append(f"chain {source_name} (best CC_mask {best:.2f})")
-                continue
-            rigid, cc = choice
-            scored.remove(choice)
-            moved = rigid.apply(body.coordinates)
-            pieces = 1
-            if refine:
-                moved, cc, pieces = _fit_domains(body, moved, cc, fine_target, density, resolution, pae)
-            _, per_residue = score.cc_mask(
-                density, moved, body.weights, _scoring_resolution(body, resolution), body.residue_of_atom, len(body.residue_labels)
-            )
-            name = source_name if source_name not in used_names else io.unused_chain_name(used_names | _names(trimmed))
-            used_names.add(name)
-            output_model.add_chain(_moved_chain(trimmed[0][source_name], body, moved, name))
-            placed_atoms.append(moved)
-            placed_ca.append(moved[body.ca])
-            placements.append(
-                ChainPlacement(
-                    chain=name,
-                    source_chain=source_name,
-                    rotation=rigid.rotation,
-                    translation=rigid.translation,
-                    search_score=rigid.score,
-                    cc_mask=cc,
-                    overlap=score.overlap(density, moved, level),
-                    domains=pieces,
-                    residue_cc=dict(zip(body.residue_labels, per_residue.tolist())),
+        bodies[body.name], pending[body.name], searched_after[body.name] = body, list(group) * copies, 0
+        scored[body.name] = _search_candidates(body, density, resolution, [], targets, search_resolution, angular_spacing, candidates, say)
+    while any(pending.values()):
+        options = {}
+        for key in [key for key, names in pending.items() if names]:
+            body = bodies[key]
+            choice = _first_free(scored[key], body, placed_ca)
+            if not _acceptable(choice, body, density, level) and len(placements) > searched_after[key]:
+                # its peaks were taken by copies placed since: search again with those masked out
+                scored[key] = _search_candidates(
+                    body, density, resolution, placed_atoms, targets, search_resolution, angular_spacing, candidates, say
                 )
+                searched_after[key] = len(placements)
+                choice = _first_free(scored[key], body, placed_ca)
+            if _acceptable(choice, body, density, level):
+                options[key] = choice
+                continue
+            best = choice[1] if choice else float("nan")
+            failures.extend(f"chain {name} (best CC_mask {best:.2f})" for name in pending[key])
+            pending[key] = []
+        if not options:
+            break
+        key = max(options, key=lambda name: options[name][1])
+        body, source_name = bodies[key], pending[key].pop(0)
+        rigid, cc = options[key]
+        scored[key] = [item for item in scored[key] if item is not options[key]]
+        moved = rigid.apply(body.coordinates)
+        pieces = 1
+        if refine:
+            moved, cc, pieces = _fit_domains(body, moved, cc, fine_target, density, resolution, pae)
+        _, per_residue = score.cc_mask(
+            density, moved, body.weights, _scoring_resolution(body, resolution), body.residue_of_atom, len(body.residue_labels)
+        )
+        name = source_name if source_name not in used_names else io.unused_chain_name(used_names | _names(trimmed))
+        used_names.add(name)
+        output_model.add_chain(_moved_chain(trimmed[0][source_name], body, moved, name))
+        placed_atoms.append(moved)
+        placed_ca.append(moved[body.ca])
+        placements.append(
+            ChainPlacement(
+                chain=name,
+                source_chain=source_name,
+                rotation=rigid.rotation,
+                translation=rigid.translation,
+                search_score=rigid.score,
+                cc_mask=cc,
+                overlap=score.overlap(density, moved, level),
+                domains=pieces,
+                residue_cc=dict(zip(body.residue_labels, per_residue.tolist())),
             )
-            say(f"placed chain {name}: CC_mask {cc:.3f} ({pieces} rigid piece{'s' if pieces > 1 else ''})")
+        )
+        say(f"placed chain {name}: CC_mask {cc:.3f} ({pieces} rigid piece{'s' if pieces > 1 else ''})")
     if failures and (not partial or not placements):
         raise ModelDoesNotFitError(
             f"{', '.join(failures)} fits nowhere in the map (CC_mask must reach {MIN_CC_MASK}); "
@@ -310,6 +324,35 @@ def _refine_candidate(
         placement = placement.then(rotation, translation, candidate.score)
     cc, _ = score.cc_mask(density, placement.apply(body.coordinates), body.weights, _scoring_resolution(body, resolution))
     return placement, cc
+
+
+def _search_candidates(
+    body: _Body,
+    density: DensityMap,
+    resolution: float,
+    placed_atoms: list[np.ndarray],
+    targets: tuple[search.RefinementMap, search.RefinementMap],
+    search_resolution: float,
+    angular_spacing: float,
+    candidates: int,
+    say: Callable[[str], None],
+) -> list[tuple[search.RigidPlacement, float]]:
+    """Search the map with the density of the copies placed so far masked out; the peaks refined, best CC_mask first."""
+    exclude = np.concatenate(placed_atoms) if placed_atoms else None
+    target = search.search_map(density, search_resolution, exclude=exclude)
+    found = search.global_search(
+        body.coordinates, body.weights, target, search_resolution, angular_spacing=angular_spacing, candidates=candidates
+    )
+    say(f"searched {search.rotation_count(angular_spacing)} rotations × {np.prod(target.density.shape)} translations")
+    refined = (_refine_candidate(body, c, *targets, density, resolution) for c in found)
+    return sorted(refined, key=lambda item: -item[1])
+
+
+def _acceptable(choice: tuple[search.RigidPlacement, float] | None, body: _Body, density: DensityMap, level: float) -> bool:
+    """Whether a placement fits: CC_mask and overlap above their minimums."""
+    if choice is None or choice[1] < MIN_CC_MASK:
+        return False
+    return score.overlap(density, choice[0].apply(body.coordinates), level) >= MIN_OVERLAP
 
 
 def _first_free(scored: list, body: _Body, placed_ca: list[np.ndarray]) -> tuple[search.RigidPlacement, float] | None:

@@ -261,7 +261,7 @@ class RefinementMap:
 
 def refinement_map(density: DensityMap, resolution: float) -> RefinementMap:
     """``density`` above solvent, blurred to ``resolution`` Å, scaled to unit standard deviation."""
-    sigma = 0.225 * resolution / density.voxel_size / 2
+    sigma = 0.225 * resolution / density.voxel_size
     values = ndimage.gaussian_filter(positive_density(density), sigma, mode="constant")
     values /= max(float(values.std()), 1e-12)
     gradient = np.stack(np.gradient(values, *density.voxel_size))
