@@ -35,6 +35,8 @@ MIN_OVERLAP = 0.3
 MAX_RESOLUTION = 10.0
 #: Two copies overlap when this fraction of one's Cα lie within 3 Å of the other's.
 OVERLAP_FRACTION = 0.1
+#: Fewest residues of a domain searched on its own.
+MIN_DOMAIN = 50
 #: A domain split is kept when it raises CC_mask by at least this much.
 DOMAIN_GAIN = 0.01
 
@@ -44,7 +46,7 @@ class ChainPlacement:
     """Where one copy of a chain went: ``x -> rotation @ x + translation`` (Å) and how well it fits there."""
 
     chain: str  # name in the fitted structure
-    source_chain: str  # name in the input model
+    source_chain: str  # name in the input model, with the residue range when one domain was placed ("A:163-329")
     rotation: np.ndarray
     translation: np.ndarray
     search_score: float  # LCC at the search resolution
@@ -192,89 +194,29 @@ def fit_model(
     coarse_target = search.refinement_map(density, search_resolution)
     fine_target = search.refinement_map(density, resolution)
     level = score.contour_level(density)
-    groups = _sequence_groups(trimmed)
-    placed_atoms: list[np.ndarray] = []
-    placed_ca: list[np.ndarray] = []
-    placements: list[ChainPlacement] = []
-    output = gemmi.Structure()
-    output.cell = trimmed.cell
-    output.spacegroup_hm = trimmed.spacegroup_hm
-    output_model = gemmi.Model("1")
-    used_names: set[str] = set()
-    failures = []
-    # Candidates of every sequence are scored first; copies are then placed best CC_mask first across
-    # sequences, so a similar fold (β-globin on an α site) cannot take a site its own chain fits better.
-    bodies: dict[str, _Body] = {}
-    pending: dict[str, list[str]] = {}
-    scored: dict[str, list] = {}
-    searched_after: dict[str, int] = {}
-    targets = (coarse_target, fine_target)
-    for group in groups:
-        body = _body(trimmed[0][group[0]])
-        if len(body.coordinates) == 0:
-            continue
-        if body.ca_only:
-            log.warning(
-                "chain %s has only Cα atoms: its fit is scored at %.0f Å and is coarser", body.name, _scoring_resolution(body, resolution)
-            )
-        say(f"searching chain {body.name} ({len(body.residue_labels)} residues, {len(group) * copies} copies)")
-        bodies[body.name], pending[body.name], searched_after[body.name] = body, list(group) * copies, 0
-        scored[body.name] = _search_candidates(body, density, resolution, [], targets, search_resolution, angular_spacing, candidates, say)
-    while any(pending.values()):
-        options = {}
-        for key in [key for key, names in pending.items() if names]:
-            body = bodies[key]
-            choice = _first_free(scored[key], body, placed_ca)
-            if not _acceptable(choice, body, density, level) and len(placements) > searched_after[key]:
-                # its peaks were taken by copies placed since: search again with those masked out
-                scored[key] = _search_candidates(
-                    body, density, resolution, placed_atoms, targets, search_resolution, angular_spacing, candidates, say
-                )
-                searched_after[key] = len(placements)
-                choice = _first_free(scored[key], body, placed_ca)
-            if _acceptable(choice, body, density, level):
-                options[key] = choice
-                continue
-            best = choice[1] if choice else float("nan")
-            failures.extend(f"chain {name} (best CC_mask {best:.2f})" for name in pending[key])
-            pending[key] = []
-        if not options:
-            break
-        key = max(options, key=lambda name: options[name][1])
-        body, source_name = bodies[key], pending[key].pop(0)
-        rigid, cc = options[key]
-        scored[key] = [item for item in scored[key] if item is not options[key]]
-        moved = rigid.apply(body.coordinates)
-        pieces = 1
-        if refine:
-            moved, cc, pieces = _fit_domains(body, moved, cc, fine_target, density, resolution, pae)
-        _, per_residue = score.cc_mask(
-            density, moved, body.weights, _scoring_resolution(body, resolution), body.residue_of_atom, len(body.residue_labels)
-        )
-        name = source_name if source_name not in used_names else io.unused_chain_name(used_names | _names(trimmed))
-        used_names.add(name)
-        output_model.add_chain(_moved_chain(trimmed[0][source_name], body, moved, name))
-        placed_atoms.append(moved)
-        placed_ca.append(moved[body.ca])
-        placements.append(
-            ChainPlacement(
-                chain=name,
-                source_chain=source_name,
-                rotation=rigid.rotation,
-                translation=rigid.translation,
-                search_score=rigid.score,
-                cc_mask=cc,
-                overlap=score.overlap(density, moved, level),
-                domains=pieces,
-                residue_cc=dict(zip(body.residue_labels, per_residue.tolist())),
-            )
-        )
-        say(f"placed chain {name}: CC_mask {cc:.3f} ({pieces} rigid piece{'s' if pieces > 1 else ''})")
+    context = _Context(
+        density, resolution, level, (coarse_target, fine_target), search_resolution, angular_spacing, candidates, refine, pae, say
+    )
+    state = _State(output_model=gemmi.Model("1"), all_names=_names(trimmed))
+    units = [(group[0], trimmed[0][group[0]], list(group) * copies) for group in _sequence_groups(trimmed)]
+    failed = _place_units(units, context, state)
+    # A chain that fits nowhere as one body may fit as domains (a prediction whose domains are
+    # arranged otherwise than in the map, or a map that holds part of the protein).
+    pieces = [piece for unit, _best in failed for piece in _domain_units(unit, pae)]
+    if pieces:
+        say(f"{', '.join(unit[0] for unit, _ in failed)} fits nowhere as one body: searching its {len(pieces)} domains")
+        failed = [item for item in failed if not _domain_units(item[0], pae)] + _place_units(pieces, context, state)
+    failures = [f"chain {name} (best CC_mask {best:.2f})" for (key, _chain, names), best in failed for name in names]
+    placements = state.placements
     if failures and (not partial or not placements):
         raise ModelDoesNotFitError(
             f"{', '.join(failures)} fits nowhere in the map (CC_mask must reach {MIN_CC_MASK}); "
             "check that the model is of the protein in the map, and the map's resolution"
         )
+    output = gemmi.Structure()
+    output.cell = trimmed.cell
+    output.spacegroup_hm = trimmed.spacegroup_hm
+    output_model = state.output_model
     output.add_model(output_model)
     output.remove_hydrogens()
     output.setup_entities()
@@ -292,6 +234,142 @@ def fit_model(
         "seed": seed,
     }
     return FitResult(output, tuple(placements), tuple(removed), resolution, time.perf_counter() - started, options, verdict)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every placement needs to know: the map, its targets and the search settings."""
+
+    density: DensityMap
+    resolution: float
+    level: float
+    targets: tuple[search.RefinementMap, search.RefinementMap]
+    search_resolution: float
+    angular_spacing: float
+    candidates: int
+    refine: bool
+    pae: np.ndarray | None
+    say: Callable[[str], None]
+
+
+@dataclass
+class _State:
+    """The copies placed so far (mutable while fitting)."""
+
+    output_model: gemmi.Model
+    all_names: set[str]
+    placed_atoms: list[np.ndarray] = field(default_factory=list)
+    placed_ca: list[np.ndarray] = field(default_factory=list)
+    placements: list[ChainPlacement] = field(default_factory=list)
+    used_names: set[str] = field(default_factory=set)
+
+
+#: A unit to place: (key, the chain or the part of it to place, the source chain name of each copy).
+_Unit = tuple[str, gemmi.Chain, list[str]]
+
+
+def _place_units(units: list[_Unit], context: _Context, state: _State) -> list[tuple[_Unit, float]]:
+    """Place every copy of every unit, best CC_mask first across units; the units (with the copies left) that fit nowhere.
+
+    Candidates of every unit are scored first, so that a similar fold (β-globin on an α site)
+    cannot take a site its own chain fits better.
+    """
+    bodies, pending, scored, searched_after, chains = {}, {}, {}, {}, {}
+    for key, chain, names in units:
+        body = _body(chain)
+        if len(body.coordinates) == 0:
+            continue
+        if body.ca_only:
+            log.warning(
+                "chain %s has only Cα atoms: its fit is scored at %.0f Å and is coarser", key, _scoring_resolution(body, context.resolution)
+            )
+        context.say(f"searching {key} ({len(body.residue_labels)} residues, {len(names)} copies)")
+        bodies[key], pending[key], searched_after[key], chains[key] = body, list(names), 0, chain
+        scored[key] = _search_candidates(body, context, [])
+    failed = []
+    while any(pending.values()):
+        options = {}
+        for key in [key for key, names in pending.items() if names]:
+            body = bodies[key]
+            choice = _first_free(scored[key], body, state.placed_ca)
+            if not _acceptable(choice, body, context) and len(state.placements) > searched_after[key]:
+                # its peaks were taken by copies placed since: search again with those masked out
+                scored[key] = _search_candidates(body, context, state.placed_atoms)
+                searched_after[key] = len(state.placements)
+                choice = _first_free(scored[key], body, state.placed_ca)
+            if _acceptable(choice, body, context):
+                options[key] = choice
+                continue
+            failed.append(((key, chains[key], pending[key]), choice[1] if choice else float("nan")))
+            pending[key] = []
+        if not options:
+            break
+        key = max(options, key=lambda name: options[name][1])
+        scored[key] = [item for item in scored[key] if item is not options[key]]
+        source_name = pending[key].pop(0)
+        part = key[key.index(":") :] if ":" in key else ""  # a domain: "A:163-329"
+        _place(bodies[key], chains[key], source_name, part, options[key], context, state)
+    return failed
+
+
+def _place(
+    body: _Body,
+    chain: gemmi.Chain,
+    source_name: str,
+    part: str,
+    choice: tuple[search.RigidPlacement, float],
+    context: _Context,
+    state: _State,
+) -> None:
+    """Refine one chosen placement by domains, score it per residue, and add it to the fitted model."""
+    rigid, cc = choice
+    density, resolution = context.density, context.resolution
+    moved = rigid.apply(body.coordinates)
+    pieces = 1
+    if context.refine:
+        moved, cc, pieces = _fit_domains(body, moved, cc, context.targets[1], density, resolution, context.pae)
+    _, per_residue = score.cc_mask(
+        density, moved, body.weights, _scoring_resolution(body, resolution), body.residue_of_atom, len(body.residue_labels)
+    )
+    name = source_name if source_name not in state.used_names else io.unused_chain_name(state.used_names | state.all_names)
+    state.used_names.add(name)
+    state.output_model.add_chain(_moved_chain(chain, body, moved, name))
+    state.placed_atoms.append(moved)
+    state.placed_ca.append(moved[body.ca])
+    state.placements.append(
+        ChainPlacement(
+            chain=name,
+            source_chain=source_name + part,
+            rotation=rigid.rotation,
+            translation=rigid.translation,
+            search_score=rigid.score,
+            cc_mask=cc,
+            overlap=score.overlap(density, moved, context.level),
+            domains=pieces,
+            residue_cc=dict(zip(body.residue_labels, per_residue.tolist())),
+        )
+    )
+    context.say(f"placed chain {name}: CC_mask {cc:.3f} ({pieces} rigid piece{'s' if pieces > 1 else ''})")
+
+
+def _domain_units(unit: _Unit, pae: np.ndarray | None) -> list[_Unit]:
+    """The unit split in two domains (PAE or Cα clustering), or [] when it is too small to split."""
+    key, chain, names = unit
+    residues = [residue for residue in chain if residue.find_atom("CA", "*")]
+    if len(residues) < 2 * MIN_DOMAIN or len(residues) != len(chain):
+        return []
+    ca = np.array([residue["CA"][0].pos.tolist() for residue in residues])
+    labels = domain_split.split_domains(ca, 2, pae=pae if pae is not None and pae.shape[0] == len(ca) else None)
+    pieces = []
+    for domain in range(labels.max() + 1):
+        part = chain.clone()
+        for position in reversed(range(len(part))):
+            if labels[position] != domain:
+                del part[position]
+        if len(part) >= MIN_DOMAIN:
+            first, last = part[0].seqid.num, part[len(part) - 1].seqid.num
+            pieces.append((f"{key}:{first}-{last}", part, list(names)))
+    return pieces if len(pieces) > 1 else []
 
 
 def _names(structure: gemmi.Structure) -> set[str]:
@@ -326,33 +404,28 @@ def _refine_candidate(
     return placement, cc
 
 
-def _search_candidates(
-    body: _Body,
-    density: DensityMap,
-    resolution: float,
-    placed_atoms: list[np.ndarray],
-    targets: tuple[search.RefinementMap, search.RefinementMap],
-    search_resolution: float,
-    angular_spacing: float,
-    candidates: int,
-    say: Callable[[str], None],
-) -> list[tuple[search.RigidPlacement, float]]:
+def _search_candidates(body: _Body, context: _Context, placed_atoms: list[np.ndarray]) -> list[tuple[search.RigidPlacement, float]]:
     """Search the map with the density of the copies placed so far masked out; the peaks refined, best CC_mask first."""
     exclude = np.concatenate(placed_atoms) if placed_atoms else None
-    target = search.search_map(density, search_resolution, exclude=exclude)
+    target = search.search_map(context.density, context.search_resolution, exclude=exclude)
     found = search.global_search(
-        body.coordinates, body.weights, target, search_resolution, angular_spacing=angular_spacing, candidates=candidates
+        body.coordinates,
+        body.weights,
+        target,
+        context.search_resolution,
+        angular_spacing=context.angular_spacing,
+        candidates=context.candidates,
     )
-    say(f"searched {search.rotation_count(angular_spacing)} rotations × {np.prod(target.density.shape)} translations")
-    refined = (_refine_candidate(body, c, *targets, density, resolution) for c in found)
+    context.say(f"searched {search.rotation_count(context.angular_spacing)} rotations × {np.prod(target.density.shape)} translations")
+    refined = (_refine_candidate(body, c, *context.targets, context.density, context.resolution) for c in found)
     return sorted(refined, key=lambda item: -item[1])
 
 
-def _acceptable(choice: tuple[search.RigidPlacement, float] | None, body: _Body, density: DensityMap, level: float) -> bool:
+def _acceptable(choice: tuple[search.RigidPlacement, float] | None, body: _Body, context: _Context) -> bool:
     """Whether a placement fits: CC_mask and overlap above their minimums."""
     if choice is None or choice[1] < MIN_CC_MASK:
         return False
-    return score.overlap(density, choice[0].apply(body.coordinates), level) >= MIN_OVERLAP
+    return score.overlap(context.density, choice[0].apply(body.coordinates), context.level) >= MIN_OVERLAP
 
 
 def _first_free(scored: list, body: _Body, placed_ca: list[np.ndarray]) -> tuple[search.RigidPlacement, float] | None:
