@@ -89,6 +89,28 @@ def test_calpha_only_model_is_placed_too():
     assert np.mean(np.linalg.norm(fitted - _ca(deposited)["A"], axis=1) < 3.0) >= 0.95
 
 
+def test_domains_arranged_otherwise_are_placed_one_by_one():
+    """A 'prediction' whose two domains are turned 60° against each other fits as two domains."""
+    deposited = io.read_structure(REPO / "examples" / "tyk2" / "protein.pdb")
+    density = maps.simulate(deposited, 4.0, voxel_size=1.2, margin=10.0, noise=0.2, seed=3)
+    truth = _ca(deposited)["A"]
+    labels = split_domains(truth, 2)
+    hinged = deposited.clone()
+    residues = [residue for residue in hinged[0]["A"] if residue.find_atom("CA", "*")]
+    atoms = [(atom, labels[i]) for i, residue in enumerate(residues) for atom in residue]
+    moving = np.array([atom.pos.tolist() for atom, label in atoms if label == 1])
+    turn = Rotation.from_rotvec(np.radians(60) * np.array([0.0, 0.6, 0.8]))
+    for atom, position in zip(
+        [atom for atom, label in atoms if label == 1], turn.apply(moving - moving.mean(axis=0)) + moving.mean(axis=0)
+    ):
+        atom.pos = gemmi.Position(*position)
+    result = fit_model(_move(hinged, seed=4), density, 4.0, refine=False, angular_spacing=35.0, candidates=6)
+    assert len(result.placements) == 2 and all(":" in p.source_chain for p in result.placements)
+    fitted = np.concatenate([_ca(result.structure)[p.chain] for p in result.placements])
+    nearest = np.min(np.linalg.norm(fitted[:, None] - truth[None], axis=2), axis=1)
+    assert np.mean(nearest < 3.0) >= 0.9
+
+
 def test_hemoglobin_chain_returns_to_the_deposited_place(data):
     folder = data / "em" / "maps_with_models" / "EMD-3488_5ME2_hemoglobin"
     density = maps.read_map(folder / "emd_3488.mrc")

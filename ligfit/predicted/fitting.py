@@ -35,6 +35,8 @@ MIN_OVERLAP = 0.3
 MAX_RESOLUTION = 10.0
 #: Two copies overlap when this fraction of one's Cα lie within 3 Å of the other's.
 OVERLAP_FRACTION = 0.1
+#: A whole-chain placement is refused when one domain's CC_mask is below this fraction of the other's.
+DOMAIN_RATIO = 0.7
 #: Fewest residues of a domain searched on its own.
 MIN_DOMAIN = 50
 #: A domain split is kept when it raises CC_mask by at least this much.
@@ -199,13 +201,13 @@ def fit_model(
     )
     state = _State(output_model=gemmi.Model("1"), all_names=_names(trimmed))
     units = [(group[0], trimmed[0][group[0]], list(group) * copies) for group in _sequence_groups(trimmed)]
-    failed = _place_units(units, context, state)
+    failed = _place_units(units, context, state, whole_chains=True)
     # A chain that fits nowhere as one body may fit as domains (a prediction whose domains are
     # arranged otherwise than in the map, or a map that holds part of the protein).
     pieces = [piece for unit, _best in failed for piece in _domain_units(unit, pae)]
     if pieces:
         say(f"{', '.join(unit[0] for unit, _ in failed)} fits nowhere as one body: searching its {len(pieces)} domains")
-        failed = [item for item in failed if not _domain_units(item[0], pae)] + _place_units(pieces, context, state)
+        failed = [item for item in failed if not _domain_units(item[0], pae)] + _place_units(pieces, context, state, whole_chains=False)
     failures = [f"chain {name} (best CC_mask {best:.2f})" for (key, _chain, names), best in failed for name in names]
     placements = state.placements
     if failures and (not partial or not placements):
@@ -268,13 +270,14 @@ class _State:
 _Unit = tuple[str, gemmi.Chain, list[str]]
 
 
-def _place_units(units: list[_Unit], context: _Context, state: _State) -> list[tuple[_Unit, float]]:
+def _place_units(units: list[_Unit], context: _Context, state: _State, whole_chains: bool) -> list[tuple[_Unit, float]]:
     """Place every copy of every unit, best CC_mask first across units; the units (with the copies left) that fit nowhere.
 
     Candidates of every unit are scored first, so that a similar fold (β-globin on an α site)
-    cannot take a site its own chain fits better.
+    cannot take a site its own chain fits better. For ``whole_chains``, a placement fits only
+    if each of its two structural domains fits too (else the chain is searched by domains).
     """
-    bodies, pending, scored, searched_after, chains = {}, {}, {}, {}, {}
+    bodies, pending, scored, searched_after, chains, parts = {}, {}, {}, {}, {}, {}
     for key, chain, names in units:
         body = _body(chain)
         if len(body.coordinates) == 0:
@@ -285,6 +288,7 @@ def _place_units(units: list[_Unit], context: _Context, state: _State) -> list[t
             )
         context.say(f"searching {key} ({len(body.residue_labels)} residues, {len(names)} copies)")
         bodies[key], pending[key], searched_after[key], chains[key] = body, list(names), 0, chain
+        parts[key] = _domain_labels(body) if whole_chains else None
         scored[key] = _search_candidates(body, context, [])
     failed = []
     while any(pending.values()):
@@ -292,12 +296,12 @@ def _place_units(units: list[_Unit], context: _Context, state: _State) -> list[t
         for key in [key for key, names in pending.items() if names]:
             body = bodies[key]
             choice = _first_free(scored[key], body, state.placed_ca)
-            if not _acceptable(choice, body, context) and len(state.placements) > searched_after[key]:
+            if not _acceptable(choice, body, context, parts[key]) and len(state.placements) > searched_after[key]:
                 # its peaks were taken by copies placed since: search again with those masked out
                 scored[key] = _search_candidates(body, context, state.placed_atoms)
                 searched_after[key] = len(state.placements)
                 choice = _first_free(scored[key], body, state.placed_ca)
-            if _acceptable(choice, body, context):
+            if _acceptable(choice, body, context, parts[key]):
                 options[key] = choice
                 continue
             failed.append(((key, chains[key], pending[key]), choice[1] if choice else float("nan")))
@@ -355,16 +359,19 @@ def _place(
 def _domain_units(unit: _Unit, pae: np.ndarray | None) -> list[_Unit]:
     """The unit split in two domains (PAE or Cα clustering), or [] when it is too small to split."""
     key, chain, names = unit
-    residues = [residue for residue in chain if residue.find_atom("CA", "*")]
-    if len(residues) < 2 * MIN_DOMAIN or len(residues) != len(chain):
+    body = _body(chain)
+    if len(body.residue_labels) < 2 * MIN_DOMAIN:
         return []
-    ca = np.array([residue["CA"][0].pos.tolist() for residue in residues])
-    labels = domain_split.split_domains(ca, 2, pae=pae if pae is not None and pae.shape[0] == len(ca) else None)
+    points = _residue_points(body, body.coordinates)
+    labels = domain_split.split_domains(points, 2, pae=pae if pae is not None and pae.shape[0] == len(points) else None)
+    with_atoms = [any(not atom.is_hydrogen() for atom in residue) for residue in chain]
+    label_of_residue = np.full(len(chain), -1)
+    label_of_residue[np.flatnonzero(with_atoms)] = labels
     pieces = []
     for domain in range(labels.max() + 1):
         part = chain.clone()
         for position in reversed(range(len(part))):
-            if labels[position] != domain:
+            if label_of_residue[position] != domain:
                 del part[position]
         if len(part) >= MIN_DOMAIN:
             first, last = part[0].seqid.num, part[len(part) - 1].seqid.num
@@ -421,11 +428,38 @@ def _search_candidates(body: _Body, context: _Context, placed_atoms: list[np.nda
     return sorted(refined, key=lambda item: -item[1])
 
 
-def _acceptable(choice: tuple[search.RigidPlacement, float] | None, body: _Body, context: _Context) -> bool:
-    """Whether a placement fits: CC_mask and overlap above their minimums."""
+def _acceptable(
+    choice: tuple[search.RigidPlacement, float] | None, body: _Body, context: _Context, domain_of_atom: np.ndarray | None
+) -> bool:
+    """Whether a placement fits: CC_mask and overlap above their minimums, and CC_mask of each domain (when given)."""
     if choice is None or choice[1] < MIN_CC_MASK:
         return False
-    return score.overlap(context.density, choice[0].apply(body.coordinates), context.level) >= MIN_OVERLAP
+    moved = choice[0].apply(body.coordinates)
+    if score.overlap(context.density, moved, context.level) < MIN_OVERLAP:
+        return False
+    if domain_of_atom is None:
+        return True
+    resolution = _scoring_resolution(body, context.resolution)
+    domain_cc = [
+        score.cc_mask(context.density, moved[domain_of_atom == domain], body.weights[domain_of_atom == domain], resolution)[0]
+        for domain in np.unique(domain_of_atom)
+    ]
+    return min(domain_cc) >= max(MIN_CC_MASK, DOMAIN_RATIO * max(domain_cc))
+
+
+def _domain_labels(body: _Body) -> np.ndarray | None:
+    """Domain (of two, by Cα clustering) of each atom, or None for chains too small to split."""
+    if len(body.residue_labels) < 2 * MIN_DOMAIN:
+        return None
+    labels = domain_split.split_domains(_residue_points(body, body.coordinates), 2)
+    return labels[body.residue_of_atom]
+
+
+def _residue_points(body: _Body, coordinates: np.ndarray) -> np.ndarray:
+    """One point per residue (n_residues, 3): its Cα, or its first atom where it has none."""
+    points = coordinates[np.unique(body.residue_of_atom, return_index=True)[1]].copy()
+    points[body.residue_of_atom[body.ca]] = coordinates[body.ca]
+    return points
 
 
 def _first_free(scored: list, body: _Body, placed_ca: list[np.ndarray]) -> tuple[search.RigidPlacement, float] | None:
@@ -449,12 +483,7 @@ def _fit_domains(
     if n_residues < 80 or (pae is not None and pae.shape[0] != n_residues):
         return moved, cc, 1
     best = (moved, cc, 1)
-    ca_of_residue = np.full((n_residues, 3), np.nan)
-    ca_of_residue[body.residue_of_atom[body.ca]] = moved[body.ca]
-    missing = np.isnan(ca_of_residue[:, 0])
-    if missing.any():  # residues without Cα: their first atom
-        first = np.unique(body.residue_of_atom, return_index=True)[1]
-        ca_of_residue[missing] = moved[first[missing]]
+    ca_of_residue = _residue_points(body, moved)
     scoring = _scoring_resolution(body, resolution)
     for count in (2, 3):
         if n_residues < 40 * count:
