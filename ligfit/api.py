@@ -13,12 +13,14 @@ import gemmi
 
 from ligfit import checks, io, maps
 from ligfit.dock import DockingOptions
+from ligfit.errors import BadModelError
 from ligfit.evaluate import ChallengeResult, Evaluation, evaluate_model, run_challenge
 from ligfit.evaluate.chemistry import LigandDefinition
 from ligfit.evaluate.metrics import ModelSource
 from ligfit.ligand import load_ligand
 from ligfit.maps import DensityMap, MapSource, load_map
 from ligfit.pipeline import BuildOptions, BuildResult, LigandInput, MapInput, ModelInput, run_build
+from ligfit.predicted import PLDDT_CUTOFF, FitResult, fit_model, read_pae
 from ligfit.refine import LigandParameterCache, ModelRefinement, RefinementOptions, refine_model
 from ligfit.runtime import Progress, no_progress
 from ligfit.templates import TemplateLibrary, TemplateOptions, build_library, load_library, shipped_library_path
@@ -51,6 +53,7 @@ def build(
     parameter_cache: LigandParameterCache | None = None,
     sequence: SequenceInput = BuildOptions.sequence,
     trace: TraceOptions | None = None,
+    fit_model: bool | None = BuildOptions.fit_model,
     progress: Progress = no_progress,
 ) -> BuildResult:
     """Find where ``ligand`` sits in ``density_map`` around ``model`` and place it.
@@ -66,7 +69,9 @@ def build(
     :class:`LigandParameterCache` shared across calls, so a screen parametrises each ligand once.
     ``sequence`` (FASTA path, one-letter sequence or a list): with no ``model``, trace a protein
     model de novo with the backbone network and thread this sequence onto it (``trace`` sets how;
-    default :data:`ligfit.trace.BUILD_TRACE`). ``progress`` hears each stage (see :class:`ligfit.runtime.Progress`).
+    default :data:`ligfit.trace.BUILD_TRACE`). ``fit_model``: place ``model`` in the map first, as
+    :func:`fit` does (None: when it carries pLDDT and is not placed yet; an experimental model that
+    does not fit is refused instead). ``progress`` hears each stage (see :class:`ligfit.runtime.Progress`).
 
     Returns a :class:`BuildResult`; ``result.found`` says whether the density supports a pose.
     Raises a ``LigfitError`` for bad input.
@@ -89,6 +94,7 @@ def build(
         refinement=refinement or RefinementOptions(seed=seed),
         sequence=sequence,
         trace=trace or BUILD_TRACE,
+        fit_model=fit_model,
     )
     return run_build(density_map, ligand, model, options, progress, parameter_cache)
 
@@ -305,6 +311,48 @@ def identify(
         docking=SCREEN_DOCKING,
     )
     return run_identify(density_map, model, options, top=top, workers=workers, scheduler=scheduler, out=out, progress=progress)
+
+
+def fit(
+    model: ModelInput,
+    density_map: MapInput,
+    resolution: float,
+    *,
+    copies: int = 1,
+    plddt_cutoff: float | None = PLDDT_CUTOFF,
+    pae: str | os.PathLike | None = None,
+    refine: bool = True,
+    partial: bool = False,
+    seed: int = 0,
+    progress: Progress = no_progress,
+) -> FitResult:
+    """Place a predicted model (AlphaFold, a homologue) that is not yet fitted into ``density_map``; see :mod:`ligfit.predicted`.
+
+    ``model``: PDB/mmCIF path or gemmi.Structure (pLDDT in the B-factor column is used when
+    present: residues below ``plddt_cutoff`` are left out; None keeps all). ``density_map``:
+    MRC/CCP4 path, a :class:`DensityMap`, or (array in x,y,z order, voxel size Å, origin Å);
+    ``resolution`` in Å. ``copies``: place each chain this many times (a monomer prediction in a
+    homo-oligomer map). ``pae``: AlphaFold's PAE JSON, to split domains. ``refine``: refine by
+    domains after the rigid fit. Returns a :class:`ligfit.predicted.FitResult` (``.structure``,
+    ``.placements``, ``.as_dict()``); raises ``ModelDoesNotFitError`` when a chain fits nowhere
+    (with ``partial``, only when none fits).
+    """
+    if model is None:
+        raise BadModelError("fit needs a model to place; give a PDB/mmCIF file of the predicted model")
+    resolution = checks.check_resolution(resolution)
+    copies = checks.check_number(copies, "copies", minimum=1, integer=True)
+    return fit_model(
+        io.read_structure(model),
+        load_map(density_map),
+        resolution,
+        copies=copies,
+        plddt_cutoff=plddt_cutoff,
+        pae=read_pae(pae) if pae is not None else None,
+        refine=refine,
+        partial=partial,
+        seed=seed,
+        progress=progress,
+    )
 
 
 __all__ = [

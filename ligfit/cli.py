@@ -26,6 +26,7 @@ from pathlib import Path
 from ligfit import api, checks, io, maps
 from ligfit.errors import LigfitError
 from ligfit.pipeline import BuildOptions
+from ligfit.predicted import PLDDT_CUTOFF
 from ligfit.progress import ProgressReporter
 from ligfit.report import confidence_label
 from ligfit.runtime import versions
@@ -159,7 +160,15 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--model",
         type=Path,
-        help="protein model (PDB/mmCIF) fitted into the map; omit if the map holds only the ligand, or give --sequence instead",
+        help="protein model (PDB/mmCIF): fitted into the map, or a predicted one (see --fit-model); omit if the map holds only "
+        "the ligand, or give --sequence instead",
+    )
+    build.add_argument(
+        "--fit-model",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="place the model in the map first, as `ligfit fit` does (auto: when it carries pLDDT in its B-factors and is not "
+        "placed yet; default: %(default)s)",
     )
     build.add_argument(
         "--sequence",
@@ -284,6 +293,32 @@ def _add_trace(commands: argparse._SubParsersAction) -> None:
     trace.set_defaults(handler=_trace)
 
 
+def _add_fit(commands: argparse._SubParsersAction) -> None:
+    fit = commands.add_parser(
+        "fit",
+        help="place a predicted model (AlphaFold, a homologue) that is not yet fitted into the map",
+        description="Trim residues of low pLDDT, search every rotation and translation of the map for each chain (FFT "
+        "local correlation, as powerfit), refine the best placements rigidly and by domains, and say how well each chain "
+        "fits (CC_mask, per-residue CC). Exits 3 when a chain fits nowhere.",
+    )
+    fit.add_argument("model", type=Path, help="predicted model (PDB/mmCIF), pLDDT in the B-factor column if any")
+    fit.add_argument("map", type=Path, help="density map (MRC/CCP4, optionally .gz)")
+    fit.add_argument("--resolution", type=_RESOLUTION, required=True, help="map resolution in Å")
+    fit.add_argument("-o", "--output", type=Path, required=True, help="fitted model to write (.cif or .pdb)")
+    fit.add_argument("--json", type=Path, help="write the fit record (placements, CC, trimmed residues) as JSON")
+    fit.add_argument("--copies", type=_COUNT, default=1, help="place each chain this many times (default: %(default)s)")
+    fit.add_argument(
+        "--plddt-cutoff", type=_NON_NEGATIVE, default=PLDDT_CUTOFF, help="leave out residues of pLDDT below this (default: %(default)s)"
+    )
+    fit.add_argument("--no-trim", action="store_true", help="keep every residue whatever its pLDDT")
+    fit.add_argument("--pae", type=Path, help="AlphaFold PAE JSON, to split domains")
+    fit.add_argument("--no-refine", action="store_true", help="rigid fit only (no domain refinement)")
+    fit.add_argument("--partial", action="store_true", help="keep the chains that fit when others fit nowhere")
+    fit.add_argument("--force", action="store_true", help="overwrite the output files")
+    _add_quiet(fit)
+    fit.set_defaults(handler=_fit)
+
+
 def _add_templates(commands: argparse._SubParsersAction) -> None:
     templates = commands.add_parser(
         "templates",
@@ -393,6 +428,7 @@ def _build(args: argparse.Namespace) -> int:
         templates=args.templates,
         refine=not args.no_refine,
         sequence=args.sequence,
+        fit_model={"auto": None, "yes": True, "no": False}[args.fit_model],
         progress=args.progress,
     )
     result.write(args.output, force=args.force, command=args.command_line)
@@ -456,6 +492,37 @@ def _trace(args: argparse.Namespace) -> int:
     result = api.trace(args.map, resolution=args.resolution, sequence=args.sequence, device=args.device, progress=args.progress)
     result.write(args.output)
     print(f"ligfit: {result.message}. Wrote {args.output}.")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from ligfit.predicted import ModelDoesNotFitError
+
+    _refuse_existing(args.output, args.json, force=args.force)
+    try:
+        result = api.fit(
+            args.model,
+            args.map,
+            args.resolution,
+            copies=args.copies,
+            plddt_cutoff=None if args.no_trim else args.plddt_cutoff,
+            pae=args.pae,
+            refine=not args.no_refine,
+            partial=args.partial,
+            progress=args.progress,
+        )
+    except ModelDoesNotFitError as error:
+        print(f"ligfit: {error}", file=sys.stderr)
+        return EXIT_NOTHING_FITS
+    io.write_structure(result.structure, args.output)
+    if args.json:
+        report = {"command": args.command_line, "versions": versions(), **result.as_dict()}
+        io.write_text(args.json, json.dumps(report, indent=2) + "\n")
+    for placement in result.placements:
+        print(
+            f"ligfit: chain {placement.chain} (from {placement.source_chain}): CC_mask {placement.cc_mask:.3f}, overlap {placement.overlap:.2f}"
+        )
+    print(f"ligfit: {result.verdict}. Wrote {args.output}.")
     return 0
 
 

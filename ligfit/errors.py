@@ -23,6 +23,10 @@ class BadLigandError(LigfitError):
     """The ligand cannot be parsed, sanitised or embedded in 3D."""
 
 
+class NothingFitsError(LigfitError):
+    """The density supports no placement of what was given (a model chain that fits nowhere in the map)."""
+
+
 class BadOptionError(LigfitError):
     """An option has an impossible value (a negative resolution, an unknown method name, ...)."""
 

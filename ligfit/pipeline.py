@@ -19,6 +19,7 @@ from ligfit.io import AtomTable
 from ligfit.ligand import Ligand, load_ligand, parse_ligand, rotatable_bonds
 from ligfit.maps import DensityMap, MapSource
 from ligfit.measures import expected_q_score, q_scores
+from ligfit.predicted import fit_model, needs_fitting, plddt
 from ligfit.records import Blob, LigandShape, Pose
 from ligfit.refine import LigandParameterCache, RefinementOptions, RefinementResult, refine
 from ligfit.report import build_report, write_build_outputs
@@ -59,6 +60,7 @@ class BuildOptions:
     refinement: RefinementOptions = field(default_factory=RefinementOptions)
     sequence: SequenceInput = None  # without a model: trace one de novo and thread this sequence
     trace: TraceOptions = BUILD_TRACE  # de novo model: no lone residues (see trace.build_protein_model)
+    fit_model: bool | None = None  # place the model in the map first (None: when it carries pLDDT and is not placed yet)
 
 
 @dataclass
@@ -298,8 +300,16 @@ def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOption
         timer.lap("protein model")
     elif options.sequence is not None:
         log.warning("a protein model was given, so the sequence is not used (it is for tracing a model de novo)")
+    model_fit = None
     if traced is None and structure is not None:
         _check_side_chains(structure, _describe_source(model))
+        if _should_fit(density, structure, options):
+            progress("fitting the model into the map (as ligfit fit does)")
+            fitted = fit_model(structure, density, options.resolution, seed=options.seed, progress=progress)
+            log.info("the model was not placed in the map, so ligfit fitted it first: %s", fitted.verdict)
+            structure = search_structure = fitted.structure
+            atoms = io.heavy_atoms(structure)
+            model_fit = fitted.as_dict()
     model_in_map = None
     if atoms is not None:
         model_in_map = maps.check_overlap(density, atoms.coordinates, _describe_source(model), 1.0, MIN_ATOMS_IN_MAP)
@@ -323,9 +333,18 @@ def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOption
         "protein_model": None if traced is None else traced.summary(),
         "model_heavy_atoms": None if atoms is None else len(atoms),
         "model_fraction_in_map": None if model_in_map is None else round(model_in_map, 4),
+        "model_fit": model_fit,
     }
     timer.lap("inputs")
     return _ProteinInputs(density, structure, search_structure, atoms, traced, inputs)
+
+
+def _should_fit(density: DensityMap, structure: gemmi.Structure, options: BuildOptions) -> bool:
+    """Whether to place the model in the map before the build: asked for, or (by default) a predicted model
+    (pLDDT in its B-factors) that is not placed yet. An experimental model that does not fit is refused instead."""
+    if options.fit_model is not None:
+        return options.fit_model
+    return plddt(structure) is not None and needs_fitting(density, structure, options.resolution)
 
 
 def _model_in_box(density: DensityMap, structure: gemmi.Structure, fraction: float) -> tuple[gemmi.Structure, AtomTable]:
@@ -401,12 +420,14 @@ def check_model_fit(density: DensityMap, structure: gemmi.Structure, atoms: Atom
         raise BadModelError(
             f"the model does not fit the map (CC {model_cc:.2f} near the model); it fits the map best shifted by "
             f"({dx:+.1f}, {dy:+.1f}, {dz:+.1f}) Å, {found.distance:.1f} Å away (CC {found.cc_shifted:.2f} there): check the "
-            "map's ORIGIN/NSTART (or the model's frame), e.g. that both come from the same deposition"
+            "map's ORIGIN/NSTART (or the model's frame), e.g. that both come from the same deposition; for a predicted model "
+            "not yet placed in the map, give --fit-model yes"
         )
     if model_cc < POOR_MODEL_CC:
         raise BadModelError(
             f"the model does not fit the map (CC {model_cc:.2f} near the model, and no shift of the model fits better): "
-            "check the voxel size, hand and resolution of the map, and that the model was fitted to this map"
+            "check the voxel size, hand and resolution of the map, and that the model was fitted to this map (a predicted "
+            "model not yet placed in it: give --fit-model yes)"
         )
 
 

@@ -30,6 +30,7 @@ FLOORS = {
     "trace": 4,
     "backbone": 4,
     "evaluate": 4,
+    "predicted": 4,
     "report_html": 5,
     "report": 5,
     "pipeline": 6,

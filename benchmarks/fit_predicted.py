@@ -1,0 +1,194 @@
+"""Benchmark: fitting models that are not placed in the map (ligfit fit).
+
+Cases:
+- EMD-3488 (3.2 Å) with the chains of 5ME2 (and, in full mode, 5NI1) each moved to a random
+  orientation and up to 15 Å away: fraction of Cα back within 3 Å of a deposited chain of the
+  same sequence, CC_mask of the fitted vs the deposited model, time.
+- EMD-1461 and EMD-2513 with their unfitted AlphaFold2 models: CC_mask, mean Q-score of the
+  fitted model, time (no deposited model in the files; the resolution is not in the files either:
+  --resolution-af2, default 4 Å).
+- Full mode: a simulated 4 Å map (250³ voxels of 1 Å) of two hemoglobin tetramers (8 chains),
+  every chain moved at random.
+
+    python benchmarks/fit_predicted.py --quick     # 5ME2 on EMD-3488 and the two AF2 maps
+    python benchmarks/fit_predicted.py             # + 5NI1 and the simulated 8-chain case
+
+Prints a table; writes one CSV row per case (default benchmarks/results/fit_predicted.csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import gemmi
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.cases import data_root  # noqa: E402
+from ligfit import io, maps  # noqa: E402
+from ligfit.evaluate.qscore import q_scores  # noqa: E402
+from ligfit.predicted import fit_model, score  # noqa: E402
+
+FIELDS = ["case", "chains", "resolution", "ca_within_3A", "cc_mask_fitted", "cc_mask_deposited", "q_score_fitted", "domains", "seconds"]
+
+
+def moved_chains(structure: gemmi.Structure, seed: int, max_shift: float = 15.0) -> gemmi.Structure:
+    """Every chain rotated at random about its centroid and shifted up to ``max_shift`` Å."""
+    rng = np.random.default_rng(seed)
+    moved = structure.clone()
+    for chain in moved[0]:
+        atoms = [atom for residue in chain for atom in residue]
+        xyz = np.array([atom.pos.tolist() for atom in atoms])
+        centre = xyz.mean(axis=0)
+        rotation = Rotation.random(random_state=int(rng.integers(1 << 30))).as_matrix()
+        shift = rng.uniform(-1, 1, 3)
+        shift *= rng.uniform(0, max_shift) / np.linalg.norm(shift)
+        for atom, position in zip(atoms, (xyz - centre) @ rotation.T + centre + shift):
+            atom.pos = gemmi.Position(*position)
+    return moved
+
+
+def _ca_by_chain(structure: gemmi.Structure) -> dict[str, tuple[str, np.ndarray]]:
+    result = {}
+    for chain in structure[0]:
+        residues = [r for r in chain if r.find_atom("CA", "*")]
+        result[chain.name] = (gemmi.one_letter_code([r.name for r in residues]), np.array([r["CA"][0].pos.tolist() for r in residues]))
+    return result
+
+
+def ca_recovered(fitted: gemmi.Structure, deposited: gemmi.Structure) -> float:
+    """Fraction of fitted Cα within 3 Å of the same Cα in some deposited chain of the same sequence."""
+    truth = _ca_by_chain(deposited)
+    hits, total = 0, 0
+    for sequence, ca in _ca_by_chain(fitted).values():
+        total += len(ca)
+        same = [xyz for seq, xyz in truth.values() if seq == sequence and len(xyz) == len(ca)]
+        hits += max((int(np.sum(np.linalg.norm(ca - xyz, axis=1) < 3.0)) for xyz in same), default=0)
+    return hits / max(total, 1)
+
+
+def model_cc(density: maps.DensityMap, structure: gemmi.Structure, resolution: float) -> float:
+    atoms = io.heavy_atoms(structure).coordinates
+    return score.cc_mask(density, atoms, np.ones(len(atoms)), resolution)[0]
+
+
+def mean_q(density: maps.DensityMap, structure: gemmi.Structure) -> float:
+    return float(np.nanmean(q_scores(density, io.heavy_atoms(structure).coordinates)))
+
+
+def protein_only(structure: gemmi.Structure) -> gemmi.Structure:
+    copy = structure.clone()
+    copy.remove_ligands_and_waters()
+    copy.remove_hydrogens()
+    copy.remove_empty_chains()
+    return copy
+
+
+def known_case(name: str, density: maps.DensityMap, deposited: gemmi.Structure, resolution: float, seed: int) -> dict:
+    deposited = protein_only(deposited)
+    start = time.perf_counter()
+    result = fit_model(moved_chains(deposited, seed), density, resolution, seed=seed)
+    seconds = time.perf_counter() - start
+    return {
+        "case": name,
+        "chains": len(result.placements),
+        "resolution": resolution,
+        "ca_within_3A": round(ca_recovered(result.structure, deposited), 3),
+        "cc_mask_fitted": round(model_cc(density, result.structure, resolution), 3),
+        "cc_mask_deposited": round(model_cc(density, deposited, resolution), 3),
+        "q_score_fitted": round(mean_q(density, result.structure), 3),
+        "domains": "/".join(str(p.domains) for p in result.placements),
+        "seconds": round(seconds, 1),
+    }
+
+
+def af2_case(root: Path, entry: str, resolution: float) -> dict:
+    folder = root / "em" / "maps_with_unfitted_af2" / f"EMD-{entry}"
+    density = maps.read_map(folder / f"emd_{entry}.mrc")
+    predicted = io.read_structure(folder / f"emd_{entry}_af2_model.pdb")
+    start = time.perf_counter()
+    result = fit_model(predicted, density, resolution)
+    seconds = time.perf_counter() - start
+    return {
+        "case": f"EMD-{entry} AF2 ({len(result.trimmed)} trimmed)",
+        "chains": len(result.placements),
+        "resolution": resolution,
+        "ca_within_3A": "",
+        "cc_mask_fitted": round(model_cc(density, result.structure, resolution), 3),
+        "cc_mask_deposited": "",
+        "q_score_fitted": round(mean_q(density, result.structure), 3),
+        "domains": "/".join(str(p.domains) for p in result.placements),
+        "seconds": round(seconds, 1),
+    }
+
+
+def simulated_complex(deposited: gemmi.Structure, resolution: float) -> tuple[maps.DensityMap, gemmi.Structure]:
+    """Two copies of the tetramer 65 Å apart in a 250³ box of 1 Å voxels, simulated at ``resolution`` Å with noise."""
+    deposited = protein_only(deposited)
+    pair = deposited.clone()
+    names = {chain.name for chain in pair[0]}
+    for chain in deposited[0]:
+        copy = chain.clone()
+        copy.name = io.unused_chain_name(names)
+        names.add(copy.name)
+        for residue in copy:
+            for atom in residue:
+                atom.pos = gemmi.Position(atom.pos.x + 65.0, atom.pos.y, atom.pos.z)
+        pair[0].add_chain(copy)
+    centre = io.heavy_atoms(pair).coordinates.mean(axis=0)
+    like = maps.DensityMap(np.zeros((250, 250, 250), np.float32), 1.0, centre - 125.0)
+    return maps.simulate(pair, resolution, like=like, noise=0.2, seed=3), pair
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="5ME2 on EMD-3488 and the two AF2 maps only")
+    parser.add_argument("--resolution-af2", type=float, default=4.0, help="resolution (Å) assumed for EMD-1461 and EMD-2513")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fit_predicted.csv")
+    args = parser.parse_args(argv)
+    root = data_root()
+    if root is None:
+        print("../shared/data is not available", file=sys.stderr)
+        return 1
+    hemoglobin = root / "em" / "maps_with_models" / "EMD-3488_5ME2_hemoglobin"
+    density = maps.read_map(hemoglobin / "emd_3488.mrc")
+    jobs = [lambda: known_case("EMD-3488 5ME2 moved", density, io.read_structure(hemoglobin / "5me2.pdb"), 3.2, args.seed)]
+    if not args.quick:
+        jobs.append(lambda: known_case("EMD-3488 5NI1 moved", density, io.read_structure(hemoglobin / "5ni1_updated.cif"), 3.2, args.seed))
+    jobs += [lambda entry=entry: af2_case(root, entry, args.resolution_af2) for entry in ("1461", "2513")]
+    if not args.quick:
+
+        def simulated() -> dict:
+            simulated_map, pair = simulated_complex(io.read_structure(hemoglobin / "5me2.pdb"), 4.0)
+            return known_case("simulated 4 Å, 2×Hb (8 chains), 250³", simulated_map, pair, 4.0, args.seed)
+
+        jobs.append(simulated)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with open(args.out, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        for job in jobs:
+            row = job()
+            rows.append(row)
+            writer.writerow(row)
+            handle.flush()
+            print(" | ".join(str(row[field]) for field in FIELDS), flush=True)
+    print()
+    print("| " + " | ".join(FIELDS) + " |")
+    print("|" + "---|" * len(FIELDS))
+    for row in rows:
+        print("| " + " | ".join(str(row[field]) for field in FIELDS) + " |")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
