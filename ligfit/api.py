@@ -13,7 +13,7 @@ import gemmi
 
 from ligfit import checks, io, maps
 from ligfit.dock import DockingOptions
-from ligfit.errors import BadModelError
+from ligfit.errors import BadModelError, BadOptionError
 from ligfit.evaluate import ChallengeResult, Evaluation, evaluate_model, run_challenge
 from ligfit.evaluate.chemistry import LigandDefinition
 from ligfit.evaluate.metrics import ModelSource
@@ -141,7 +141,20 @@ def trace(
     that fit the trace no better than shuffled ones. ``.write(path)`` writes the model.
     """
     resolution = checks.check_resolution(resolution)
+    _check_device(device)
     return trace_map(load_map(density_map), resolution, sequence, options=options or TraceOptions(), device=device, progress=progress)
+
+
+def _check_device(device: str) -> None:
+    """Refuse a torch device name that torch does not know or this machine does not have."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise BadOptionError(f"device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise BadOptionError(f"device {device!r}: no CUDA GPU is available here; use --device cpu")
 
 
 def refine(

@@ -287,18 +287,19 @@ def generate_conformers(
     """ETKDGv3 conformers with explicit hydrogens, force-field minimised and deduplicated by heavy-atom RMSD.
 
     A first batch of 8 conformers times the embedding; the rest of the ensemble is generated
-    only as far as ``time_budget`` seconds allow (long polyenes embed slowly).
+    only as far as ``time_budget`` seconds of CPU time allow (long polyenes embed slowly); CPU rather than
+    wall time, so that the ensemble, and the result, do not depend on how busy the machine is.
     """
     mol_h = Chem.AddHs(mol, addCoords=mol.GetNumConformers() > 0)
     count = max_conformers or conformer_count(len(rotatable_bonds(mol_h)))
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time of this process: the ensemble does not shrink when other jobs load the machine
     conformers = _embed(mol_h, min(count, 8), seed)
     if not conformers:
         conformers = _embed(mol_h, min(count, 8), seed, random_coordinates=True)
     if not conformers:
         raise BadLigandError(f"RDKit could not embed {Chem.MolToSmiles(mol)} in 3D; check its stereochemistry and rings")
-    per_conformer = (time.perf_counter() - started) / len(conformers)
-    affordable = int(max(0.0, time_budget - (time.perf_counter() - started)) / max(per_conformer, 1e-3))
+    per_conformer = (time.process_time() - started) / len(conformers)
+    affordable = int(max(0.0, time_budget - (time.process_time() - started)) / max(per_conformer, 1e-3))
     more = min(count - len(conformers), affordable)
     if more > 0:
         conformers += _embed(mol_h, more, seed + 1000)

@@ -526,8 +526,8 @@ def site_center(site: str | tuple | list | np.ndarray, structure: gemmi.Structur
         values = [float(v) for v in (site.split(",") if isinstance(site, str) else site)]
     except (TypeError, ValueError):
         values = []
-    if len(values) != 3:
-        raise LigfitError(f"site {site!r}: give x,y,z in Å (e.g. 12.5,3.0,-7.2) or a residue as CHAIN:NUMBER")
+    if len(values) != 3 or not np.all(np.isfinite(values)):
+        raise BadOptionError(f"site {site!r}: give x,y,z in Å as three finite numbers (e.g. 12.5,3.0,-7.2) or a residue as CHAIN:NUMBER")
     return np.array(values)
 
 

@@ -154,6 +154,24 @@ def test_whole_model_with_a_map_boxed_around_the_site(tmp_path, caplog):
     assert written[0].count_atom_sites() >= len(atoms)  # the whole model comes back, with the ligand
 
 
+def test_a_predicted_model_not_placed_in_the_map_is_fitted_first(tmp_path):
+    """The example's protein as a prediction: pLDDT in its B-factors, turned and moved away; build fits it, then places the ligand."""
+    structure = io.read_structure(EXAMPLE / "protein.pdb")
+    rotation = gemmi.Mat33([[0.36, 0.48, -0.8], [-0.8, 0.6, 0.0], [0.48, 0.64, 0.6]])  # a proper rotation (det +1)
+    residues = [residue for chain in structure[0] for residue in chain]
+    for index, residue in enumerate(residues):
+        for atom in residue:
+            atom.pos = gemmi.Position(*(np.array(rotation.multiply(atom.pos).tolist()) + [40.0, -25.0, 30.0]))
+            atom.b_iso = 80.0 + 15.0 * np.sin(index)  # one pLDDT per residue, all ≥ 65
+    predicted = tmp_path / "predicted.pdb"
+    structure.write_pdb(str(predicted))
+    assert build(tmp_path, "--no-refine", "--no-templates", model=predicted) == 0
+    placed = Chem.MolFromMolFile(str(tmp_path / "out" / "ligand.sdf"))
+    assert ligand_rmsd(placed, Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf"))) <= 2.0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["inputs"]["model_fit"] is not None
+
+
 def test_invalid_smiles(tmp_path, capsys):
     assert build(tmp_path, ligand="C1CC(=O") == 1
     assert "not a valid SMILES" in _one_line_error(capsys)

@@ -236,6 +236,8 @@ def test_impossible_numbers_are_usage_errors(arguments, expected, capsys):
         (lambda: api.build(MAP, "CCO", 42, resolution=3.0), BadModelError, "gemmi.Structure, got int"),
         (lambda: api.build(MAP, None, MODEL, resolution=3.0), BadLigandError, "got NoneType"),
         (lambda: api.build(42, "CCO", MODEL, resolution=3.0), LigfitError, "got int"),
+        (lambda: api.build(MAP, "CCO", MODEL, resolution=3.0, site="nan,0,0"), BadOptionError, "three finite numbers"),
+        (lambda: api.trace(MAP, resolution=3.0, device="gpu7"), BadOptionError, "not a torch device"),
         (lambda: api.simulate(MODEL, 3.0, voxel_size=0), BadOptionError, "voxel_size must be greater than 0"),
         (lambda: api.simulate(MODEL, math.nan), BadOptionError, "finite"),
         (lambda: api.refine(MODEL, MAP, "CCO", resolution=math.inf), BadOptionError, "finite"),
