@@ -128,7 +128,7 @@ def _bond_array(mol: Chem.Mol) -> np.ndarray:
 def _ideal_coordinates(mol: Chem.Mol, label: str) -> tuple[np.ndarray, str]:
     """Heavy-atom coordinates of the lowest-energy minimised conformer (hydrogens follow the heavy atoms)."""
     try:
-        embedded, energies, force_field = generate_conformers(Chem.RemoveHs(mol), max_conformers=4, seed=0, time_budget=4.0)
+        embedded, energies, force_field = generate_conformers(Chem.RemoveHs(mol), max_conformers=4, seed=0, time_budget=8.0)
     except BadLigandError:
         raise BadLigandError(
             f"RDKit could not build an ideal geometry for {Chem.MolToSmiles(mol)}; give the ligand as a CCD code or SDF"

@@ -52,7 +52,7 @@ class TemplateOptions:
     min_common_atoms: int = 6  # heavy atoms in the common substructure
     min_common_fraction: float = 0.5  # ... as a fraction of the query's heavy atoms
     mcs_timeout: int = 1  # s per template (RDKit's RASCAL takes whole seconds)
-    mcs_budget: float = 5.0  # s for all common-substructure searches of one query
+    mcs_budget: float = 5.0  # s of CPU time for all common-substructure searches of one query
     min_pocket_coverage: float = 0.5  # template pocket residues with a query Cα within pair_distance after superposition
     min_pocket_residues: int = 12  # ... and at least this many of them
     min_pocket_identity: float = 0.25  # same amino acid among the paired residues (homologues; chance superpositions score ~0.05)
