@@ -32,10 +32,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cases import data_root  # noqa: E402
 from ligfit import io, maps  # noqa: E402
-from ligfit.evaluate.qscore import q_scores  # noqa: E402
+from ligfit.evaluate.qscore import expected_q_score, q_scores  # noqa: E402
 from ligfit.predicted import fit_model, score  # noqa: E402
 
-FIELDS = ["case", "chains", "resolution", "ca_within_3A", "cc_mask_fitted", "cc_mask_deposited", "q_score_fitted", "domains", "seconds"]
+FIELDS = [
+    "case",
+    "chains",
+    "resolution",
+    "ca_within_3A",
+    "cc_mask_fitted",
+    "cc_mask_deposited",
+    "q_score_fitted",
+    "q_score_deposited",
+    "q_score_expected",
+    "domains",
+    "seconds",
+]
 
 
 def moved_chains(structure: gemmi.Structure, seed: int, max_shift: float = 15.0) -> gemmi.Structure:
@@ -103,6 +115,8 @@ def known_case(name: str, density: maps.DensityMap, deposited: gemmi.Structure, 
         "cc_mask_fitted": round(model_cc(density, result.structure, resolution), 3),
         "cc_mask_deposited": round(model_cc(density, deposited, resolution), 3),
         "q_score_fitted": round(mean_q(density, result.structure), 3),
+        "q_score_deposited": round(mean_q(density, deposited), 3),
+        "q_score_expected": round(expected_q_score(resolution), 3),
         "domains": "/".join(str(p.domains) for p in result.placements),
         "seconds": round(seconds, 1),
     }
@@ -116,13 +130,15 @@ def af2_case(root: Path, entry: str, resolution: float) -> dict:
     result = fit_model(predicted, density, resolution)
     seconds = time.perf_counter() - start
     return {
-        "case": f"EMD-{entry} AF2 ({len(result.trimmed)} trimmed)",
+        "case": f"EMD-{entry} AF2 ({len(result.trimmed)} trimmed; {', '.join(p.source_chain for p in result.placements)})",
         "chains": len(result.placements),
         "resolution": resolution,
         "ca_within_3A": "",
         "cc_mask_fitted": round(model_cc(density, result.structure, resolution), 3),
         "cc_mask_deposited": "",
         "q_score_fitted": round(mean_q(density, result.structure), 3),
+        "q_score_deposited": "",
+        "q_score_expected": round(expected_q_score(resolution), 3),
         "domains": "/".join(str(p.domains) for p in result.placements),
         "seconds": round(seconds, 1),
     }
