@@ -1,10 +1,11 @@
 """Fit a predicted model (AlphaFold, a homologue) not yet placed in the map: trim, search, refine, judge.
 
 Order: residues of low pLDDT are trimmed; chains of one sequence are searched once
-(:mod:`ligfit.predicted.search`) and their copies placed greedily without overlap, chains of
-other sequences after them with the density already explained masked out; each placement is
-refined rigidly, then split into domains that are refined one by one where the map says that
-one rigid body does not fit. Coordinates are in Å in the map's frame.
+(:mod:`ligfit.predicted.search`), the peaks refined rigidly and scored by CC_mask; copies of all
+sequences are then placed best CC_mask first without overlap (a sequence whose peaks run out is
+searched again with the placed copies masked out). A chain that fits nowhere as one body, or whose
+two domains fit unequally, is split into domains that are searched on their own. Each placed copy
+is finally refined by domains. Coordinates are in Å in the map's frame.
 """
 
 from __future__ import annotations
