@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cases import data_root  # noqa: E402
 from ligfit import io, maps  # noqa: E402
-from ligfit.evaluate.qscore import expected_q_score, q_scores  # noqa: E402
+from ligfit.measures import expected_q_score, q_scores  # noqa: E402
 from ligfit.predicted import fit_model, score  # noqa: E402
 
 FIELDS = [
