@@ -18,7 +18,7 @@ import numpy as np
 from rdkit import Chem
 
 from ligfit import io, maps, pictures
-from ligfit.evaluate.qscore import q_scores
+from ligfit.measures import q_scores
 
 
 def main() -> None:
