@@ -149,7 +149,10 @@ def _parser() -> argparse.ArgumentParser:
     trace.add_argument("--sequence", help="FASTA file or one-letter sequence (omit: most likely residue types, said in the output)")
     trace.add_argument("-o", "--output", type=Path, required=True, help="model to write (.cif or .pdb)")
     trace.add_argument("--device", default="cpu", help="torch device for the network, e.g. cuda (default: cpu)")
-    trace.add_argument("--force", action="store_true", help="overwrite the output model")
+    trace.add_argument(
+        "--ss-map", type=Path, help="also write the per-voxel secondary structure (MRC: 0 not backbone, 1 helix, 2 strand, 3 coil)"
+    )
+    trace.add_argument("--force", action="store_true", help="overwrite the output model (and --ss-map)")
     trace.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
     trace.set_defaults(handler=_trace)
 
@@ -309,8 +312,9 @@ def _refine(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    if args.output.exists() and not args.force:
-        raise LigfitError(f"{args.output} exists; use --force to overwrite it")
+    for path in (args.output, args.ss_map):
+        if path is not None and path.exists() and not args.force:
+            raise LigfitError(f"{path} exists; use --force to overwrite it")
 
     def progress(stage: str, done: int, total: int) -> None:
         if stage != "network" or done == total or done % 10 == 0:
@@ -318,7 +322,11 @@ def _trace(args: argparse.Namespace) -> int:
 
     result = api.trace(args.map, resolution=args.resolution, sequence=args.sequence, device=args.device, progress=progress)
     result.write(args.output)
-    print(f"ligfit: {result.message}. Wrote {args.output}.")
+    if args.ss_map is not None:
+        result.write_secondary_structure_map(args.ss_map)
+    ss = result.secondary_structure_counts()
+    written = f"{args.output} and {args.ss_map}" if args.ss_map is not None else f"{args.output}"
+    print(f"ligfit: {result.message}; {ss['helix']} helix, {ss['strand']} strand, {ss['coil']} coil residues. Wrote {written}.")
     return 0
 
 

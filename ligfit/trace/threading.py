@@ -109,6 +109,7 @@ def reverse_chain(chain: TracedChain) -> TracedChain:
         aa_probabilities=backward,
         aa_probabilities_reversed=forward,
         residue_names=chain.residue_names[::-1],
+        secondary_structure=None if chain.secondary_structure is None else chain.secondary_structure[::-1],
     )
 
 
