@@ -214,7 +214,7 @@ def trace_predictions(
     say = progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    candidates, scores, paths = connect(predictions, options)
+    candidates, scores, paths, _ = connect(predictions, options)
     traced = sum(map(len, paths))
     if traced < options.min_residues:
         raise NoProteinDensityError(

@@ -90,8 +90,9 @@ def chain_paths(candidates: np.ndarray, predictions: VoxelPredictions, options: 
     return sorted(paths, key=len, reverse=True)
 
 
-def connect(predictions: VoxelPredictions, options: TraceOptions) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Chains rather than fragments: Cα positions (n, 3), their P(Cα) (n,) and chains as index arrays into them.
+def connect(predictions: VoxelPredictions, options: TraceOptions) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
+    """Chains rather than fragments: Cα positions (n, 3), their P(Cα) (n,), chains as index arrays into them,
+    and which positions (n,) are residues placed to close a gap (where threading may cut the chain again).
 
     Three steps on top of :func:`chain_paths`' forest:
 
@@ -110,7 +111,8 @@ def connect(predictions: VoxelPredictions, options: TraceOptions) -> tuple[np.nd
     weak_options = dataclasses.replace(options, ca_threshold=min(options.weak_ca_threshold, options.ca_threshold))
     candidates, scores = ca_candidates(predictions, weak_options)
     if len(candidates) < 2:
-        return candidates, scores, [np.array([k]) for k in range(len(candidates)) if options.min_chain <= 1]
+        lone = [np.array([k]) for k in range(len(candidates)) if options.min_chain <= 1]
+        return candidates, scores, lone, np.zeros(len(candidates), dtype=bool)
     weak = scores < options.ca_threshold
     pairs, cost = _links(candidates, predictions, options, weak)
     neighbours: list[list[int]] = [[] for _ in candidates]
@@ -144,7 +146,8 @@ def connect(predictions: VoxelPredictions, options: TraceOptions) -> tuple[np.nd
             with_gaps.append(b)
         if len(with_gaps) >= options.min_chain:
             paths.append(np.array(with_gaps))
-    return positions, confidence, sorted(paths, key=len, reverse=True)
+    inserted_mask = np.arange(len(positions)) >= len(candidates)
+    return positions, confidence, sorted(paths, key=len, reverse=True), inserted_mask
 
 
 def gap_residue(predictions: VoxelPredictions, start: np.ndarray, end: np.ndarray, samples: int = 36) -> np.ndarray:

@@ -38,6 +38,7 @@ class TraceOptions:
     deletion_penalty: float = 4.0  # threading: a sequence residue with no traced Cα
     shuffles: int = 100  # shuffled sequences for the significance of the threading
     min_sequence_z: float = 3.0  # threading must beat shuffled sequences by this many σ
+    split_penalty: float = 8.0  # threading: the alignment may jump in the sequence at this cost (the chain is cut there)
     unknown_residue: str = "most-likely"  # without a sequence: "most-likely" type or "ALA"
     side_chains: str = "fitted"  # "fitted" (best rotamer in the density), "ideal" (CCD conformation) or "cb" (stop at Cβ)
     density_type_weight: float = 1.0  # residue types: weight of the side-chain density classifier (log-probabilities)
@@ -66,6 +67,7 @@ class TracedChain:
     lone_backbone: np.ndarray | None = None  # (2, 3) N and C of a single-residue chain (from the heat-maps)
     aa_probabilities_reversed: np.ndarray | None = None  # (L, 20) the chain read C→N (last residue first)
     secondary_structure: np.ndarray | None = None  # (L,) 0 helix, 1 strand, 2 coil (see ligfit.trace.secondary)
+    junctions: tuple[int, ...] = ()  # after threading: residues where the alignment jumped (a new piece starts)
 
     def profiles(self) -> tuple[np.ndarray, np.ndarray]:
         """Residue-type probabilities read N→C and read C→N (each in its own residue order)."""
