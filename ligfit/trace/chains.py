@@ -122,7 +122,7 @@ def connect(predictions: VoxelPredictions, options: TraceOptions) -> tuple[np.nd
     gap_ends = np.flatnonzero(alive & np.array([len(n) <= 1 for n in neighbours]))
     inserted: list[np.ndarray] = []
     gaps: dict[tuple[int, int], int] = {}
-    if len(gap_ends) >= 2:
+    if len(gap_ends) >= 2 and options.gap_range[1] > options.gap_range[0]:
         pairs = cKDTree(candidates[gap_ends]).query_pairs(options.gap_range[1], output_type="ndarray")
         pairs = gap_ends[pairs]
         distance = np.linalg.norm(candidates[pairs[:, 0]] - candidates[pairs[:, 1]], axis=1)

@@ -49,8 +49,11 @@ class TraceOptions:
     seed: int = 0
 
 
-#: How ``build`` traces its de novo model: no lone residues (see :func:`build_protein_model`).
-BUILD_TRACE = TraceOptions(min_chain=2)
+#: How ``build`` traces its de novo model: no lone residues (see :func:`build_protein_model`), and
+#: fragments as before chains were joined (links 2.6–4.6 Å, no gaps closed, no jumps in the threading):
+#: with the joined chains the Tyk2 example's ligand lands 29.7 Å off instead of 0.26 Å (not yet
+#: analysed; joined chains over the ligand's density would be subtracted before the search).
+BUILD_TRACE = TraceOptions(min_chain=2, link_range=(2.6, 4.6), gap_range=(0.0, 0.0), split_penalty=float("inf"))
 
 
 @dataclass(frozen=True)
