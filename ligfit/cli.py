@@ -288,7 +288,10 @@ def _add_trace(commands: argparse._SubParsersAction) -> None:
     trace.add_argument("--sequence", help="FASTA file or one-letter sequence (omit: most likely residue types, said in the output)")
     trace.add_argument("-o", "--output", type=Path, required=True, help="model to write (.cif or .pdb)")
     trace.add_argument("--device", default="cpu", help="torch device for the network, e.g. cuda (default: cpu)")
-    trace.add_argument("--force", action="store_true", help="overwrite the output model")
+    trace.add_argument(
+        "--ss-map", type=Path, help="also write the per-voxel secondary structure (MRC: 0 not backbone, 1 helix, 2 strand, 3 coil)"
+    )
+    trace.add_argument("--force", action="store_true", help="overwrite the output model (and --ss-map)")
     _add_quiet(trace)
     trace.set_defaults(handler=_trace)
 
@@ -488,10 +491,14 @@ def _refine(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    _refuse_existing(args.output, force=args.force)
+    _refuse_existing(args.output, args.ss_map, force=args.force)
     result = api.trace(args.map, resolution=args.resolution, sequence=args.sequence, device=args.device, progress=args.progress)
     result.write(args.output)
-    print(f"ligfit: {result.message}. Wrote {args.output}.")
+    if args.ss_map is not None:
+        result.write_secondary_structure_map(args.ss_map)
+    ss = result.secondary_structure_counts()
+    written = f"{args.output} and {args.ss_map}" if args.ss_map is not None else f"{args.output}"
+    print(f"ligfit: {result.message}; {ss['helix']} helix, {ss['strand']} strand, {ss['coil']} coil residues. Wrote {written}.")
     return 0
 
 

@@ -32,6 +32,7 @@ from ligfit import io
 from ligfit.backbone import contract, data
 from ligfit.backbone.net import BackboneUNet, NetConfig
 from ligfit.backbone.weights import sha256
+from ligfit.runtime import versions
 
 log = logging.getLogger("ligfit.backbone.train")
 
@@ -188,10 +189,8 @@ def learning_rate(config: TrainConfig, step: int, progress: float) -> float:
     return config.learning_rate * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def versions() -> dict[str, str]:
-    import gemmi
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__, "gemmi": gemmi.__version__}
+#: The packages whose versions a training run records.
+TRAINING_PACKAGES = ("ligfit", "torch", "numpy", "scipy", "gemmi")
 
 
 def train(root: Path, out: Path, config: TrainConfig, resume: bool = False) -> dict:
@@ -210,7 +209,9 @@ def train(root: Path, out: Path, config: TrainConfig, resume: bool = False) -> d
     log.info("split %s: %s (sha256 %s)", split_path, counts, split.sha256[:12])
     run_info = {"train": asdict(config), "split": {"file": "split.json", "sha256": split.sha256, "counts": counts, "rule": split.rule}}
     run_info.update(
-        versions=versions(), command=" ".join(sys.argv), hardware=f"{platform.processor() or platform.machine()}, {config.threads} threads"
+        versions=versions(TRAINING_PACKAGES),
+        command=" ".join(sys.argv),
+        hardware=f"{platform.processor() or platform.machine()}, {config.threads} threads",
     )
     io.write_text(out / "config.json", json.dumps(run_info, indent=2, default=list) + "\n")
 

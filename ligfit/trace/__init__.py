@@ -39,6 +39,7 @@ from ligfit.trace.chains import (
     ca_candidates,
     chain_backbone,
     chain_paths,
+    connect,
     direction_evidence,
     link_support,
     lone_residue_backbone,
@@ -55,6 +56,7 @@ from ligfit.trace.records import (
     TraceOptions,
     TraceResult,
 )
+from ligfit.trace.secondary import residue_secondary_structure, secondary_structure_map
 from ligfit.trace.sequence import read_sequences
 from ligfit.trace.threading import (
     BACKGROUND,
@@ -85,6 +87,7 @@ __all__ = [
     "chain_backbone",
     "chain_names",
     "chain_paths",
+    "connect",
     "check_traceable",
     "direction_evidence",
     "link_support",
@@ -211,8 +214,7 @@ def trace_predictions(
     say = progress or (lambda stage, done, total: None)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    candidates, scores = ca_candidates(predictions, options)
-    paths = chain_paths(candidates, predictions, options)
+    candidates, scores, paths, _ = connect(predictions, options)
     traced = sum(map(len, paths))
     if traced < options.min_residues:
         raise NoProteinDensityError(
@@ -249,7 +251,8 @@ def trace_predictions(
         kind = "most likely residue types" if options.unknown_residue == "most-likely" else "poly-alanine"
         message = f"traced {traced} residues in {len(chains)} chains; no sequence given, so {kind}"
         log.warning("no sequence given: the model has %s, not a threaded sequence", kind)
+    chains = [dataclasses.replace(chain, secondary_structure=residue_secondary_structure(predictions, chain.ca)) for chain in chains]
     structure = build_structure(chains, predictions.grid, options.side_chains)
     timings["model"] = time.perf_counter() - clock
     say("model", 1, 1)
-    return TraceResult(chains, structure, candidates, sequence_score, message, timings, options)
+    return TraceResult(chains, structure, candidates, sequence_score, message, timings, options, secondary_structure_map(predictions))

@@ -12,6 +12,7 @@ from ligfit.backbone import geometry, side_chains
 from ligfit.maps import DensityMap
 from ligfit.trace.chains import chain_backbone
 from ligfit.trace.records import TracedChain, TraceResult
+from ligfit.trace.secondary import add_records
 
 
 def chain_names(count: int) -> list[str]:
@@ -55,6 +56,8 @@ def build_structure(chains: list[TracedChain], density: DensityMap | None = None
         model.add_chain(gemmi_chain)
     structure.add_model(model)
     structure.setup_entities()
+    if any(chain.secondary_structure is not None for chain in chains):
+        add_records(structure, [chain.secondary_structure for chain in chains])
     return structure
 
 

@@ -33,12 +33,14 @@ def log_odds_batch(aa_probabilities: np.ndarray, sequences: list[str]) -> np.nda
     return scores
 
 
-def alignment_table(scores: np.ndarray, insertion: float, deletion: float) -> tuple[np.ndarray, np.ndarray]:
+def alignment_table(scores: np.ndarray, insertion: float, deletion: float, jump: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
     """Dynamic programming for a batch (B, rows, columns) of alignment score matrices: best scores and moves.
 
     Rows are traced residues, columns sequence positions; free sequence ends, linear gaps. Row by
     row; the within-row deletion recursion is a running maximum. Moves: 0 diagonal, 1 insertion
-    (row only), 2 deletion (column only).
+    (row only), 2 deletion (column only), 3 jump: the row aligns anywhere in the sequence after the
+    previous row's best cell, at a cost of ``jump`` (a traced chain that joins two pieces which are
+    not neighbours in the sequence; off when infinite).
     """
     batch, rows, columns = scores.shape
     best = np.zeros((batch, rows + 1, columns + 1))
@@ -48,12 +50,17 @@ def alignment_table(scores: np.ndarray, insertion: float, deletion: float) -> tu
     ramp = deletion * np.arange(columns + 1)
     for i in range(1, rows + 1):
         diagonal = best[:, i - 1, :-1] + scores[:, i - 1]
+        jumped = np.zeros_like(diagonal, dtype=bool)
+        if np.isfinite(jump) and i > 1:
+            restart = best[:, i - 1].max(axis=1, keepdims=True) - jump + scores[:, i - 1]
+            jumped = restart > diagonal
+            diagonal = np.maximum(diagonal, restart)
         insert = best[:, i - 1, 1:] - insertion
         through = np.concatenate([best[:, i, :1], np.maximum(diagonal, insert)], axis=1)
         lifted = through + ramp
         running = np.maximum.accumulate(lifted, axis=1)
         best[:, i] = running - ramp
-        move[:, i, 1:] = np.where(insert > diagonal, 1, 0)
+        move[:, i, 1:] = np.where(insert > diagonal, 1, np.where(jumped, 3, 0))
         move[:, i, 1:][running[:, 1:] > lifted[:, 1:]] = 2  # compared before removing the ramp: no rounding ties
     return best, move
 
@@ -63,40 +70,59 @@ def align(scores: np.ndarray, insertion: float, deletion: float) -> tuple[float,
 
     Returns the score and the sequence position of each row (-1 for rows left unaligned).
     """
-    best, move = alignment_table(scores[None], insertion, deletion)
+    score, positions, _ = align_pieces(scores, insertion, deletion)
+    return score, positions
+
+
+def align_pieces(scores: np.ndarray, insertion: float, deletion: float, jump: float = np.inf) -> tuple[float, np.ndarray, list[int]]:
+    """:func:`align` allowing jumps (see :func:`alignment_table`): also the rows where a new piece starts."""
+    best, move = alignment_table(scores[None], insertion, deletion, jump)
     best, move = best[0], move[0]
     rows = scores.shape[0]
     end = int(np.argmax(best[rows]))
     score = float(best[rows, end])
     positions = np.full(rows, -1)
+    starts = []
     i, j = rows, end
     while i > 0:
         step = move[i, j] if j > 0 else 1
         if step == 0:
             positions[i - 1] = j - 1
             i, j = i - 1, j - 1
+        elif step == 3:
+            positions[i - 1] = j - 1
+            starts.append(i - 1)
+            i, j = i - 1, int(np.argmax(best[i - 1]))
         elif step == 1:
             i -= 1
         else:
             j -= 1
-    return score, positions
+    return score, positions, sorted(starts)
 
 
 def thread(chain: TracedChain, sequences: list[str], options: TraceOptions) -> TracedChain:
-    """The chain threaded onto its best-fitting sequence, in whichever direction fits better."""
+    """The chain threaded onto its best-fitting sequence, in whichever direction fits better.
+
+    Where the alignment jumps (``options.split_penalty``), ``junctions`` of the result lists the
+    residues that start a new piece: :func:`split_at_junctions` cuts the chain there.
+    """
     best: tuple[float, int, bool, np.ndarray] | None = None
     for index, sequence in enumerate(sequences):
         for reverse, probabilities in zip((False, True), chain.profiles()):
-            score, positions = align(log_odds(probabilities, sequence), options.insertion_penalty, options.deletion_penalty)
+            score, positions, starts = align_pieces(
+                log_odds(probabilities, sequence), options.insertion_penalty, options.deletion_penalty, options.split_penalty
+            )
             if best is None or score > best[0]:
-                best = (score, index, reverse, positions)
-    score, index, reverse, positions = best
+                best = (score, index, reverse, positions, starts)
+    score, index, reverse, positions, starts = best
     if reverse:
         chain = reverse_chain(chain)
     probabilities = chain.aa_probabilities
     letters = [sequences[index][p] if p >= 0 else ONE_LETTER[int(np.argmax(probabilities[k]))] for k, p in enumerate(positions)]
     names = tuple(AMINO_ACIDS[ONE_LETTER.index(a)] if a in ONE_LETTER else "ALA" for a in letters)
-    return dataclasses.replace(chain, residue_names=names, sequence_index=index, sequence_positions=positions, threading_score=score)
+    return dataclasses.replace(
+        chain, residue_names=names, sequence_index=index, sequence_positions=positions, threading_score=score, junctions=tuple(starts)
+    )
 
 
 def reverse_chain(chain: TracedChain) -> TracedChain:
@@ -109,7 +135,35 @@ def reverse_chain(chain: TracedChain) -> TracedChain:
         aa_probabilities=backward,
         aa_probabilities_reversed=forward,
         residue_names=chain.residue_names[::-1],
+        secondary_structure=None if chain.secondary_structure is None else chain.secondary_structure[::-1],
+        junctions=tuple(sorted(len(chain.ca) - 1 - k for k in chain.junctions)),
     )
+
+
+def sub_chain(chain: TracedChain, start: int, stop: int) -> TracedChain:
+    """Residues ``start:stop`` of a chain as a chain of their own (profiles read both ways kept)."""
+    forward, backward = chain.profiles()
+    length = len(chain.ca)
+    return dataclasses.replace(
+        chain,
+        ca=chain.ca[start:stop],
+        confidence=chain.confidence[start:stop],
+        aa_probabilities=forward[start:stop],
+        aa_probabilities_reversed=backward[length - stop : length - start],
+        secondary_structure=None if chain.secondary_structure is None else chain.secondary_structure[start:stop],
+        junctions=tuple(k - start for k in chain.junctions if start <= k < stop),
+        lone_backbone=None,
+        residue_names=chain.residue_names[start:stop],
+        sequence_positions=None if chain.sequence_positions is None else chain.sequence_positions[start:stop],
+    )
+
+
+def split_at_junctions(chain: TracedChain) -> list[TracedChain]:
+    """A threaded chain cut where its alignment jumped: pieces whose sequence positions each run forwards."""
+    bounds = [0, *chain.junctions, len(chain.ca)]
+    if len(bounds) == 2:
+        return [chain]
+    return [sub_chain(dataclasses.replace(chain, junctions=()), a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 def thread_all(
@@ -151,7 +205,7 @@ def thread_all(
             f"{options.shuffles} shuffled sequences (z = {z:.1f}, needs {options.min_sequence_z:g} and to beat every shuffle); "
             "check that the FASTA is for this map, or trace without --sequence"
         )
-    return threaded, summary
+    return [piece for chain in threaded for piece in split_at_junctions(chain)], summary
 
 
 def _shuffled_scores(chain: TracedChain, shuffled: list[list[str]], options: TraceOptions) -> np.ndarray:
@@ -159,7 +213,9 @@ def _shuffled_scores(chain: TracedChain, shuffled: list[list[str]], options: Tra
     best = np.full(len(shuffled[0]), -np.inf)
     for copies in shuffled:
         for probabilities in chain.profiles():
-            table, _ = alignment_table(log_odds_batch(probabilities, copies), options.insertion_penalty, options.deletion_penalty)
+            table, _ = alignment_table(
+                log_odds_batch(probabilities, copies), options.insertion_penalty, options.deletion_penalty, options.split_penalty
+            )
             best = np.maximum(best, table[:, -1].max(axis=1))
     return best
 
