@@ -32,7 +32,9 @@ from torch.nn import functional
 from ligfit import io
 from ligfit.backbone import contract, data, geometry
 from ligfit.backbone.residue_types import FEATURE_VERSION, FORMAT, WEIGHTS_DIR, ResidueTypeConfig, ResidueTypeNet, residue_features
+from ligfit.backbone.train import TRAINING_PACKAGES
 from ligfit.backbone.weights import sha256
+from ligfit.runtime import versions
 
 log = logging.getLogger("ligfit.backbone.train_residue_types")
 
@@ -165,7 +167,7 @@ def train(root: Path, out: Path, config: TrainConfig) -> dict:
             "minutes": round((time.perf_counter() - started) / 60, 1),
             "command": " ".join(sys.argv),
             "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
-            "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+            "versions": versions(TRAINING_PACKAGES),
         },
         "validation": {k: round(v, 4) for k, v in best.items()},
     }
