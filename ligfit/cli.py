@@ -139,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_simulate,
         _add_refine,
         _add_trace,
+        _add_fit,
         _add_templates,
         _add_evaluate,
         _add_challenge,

@@ -13,7 +13,7 @@ from rdkit import Chem
 import ligfit
 from ligfit import api, io, maps
 from ligfit.dock import DockingOptions
-from ligfit.errors import BadMapError, BadOptionError
+from ligfit.errors import BadOptionError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tyk2"
 SMILES = (EXAMPLE / "ligand.smi").read_text().strip()
@@ -141,7 +141,7 @@ def test_refine_refuses_a_non_positive_resolution():
 
 
 def test_build_refuses_a_non_positive_resolution():
-    with pytest.raises(BadMapError, match="resolution"):
+    with pytest.raises(BadOptionError, match="resolution"):
         api.build(EXAMPLE / "map.mrc", SMILES, EXAMPLE / "protein.pdb", resolution=-3.0)
 
 

@@ -12,7 +12,7 @@ from rdkit import Chem
 from benchmarks.ligand_placement import ligand_rmsd
 from ligfit import io
 from ligfit.dock import DockingOptions
-from ligfit.errors import BadMapError, BadModelError, LigfitError
+from ligfit.errors import BadModelError, BadOptionError, LigfitError
 from ligfit.ligand import heavy_atom_mol
 from ligfit.pipeline import BuildOptions, BuildResult, run_build, site_center
 
@@ -138,7 +138,7 @@ def test_inputs_describe_map_model_and_ligand(example_build):
 
 @pytest.mark.parametrize("resolution", [0.0, -2.0])
 def test_non_positive_resolution_is_refused_before_any_work(resolution):
-    with pytest.raises(BadMapError, match="resolution"):
+    with pytest.raises(BadOptionError, match="resolution"):
         run_build(str(EXAMPLE / "absent.mrc"), SMILES, None, BuildOptions(resolution=resolution))
 
 

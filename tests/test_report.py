@@ -17,7 +17,18 @@ from ligfit.pipeline import BuildOptions, BuildResult, run_build
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tyk2"
 SMILES = (EXAMPLE / "ligand.smi").read_text().strip()
-OUTPUTS = ["difference.mrc", "ligand.sdf", "model.cif", "model.pdb", "poses.sdf", "report.json"]
+OUTPUTS = [
+    "difference.mrc",
+    "ligand.sdf",
+    "ligand_protonated.sdf",
+    "model.cif",
+    "model.pdb",
+    "open_in_chimerax.cxc",
+    "open_in_coot.py",
+    "poses.sdf",
+    "report.html",
+    "report.json",
+]
 
 #: A small docking search: enough for the example's clear density, a few seconds on 2 cores.
 FAST_DOCKING = DockingOptions(
@@ -138,7 +149,7 @@ def test_outputs_are_written_and_readable(found, tmp_path):
 
 def test_outputs_without_a_placement(nothing, tmp_path):
     report.write_build_outputs(nothing, tmp_path / "out", force=False)
-    assert _folder_names(tmp_path / "out") == ["difference.mrc", "report.json"]
+    assert _folder_names(tmp_path / "out") == ["difference.mrc", "open_in_chimerax.cxc", "open_in_coot.py", "report.html", "report.json"]
     assert json.loads((tmp_path / "out" / "report.json").read_text())["status"] == "no convincing density"
 
 
