@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from ligfit.errors import SchedulerError
+from ligfit.records import LigandShape
 from ligfit.screen import SCREEN_DOCKING, EmptyLibraryError, ScreenOptions, common_library, read_library, run_screen
 from ligfit.screen.ranking import size_prefilter
 
@@ -147,7 +148,7 @@ def test_size_prefilter_reason_names_both_sizes(tmp_path):
     density = maps.read_map(EXAMPLE / "map.mrc")
     structure = io.read_structure(EXAMPLE / "protein.pdb")
     difference = segment.difference_map(density, structure, 3.0)
-    blob = segment.find_blobs(difference, segment.LigandShape(20, np.array([2.5, 1.5, 0.8])), io.heavy_atoms(structure).coordinates)[0]
+    blob = segment.find_blobs(difference, LigandShape(20, np.array([2.5, 1.5, 0.8])), io.heavy_atoms(structure).coordinates)[0]
     assert "too big" in size_prefilter(80, blob) and "too small" in size_prefilter(4, blob) and size_prefilter(21, blob) == ""
 
 

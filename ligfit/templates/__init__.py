@@ -3,7 +3,7 @@
 ``library`` defines the on-disk format (records + index + manifest) and opens it; ``sources``
 reads complexes into records and builds a library; ``search`` ranks templates for a ligand in
 a blob by ligand similarity and pocket (or blob-shape) similarity; ``transplant`` turns the
-best ones into :class:`~ligfit.dock.SeedPose` objects that compete in docking.
+best ones into :class:`~ligfit.records.SeedPose` objects that compete in docking.
 
 A build calls :func:`seeds_for_build` (the shipped library unless one is named) and passes
 ``.seeds`` to :func:`ligfit.dock.dock`; ``.summary(best_pose.source)`` goes into the report.
