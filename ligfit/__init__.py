@@ -3,9 +3,9 @@
 ``ligfit.refine`` is the refinement package; refining a model file is ``ligfit.api.refine``.
 """
 
-from ligfit.api import build, build_templates, challenge, evaluate, simulate, template_library
+from ligfit.api import build, build_templates, challenge, evaluate, fit, identify, screen, simulate, template_library
 from ligfit.dock import DockingOptions, DockingResult
-from ligfit.errors import BadLigandError, BadMapError, BadModelError, BadOptionError, LigfitError, OutputExistsError
+from ligfit.errors import BadLigandError, BadMapError, BadModelError, BadOptionError, LigfitError, NothingFitsError, OutputExistsError
 from ligfit.ligand import Ligand, load_ligand
 from ligfit.maps import DensityMap, read_map, write_map
 from ligfit.pipeline import BuildOptions, BuildResult
@@ -29,6 +29,7 @@ __all__ = [
     "Ligand",
     "LigandParameterCache",
     "LigfitError",
+    "NothingFitsError",
     "OutputExistsError",
     "Pose",
     "RefinementOptions",
@@ -37,8 +38,11 @@ __all__ = [
     "build_templates",
     "challenge",
     "evaluate",
+    "fit",
+    "identify",
     "load_ligand",
     "read_map",
+    "screen",
     "simulate",
     "template_library",
     "write_map",
