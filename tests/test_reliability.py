@@ -133,6 +133,23 @@ def test_the_api_leaves_the_callers_torch_stream_and_rdkit_logging_alone(benzene
     assert "rdApp.error:disabled" in log_status and "rdApp.warning:disabled" in log_status
 
 
+def test_reading_template_sources_and_libraries_leaves_rdkit_logging_alone(tmp_path):
+    """Bad SDF records and bad library lines are read with RDKit quiet, and the caller's log settings come back as they were."""
+    from ligfit.screen.library import read_library
+    from ligfit.templates.sources import _sdf_ligands
+
+    (tmp_path / "broken.sdf").write_text("not a molfile\n$$$$\n")
+    (tmp_path / "library.smi").write_text("CCO ethanol\nC1CC(=O broken\n")
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        assert _sdf_ligands(tmp_path / "broken.sdf") == []
+        assert len(read_library(tmp_path / "library.smi")) == 1
+        status = rdBase.LogStatus()
+    finally:
+        RDLogger.EnableLog("rdApp.error")
+    assert "rdApp.error:disabled" in status and "rdApp.warning:disabled" in status
+
+
 def test_salt_is_stripped_to_ethanol_which_is_partial(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(build_args(out, ligand="CCO.Cl")) == 0

@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rdkit import Chem, RDLogger
+from rdkit import Chem
+from rdkit.rdBase import BlockLogs
 
 from ligfit.errors import LigfitError
 
@@ -187,10 +188,11 @@ def _collapse(raw: list[_Raw]) -> Library:
 
 
 class _quiet:
-    """Silence RDKit's parse warnings while reading a library (bad lines are recorded instead)."""
+    """Silence RDKit's parse warnings while reading a library (bad lines are recorded instead); the caller's log
+    settings come back as they were."""
 
     def __enter__(self) -> None:
-        RDLogger.DisableLog("rdApp.*")
+        self._block = BlockLogs()
 
     def __exit__(self, *exc: object) -> None:
-        RDLogger.EnableLog("rdApp.*")
+        del self._block

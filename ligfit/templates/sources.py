@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gemmi
-from rdkit import Chem, RDLogger
+from rdkit import Chem
+from rdkit.rdBase import BlockLogs
 
 from ligfit import io
 from ligfit.errors import BadLigandError, BadModelError, OutputExistsError
@@ -129,12 +130,12 @@ def read_templates(source: TemplateSource, pocket_radius: float = POCKET_RADIUS,
 
 def _sdf_ligands(path: Path) -> list[tuple[str, Chem.Mol]]:
     """(title, heavy-atom molecule with 3D coordinates) for every readable molecule of an SDF."""
-    RDLogger.DisableLog("rdApp.*")
+    block = BlockLogs()  # unreadable records are skipped below; RDKit's own warnings would only repeat that
     try:
         supplier = Chem.SDMolSupplier(str(path), removeHs=False, sanitize=True)
         molecules = list(supplier)
     finally:
-        RDLogger.EnableLog("rdApp.*")
+        del block  # the caller's log settings come back as they were
     found = []
     for number, mol in enumerate(molecules, start=1):
         if mol is None or mol.GetNumConformers() == 0 or not mol.GetConformer().Is3D():
