@@ -9,31 +9,13 @@ import gemmi
 import numpy as np
 import pytest
 from rdkit import Chem
+from tyk2_example import EXAMPLE, FAST_BUILD, FAST_DOCKING, SMILES
 
 import ligfit
 from ligfit import api, io, maps
-from ligfit.dock import DockingOptions
 from ligfit.errors import BadOptionError
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tyk2"
-SMILES = (EXAMPLE / "ligand.smi").read_text().strip()
-
-#: A small docking search: enough for the example's clear density, a few seconds on 2 cores.
-FAST_DOCKING = DockingOptions(
-    random_orientations=4,
-    smooth_steps=40,
-    anchors=1,
-    anchor_rotations=100,
-    anchor_poses=4,
-    beam_width=4,
-    refine_poses=12,
-    refine_steps=50,
-    hops=1,
-    hop_steps=30,
-    scored_poses=4,
-    final_poses=4,
-)
-FAST = dict(resolution=3.0, refine=False, use_templates=False, max_conformers=8, docking=FAST_DOCKING)
+FAST = dict(resolution=FAST_BUILD.resolution, refine=False, use_templates=False, max_conformers=8, docking=FAST_DOCKING)
 
 
 def _listing(folder: Path) -> list[str]:

@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from rdkit import Chem
+from tyk2_example import EXAMPLE, FAST_BUILD, SMILES
 
 from benchmarks.ligand_placement import ligand_rmsd
 from ligfit import io
-from ligfit.dock import DockingOptions
 from ligfit.errors import BadModelError, BadOptionError, LigfitError
 from ligfit.ligand import heavy_atom_mol
 from ligfit.pipeline import BuildOptions, BuildResult, run_build, site_center
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tyk2"
-SMILES = (EXAMPLE / "ligand.smi").read_text().strip()
-
-#: A small docking search: enough for the example's clear density, a few seconds on 2 cores.
-FAST_DOCKING = DockingOptions(
-    random_orientations=4,
-    smooth_steps=40,
-    anchors=1,
-    anchor_rotations=100,
-    anchor_poses=4,
-    beam_width=4,
-    refine_poses=12,
-    refine_steps=50,
-    hops=1,
-    hop_steps=30,
-    scored_poses=4,
-    final_poses=4,
-)
-FAST = BuildOptions(resolution=3.0, refine=False, use_templates=False, max_conformers=8, docking=FAST_DOCKING)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +25,7 @@ def example_build() -> tuple[BuildResult, float, list[tuple]]:
         str(EXAMPLE / "map.mrc"),
         SMILES,
         str(EXAMPLE / "protein.pdb"),
-        FAST,
+        FAST_BUILD,
         progress=lambda stage, done=None, total=None: heard.append((stage, done, total)),
     )
     return result, time.perf_counter() - start, heard

@@ -9,14 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from rdkit import Chem
+from tyk2_example import EXAMPLE, FAST_BUILD, SMILES
 
 from ligfit import maps, report
-from ligfit.dock import DockingOptions
 from ligfit.errors import OutputExistsError
 from ligfit.pipeline import BuildOptions, BuildResult, run_build
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tyk2"
-SMILES = (EXAMPLE / "ligand.smi").read_text().strip()
 OUTPUTS = [
     "difference.mrc",
     "ligand.sdf",
@@ -30,27 +28,10 @@ OUTPUTS = [
     "report.json",
 ]
 
-#: A small docking search: enough for the example's clear density, a few seconds on 2 cores.
-FAST_DOCKING = DockingOptions(
-    random_orientations=4,
-    smooth_steps=40,
-    anchors=1,
-    anchor_rotations=100,
-    anchor_poses=4,
-    beam_width=4,
-    refine_poses=12,
-    refine_steps=50,
-    hops=1,
-    hop_steps=30,
-    scored_poses=4,
-    final_poses=4,
-)
-FAST = BuildOptions(resolution=3.0, refine=False, use_templates=False, max_conformers=8, docking=FAST_DOCKING)
-
 
 @pytest.fixture(scope="module")
 def found() -> BuildResult:
-    return run_build(str(EXAMPLE / "map.mrc"), SMILES, str(EXAMPLE / "protein.pdb"), FAST)
+    return run_build(str(EXAMPLE / "map.mrc"), SMILES, str(EXAMPLE / "protein.pdb"), FAST_BUILD)
 
 
 @pytest.fixture(scope="module")
