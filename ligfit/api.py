@@ -20,8 +20,8 @@ from ligfit.evaluate.metrics import ModelSource
 from ligfit.ligand import load_ligand
 from ligfit.maps import DensityMap, MapSource, load_map
 from ligfit.pipeline import BuildOptions, BuildResult, LigandInput, MapInput, ModelInput, run_build
-from ligfit.predicted import PLDDT_CUTOFF, FitResult, fit_model, read_pae
-from ligfit.refine import LigandParameterCache, ModelRefinement, RefinementOptions, refine_model
+from ligfit.predicted import PLDDT_CUTOFF, FitResult, fit_model, plddt, read_pae
+from ligfit.refine import LigandParameterCache, ModelRefinement, RefinementOptions, WholeModelOptions, refine_model, refine_whole_model
 from ligfit.runtime import Progress, no_progress
 from ligfit.templates import TemplateLibrary, TemplateOptions, build_library, load_library, shipped_library_path
 from ligfit.trace import BUILD_TRACE, SequenceInput, TraceOptions, TraceResult
@@ -335,6 +335,7 @@ def fit(
     plddt_cutoff: float | None = PLDDT_CUTOFF,
     pae: str | os.PathLike | None = None,
     refine: bool = True,
+    flexible: bool = True,
     partial: bool = False,
     seed: int = 0,
     progress: Progress = no_progress,
@@ -346,7 +347,9 @@ def fit(
     MRC/CCP4 path, a :class:`DensityMap`, or (array in x,y,z order, voxel size Å, origin Å);
     ``resolution`` in Å. ``copies``: place each chain this many times (a monomer prediction in a
     homo-oligomer map). ``pae``: AlphaFold's PAE JSON, to split domains. ``refine``: refine by
-    domains after the rigid fit. Returns a :class:`ligfit.predicted.FitResult` (``.structure``,
+    domains after the rigid fit. ``flexible``: then refine the whole model flexibly against the map
+    (:func:`ligfit.refine.refine_whole_model`, restraints scaled by pLDDT; its record is
+    ``result.flexible``). Returns a :class:`ligfit.predicted.FitResult` (``.structure``,
     ``.placements``, ``.as_dict()``); raises ``ModelDoesNotFitError`` when a chain fits nowhere
     (with ``partial``, only when none fits).
     """
@@ -354,9 +357,10 @@ def fit(
         raise BadModelError("fit needs a model to place; give a PDB/mmCIF file of the predicted model")
     resolution = checks.check_resolution(resolution)
     copies = checks.check_number(copies, "copies", minimum=1, integer=True)
-    return fit_model(
+    density = load_map(density_map)
+    fitted = fit_model(
         io.read_structure(model),
-        load_map(density_map),
+        density,
         resolution,
         copies=copies,
         plddt_cutoff=plddt_cutoff,
@@ -366,6 +370,12 @@ def fit(
         seed=seed,
         progress=progress,
     )
+    if not flexible:
+        return fitted
+    progress("refining the fitted model flexibly against the map")
+    confidence = plddt(fitted.structure)
+    refined = refine_whole_model(fitted.structure, density, resolution, confidence=confidence, options=WholeModelOptions(seed=seed))
+    return fitted.with_flexible(refined.structure, refined.summary(), refined.seconds)
 
 
 __all__ = [

@@ -302,8 +302,9 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
         "fit",
         help="place a predicted model (AlphaFold, a homologue) that is not yet fitted into the map",
         description="Trim residues of low pLDDT, search every rotation and translation of the map for each chain (FFT "
-        "local correlation, as powerfit), refine the best placements rigidly and by domains, and say how well each chain "
-        "fits (CC_mask, per-residue CC). Exits 3 when a chain fits nowhere.",
+        "local correlation, as powerfit), refine the best placements rigidly and by domains, then the whole model flexibly "
+        "(OpenMM, Amber14, restraints scaled by pLDDT), and say how well each chain fits (CC_mask, per-residue CC). "
+        "Exits 3 when a chain fits nowhere.",
     )
     fit.add_argument("model", type=Path, help="predicted model (PDB/mmCIF), pLDDT in the B-factor column if any")
     fit.add_argument("map", type=Path, help="density map (MRC/CCP4, optionally .gz)")
@@ -317,6 +318,9 @@ def _add_fit(commands: argparse._SubParsersAction) -> None:
     fit.add_argument("--no-trim", action="store_true", help="keep every residue whatever its pLDDT")
     fit.add_argument("--pae", type=Path, help="AlphaFold PAE JSON, to split domains")
     fit.add_argument("--no-refine", action="store_true", help="rigid fit only (no domain refinement)")
+    fit.add_argument(
+        "--no-flexible", action="store_true", help="no flexible whole-model refinement against the map after the rigid/domain fit"
+    )
     fit.add_argument("--partial", action="store_true", help="keep the chains that fit when others fit nowhere")
     fit.add_argument("--force", action="store_true", help="overwrite the output files")
     _add_quiet(fit)
@@ -516,6 +520,7 @@ def _fit(args: argparse.Namespace) -> int:
             plddt_cutoff=None if args.no_trim else args.plddt_cutoff,
             pae=args.pae,
             refine=not args.no_refine,
+            flexible=not args.no_flexible,
             partial=args.partial,
             progress=args.progress,
         )

@@ -21,7 +21,7 @@ from ligfit.maps import DensityMap, MapSource
 from ligfit.measures import expected_q_score, q_scores
 from ligfit.predicted import fit_model, needs_fitting, plddt
 from ligfit.records import Blob, LigandShape, Pose
-from ligfit.refine import LigandParameterCache, RefinementOptions, RefinementResult, refine
+from ligfit.refine import LigandParameterCache, RefinementOptions, RefinementResult, WholeModelOptions, refine, refine_whole_model
 from ligfit.report import build_report, write_build_outputs
 from ligfit.runtime import Progress, StageTimer, no_progress
 from ligfit.templates import TemplateOptions, TemplateSeeds, seeds_for_build
@@ -306,6 +306,16 @@ def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOption
         if _should_fit(density, structure, options):
             progress("fitting the model into the map (as ligfit fit does)")
             fitted = fit_model(structure, density, options.resolution, seed=options.seed, progress=progress)
+            if options.refine:  # then flexibly against the map, as `ligfit fit` does (not with --no-refine)
+                progress("refining the fitted model flexibly against the map")
+                flexible = refine_whole_model(
+                    fitted.structure,
+                    density,
+                    options.resolution,
+                    confidence=plddt(fitted.structure),
+                    options=WholeModelOptions(seed=options.seed),
+                )
+                fitted = fitted.with_flexible(flexible.structure, flexible.summary(), flexible.seconds)
             log.info("the model was not placed in the map, so ligfit fitted it first: %s", fitted.verdict)
             structure = search_structure = fitted.structure
             atoms = io.heavy_atoms(structure)

@@ -10,6 +10,7 @@ is finally refined by domains. Coordinates are in Å in the map's frame.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -85,6 +86,12 @@ class FitResult:
     seconds: float
     options: dict
     verdict: str
+    flexible: dict | None = None  # the whole-model flexible refinement's record, when one followed the fit
+
+    def with_flexible(self, structure: gemmi.Structure, record: dict, seconds: float) -> FitResult:
+        """This fit followed by a flexible refinement: its ``structure`` and JSON-ready ``record`` (refined, message, CC_mask …)."""
+        verdict = f"{self.verdict}; flexible refinement: {record.get('message', 'not run')}"
+        return dataclasses.replace(self, structure=structure, flexible=record, seconds=self.seconds + seconds, verdict=verdict)
 
     @property
     def cc_mask(self) -> float:
@@ -99,6 +106,7 @@ class FitResult:
             "options": self.options,
             "trimmed": list(self.trimmed),
             "placements": [p.as_dict() for p in self.placements],
+            "flexible": self.flexible,
         }
 
 

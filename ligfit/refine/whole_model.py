@@ -284,7 +284,6 @@ def refine_whole_model(
     if not np.all(np.isfinite(final)):
         return kept("not refined: the dynamics failed numerically (NaN coordinates)", tuple(notes))
     refined = _write_back(structure, built, final)
-    refined_xyz, _ = _heavy_atoms(refined, residue_index_of)
     cc_after, residue_after = model_map_cc(density, refined, resolution, residue_of_atom, labels)
     geometry_after = _geometry(built, final)
     ca = np.array([particle for particle, (_, _, name) in built.protein_atoms.items() if name == "CA"], int)
