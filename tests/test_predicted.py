@@ -178,3 +178,22 @@ def test_cli_refuses_a_map_too_coarse_in_one_line(tmp_path, capsys):
     )
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(error) == 1 and "too coarse" in error[0]
+
+
+def test_api_fit_refines_the_placed_model_flexibly():
+    """ligfit.fit: a 70-residue prediction (pLDDT in its B-factors) whose map was simulated from a bent copy of it is
+    placed, then refined flexibly: CC_mask rises and the record says so."""
+    from ligfit import api
+    from tests.test_refine_whole_model import _bent, _fragment
+
+    predicted = _fragment()
+    for index, residue in enumerate(predicted[0][0]):
+        for atom in residue:
+            atom.b_iso = 85.0 + 10.0 * np.sin(index)
+    density = maps.simulate(_bent(predicted, 1.2, seed=1), 3.5, voxel_size=1.0, margin=10.0, noise=0.1, seed=0)
+    result = api.fit(_move(predicted, seed=6), density, 3.5)
+    record = result.as_dict()["flexible"]
+    assert record["refined"], record["message"]
+    assert record["cc_mask_after"] > record["cc_mask_before"] + 0.05
+    assert record["geometry_after"]["bond_rmsd_A"] < 0.02
+    assert "flexible refinement: refined" in result.verdict

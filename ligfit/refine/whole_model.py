@@ -44,7 +44,6 @@ from ligfit.refine.system import (
     KJ_PER_KCAL,
     NM,
     RESTRAINT_GROUP,
-    _amber14_system,
     _distance_dependent_dielectric,
     _protein_topology,
     _repartition_hydrogen_mass,
@@ -228,7 +227,7 @@ def refine_whole_model(
         return kept("not refined: no protein residue with Amber14 parameters")
     try:
         built = _build(structure, mobile_keys, options)
-    except (RefinementError, ValueError, KeyError) as error:
+    except Exception as error:  # OpenMM raises plain Exceptions for residues it cannot match to a template
         return kept(f"not refined: {error}")
     notes = []
     scale = _restraint_scale(confidence, built, residue_index_of, options)
@@ -411,7 +410,19 @@ def _build(structure: gemmi.Structure, mobile_keys: list[tuple[int, int]], optio
     """Amber14 system of the protein residues (completed and protonated as the pocket is), other residues as fixed repulsion."""
     topology, positions, keys, _rebuilt = _protein_topology(structure, mobile_keys, options.seed)
     cutoff = options.cutoff * NM
-    system = _amber14_system(topology, app.ForceField("amber14-all.xml"), cutoff)
+    try:  # as system._amber14_system, with the cysteines' templates given
+        system = app.ForceField("amber14-all.xml").createSystem(
+            topology,
+            nonbondedMethod=app.CutoffNonPeriodic,
+            nonbondedCutoff=cutoff * unit.nanometer,
+            constraints=None,
+            rigidWater=False,
+            ignoreExternalBonds=True,
+            removeCMMotion=False,
+            residueTemplates=_cysteine_templates(topology),
+        )
+    except ValueError as error:
+        raise RefinementError(f"Amber14 cannot parametrise the model: {error}") from None
     count = system.getNumParticles()
     nonbonded = next(f for f in system.getForces() if isinstance(f, mm.NonbondedForce))
     protein_atoms = {atom.index: (*keys[atom.residue.index], atom.name) for atom in topology.atoms()}
@@ -445,6 +456,17 @@ def _build(structure: gemmi.Structure, mobile_keys: list[tuple[int, int]], optio
             reach |= {n for r in reach for n in neighbours.get(r, ())}
         excluded |= {(min(atom, other), max(atom, other)) for other in reach}
     return _ModelSystem(system, topology, positions, elements, protein_atoms, keys, bonds, angles, ideal_bonds, ideal_angles, excluded)
+
+
+def _cysteine_templates(topology: app.Topology) -> dict:
+    """The template of each cysteine without HG: CYX when its SG is bonded, else CYM (with external bonds ignored, as
+    chain breaks need, both match and OpenMM refuses to choose)."""
+    bonded_sg = {atom for bond in topology.bonds() for atom in bond if bond[0].name == "SG" and bond[1].name == "SG"}
+    return {
+        residue: ("CYX" if any(atom in bonded_sg for atom in residue.atoms()) else "CYM")
+        for residue in topology.residues()
+        if residue.name == "CYS" and "HG" not in {atom.name for atom in residue.atoms()}
+    }
 
 
 def _environment_repulsion(system: mm.System, positions: np.ndarray, elements: list[str], count: int) -> None:
