@@ -219,9 +219,23 @@ def refine_whole_model(
     def kept(message: str, notes: tuple[str, ...] = ()) -> WholeModelRefinement:
         log.warning("whole-model refinement: %s", message)
         return WholeModelRefinement(
-            structure, False, message, cc_before, cc_before, residue_before, residue_before, None, None, 0.0, None, len(mobile_keys),
-            notes, time.perf_counter() - started, timings, options,
-        )  # fmt: skip
+            structure=structure,
+            refined=False,
+            message=message,
+            cc_mask_before=cc_before,
+            cc_mask_after=cc_before,
+            residue_cc_before=residue_before,
+            residue_cc_after=residue_before,
+            geometry_before=None,
+            geometry_after=None,
+            ca_shift=0.0,
+            map_weight=None,
+            residues=len(mobile_keys),
+            notes=notes,
+            seconds=time.perf_counter() - started,
+            timings=timings,
+            options=options,
+        )
 
     if not mobile_keys:
         return kept("not refined: no protein residue with Amber14 parameters")
