@@ -46,6 +46,7 @@ from ligfit.trace.chains import (
     orient,
     with_density_types,
 )
+from ligfit.trace.hmm import assign_all
 from ligfit.trace.model import build_structure, chain_names, search_model
 from ligfit.trace.records import (
     BUILD_TRACE,
@@ -242,9 +243,21 @@ def trace_predictions(
     clock = time.perf_counter()
     sequence_score = None
     if sequences:
-        chains, sequence_score = thread_all(chains, sequences, options)
-        log.info("threaded the sequence: log-odds %.1f, %.1f σ above shuffled sequences", sequence_score["score"], sequence_score["z"])
-        message = f"traced {traced} residues in {len(chains)} chains, sequence threaded (z = {sequence_score['z']:.1f})"
+        if options.sequence_method == "dp":
+            chains, sequence_score = thread_all(chains, sequences, options)
+            log.info("threaded the sequence: log-odds %.1f, %.1f σ above shuffled sequences", sequence_score["score"], sequence_score["z"])
+            message = f"traced {traced} residues in {len(chains)} chains, sequence threaded (z = {sequence_score['z']:.1f})"
+        else:
+            chains, sequence_score = assign_all(chains, sequences, options)
+            log.info(
+                "sequence assigned by profile HMMs: best E-value %.2g, %d residues aligned",
+                sequence_score["best_evalue"],
+                sequence_score["aligned_residues"],
+            )
+            message = (
+                f"traced {traced} residues in {sequence_score['model_chains']} chains, sequence assigned to "
+                f"{sequence_score['aligned_residues']} of them (best HMM E-value {sequence_score['best_evalue']:.1g})"
+            )
         say("threading", 1, 1)
     else:
         chains = [name_without_sequence(chain, options.unknown_residue) for chain in chains]
