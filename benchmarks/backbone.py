@@ -198,6 +198,7 @@ def summarise(rows: list[dict]) -> str:
     columns = ["set", "case", "resolution", "grid_1A", "reference_residues", "traced_residues", "recall", "precision", "ca_rmsd"]
     columns += ["chains", "helix_f1", "strand_f1"]
     columns += ["sequence_match", "threaded_sequence_match", "final_sequence_match", "sequence_z", "seconds", "peak_memory_mb"]
+    columns += ["final_recall", "final_precision", "final_chains"]  # the model with the sequence (pruned, ordered into chains)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(_format(row.get(c, "")) for c in columns) + " |")

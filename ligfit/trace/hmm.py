@@ -110,7 +110,11 @@ def calibrate(hmm: HMM, seed: int = 0) -> HMM:
 def chain_domains(chain: TracedChain, sequences: list[str], seed: int = 0, evalue: float = 10.0) -> list[Domain]:
     """Every local alignment (HMMER domain) of ``chain``, read either way, to the distinct ``sequences``, best first."""
     targets = DigitalSequenceBlock(
-        ALPHABET, [TextSequence(name=str(k), sequence=s.replace("X", "A")).digitize(ALPHABET) for k, s in enumerate(sequences)]
+        ALPHABET,
+        [
+            TextSequence(name=str(k), sequence="".join(a if a in ONE_LETTER else "X" for a in s)).digitize(ALPHABET)
+            for k, s in enumerate(sequences)
+        ],
     )
     found: list[Domain] = []
     for reverse, probabilities in zip((False, True), chain.profiles()):
@@ -234,6 +238,8 @@ def assign_all(chains: list[TracedChain], sequences: list[str], options: TraceOp
             "check that the FASTA is for this map, or trace without --sequence"
         )
     placed_pieces, placed = place_fragments(pieces, distinct, options.min_register_z)
+    pruned = sum(p.sequence_positions is None and len(p.ca) < options.prune_unassigned for p in placed_pieces)
+    placed_pieces = [p for p in placed_pieces if p.sequence_positions is not None or len(p.ca) >= options.prune_unassigned]
     filled = 0
     if options.fill_unassigned:
         completed = []
@@ -254,6 +260,7 @@ def assign_all(chains: list[TracedChain], sequences: list[str], options: TraceOp
         "chains_searched": len(chains),
         "fragments_placed": placed,
         "chains_filled_by_dp": filled,
+        "chains_pruned": pruned,
         "aligned_residues": int(sum((p.sequence_positions >= 0).sum() for p in grouped if p.sequence_positions is not None)),
         "model_chains": len({p.model_chain for p in grouped}),
     }
