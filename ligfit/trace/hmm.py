@@ -107,8 +107,11 @@ def calibrate(hmm: HMM, seed: int = 0) -> HMM:
     return hmm
 
 
-def chain_domains(chain: TracedChain, sequences: list[str], seed: int = 0, evalue: float = 10.0) -> list[Domain]:
-    """Every local alignment (HMMER domain) of ``chain``, read either way, to the distinct ``sequences``, best first."""
+def chain_domains(chain: TracedChain, sequences: list[str], seed: int = 0, evalue: float = 10.0, sharpness: float = 1.0) -> list[Domain]:
+    """Every local alignment (HMMER domain) of ``chain``, read either way, to the distinct ``sequences``, best first.
+
+    Match states emit the chain's probabilities raised to ``sharpness`` (renormalised): below 1 they are flattened.
+    """
     targets = DigitalSequenceBlock(
         ALPHABET,
         [
@@ -118,7 +121,8 @@ def chain_domains(chain: TracedChain, sequences: list[str], seed: int = 0, evalu
     )
     found: list[Domain] = []
     for reverse, probabilities in zip((False, True), chain.profiles()):
-        hmm = calibrate(chain_hmm("chain", probabilities), seed)
+        flattened = np.clip(probabilities, 1e-6, None) ** sharpness
+        hmm = calibrate(chain_hmm("chain", flattened / flattened.sum(axis=1, keepdims=True)), seed)
         pipeline = _pipeline(Z=len(sequences), E=evalue, domE=evalue)
         for hit in pipeline.search_hmm(hmm, targets):
             for domain in hit.domains:
@@ -148,7 +152,9 @@ def _domain(domain: pyhmmer.plan7.Domain, sequence_index: int, reverse: bool) ->
     )
 
 
-def assign(chain: TracedChain, sequences: list[str], evalue: float, seed: int = 0, extend: bool = True) -> tuple[list[TracedChain], dict]:
+def assign(
+    chain: TracedChain, sequences: list[str], evalue: float, seed: int = 0, extend: bool = True, sharpness: float = 1.0
+) -> tuple[list[TracedChain], dict]:
     """``chain`` cut into pieces by its significant domains (E ≤ ``evalue``), each threaded by its alignment.
 
     The best domain fixes the direction; further domains of that direction that cover other
@@ -157,7 +163,7 @@ def assign(chain: TracedChain, sequences: list[str], evalue: float, seed: int = 
     significant domain the chain comes back whole with its most likely types. The dict: the best
     domain's score and E-value, and how many residues were aligned.
     """
-    domains = chain_domains(chain, sequences, seed)
+    domains = chain_domains(chain, sequences, seed, sharpness=sharpness)
     best = domains[0] if domains else None
     summary = {"score": best.score if best else 0.0, "evalue": best.evalue if best else float("inf"), "aligned": 0}
     if best is None or best.evalue > evalue:
@@ -226,7 +232,7 @@ def assign_all(chains: list[TracedChain], sequences: list[str], options: TraceOp
     pieces: list[TracedChain] = []
     found = []
     for chain in chains:
-        assigned, summary = assign(chain, distinct, options.max_evalue, options.seed)
+        assigned, summary = assign(chain, distinct, options.max_evalue, options.seed, sharpness=options.hmm_sharpness)
         pieces += assigned
         found.append(summary)
     best = min(found, key=lambda s: s["evalue"]) if found else {"score": 0.0, "evalue": float("inf")}
