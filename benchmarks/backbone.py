@@ -6,8 +6,11 @@ precision is the fraction of traced Cα matched; RMSD is over matched Cα pairs;
 the fraction of matched residues whose residue type is right: "sequence_match" for the most
 likely types (no sequence given: side-chain density classifier and network head), "threaded"
 after threading the reference sequence (blank where the threading was refused as no better than
-shuffled sequences), "final" what ``build --sequence`` ends with (threaded where accepted).
-"chains" counts the traced chains (lone residues included). Helix and strand F1 are per residue:
+shuffled sequences), "final" what ``build --sequence`` ends with (threaded where accepted);
+"sequence_z" is the threading's significance: the best chain's HMMER E-value (profile HMM
+assignment, ``ligfit.trace.hmm``, the default) or z against shuffled sequences (``--sequence-method dp``).
+"chains" counts the model's chains (lone residues included; pieces the sequence orders into one
+chain count once). Helix and strand F1 are per residue:
 the traced model's secondary structure (``ligfit.trace.secondary``) against a DSSP-like H-bond
 assignment of the reference model (``ligfit.backbone.data.secondary_structure``: DSSP's
 electrostatic H-bond energy, 4-/3-turns for helix, bridges for strand), over Cα matched within 3 Å.
@@ -49,7 +52,7 @@ from ligfit.backbone.data import ResidueTable, read_split, residue_table  # noqa
 from ligfit.backbone.infer import WEIGHTS_DIR, load_network, predict  # noqa: E402
 from ligfit.backbone.net import AMINO_ACIDS, ONE_LETTER  # noqa: E402
 from ligfit.errors import LigfitError  # noqa: E402
-from ligfit.trace import TraceResult, check_traceable, trace_predictions  # noqa: E402
+from ligfit.trace import TraceOptions, TraceResult, check_traceable, trace_predictions  # noqa: E402
 from ligfit.trace.secondary import f1_scores  # noqa: E402
 
 MATCH_DISTANCE = 3.0
@@ -90,7 +93,7 @@ def scores(reference: ResidueTable, result: TraceResult) -> dict[str, float]:
     traced_ca = np.concatenate([chain.ca for chain in result.chains]) if result.chains else np.zeros((0, 3))
     traced_names = [name for chain in result.chains for name in chain.residue_names]
     traced_ss = np.concatenate([_ss(chain) for chain in result.chains]) if result.chains else np.zeros(0, dtype=int)
-    return model_scores(reference, traced_ca, traced_names, traced_ss, len(result.chains))
+    return model_scores(reference, traced_ca, traced_names, traced_ss, result.model_chain_count)
 
 
 def _ss(chain) -> np.ndarray:
@@ -140,7 +143,9 @@ def chain_sequences(reference: ResidueTable) -> list[str]:
     ]
 
 
-def run_case(name: str, kind: str, density: maps.DensityMap, reference: ResidueTable, resolution: float, network) -> dict:
+def run_case(
+    name: str, kind: str, density: maps.DensityMap, reference: ResidueTable, resolution: float, network, options: TraceOptions | None = None
+) -> dict:
     row = {
         "set": kind,
         "case": name,
@@ -154,10 +159,11 @@ def run_case(name: str, kind: str, density: maps.DensityMap, reference: ResidueT
     row["seconds"] = round(time.perf_counter() - started, 1)
     row.update({k: v for k, v in scores(reference, untreaded).items()})
     try:
-        threaded = trace_predictions(predictions, chain_sequences(reference))
+        threaded = trace_predictions(predictions, chain_sequences(reference), options=options or TraceOptions())
         threaded_scores = scores(reference, threaded)
         row["threaded_sequence_match"] = threaded_scores["sequence_match"]
-        row["sequence_z"] = round(threaded.sequence_score["z"], 1)
+        score = threaded.sequence_score
+        row["sequence_z"] = f"E {score['best_evalue']:.1g}" if "best_evalue" in score else round(score["z"], 1)
     except LigfitError as error:  # a refused threading (sequence no better than shuffled) is a measured outcome
         row["threaded_sequence_match"] = float("nan")
         row["sequence_z"] = f"refused: {type(error).__name__}"
@@ -192,6 +198,7 @@ def summarise(rows: list[dict]) -> str:
     columns = ["set", "case", "resolution", "grid_1A", "reference_residues", "traced_residues", "recall", "precision", "ca_rmsd"]
     columns += ["chains", "helix_f1", "strand_f1"]
     columns += ["sequence_match", "threaded_sequence_match", "final_sequence_match", "sequence_z", "seconds", "peak_memory_mb"]
+    columns += ["final_recall", "final_precision", "final_chains"]  # the model with the sequence (pruned, ordered into chains)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         lines.append("| " + " | ".join(_format(row.get(c, "")) for c in columns) + " |")
@@ -224,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resolution", type=float, default=3.0, help="resolution of the simulated maps (Å)")
     parser.add_argument("--weights", type=Path, help="backbone.json to use (default: the shipped weights)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sequence-method", choices=["hmm", "dp"], default="hmm", help="sequence assignment (TraceOptions.sequence_method)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "backbone.csv")
     args = parser.parse_args(argv)
     root = data_root()
@@ -239,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         cases += [(c, "real") for c in real_cases(root)]
     rows = []
     for (name, density, reference, resolution), kind in cases:
-        row = run_case(name, kind, density, reference, resolution, network)
+        row = run_case(name, kind, density, reference, resolution, network, TraceOptions(sequence_method=args.sequence_method))
         print(f"{kind:9s} {name:30s} recall {row['recall']:.2f} precision {row['precision']:.2f} rmsd {row['ca_rmsd']:.2f} "
               f"types {row['sequence_match']:.2f} threaded {row['threaded_sequence_match']:.2f} ({row['seconds']} s)", flush=True)  # fmt: skip
         rows.append(row)

@@ -290,6 +290,13 @@ def _add_trace(commands: argparse._SubParsersAction) -> None:
     trace.add_argument("-o", "--output", type=Path, required=True, help="model to write (.cif or .pdb)")
     trace.add_argument("--device", default="cpu", help="torch device for the network, e.g. cuda (default: cpu)")
     trace.add_argument(
+        "--sequence-method",
+        choices=["hmm", "dp"],
+        default="hmm",
+        help="hmm: a profile HMM per traced chain aligned with HMMER3, as ModelAngelo; dp: the earlier dynamic-programming "
+        "threading (default: %(default)s)",
+    )
+    trace.add_argument(
         "--ss-map", type=Path, help="also write the per-voxel secondary structure (MRC: 0 not backbone, 1 helix, 2 strand, 3 coil)"
     )
     trace.add_argument("--force", action="store_true", help="overwrite the output model (and --ss-map)")
@@ -497,7 +504,12 @@ def _refine(args: argparse.Namespace) -> int:
 
 def _trace(args: argparse.Namespace) -> int:
     _refuse_existing(args.output, args.ss_map, force=args.force)
-    result = api.trace(args.map, resolution=args.resolution, sequence=args.sequence, device=args.device, progress=args.progress)
+    from ligfit.trace import TraceOptions
+
+    options = TraceOptions(sequence_method=args.sequence_method)
+    result = api.trace(
+        args.map, resolution=args.resolution, sequence=args.sequence, options=options, device=args.device, progress=args.progress
+    )
     result.write(args.output)
     if args.ss_map is not None:
         result.write_secondary_structure_map(args.ss_map)

@@ -220,7 +220,7 @@ def test_map_without_protein_is_refused(chain9, network):
 def test_wrong_sequence_is_refused_with_its_score(chain9, chain9_predictions):
     _, _, sequence = chain9
     wrong = "".join(np.random.default_rng(3).permutation(list(sequence)))
-    with pytest.raises(SequenceMismatchError, match="z ="):
+    with pytest.raises(SequenceMismatchError, match="E-value"):
         trace_predictions(chain9_predictions, [wrong])
 
 

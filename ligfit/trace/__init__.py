@@ -7,14 +7,20 @@ edges of a graph, and a greedy degree-2 forest (cheapest edges first, no cycles)
 chains (a Cα with no partner stays a one-residue chain, its N and C read off the heat-maps); the
 N/C probabilities along each link give the chain direction; residue-type probabilities come from
 the density in each residue's own frame (:mod:`ligfit.backbone.residue_types`, read both ways)
-combined with the network's residue-type head; a given sequence is threaded onto each chain by
-dynamic programming over them, both directions, and accepted only if it beats 100 shuffled
-sequences; the backbone comes from Cα quadrilaterals and side chains from ideal residues
+combined with the network's residue-type head; a given sequence is assigned as ModelAngelo
+does it: each chain becomes a profile HMM of its residue-type probabilities and HMMER3 (pyhmmer)
+aligns the sequence to it, both directions, with calibrated E-values (:mod:`~ligfit.trace.hmm`);
+short fragments next to threaded pieces take the register the distance allows, pieces are ordered
+into model chains (:mod:`~ligfit.trace.order`), and the trace is refused when no chain aligns
+significantly (``options.sequence_method = "dp"``: the earlier threading by dynamic programming
+against 100 shuffled sequences); the backbone comes from Cα quadrilaterals and side chains from ideal residues
 (:mod:`ligfit.backbone.geometry`). Coordinates in Å, in the map's frame.
 
 One module per job: :mod:`~ligfit.trace.sequence` (FASTA reading and cleaning),
 :mod:`~ligfit.trace.chains` (Cα candidates → oriented chains with residue-type profiles),
-:mod:`~ligfit.trace.threading` (alignment, threading, shuffled-sequence significance),
+:mod:`~ligfit.trace.hmm` (profile-HMM sequence assignment), :mod:`~ligfit.trace.order`
+(fragments placed and ordered by the sequence), :mod:`~ligfit.trace.threading` (dynamic-programming
+alignment and shuffled-sequence significance),
 :mod:`~ligfit.trace.model` (full-atom structures), :mod:`~ligfit.trace.records` (options and
 results); this module runs them in order.
 """
@@ -46,10 +52,13 @@ from ligfit.trace.chains import (
     orient,
     with_density_types,
 )
+from ligfit.trace.hmm import assign_all
 from ligfit.trace.model import build_structure, chain_names, search_model
 from ligfit.trace.records import (
     BUILD_TRACE,
     COARSEST_RESOLUTION,
+    FRAGMENT_TRACE,
+    JOINED_BUILD_TRACE,
     Progress,
     SequenceInput,
     TracedChain,
@@ -74,6 +83,8 @@ __all__ = [
     "BACKGROUND",
     "BUILD_TRACE",
     "COARSEST_RESOLUTION",
+    "FRAGMENT_TRACE",
+    "JOINED_BUILD_TRACE",
     "Progress",
     "SequenceInput",
     "TraceOptions",
@@ -128,8 +139,8 @@ def trace(
     ``sequence``: a FASTA path, a one-letter sequence, or a list of them (one per distinct chain).
     Raises ``BadMapError`` for maps coarser than 5 Å, ``MapTooLargeError`` for maps over
     ``options.max_voxels`` at 1 Å, ``NoProteinDensityError`` without protein-like density,
-    ``SequenceMismatchError`` when the sequence fits the traced chains no better than shuffled
-    ones, ``BadWeightsError`` when the network weights are missing or corrupted.
+    ``SequenceMismatchError`` when no traced chain aligns to the sequence significantly (the best
+    HMM E-value times the chains searched above ``options.max_trace_evalue``), ``BadWeightsError`` when the network weights are missing or corrupted.
     """
     check_traceable(density_map, resolution, options)
     sequences = read_sequences(sequence) if sequence is not None else None
@@ -242,9 +253,21 @@ def trace_predictions(
     clock = time.perf_counter()
     sequence_score = None
     if sequences:
-        chains, sequence_score = thread_all(chains, sequences, options)
-        log.info("threaded the sequence: log-odds %.1f, %.1f σ above shuffled sequences", sequence_score["score"], sequence_score["z"])
-        message = f"traced {traced} residues in {len(chains)} chains, sequence threaded (z = {sequence_score['z']:.1f})"
+        if options.sequence_method == "dp":
+            chains, sequence_score = thread_all(chains, sequences, options)
+            log.info("threaded the sequence: log-odds %.1f, %.1f σ above shuffled sequences", sequence_score["score"], sequence_score["z"])
+            message = f"traced {traced} residues in {len(chains)} chains, sequence threaded (z = {sequence_score['z']:.1f})"
+        else:
+            chains, sequence_score = assign_all(chains, sequences, options)
+            log.info(
+                "sequence assigned by profile HMMs: best E-value %.2g, %d residues aligned",
+                sequence_score["best_evalue"],
+                sequence_score["aligned_residues"],
+            )
+            message = (
+                f"traced {traced} residues in {sequence_score['model_chains']} chains, sequence threaded onto "
+                f"{sequence_score['aligned_residues']} of them by profile HMMs (best E-value {sequence_score['best_evalue']:.1g})"
+            )
         say("threading", 1, 1)
     else:
         chains = [name_without_sequence(chain, options.unknown_residue) for chain in chains]

@@ -24,6 +24,8 @@ def chain_names(count: int) -> list[str]:
 def build_structure(chains: list[TracedChain], density: DensityMap | None = None, side_chains_as: str = "fitted") -> gemmi.Structure:
     """A gemmi Structure with every traced chain as full-atom residues; B-factor = 100 × (1 − P(Cα)).
 
+    Chains with the same ``model_chain`` (pieces ordered by the sequence) share one chain ID, in the given order.
+
     ``side_chains_as``: "fitted" — each side chain takes the rotamer that best fits ``density`` (the
     normalised 1 Å map; :mod:`ligfit.backbone.side_chains`); "ideal" — the CCD conformation; "cb" —
     side chains stop at Cβ (residue names kept).
@@ -41,8 +43,14 @@ def build_structure(chains: list[TracedChain], density: DensityMap | None = None
         names = [name for chain in chains for name in chain.residue_names]
         fitted = iter(side_chains.fit_rotamers([residue for chain in atoms for residue in chain], names, density))
         atoms = [[next(fitted) for _ in chain] for chain in atoms]
-    for name, chain, chain_atoms in zip(chain_names(len(chains)), chains, atoms):
-        gemmi_chain = gemmi.Chain(name)
+    groups = [chain.model_chain if chain.model_chain is not None else -1 - k for k, chain in enumerate(chains)]
+    names = dict(zip(dict.fromkeys(groups), chain_names(len(set(groups)))))
+    built: dict[int, gemmi.Chain] = {}
+    secondary: dict[int, list[np.ndarray]] = {}
+    for group, chain, chain_atoms in zip(groups, chains, atoms):
+        gemmi_chain = built.setdefault(group, gemmi.Chain(names[group]))  # pieces of one model chain share it
+        ss = chain.secondary_structure if chain.secondary_structure is not None else np.full(len(chain.ca), 2)
+        secondary.setdefault(group, []).append(ss)
         numbers = _residue_numbers(chain)
         for index, (residue_atoms, (number, icode)) in enumerate(zip(chain_atoms, numbers)):
             residue = gemmi.Residue()
@@ -53,11 +61,12 @@ def build_structure(chains: list[TracedChain], density: DensityMap | None = None
             for atom_name, element, position in residue_atoms:
                 residue.add_atom(io.new_atom(atom_name, element, position, b_factor=b_factor))
             gemmi_chain.add_residue(residue)
+    for gemmi_chain in built.values():
         model.add_chain(gemmi_chain)
     structure.add_model(model)
     structure.setup_entities()
     if any(chain.secondary_structure is not None for chain in chains):
-        add_records(structure, [chain.secondary_structure for chain in chains])
+        add_records(structure, [np.concatenate(secondary[group]) for group in built])
     return structure
 
 

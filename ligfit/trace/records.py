@@ -38,6 +38,17 @@ class TraceOptions:
     deletion_penalty: float = 4.0  # threading: a sequence residue with no traced Cα
     shuffles: int = 100  # shuffled sequences for the significance of the threading
     min_sequence_z: float = 3.0  # threading must beat shuffled sequences by this many σ
+    sequence_method: str = "hmm"  # "hmm": profile HMM per chain (ligfit.trace.hmm); "dp": threading by dynamic programming
+    hmm_sharpness: float = 0.7  # hmm: match states emit the residue-type probabilities raised to this (renormalised): flattened,
+    # sequence match 0.70 → 0.71 (EMD-3488), 0.94 → 0.97 (EMD-20026), 0.61 unchanged (EMD-2566; 0.55 and 0.4 no better)
+    max_evalue: float = 0.01  # hmm: a chain takes the sequence where its alignment's E-value is at most this
+    max_trace_evalue: float = 0.01  # hmm: … and the trace is refused unless best E-value × chains is at most this (real maps:
+    # right sequences 3e-30 to 2e-3 (EMD-3488 in 78 fragments), 5 shuffles of each 0.5 to 25)
+    min_register_z: float = 2.0  # hmm: an unthreaded fragment next to a threaded piece takes its best register this far above the rest
+    fill_unassigned: int = 1  # hmm: chains of at least this many residues still without a significant alignment are threaded
+    # by dynamic programming (0: never): on 3J6B chain 9 (EMD-2566) sequence match 0.40 → 0.61, on EMD-3488 22 → 12 chains
+    prune_unassigned: int = 4  # hmm: chains shorter than this that no alignment explains are dropped (0: none); at 4
+    # precision 0.84 → 0.85 (EMD-3488), 0.70 → 0.73 (EMD-2566), 0.73 → 0.83 (EMD-20026), recall −0.01 on the first two
     split_penalty: float = 8.0  # threading: the alignment may jump in the sequence at this cost (the chain is cut there)
     unknown_residue: str = "most-likely"  # without a sequence: "most-likely" type or "ALA"
     side_chains: str = "fitted"  # "fitted" (best rotamer in the density), "ideal" (CCD conformation) or "cb" (stop at Cβ)
@@ -49,11 +60,22 @@ class TraceOptions:
     seed: int = 0
 
 
-#: How ``build`` traces its de novo model: no lone residues (see :func:`build_protein_model`), and
-#: fragments as before chains were joined (links 2.6–4.6 Å, no gaps closed, no jumps in the threading):
-#: with the joined chains the Tyk2 example's ligand lands 29.7 Å off instead of 0.26 Å (not yet
-#: analysed; joined chains over the ligand's density would be subtracted before the search).
-BUILD_TRACE = TraceOptions(min_chain=2, link_range=(2.6, 4.6), gap_range=(0.0, 0.0), split_penalty=float("inf"))
+#: The fragment tracer: links 2.6–4.6 Å, no gaps closed, no jumps in the threading, no lone residues, nothing pruned.
+#: Its HMMs keep the probabilities unflattened: flattened, EMD-3488's 95 fragments reach trace-wide E 0.022 only
+#: (refused; build then places 1 of 4 hemes right instead of 2).
+FRAGMENT_TRACE = TraceOptions(
+    min_chain=2, link_range=(2.6, 4.6), gap_range=(0.0, 0.0), split_penalty=float("inf"), prune_unassigned=0, hmm_sharpness=1.0
+)
+
+#: Joined chains for ``build``: no lone residues, no gaps closed through new residues, and chains under 6
+#: residues that the sequence does not explain dropped. On the Tyk2 example the joined chains' gap-closing
+#: residues sat 0.5 Å from ligand atoms and the ligand landed 32 Å off; without gap closing 0.21 Å (3
+#: chains). On EMD-3488 (ccd:HEM, 4 copies) it placed 1 heme, 13.5 Å off, against 1 of 4 right (0.5 Å)
+#: with :data:`FRAGMENT_TRACE` (benchmarks/de_novo_build.py --haemoglobin), so build keeps the fragments.
+JOINED_BUILD_TRACE = TraceOptions(min_chain=2, gap_range=(0.0, 0.0), fill_unassigned=0, prune_unassigned=6)
+
+#: How ``build`` traces its de novo model (see :func:`ligfit.trace.build_protein_model`).
+BUILD_TRACE = FRAGMENT_TRACE
 
 
 @dataclass(frozen=True)
@@ -71,6 +93,7 @@ class TracedChain:
     aa_probabilities_reversed: np.ndarray | None = None  # (L, 20) the chain read C→N (last residue first)
     secondary_structure: np.ndarray | None = None  # (L,) 0 helix, 1 strand, 2 coil (see ligfit.trace.secondary)
     junctions: tuple[int, ...] = ()  # after threading: residues where the alignment jumped (a new piece starts)
+    model_chain: int | None = None  # after ordering by the sequence: pieces with one label form one model chain (one chain ID)
 
     def profiles(self) -> tuple[np.ndarray, np.ndarray]:
         """Residue-type probabilities read N→C and read C→N (each in its own residue order)."""
@@ -98,6 +121,12 @@ class TraceResult:
         maps.write_map(self.secondary_structure_map, path)
 
     @property
+    def model_chain_count(self) -> int:
+        """Chains of the model: pieces ordered into one chain by the sequence count once."""
+        labels = [chain.model_chain for chain in self.chains]
+        return len(set(labels)) if labels and None not in labels else len(self.chains)
+
+    @property
     def residue_count(self) -> int:
         return sum(len(chain.ca) for chain in self.chains)
 
@@ -116,7 +145,8 @@ class TraceResult:
         return {
             "source": "traced de novo by ligfit's backbone network",
             "message": self.message,
-            "chains": len(self.chains),
+            "chains": self.model_chain_count,
+            "pieces": len(self.chains),
             "residues": self.residue_count,
             "secondary_structure": self.secondary_structure_counts(),
             "sequence_score": self.sequence_score,
