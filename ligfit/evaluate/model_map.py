@@ -24,6 +24,10 @@ from ligfit.maps import DensityMap
 ALIAS_EXPONENT = 12.0
 #: The density grid samples the map at least this many times per d_min (oversampling the map's grid as needed).
 MIN_RATE = 3.0
+#: cctbx's structure-factor FFT: grid_resolution_factor, quality_factor and wing_cutoff defaults.
+CCTBX_GRID_FACTOR = 1.0 / 3.0
+CCTBX_QUALITY_FACTOR = 100.0
+WING_CUTOFF = 1e-3
 
 
 def fcalc_map(
@@ -44,17 +48,19 @@ def fcalc_map(
     coordinates = np.asarray(coordinates, dtype=float).reshape(-1, 3)
     shape = np.array(grid.shape)
     cell = grid.cell()
-    # Oversample the map's grid by an integer factor per axis so that it samples d_min at MIN_RATE or finer.
-    factor = np.maximum(1, np.ceil(MIN_RATE * grid.step_lengths / resolution)).astype(int)
-    fine_shape = shape * factor
     reciprocal = np.array(cell.frac.mat.tolist())  # rows: a*, b*, c* (1/Å)
-    # Blur so that the first alias of the sphere |s| <= 1/d_min (the sphere moved by a fine-grid reciprocal period) is negligible.
     s_max = 1.0 / resolution
-    periods = fine_shape[:, None] * reciprocal
-    shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)])
-    s_alias = float(np.linalg.norm(shifts @ periods, axis=1).min()) - s_max
     b_min = float(np.min(b_factors)) if len(b_factors) else 0.0
-    blur = max(0.0, 4.0 * ALIAS_EXPONENT / (s_alias**2 - s_max**2) - b_min)
+    # cctbx's FFT structure factors: every atom blurred by B_base − B_min, its density cut where it falls below
+    # WING_CUTOFF of the mean atomic peak, the blur removed again in reciprocal space.
+    blur = max(0.0, cctbx_base_b(shape, reciprocal) - b_min)
+    # Oversample the map's grid by an integer factor per axis until the first alias of the sphere |s| <= 1/d_min
+    # (the sphere moved by a fine-grid reciprocal period) is attenuated by exp(-ALIAS_EXPONENT).
+    needed = s_max + np.sqrt(s_max**2 + 4.0 * ALIAS_EXPONENT / max(b_min + blur, 1e-3))
+    factor = np.maximum(1, np.ceil(MIN_RATE * grid.step_lengths / resolution)).astype(int)
+    while _alias_distance(shape * factor, reciprocal) < needed:
+        factor[np.argmin(factor / grid.step_lengths)] += 1
+    fine_shape = shape * factor
 
     calculator = gemmi.DensityCalculatorE()
     calculator.d_min = resolution
@@ -62,7 +68,10 @@ def fcalc_map(
     calculator.grid.set_unit_cell(cell)
     calculator.grid.set_size(*(int(n) for n in fine_shape))
     calculator.grid.fill(0.0)
-    calculator.add_model_density_to_grid(_model(coordinates - grid.origin, elements, b_factors, occupancies))
+    cutoffs = _wing_cutoffs(elements, b_factors, occupancies, blur)
+    for atom, cutoff in zip(_model(coordinates - grid.origin, elements, b_factors, occupancies)[0][0], cutoffs):
+        calculator.cutoff = cutoff
+        calculator.add_atom_density_to_grid(atom)
     calculator.grid.symmetrize_sum()
     density = np.array(calculator.grid, copy=False)
 
@@ -89,6 +98,49 @@ def fcalc_map(
         position = [p[f] for p, f in zip(position, fits)]
     target[np.ix_(*position)] = sub
     return np.fft.irfftn(target, s=tuple(int(n) for n in shape), axes=(0, 1, 2)).astype(np.float32)
+
+
+def cctbx_base_b(shape: np.ndarray, reciprocal: np.ndarray) -> float:
+    """B_base (Å²) of cctbx's FFT structure factors of the reflections a box of this grid holds.
+
+    mmtbx asks for every index up to (n − 1) // 2 per axis; their d_min sets cctbx's u_base
+    (``cctbx.xray.calc_u_base``: log10(quality_factor) / (8π² σ(σ − 1) / d_min²), σ = 1 / (2 grid factor)).
+    """
+    top = (np.asarray(shape) - 1) // 2
+    corners = np.array([(top[0], j * top[1], k * top[2]) for j in (-1, 1) for k in (-1, 1)], dtype=float)
+    d_min = 1.0 / float(np.linalg.norm(corners @ reciprocal, axis=1).max())
+    sigma = 1.0 / (2.0 * CCTBX_GRID_FACTOR)
+    return float(np.log10(CCTBX_QUALITY_FACTOR) / (sigma * (sigma - 1.0) / d_min**2))
+
+
+def _wing_cutoffs(elements: np.ndarray, b_factors: np.ndarray, occupancies: np.ndarray, blur: float) -> np.ndarray:
+    """Per atom, the density at which gemmi stops its sum where cctbx stops it (``sampling_base.h``).
+
+    cctbx's cut-off density is WING_CUTOFF × the atoms' mean peak density; an atom is sampled out
+    to the largest radius at which one of its Gaussian terms alone reaches it. gemmi stops where
+    the atom's whole density falls to its ``cutoff``: the density there (before occupancy, which gemmi applies after its radius).
+    """
+    terms, peaks = [], []
+    for element, b_iso, occupancy in zip(elements, b_factors, occupancies):
+        coefficients = np.array(gemmi.Element(str(element)).c4322.get_coefs())
+        a, b = coefficients[:5], coefficients[5:] + float(b_iso) + blur
+        amplitude = float(occupancy) * a * (4.0 * np.pi / b) ** 1.5  # real-space Gaussians A exp(-4π² r² / b)
+        terms.append((amplitude, b, float(b_iso) + blur, str(element)))
+        peaks.append(abs(amplitude.sum()))
+    rho_cutoff = WING_CUTOFF * float(np.mean(peaks)) if peaks else 0.0
+    cutoffs = np.empty(len(terms))
+    for i, (amplitude, b, b_total, element) in enumerate(terms):
+        strong = np.abs(amplitude) > rho_cutoff * 1e-3
+        radius_sq = max(0.0, float(np.max(np.log(rho_cutoff / np.abs(amplitude[strong])) / (-4.0 * np.pi**2 / b[strong])))) if strong.any() else 0.0
+        cutoffs[i] = gemmi.Element(element).c4322.calculate_density_iso(radius_sq, b_total)
+    return cutoffs
+
+
+def _alias_distance(fine_shape: np.ndarray, reciprocal: np.ndarray) -> float:
+    """Distance (1/Å) from the origin to the nearest reciprocal period of a grid of this shape."""
+    periods = np.asarray(fine_shape)[:, None] * reciprocal
+    shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)])
+    return float(np.linalg.norm(shifts @ periods, axis=1).min())
 
 
 def _model(coordinates: np.ndarray, elements: np.ndarray, b_factors: np.ndarray, occupancies: np.ndarray) -> gemmi.Model:
