@@ -131,7 +131,9 @@ def _wing_cutoffs(elements: np.ndarray, b_factors: np.ndarray, occupancies: np.n
     cutoffs = np.empty(len(terms))
     for i, (amplitude, b, b_total, element) in enumerate(terms):
         strong = np.abs(amplitude) > rho_cutoff * 1e-3
-        radius_sq = max(0.0, float(np.max(np.log(rho_cutoff / np.abs(amplitude[strong])) / (-4.0 * np.pi**2 / b[strong])))) if strong.any() else 0.0
+        radius_sq = (
+            max(0.0, float(np.max(np.log(rho_cutoff / np.abs(amplitude[strong])) / (-4.0 * np.pi**2 / b[strong])))) if strong.any() else 0.0
+        )
         cutoffs[i] = gemmi.Element(element).c4322.calculate_density_iso(radius_sq, b_total)
     return cutoffs
 
