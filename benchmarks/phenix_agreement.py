@@ -67,7 +67,7 @@ def mmtbx_scores(spec: dict) -> dict:
         model.set_sites_cart(model.get_sites_cart() + flex.vec3_double([tuple(spec["shift"])] * model.get_number_of_atoms()))
     result = {"model": {}, "ligands": {}}
     whole = map_model_manager(model=model.deep_copy(), map_manager=map_manager.deep_copy(), ignore_symmetry_conflicts=True)
-    q = _qscore(whole, cctbx_qscore, null_out) if spec.get("q", True) else None
+    q = _qscore(whole, cctbx_qscore, null_out, spec.get("q_probes", Q_PROBES)) if spec.get("q", True) else None
     if spec.get("whole", True):
         result["model"] = _five_cc(whole, spec["resolution"], map_model_cc)
         if q is not None:
@@ -118,9 +118,9 @@ def _five_cc_exact(manager, resolution: float) -> dict:
     return {name: float(getattr(outcome, name)) for name in CCS}
 
 
-def _qscore(manager, cctbx_qscore, null_out) -> np.ndarray:
+def _qscore(manager, cctbx_qscore, null_out, probes: int) -> np.ndarray:
     """cctbx's Q-score of every atom (its ``selection`` argument fails on a flex.bool in 2025.11)."""
-    scores = cctbx_qscore.calc_qscore(manager, shells=Q_SHELLS, n_probes=Q_PROBES, rtol=0.9, log=null_out())
+    scores = cctbx_qscore.calc_qscore(manager, shells=Q_SHELLS, n_probes=probes, rtol=0.9, log=null_out())
     return np.array(scores["qscore_per_atom"], dtype=float)
 
 

@@ -6,10 +6,18 @@ Tables Vol. C Table 4.3.2.2 (the table gemmi calls C4322), for every reflection 
 d ≥ d_min of the map's box taken as a P1 unit cell, and Fourier-transforms them back onto the
 map's grid. The box is periodic: an atom near one face also contributes at the opposite one.
 
-Here gemmi puts the atoms' density, blurred by an extra B so that the grid samples it without
-aliasing, on the map's grid (a finer multiple of it when the map is coarse for the resolution);
-numpy's FFT takes it to reciprocal space, where the extra blur is removed and every reflection
-beyond d_min is dropped, and back onto the map's grid.
+mmtbx asks for every reflection a box of the map's grid holds (indices up to (n − 1) // 2 per
+axis) and computes them with cctbx's FFT algorithm: each atom is blurred by B_base − B_min (B_base
+from the reflections' d_min, grid factor 1/3 and quality factor 100), its density is summed only
+out to where its strongest Gaussian term falls below 10⁻³ of the atoms' mean peak density (the
+"wing cut-off"), and the blur is removed in reciprocal space; then it keeps d > d_min. The cut-off
+wings move CC_volume by up to 0.006 from the exact synthesis; ligfit mirrors them.
+
+Here gemmi puts the atoms' density, blurred and cut off as cctbx's, on the map's grid (a finer
+multiple of it where the blur is too small for that grid to sample without aliasing); numpy's FFT
+takes it to reciprocal space, where the blur is removed and every reflection beyond d_min is
+dropped, and back onto the map's grid. The grid may be non-orthogonal: a crystallographic map on
+its own grid (:mod:`ligfit.evaluate.cell_grid`).
 """
 
 from __future__ import annotations
