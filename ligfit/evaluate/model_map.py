@@ -36,6 +36,8 @@ MIN_RATE = 3.0
 CCTBX_GRID_FACTOR = 1.0 / 3.0
 CCTBX_QUALITY_FACTOR = 100.0
 WING_CUTOFF = 1e-3
+#: At most this many density points per map point (beyond it the atoms are blurred more than cctbx blurs them).
+MAX_OVERSAMPLING = 8
 
 
 def fcalc_map(
@@ -63,11 +65,19 @@ def fcalc_map(
     # WING_CUTOFF of the mean atomic peak, the blur removed again in reciprocal space.
     blur = max(0.0, cctbx_base_b(shape, reciprocal) - b_min)
     # Oversample the map's grid by an integer factor per axis until the first alias of the sphere |s| <= 1/d_min
-    # (the sphere moved by a fine-grid reciprocal period) is attenuated by exp(-ALIAS_EXPONENT).
+    # (the sphere moved by a fine-grid reciprocal period) is attenuated by exp(-ALIAS_EXPONENT); past
+    # MAX_OVERSAMPLING times the map's points, blur more instead (the wings then differ slightly from cctbx's).
     needed = s_max + np.sqrt(s_max**2 + 4.0 * ALIAS_EXPONENT / max(b_min + blur, 1e-3))
     factor = np.maximum(1, np.ceil(MIN_RATE * grid.step_lengths / resolution)).astype(int)
     while _alias_distance(shape * factor, reciprocal) < needed:
-        factor[np.argmin(factor / grid.step_lengths)] += 1
+        finer = factor.copy()
+        finer[np.argmin(factor / grid.step_lengths)] += 1
+        if np.prod(finer) > MAX_OVERSAMPLING:
+            break
+        factor = finer
+    s_alias = _alias_distance(shape * factor, reciprocal) - s_max
+    if s_alias > s_max:
+        blur = max(blur, 4.0 * ALIAS_EXPONENT / (s_alias**2 - s_max**2) - b_min)
     fine_shape = shape * factor
 
     calculator = gemmi.DensityCalculatorE()
