@@ -7,13 +7,13 @@ ligand in its phenix.map_box box with the 3 Å cushion) and Q-scores are compare
 ``cctbx.maptbx.qscore.calc_qscore`` (shells 0–2 Å in 0.1 Å steps, 32 probes). Cases: the 3.2 Å
 haemoglobin map EMD-3488 with 5ME2 (whole model and each heme), the EMDB ligand boxes of
 ../shared/data/em/ligand_boxes (the ligand is the whole model), and the 1.8 Å 2mFo-DFc map of
-3NZD (D2Q and NDP; the whole model is not compared: cctbx uses the R3 cell, ligfit an orthogonal box),
-and 3NZD again on the map as ligfit reads it (interpolated onto an orthogonal box, written as MRC).
+3NZD (whole model, D2Q and NDP) on the map's own grid of its R3 cell (non-orthogonal: γ = 120°).
 
 cctbx must be imported before gemmi in a process (the other order segfaults), so the mmtbx side
 runs in its own interpreter: ``python benchmarks/phenix_agreement.py --mmtbx SPEC.json``.
 
     python benchmarks/phenix_agreement.py --quick     # EMD-3488 only
+    python benchmarks/phenix_agreement.py --xray      # 3NZD only
     python benchmarks/phenix_agreement.py             # every case; CSV in benchmarks/results/
 """
 
@@ -67,7 +67,7 @@ def mmtbx_scores(spec: dict) -> dict:
         model.set_sites_cart(model.get_sites_cart() + flex.vec3_double([tuple(spec["shift"])] * model.get_number_of_atoms()))
     result = {"model": {}, "ligands": {}}
     whole = map_model_manager(model=model.deep_copy(), map_manager=map_manager.deep_copy(), ignore_symmetry_conflicts=True)
-    q = _qscore(whole, cctbx_qscore, null_out) if spec.get("q", True) else None
+    q = _qscore(whole, cctbx_qscore, null_out, spec.get("q_probes", Q_PROBES)) if spec.get("q", True) else None
     if spec.get("whole", True):
         result["model"] = _five_cc(whole, spec["resolution"], map_model_cc)
         if q is not None:
@@ -118,9 +118,9 @@ def _five_cc_exact(manager, resolution: float) -> dict:
     return {name: float(getattr(outcome, name)) for name in CCS}
 
 
-def _qscore(manager, cctbx_qscore, null_out) -> np.ndarray:
+def _qscore(manager, cctbx_qscore, null_out, probes: int) -> np.ndarray:
     """cctbx's Q-score of every atom (its ``selection`` argument fails on a flex.bool in 2025.11)."""
-    scores = cctbx_qscore.calc_qscore(manager, shells=Q_SHELLS, n_probes=Q_PROBES, rtol=0.9, log=null_out())
+    scores = cctbx_qscore.calc_qscore(manager, shells=Q_SHELLS, n_probes=probes, rtol=0.9, log=null_out())
     return np.array(scores["qscore_per_atom"], dtype=float)
 
 
@@ -203,25 +203,11 @@ def cases(root: Path, quick: bool) -> list[dict]:
             "map": str(xray / "3nzd.ccp4.gz"),
             "model": str(xray / "3nzd.cif"),
             "resolution": 1.8,
-            "whole": False,
+            "whole": True,
             "ligands": {"D2Q": "resname D2Q", "NDP": "resname NDP"},
         }
     )
     return found
-
-
-def resampled_xray_case(case: dict, folder: Path) -> dict:
-    """The 3NZD case on the map as ligfit reads it (the R3 map interpolated onto an orthogonal box), written as a P1 MRC.
-
-    Separates the CC computation from the map reading: mmtbx gets exactly ligfit's grid values.
-    """
-    from ligfit.evaluate.metrics import load_inputs
-    from ligfit.maps import write_map
-
-    _, density = load_inputs(case["model"], case["map"])
-    path = folder / "3nzd_as_ligfit_reads_it.mrc"
-    write_map(density, path)
-    return {**case, "name": "3NZD as ligfit reads it", "map": str(path), "shift": (-density.origin).tolist()}
 
 
 def _hemes(path: Path) -> list[tuple[str, int]]:
@@ -276,6 +262,7 @@ def _round(value: float | None) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="EMD-3488 only")
+    parser.add_argument("--xray", action="store_true", help="3NZD only")
     parser.add_argument("--mmtbx", metavar="SPECS_JSON", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.mmtbx:  # the cctbx process: nothing of ligfit (gemmi) imported here
@@ -290,9 +277,8 @@ def main() -> None:
     if root is None:
         sys.exit("../shared/data is not available")
     chosen = cases(root, arguments.quick)
-    scratch = Path(tempfile.mkdtemp(prefix="ligfit-phenix-"))
-    if not arguments.quick:
-        chosen.append(resampled_xray_case(chosen[-1], scratch))
+    if arguments.xray:
+        chosen = chosen[-1:]
     references = run_mmtbx([{**case, "exact": True} for case in chosen])
     rows, timing = [], []
     for case, reference in zip(chosen, references):
@@ -319,7 +305,6 @@ def main() -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _f(value: float | None, signed: bool = False) -> str:

@@ -616,3 +616,53 @@ def _carbon_structure(coordinates: np.ndarray) -> gemmi.Structure:
     model.add_chain(chain)
     structure.add_model(model)
     return structure
+
+
+# --------------------------------------------------------------------------- a crystallographic map on its own grid
+
+
+@dataclass(frozen=True)
+class CellRegion:
+    """The part of a crystallographic map stored in its file, on the map's own (possibly non-orthogonal) grid.
+
+    ``values[i, j, k]`` lies at fractional coordinates ``(start + (i, j, k)) / cell_grid`` of the
+    unit cell ``cell`` (a, b, c in Å; α, β, γ in degrees; orthogonalised as in the PDB: a along x,
+    b in the xy-plane). Nothing is expanded by symmetry: this is the grid cctbx/Phenix work on.
+    """
+
+    values: np.ndarray
+    start: np.ndarray
+    cell_grid: np.ndarray
+    cell: tuple[float, float, float, float, float, float]
+    space_group: int
+
+
+def read_cell_region(source: MapSource) -> CellRegion | None:
+    """The map as stored on its own grid when ``source`` is a crystallographic map file; None otherwise."""
+    if not isinstance(source, (str, os.PathLike)) or not Path(source).is_file():
+        return None
+    path = Path(source)
+    header = _read_header(path)
+    angles = (float(header.cellb.alpha), float(header.cellb.beta), float(header.cellb.gamma))
+    orthogonal = all(abs(a - 90.0) < 1e-3 or a == 0.0 for a in angles)
+    if int(header.ispg) in _EM_SPACE_GROUPS and orthogonal:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.open(path, permissive=True) as mrc:
+                data = None if mrc.data is None else np.array(mrc.data, dtype=np.float32)
+    except (ValueError, OSError, EOFError) as error:
+        raise BadMapError(f"{path}: not a readable CCP4 map ({error}); check the file") from None
+    if data is None or data.ndim != 3:
+        raise BadMapError(f"{path}: the map data is missing or not a 3D volume; re-export the map")
+    values = np.ascontiguousarray(np.transpose(data, _axis_order(header, path)))
+    check_values(values, path)
+    start = np.zeros(3, dtype=int)
+    for crs_index, axis in enumerate((int(header.mapc), int(header.mapr), int(header.maps))):
+        start[axis - 1] = int((header.nxstart, header.nystart, header.nzstart)[crs_index])
+    cell_grid = np.array([int(header.mx), int(header.my), int(header.mz)])
+    cell = tuple(float(v) for v in (header.cella.x, header.cella.y, header.cella.z, *angles))
+    if np.any(cell_grid <= 0) or min(cell[:3]) <= 0:
+        raise BadMapError(f"{path}: the header has no unit cell or sampling; re-export the map with its cell")
+    return CellRegion(values, start, cell_grid, cell, int(header.ispg))

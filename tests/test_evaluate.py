@@ -509,3 +509,24 @@ def test_submissions_table_without_required_columns_is_refused(tmp_path):
     (tmp_path / "s.csv").write_text("target,model\nx,y.cif\n")
     with pytest.raises(BadSubmissionsError, match="missing column.*map, resolution"):
         read_submissions(tmp_path / "s.csv")
+
+
+def test_crystallographic_map_ccs_are_computed_on_the_maps_own_grid(data):
+    """3NZD's R3 map (γ = 120°) is scored on its stored grid, as cctbx does: the box and the model map follow the cell."""
+    from ligfit import maps
+    from ligfit.evaluate import cell_grid, correlation
+
+    folder = data / "xray" / "3NZD"
+    region = maps.read_cell_region(folder / "3nzd.ccp4.gz")
+    assert region is not None and region.space_group == 146 and region.cell[5] == pytest.approx(120.0)
+    grid = cell_grid.from_cell_region(region)
+    assert grid.cell().gamma == pytest.approx(120.0) and grid.shape == region.values.shape
+    evaluation = evaluate_model(folder / "3nzd.cif", folder / "3nzd.ccp4.gz", 1.8, ligands={"D2Q"}, whole_model=False, add_hydrogens=False)
+    (d2q,) = evaluation.ligands
+    # mmtbx (phenix.map_model_cc) on this map: CC_mask 0.849, CC_volume 0.776 (benchmarks/phenix_agreement.py).
+    assert d2q["cc_mask"] == pytest.approx(0.849, abs=0.005) and d2q["cc_volume"] == pytest.approx(0.776, abs=0.005)
+    box = correlation.map_box(grid, np.array(d2q["coordinates"]), 3.0)
+    assert isinstance(box, cell_grid.CellGrid) and np.allclose(
+        grid.to_index(box.origin[None]), np.round(grid.to_index(box.origin[None])), atol=1e-6
+    )
+    assert maps.read_cell_region(data / "em" / "maps_with_models" / "EMD-3488_5ME2_hemoglobin" / "emd_3488.mrc") is None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ligfit.evaluate.cell_grid import CellGrid, as_cell_grid
 from ligfit.maps import DensityMap
 
 #: Probe and shrink radii of the molecular mask (Å), as in mmtbx.masks.
@@ -58,19 +59,20 @@ def vdw_radii(elements: np.ndarray) -> np.ndarray:
     return np.array([VDW_RADII.get(str(e).upper(), DEFAULT_VDW_RADIUS) for e in elements], dtype=float)
 
 
-def molecular_mask(grid: DensityMap, coordinates: np.ndarray, radii: np.ndarray, *, periodic: bool = False) -> np.ndarray:
+def molecular_mask(grid: DensityMap | CellGrid, coordinates: np.ndarray, radii: np.ndarray, *, periodic: bool = False) -> np.ndarray:
     """Boolean mask on ``grid``: inside the atoms' vdW + 1.1 Å spheres, shrunk by 0.9 Å at the solvent edge.
 
     With ``periodic`` the grid's box is a unit cell, as mmtbx takes it: spheres and the shrink wrap
-    around its faces. Otherwise the map's edge is not solvent.
+    around its faces. Otherwise the map's edge is not solvent. The grid may be non-orthogonal.
     """
+    grid = as_cell_grid(grid)
     expanded = atom_spheres(grid, coordinates, radii + SOLVENT_RADIUS, periodic=periodic)
     if not expanded.any() or expanded.all():
         return expanded
     # Shrink: drop points within 0.9 Å of a solvent point, i.e. erode by a ball of that radius.
-    half = np.floor(SHRINK_RADIUS / grid.voxel_size).astype(int)
+    half = np.floor(SHRINK_RADIUS * np.linalg.norm(np.linalg.inv(grid.axes), axis=1) + 1e-9).astype(int)
     offsets = np.stack(np.meshgrid(*[np.arange(-h, h + 1) for h in half], indexing="ij"), -1)
-    ball = np.linalg.norm(offsets * grid.voxel_size, axis=-1) <= SHRINK_RADIUS
+    ball = np.linalg.norm(offsets @ grid.axes.T, axis=-1) <= SHRINK_RADIUS
     if not periodic:
         return ndimage.binary_erosion(expanded, structure=ball, border_value=1)
     padded = np.pad(expanded, [(h, h) for h in half], mode="wrap")
@@ -78,26 +80,31 @@ def molecular_mask(grid: DensityMap, coordinates: np.ndarray, radii: np.ndarray,
     return eroded[tuple(slice(h, h + n) for h, n in zip(half, expanded.shape))]
 
 
-def atom_spheres(grid: DensityMap, coordinates: np.ndarray, radii: np.ndarray | float, *, periodic: bool = False) -> np.ndarray:
+def atom_spheres(grid: DensityMap | CellGrid, coordinates: np.ndarray, radii: np.ndarray | float, *, periodic: bool = False) -> np.ndarray:
     """Boolean mask of the grid points within ``radii`` (Å, one per atom or one for all) of any atom.
 
     With ``periodic`` the grid's box is a unit cell and spheres wrap around its faces.
     """
+    grid = as_cell_grid(grid)
     coordinates = np.asarray(coordinates, dtype=float).reshape(-1, 3)
     radii = np.broadcast_to(np.asarray(radii, dtype=float), (len(coordinates),))
     mask = np.zeros(grid.shape, dtype=bool)
     flat = mask.reshape(-1)
     shape = np.array(grid.shape)
+    reach = np.linalg.norm(np.linalg.inv(grid.axes), axis=1)  # grid steps per Å along each axis (at most)
+    corners = np.array([(i, j, k) for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)])
+    diagonal = float(np.linalg.norm(corners @ grid.axes.T, axis=1).max())
     for radius in np.unique(radii):
         group = coordinates[radii == radius]
-        half = np.ceil(radius / grid.voxel_size).astype(int) + 1
+        half = np.ceil(radius * reach).astype(int) + 1
         offsets = np.stack(np.meshgrid(*[np.arange(-h, h + 1) for h in half], indexing="ij"), -1).reshape(-1, 3)
         # Only offsets that can reach within the radius from somewhere in the base voxel.
-        offsets = offsets[np.linalg.norm(offsets * grid.voxel_size, axis=1) <= radius + np.linalg.norm(grid.voxel_size)]
-        offsets_a = (offsets * grid.voxel_size).astype(np.float32)
+        offsets = offsets[np.linalg.norm(offsets @ grid.axes.T, axis=1) <= radius + diagonal]
+        offsets_a = (offsets @ grid.axes.T).astype(np.float32)
         for chunk in np.array_split(group, max(1, len(group) * len(offsets) // 4_000_000 + 1)):
-            base = np.floor(grid.to_index(chunk)).astype(int)
-            inside_base = (chunk - grid.to_points(base)).astype(np.float32)  # atom position relative to its base voxel
+            fractional = grid.to_index(chunk)
+            base = np.floor(fractional).astype(int)
+            inside_base = ((fractional - base) @ grid.axes.T).astype(np.float32)  # atom position relative to its base voxel
             distance_sq = ((offsets_a[None] - inside_base[:, None]) ** 2).sum(-1)
             atom, offset = np.nonzero(distance_sq <= radius**2)
             indices = base[atom] + offsets[offset]
@@ -109,21 +116,29 @@ def atom_spheres(grid: DensityMap, coordinates: np.ndarray, radii: np.ndarray | 
     return mask
 
 
-def map_box(density: DensityMap, coordinates: np.ndarray, cushion: float) -> DensityMap:
-    """The box phenix.map_box cuts around atoms (Å): grid points from floor((min − cushion)/voxel) to ceil((max + cushion)/voxel).
+def map_box(density: DensityMap | CellGrid, coordinates: np.ndarray, cushion: float) -> DensityMap | CellGrid:
+    """The box phenix.map_box cuts around atoms (Å): grid points from floor(min − cushion) to ceil(max + cushion).
 
-    Every point of the box is kept; points outside the map are 0, as in cctbx's boxing.
+    In grid units, as cctbx's ``get_bounds_around_model``: the atoms' fractional grid indices and
+    the cushion as the Cartesian vector (c, c, c) in grid units (c Å per axis on an orthogonal grid).
+    Every point of the box is kept; points outside the map are 0, as in cctbx's boxing. Returns
+    the type it is given.
     """
-    coordinates = np.asarray(coordinates, dtype=float).reshape(-1, 3)
-    lower = np.floor((coordinates.min(axis=0) - cushion - density.origin) / density.voxel_size).astype(int)
-    upper = np.ceil((coordinates.max(axis=0) + cushion - density.origin) / density.voxel_size).astype(int)
+    grid = as_cell_grid(density)
+    indices = grid.to_index(coordinates)
+    cushion_steps = np.linalg.solve(grid.axes, np.full(3, float(cushion)))
+    lower = np.floor(indices.min(axis=0) - cushion_steps).astype(int)
+    upper = np.ceil(indices.max(axis=0) + cushion_steps).astype(int)
     values = np.zeros(upper - lower + 1, dtype=np.float32)
     source_lo = np.maximum(lower, 0)
-    source_hi = np.minimum(upper + 1, density.shape)
+    source_hi = np.minimum(upper + 1, grid.shape)
     if np.all(source_hi > source_lo):
         target = tuple(slice(a - s, b - s) for a, b, s in zip(source_lo, source_hi, lower))
-        values[target] = density.values[tuple(slice(a, b) for a, b in zip(source_lo, source_hi))]
-    return DensityMap(values, density.voxel_size, density.origin + lower * density.voxel_size)
+        values[target] = grid.values[tuple(slice(a, b) for a, b in zip(source_lo, source_hi))]
+    origin = grid.origin + grid.axes @ lower
+    if isinstance(density, DensityMap):
+        return DensityMap(values, density.voxel_size, origin)
+    return CellGrid(values, grid.axes, origin)
 
 
 def top_points(values: np.ndarray, count: int, within: np.ndarray | None = None) -> np.ndarray:

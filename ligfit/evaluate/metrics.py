@@ -21,7 +21,8 @@ from scipy.spatial import cKDTree
 from ligfit import io, maps
 from ligfit.checks import check_resolution
 from ligfit.errors import BadModelError
-from ligfit.evaluate import clashes, composite, contacts, correlation, geometry, model_map, reference
+from ligfit.evaluate import cell_grid, clashes, composite, contacts, correlation, geometry, model_map, reference
+from ligfit.evaluate.cell_grid import CellGrid
 from ligfit.evaluate.chemistry import LigandDefinition, ideal_geometry
 from ligfit.evaluate.sites import LigandSite, ModelAtoms, ligand_sites, model_atoms
 from ligfit.maps import DensityMap, MapSource
@@ -123,6 +124,7 @@ def evaluate_model(
     atoms = model_atoms(structure)
     density = maps.load_map(density_map, atoms.coordinates)
     maps.check_overlap(density, atoms.coordinates, _name(model), MIN_FRACTION_INSIDE)
+    cc_grid = _cc_grid(density_map, density)
     names = set(ligands) if ligands else None
     sites = _ligand_sites(atoms, names, model)
     clock.lap("load")
@@ -137,7 +139,7 @@ def evaluate_model(
     polymer = atoms.kind == "polymer"
     model_summary["q_score"] = _nanmean(per_atom_q[polymer]) if whole_model else math.nan
     if whole_model:
-        model_summary.update(_phenix_ccs(density, atoms, np.arange(len(atoms)), resolution))
+        model_summary.update(_phenix_ccs(cc_grid, atoms, np.arange(len(atoms)), resolution))
     clock.lap("cc")
 
     clash_atoms = atoms if whole_model else atoms.select(_mask(len(atoms), _near(atoms, sites, 10.0)))
@@ -148,7 +150,7 @@ def evaluate_model(
     clock.lap("clashes")
 
     ligand_results = [
-        _ligand_metrics(site, atoms, density, per_atom_q, clash_report, resolution, ligand_definition, notes) for site in sites
+        _ligand_metrics(site, atoms, cc_grid, per_atom_q, clash_report, resolution, ligand_definition, notes) for site in sites
     ]
     clock.lap("ligands")
     if reference_model is not None:
@@ -165,7 +167,7 @@ def evaluate_model(
 def _ligand_metrics(
     site: LigandSite,
     atoms: ModelAtoms,
-    density: DensityMap,
+    cc_grid: CellGrid,
     per_atom_q: np.ndarray,
     clash_report: clashes.ClashReport,
     resolution: float,
@@ -188,7 +190,7 @@ def _ligand_metrics(
         "occupancy": occupancy,
         "bonds_from": site.bonds_from,
         "q_score": _nanmean(atom_q),
-        **_ligand_ccs(site, atoms, density, resolution),
+        **_ligand_ccs(site, atoms, cc_grid, resolution),
         "geometry": geometry_report.summary() if geometry_report else None,
         "clash_count": len(ligand_clashes),
         "clashes": ligand_clashes,
@@ -203,13 +205,19 @@ def _ligand_metrics(
     return result
 
 
-def _ligand_ccs(site: LigandSite, atoms: ModelAtoms, density: DensityMap, resolution: float) -> dict[str, float]:
+def _cc_grid(source: MapSource, density: DensityMap) -> CellGrid:
+    """The grid the CCs are computed on, as Phenix: a crystallographic map's own grid (the part stored), else the map's."""
+    region = maps.read_cell_region(source)
+    return cell_grid.from_cell_region(region) if region is not None else cell_grid.from_density_map(density)
+
+
+def _ligand_ccs(site: LigandSite, atoms: ModelAtoms, grid: CellGrid, resolution: float) -> dict[str, float]:
     """The four Phenix CCs of the ligand as its own model, in the box phenix.map_box cuts around it (3 Å cushion)."""
-    region = correlation.map_box(density, site.coordinates, LIGAND_BOX_CUSHION)
+    region = correlation.map_box(grid, site.coordinates, LIGAND_BOX_CUSHION)
     return _phenix_ccs(region, atoms, site.atom_indices, resolution)
 
 
-def _phenix_ccs(region: DensityMap, atoms: ModelAtoms, rows: np.ndarray, resolution: float) -> dict[str, float]:
+def _phenix_ccs(region: CellGrid, atoms: ModelAtoms, rows: np.ndarray, resolution: float) -> dict[str, float]:
     """CC_box, CC_mask, CC_volume and CC_peaks of the atoms ``rows`` in ``region``, as phenix.map_model_cc computes them.
 
     The model map is the Fcalc synthesis to the map's resolution and the mask mmtbx's, both in
