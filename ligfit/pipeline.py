@@ -406,7 +406,10 @@ def _unexplained_density(protein: _ProteinInputs, ligand: Ligand, options: Build
     shape = LigandShape.from_conformers(heavy_xyz)
     protein_xyz = None if protein.atoms is None else protein.atoms.coordinates
     if options.site is None:
-        return difference, segment.find_blobs(difference, shape, protein_xyz, threshold=options.threshold)
+        blobs = segment.find_blobs(difference, shape, protein_xyz, threshold=options.threshold)
+        if protein.traced is None:  # a traced model stops at Cβ by design: its side chains are not "cut short"
+            blobs = segment.explain_as_protein(blobs, protein.search_structure, difference)
+        return difference, blobs
     center = site_center(options.site, protein.structure)
     radius = float(np.max(np.linalg.norm(heavy_xyz - heavy_xyz.mean(1, keepdims=True), axis=-1))) + 4.0
     return difference, [segment.site_blob(difference, center, radius, shape, protein_xyz)]
@@ -502,6 +505,13 @@ def _precheck(blobs: list[Blob], ligand: Ligand, options: BuildOptions) -> str:
     """Why docking is pointless, or '' when it is worth trying."""
     if not blobs:
         return f"no convincing density: no unexplained density above {options.threshold} σ near the model"
+    if all(blob.explanation for blob in blobs):
+        return (
+            f"no convincing density: every unexplained blob above {options.threshold} σ looks like unmodelled protein "
+            f"(the largest: {max(blobs, key=lambda b: b.volume).explanation.removeprefix('unmodelled protein? ')}); "
+            "complete the model there, or name the site with --site"
+        )
+    blobs = [blob for blob in blobs if not blob.explanation]
     sizes = [b.estimated_heavy_atoms for b in blobs if b.estimated_heavy_atoms is not None]
     if options.site is None and sizes and max(sizes) < 0.3 * ligand.heavy_atom_count:
         return (

@@ -144,11 +144,13 @@ def find_blobs(
 
 def select_blobs(blobs: list[Blob], max_blobs: int, relative_match: float = 0.3) -> list[Blob]:
     """The blobs worth docking into: at most ``max_blobs``, each matching the ligand at least
-    ``relative_match`` times as well as the best one (so noise specks do not compete)."""
-    if not blobs:
+    ``relative_match`` times as well as the best one (so noise specks do not compete); blobs
+    with an ``explanation`` (unmodelled protein) are left out."""
+    candidates = [blob for blob in blobs if not blob.explanation]
+    if not candidates:
         return []
-    floor = relative_match * blobs[0].ligand_match
-    return [blob for blob in blobs if blob.ligand_match >= floor][:max_blobs]
+    floor = relative_match * candidates[0].ligand_match
+    return [blob for blob in candidates if blob.ligand_match >= floor][:max_blobs]
 
 
 def site_blob(
@@ -296,3 +298,96 @@ def _distance_to_points(density_map: DensityMap, points: np.ndarray, cap: float)
     tree = cKDTree(points)
     distances, _ = tree.query(density_map.grid_points().reshape(-1, 3), distance_upper_bound=cap)
     return np.minimum(distances, cap).reshape(density_map.shape)
+
+
+#: Heavy atoms beyond Cβ in each standard amino acid's side chain.
+SIDE_CHAIN_ATOMS = {
+    "ALA": 0, "GLY": 0, "SER": 1, "CYS": 1, "VAL": 2, "THR": 2, "PRO": 2, "ILE": 3, "LEU": 3, "ASP": 3, "ASN": 3, "MET": 3,
+    "GLU": 4, "GLN": 4, "LYS": 4, "HIS": 5, "PHE": 6, "ARG": 6, "TYR": 7, "TRP": 9,
+}  # fmt: skip
+#: Heavy atoms per residue, for how much an unmodelled stretch of residues can hold.
+ATOMS_PER_RESIDUE = 8.5
+#: A blob within this distance (Å) of where unmodelled protein would attach starts at that attachment.
+ATTACHMENT_DISTANCE = 1.6
+#: ... and the difference density there is at least this (σ) for a backbone continuation.
+ATTACHMENT_DENSITY = 2.0
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """Where the model stops but protein may go on: an open backbone end or a side chain cut short."""
+
+    point: np.ndarray  # Å: the next atom's approximate position (backbone) or the Cβ (side chain)
+    what: str  # e.g. "chain A after residue 57", "the side chain of A123"
+    capacity: float  # heavy atoms the unmodelled part can hold (inf at a chain terminus)
+    backbone: bool
+
+
+def attachments(structure: gemmi.Structure) -> list[Attachment]:
+    """Open backbone ends and truncated side chains of the model's amino acids."""
+    found = []
+    for chain in structure[0]:
+        residues = [r for r in chain if r.name in SIDE_CHAIN_ATOMS]
+        for index, residue in enumerate(residues):
+            atoms = {atom.name: np.array(atom.pos.tolist()) for atom in residue if not atom.is_hydrogen()}
+            side = sum(name not in ("N", "CA", "C", "O", "OXT", "CB") for name in atoms)
+            missing = SIDE_CHAIN_ATOMS[residue.name] - side
+            label = f"{chain.name}{residue.seqid.num}"
+            if missing >= 2 and "CB" in atoms:
+                found.append(Attachment(atoms["CB"], f"the side chain of {residue.name} {label} (cut short in the model)", missing + 1.0, False))
+            if not {"N", "CA", "C"} <= atoms.keys():
+                continue
+            after = residues[index + 1] if index + 1 < len(residues) else None
+            if not _peptide_bonded(residue, after):
+                gap = (after.seqid.num - residue.seqid.num - 1) if after is not None else None
+                found.append(_backbone_end(atoms["C"], atoms["CA"], f"chain {chain.name} after residue {residue.seqid.num}", gap))
+            before = residues[index - 1] if index > 0 else None
+            if not _peptide_bonded(before, residue):
+                gap = (residue.seqid.num - before.seqid.num - 1) if before is not None else None
+                found.append(_backbone_end(atoms["N"], atoms["CA"], f"chain {chain.name} before residue {residue.seqid.num}", gap))
+    return found
+
+
+def _peptide_bonded(first: gemmi.Residue | None, second: gemmi.Residue | None) -> bool:
+    if first is None or second is None:
+        return False
+    carbon, nitrogen = first.find_atom("C", "*"), second.find_atom("N", "*")
+    return carbon is not None and nitrogen is not None and carbon.pos.dist(nitrogen.pos) < 2.0
+
+
+def _backbone_end(end: np.ndarray, alpha: np.ndarray, what: str, gap: int | None) -> Attachment:
+    direction = (end - alpha) / max(float(np.linalg.norm(end - alpha)), 1e-9)
+    capacity = float("inf") if gap is None or gap <= 0 else gap * ATOMS_PER_RESIDUE + 4.0
+    return Attachment(end + 1.4 * direction, what, capacity, True)
+
+
+def explain_as_protein(blobs: list[Blob], structure: gemmi.Structure | None, difference: DifferenceMap) -> list[Blob]:
+    """Mark blobs that start where the model stops and are no bigger than the protein missing there.
+
+    A blob that continues an open backbone end (density at the next atom's place) or a side
+    chain cut back to Cβ, and holds no more heavy atoms than the missing residues or side chain,
+    is most likely unmodelled protein, not a ligand: its ``explanation`` says so.
+    """
+    if structure is None or not blobs:
+        return blobs
+    sites = attachments(structure)
+    if not sites:
+        return blobs
+    points = np.array([site.point for site in sites])
+    heights = difference.difference.interpolate(points)
+    marked = []
+    for blob in blobs:
+        distance = np.linalg.norm(blob.points[:, None] - points[None], axis=-1).min(axis=0)
+        touching = [
+            site
+            for site, gap, height in zip(sites, distance, heights)
+            if gap <= ATTACHMENT_DISTANCE and (not site.backbone or height >= ATTACHMENT_DENSITY)
+        ]
+        capacity = sum(site.capacity for site in touching)
+        size = blob.estimated_heavy_atoms if blob.estimated_heavy_atoms is not None else blob.volume / 10.0
+        if touching and size <= capacity:
+            what = "; ".join(sorted({site.what for site in touching}))
+            marked.append(Blob(**{**blob.__dict__, "explanation": f"unmodelled protein? it continues {what}"}))
+        else:
+            marked.append(blob)
+    return marked

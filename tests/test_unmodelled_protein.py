@@ -1,0 +1,84 @@
+"""Unexplained density that continues the model (a missing loop, a side chain cut short) is not a ligand site."""
+
+from __future__ import annotations
+
+import gemmi
+import numpy as np
+import pytest
+from rdkit import Chem
+
+import ligfit
+from ligfit import io, maps, segment
+from ligfit.records import LigandShape
+from tyk2_example import EXAMPLE, FAST_BUILD, FAST_DOCKING, SMILES
+
+FAST = dict(resolution=FAST_BUILD.resolution, refine=False, use_templates=False, max_conformers=8, docking=FAST_DOCKING)
+
+
+def _reference() -> np.ndarray:
+    return Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf")).GetConformer().GetPositions()
+
+
+def _incomplete_model(ligand_xyz: np.ndarray) -> tuple[gemmi.Structure, list[int], str]:
+    """The example's protein without four residues 6–11 Å from the ligand and with one side chain cut to Cβ."""
+    structure = io.read_structure(EXAMPLE / "protein.pdb")
+    chain = structure[0][0]
+    distance = [
+        float(np.linalg.norm(np.array([a.pos.tolist() for a in r])[:, None] - ligand_xyz[None], axis=-1).min()) for r in chain
+    ]
+    start = next(i for i in range(len(chain) - 4) if all(6.0 < distance[j] < 11.0 for j in range(i, i + 4)))
+    removed = [chain[i].seqid.num for i in range(start, start + 4)]
+    cut = next(
+        i for i in range(len(chain)) if chain[i].name in ("ARG", "LYS", "PHE", "TYR") and 8.0 < distance[i] < 16.0 and i not in range(start - 1, start + 5)
+    )
+    cut_name = f"{chain[cut].name} {chain.name}{chain[cut].seqid.num}"
+    for index in reversed(range(len(chain[cut]))):
+        if chain[cut][index].name not in ("N", "CA", "C", "O", "CB"):
+            del chain[cut][index]
+    for index in reversed(range(start, start + 4)):
+        del chain[index]
+    return structure, removed, cut_name
+
+
+def test_attachments_name_open_ends_and_short_side_chains():
+    model, removed, cut_name = _incomplete_model(_reference())
+    found = {site.what for site in segment.attachments(model)}
+    assert f"chain A after residue {removed[0] - 1}" in found
+    assert f"chain A before residue {removed[-1] + 1}" in found
+    assert f"the side chain of {cut_name} (cut short in the model)" in found
+
+
+def test_missing_loop_is_explained_and_the_ligand_blob_is_not():
+    reference = _reference()
+    model, removed, _ = _incomplete_model(reference)
+    density = maps.read_map(EXAMPLE / "map.mrc")
+    difference = segment.difference_map(density, model, 3.0)
+    shape = LigandShape(reference.shape[0], np.array([3.0, 1.5, 0.8]))
+    blobs = segment.explain_as_protein(segment.find_blobs(difference, shape, io.heavy_atoms(model).coordinates), model, difference)
+    on_ligand = [b for b in blobs if np.linalg.norm(b.points[:, None] - reference[None], axis=-1).min() < 1.0]
+    assert on_ligand and not any(b.explanation for b in on_ligand)
+    loop = [b for b in blobs if "continues chain A" in b.explanation]
+    assert loop, [(b.estimated_heavy_atoms, b.explanation) for b in blobs]
+    assert segment.select_blobs(blobs, 3)[0] in on_ligand
+
+
+def test_build_with_incomplete_model_places_the_ligand():
+    model, _, _ = _incomplete_model(_reference())
+    result = ligfit.build(EXAMPLE / "map.mrc", SMILES, model, **FAST)
+    assert result.found
+    reference = _reference()
+    placed = result.placements[0].coordinates[: len(reference)]
+    assert np.linalg.norm(placed.mean(axis=0) - reference.mean(axis=0)) < 2.0
+
+
+def test_ligand_free_map_with_unmodelled_loop_is_no_ligand():
+    """A map of the protein alone, the model missing a loop: the loop's density is not called a ligand."""
+    reference = _reference()
+    model, _, _ = _incomplete_model(reference)
+    full = io.read_structure(EXAMPLE / "protein.pdb")
+    like = maps.read_map(EXAMPLE / "map.mrc")
+    density = maps.simulate(full, 3.0, like=like, use_b_factors=True, noise=0.1, seed=3)
+    result = ligfit.build(density, SMILES, model, **FAST)
+    if result.found:  # allowed only far from every unmodelled residue and never with high confidence
+        pytest.fail(f"a ligand was placed in a ligand-free map: {result.message}")
+    assert "unmodelled protein" in " ".join(b.explanation for b in result.blobs)
