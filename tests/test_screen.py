@@ -108,6 +108,10 @@ def test_screen_on_dask_ranks_true_ligand_first_and_resumes(cluster, tmp_path):
     ranking = (out / "ranking.csv").read_text().splitlines()
     assert ranking[0].startswith("rank,name,status,hit,fit_score") and ranking[1].split(",")[1] == "tyk2"
     assert (out / "top" / "001_tyk2" / "ligand.sdf").is_file() and (out / "top" / "001_tyk2" / "model.cif").is_file()
+    page = (out / "ranking.html").read_text()
+    hits = page.split("<h2>Ranking</h2>")[0]  # the pictured top hits come before the table
+    assert "#1 tyk2 — hit" in hits and hits.count("data:image/") >= 2 and "http" not in page.replace("http-equiv", "")
+    assert all(f"#{row['rank']} {row['name']}" in hits for row in result.rows[:4])
 
     # Decoys only, in the same folder: every decoy is reused (nothing docked again) and none fits.
     decoys = run_screen(EXAMPLE / "map.mrc", EXAMPLE / "protein.pdb", DECOYS, options, scheduler=cluster, out=out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from ligfit.screen.library import Library, LibraryEntry, read_library
 from ligfit.screen.run import ScreenOptions, ScreenResult, run_screen
 
 COMMON_LIGANDS = Path(__file__).with_name("common_ligands.csv")
+#: conformers per flexible candidate (> FLEXIBLE_ROTORS rotatable bonds) in identification
+IDENTIFY_FLEXIBLE_CONFORMERS = 3
 
 
 def common_library(categories: tuple[str, ...] | None = None) -> Library:
@@ -37,7 +40,14 @@ def run_identify(
     library: Library | None = None,
     progress: Progress = no_progress,
 ) -> ScreenResult:
-    """Screen the common-ligand library against one blob (``options.blob``) or a site."""
+    """Screen the common-ligand library against one blob (``options.blob``) or a site.
+
+    Lipids, detergents and other molecules with many rotatable bonds are docked with
+    :data:`IDENTIFY_FLEXIBLE_CONFORMERS` conformers unless ``options.flexible_conformers`` says otherwise
+    (their growth from anchors explores the torsions anyway; a full conformer set made them the slow tail).
+    """
+    if options.flexible_conformers is None:
+        options = dataclasses.replace(options, flexible_conformers=IDENTIFY_FLEXIBLE_CONFORMERS)
     return run_screen(
         density_map, model, library or common_library(), options, top=top, workers=workers, scheduler=scheduler, out=out, progress=progress
     )

@@ -36,6 +36,7 @@ from ligfit.records import Blob, LigandShape
 from ligfit.runtime import Progress, connect_scheduler, no_progress
 from ligfit.screen import ranking
 from ligfit.screen.library import Library, LibraryEntry, read_library
+from ligfit.screen.ranking_html import MAX_PICTURED_HITS, build_ranking_html
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ SCREEN_DOCKING = DockingOptions(
     scored_poses=6,
     final_poses=4,
 )
+
+#: molecules with more rotatable bonds than this count as flexible (``ScreenOptions.flexible_conformers``)
+FLEXIBLE_ROTORS = 8
 
 RANKING_COLUMNS = (
     "rank",
@@ -97,6 +101,7 @@ class ScreenOptions:
     docking: DockingOptions = SCREEN_DOCKING
     prefilter: bool = True
     hit_score: float = ranking.HIT_SCORE
+    flexible_conformers: int | None = None  # conformers for molecules with > FLEXIBLE_ROTORS rotatable bonds (None: max_conformers)
 
     def fingerprint(self) -> dict:
         data = dataclasses.asdict(self)
@@ -244,9 +249,10 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
         if all(reasons):
             return {"status": "filtered", "note": reasons[0], "blob_heavy_atoms": _rounded(blobs[0].estimated_heavy_atoms, 1)}
         blobs = [blob for blob, reason in zip(blobs, reasons) if not reason]
-    ligand = load_ligand(
-        entry.smiles, name="LIG", protonation=options.protonation, max_conformers=options.max_conformers, seed=options.seed
-    )
+    conformer_count = options.max_conformers
+    if options.flexible_conformers is not None and _rotatable_bonds(entry.smiles) > FLEXIBLE_ROTORS:
+        conformer_count = min(conformer_count or options.flexible_conformers, options.flexible_conformers)
+    ligand = load_ligand(entry.smiles, name="LIG", protonation=options.protonation, max_conformers=conformer_count, seed=options.seed)
     heavy = ligand.heavy_atom_count
     conformers = ligand.conformer_coordinates()[:, :heavy]
     extents = np.array([LigandShape.from_conformers(c[None]).extents for c in conformers])
@@ -300,6 +306,14 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
     best["hit"] = best["fit_score"] >= options.hit_score
     best["status"] = "ok"
     return best
+
+
+def _rotatable_bonds(smiles: str) -> int:
+    from rdkit import Chem
+    from rdkit.Chem import rdMolDescriptors
+
+    mol = Chem.MolFromSmiles(smiles)
+    return 0 if mol is None else int(rdMolDescriptors.CalcNumRotatableBonds(mol))
 
 
 def _best_per_blob(poses: list) -> list:
@@ -442,7 +456,7 @@ def run_screen(
     rows = rank_rows([records[entry.key] for entry in library.entries if entry.key in records])
     result = ScreenResult(rows, [b.summary() for b in context.blobs], ranking.verdict(rows, options.hit_score), library, folder, timings)
     if folder is not None:
-        write_outputs(result, folder, model, top)
+        write_outputs(result, folder, model, top, context)
     return result
 
 
@@ -491,8 +505,8 @@ def rank_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
-def write_outputs(result: ScreenResult, folder: Path, model: ModelInput, top: int) -> None:
-    """ranking.csv, screen.json and a folder per top hit (ligand.sdf, model.cif, result.json)."""
+def write_outputs(result: ScreenResult, folder: Path, model: ModelInput, top: int, context: ScreenContext | None = None) -> None:
+    """ranking.csv, ranking.html, screen.json and a folder per top hit (ligand.sdf, model.cif, result.json)."""
     with io.atomic_path(folder / "ranking.csv") as temporary, open(temporary, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=RANKING_COLUMNS)
         writer.writeheader()
@@ -500,6 +514,16 @@ def write_outputs(result: ScreenResult, folder: Path, model: ModelInput, top: in
             writer.writerow({column: "" if row.get(column) is None else row.get(column) for column in RANKING_COLUMNS})
     summary = {"verdict": result.verdict, "hits": len(result.hits), "ligands": len(result.rows), "timings": result.timings}
     io.write_text(folder / "screen.json", json.dumps({**summary, "library": result.library.summary(), "blobs": result.blobs}, indent=1))
+    page = build_ranking_html(
+        result.rows,
+        result.verdict,
+        title=f"ligfit screen — {len(result.rows)} ligands",
+        difference=context.difference if context is not None else None,
+        protein_xyz=context.protein_coordinates if context is not None else None,
+        protein_elements=context.protein_elements if context is not None else None,
+        pictured=min(top, MAX_PICTURED_HITS),
+    )
+    io.write_text(folder / "ranking.html", page)
     structure = io.read_structure(model) if model is not None else None
     for row in [row for row in result.rows if row.get("pose")][:top]:
         hit_folder = folder / "top" / f"{row['rank']:03d}_{_safe(row['name'])}"
