@@ -61,8 +61,14 @@ def realistic_case(root, entry: str, resolution: float, with_ligand: bool = True
     _add_atoms(truth, "NA", ["Na"], waters[-1:], b=float(np.median(b_protein)) + 10.0)
     detergent = _detergent(truth, ligand_xyz, rng)
     if detergent is not None:
-        _add_atoms(truth, "SDS", [a.GetSymbol() for a in detergent.GetAtoms()], detergent.GetConformer().GetPositions(),
-                   b=float(np.median(b_protein)) + 20.0, occupancy=0.8)
+        _add_atoms(
+            truth,
+            "SDS",
+            [a.GetSymbol() for a in detergent.GetAtoms()],
+            detergent.GetConformer().GetPositions(),
+            b=float(np.median(b_protein)) + 20.0,
+            occupancy=0.8,
+        )
     occupancy = float(rng.uniform(0.5, 1.0))
     if with_ligand:
         truth = io.add_ligand(

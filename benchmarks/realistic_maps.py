@@ -95,7 +95,9 @@ def summarise(rows: list[dict]) -> str:
         rate = f"{right / len(subset):.0%}" if subset else "–"
         lines.append(f"| {label} ({low:.1f}–{min(high, 1.0):.1f}) | {len(subset)} | {right} | {rate} |")
     seconds = [r["seconds"] for r in rows]
-    lines.append(f"\nmedian build {np.median(seconds):.1f} s, max {max(seconds):.1f} s (one build at a time; load {os.getloadavg()[0]:.1f} at the end)")
+    lines.append(
+        f"\nmedian build {np.median(seconds):.1f} s, max {max(seconds):.1f} s (one build at a time; load {os.getloadavg()[0]:.1f} at the end)"
+    )
     return "\n".join(lines)
 
 

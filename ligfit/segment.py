@@ -334,7 +334,9 @@ def attachments(structure: gemmi.Structure) -> list[Attachment]:
             missing = SIDE_CHAIN_ATOMS[residue.name] - side
             label = f"{chain.name}{residue.seqid.num}"
             if missing >= 2 and "CB" in atoms:
-                found.append(Attachment(atoms["CB"], f"the side chain of {residue.name} {label} (cut short in the model)", missing + 1.0, False))
+                found.append(
+                    Attachment(atoms["CB"], f"the side chain of {residue.name} {label} (cut short in the model)", missing + 1.0, False)
+                )
             if not {"N", "CA", "C"} <= atoms.keys():
                 continue
             after = residues[index + 1] if index + 1 < len(residues) else None

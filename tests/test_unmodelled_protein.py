@@ -6,11 +6,11 @@ import gemmi
 import numpy as np
 import pytest
 from rdkit import Chem
+from tyk2_example import EXAMPLE, FAST_BUILD, FAST_DOCKING, SMILES
 
 import ligfit
 from ligfit import io, maps, segment
 from ligfit.records import LigandShape
-from tyk2_example import EXAMPLE, FAST_BUILD, FAST_DOCKING, SMILES
 
 FAST = dict(resolution=FAST_BUILD.resolution, refine=False, use_templates=False, max_conformers=8, docking=FAST_DOCKING)
 
@@ -23,13 +23,13 @@ def _incomplete_model(ligand_xyz: np.ndarray) -> tuple[gemmi.Structure, list[int
     """The example's protein without four residues 6–11 Å from the ligand and with one side chain cut to Cβ."""
     structure = io.read_structure(EXAMPLE / "protein.pdb")
     chain = structure[0][0]
-    distance = [
-        float(np.linalg.norm(np.array([a.pos.tolist() for a in r])[:, None] - ligand_xyz[None], axis=-1).min()) for r in chain
-    ]
+    distance = [float(np.linalg.norm(np.array([a.pos.tolist() for a in r])[:, None] - ligand_xyz[None], axis=-1).min()) for r in chain]
     start = next(i for i in range(len(chain) - 4) if all(6.0 < distance[j] < 11.0 for j in range(i, i + 4)))
     removed = [chain[i].seqid.num for i in range(start, start + 4)]
     cut = next(
-        i for i in range(len(chain)) if chain[i].name in ("ARG", "LYS", "PHE", "TYR") and 8.0 < distance[i] < 16.0 and i not in range(start - 1, start + 5)
+        i
+        for i in range(len(chain))
+        if chain[i].name in ("ARG", "LYS", "PHE", "TYR") and 8.0 < distance[i] < 16.0 and i not in range(start - 1, start + 5)
     )
     cut_name = f"{chain[cut].name} {chain.name}{chain[cut].seqid.num}"
     for index in reversed(range(len(chain[cut]))):

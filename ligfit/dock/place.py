@@ -36,6 +36,12 @@ CONFORMER_SEARCH, ANCHOR_AND_GROW, SEEDED = 0, 1, 2
 _SOURCE_NAMES = {CONFORMER_SEARCH: "conformer search", ANCHOR_AND_GROW: "anchor and grow"}
 #: A placement that accounts for less than this fraction of its blob is only a partial answer.
 PARTIAL_FRACTION = 0.6
+#: Below this confidence ("low") a placement is not reported as found.
+MIN_CONFIDENCE = 0.4
+#: Ligands with fewer heavy atoms than this fit chance density more easily: their confidence is scaled by √(n / this).
+SMALL_LIGAND_ATOMS = 15
+#: A pose scoring this much (final score) above the best supported pose in any other blob is unrivalled.
+BLOB_RIVAL_GAP = 0.1
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,8 @@ def dock(
         per_blob_best.setdefault(pose.blob_rank, pose)
     reported = ranked[: options.final_poses]
     reported += [pose for pose in per_blob_best.values() if not any(pose is kept for kept in reported)]
-    return _with_blob_coverage(_judge(reported, matches, options, copies), blobs, ligand.heavy_atom_count, resolution)
+    covered = _with_blob_coverage(_judge(reported, matches, options, copies), blobs, ligand.heavy_atom_count, resolution)
+    return _with_site_evidence(covered, ligand.heavy_atom_count, protein, options)
 
 
 def blob_fraction_explained(pose_xyz: np.ndarray, blob: Blob, heavy_atoms: int, resolution: float) -> float:
@@ -393,3 +400,58 @@ def _overlaps(first: Pose, second: Pose, distance: float = 2.0) -> bool:
     """Whether two poses put atoms within ``distance`` Å of each other."""
     gaps = np.linalg.norm(first.coordinates[:, None] - second.coordinates[None], axis=-1)
     return bool(gaps.min() < distance)
+
+
+def burial(points: np.ndarray, protein: AtomTable | None, directions: int = 48, reach: float = 12.0) -> float:
+    """The fraction of rays from ``points`` that meet a protein atom within ``reach`` Å (1 without a protein).
+
+    Ligands bind in pockets; detergents, lipids and waters lie mostly on the surface.
+    """
+    if protein is None or len(protein) == 0:
+        return 1.0
+    rays = np.random.default_rng(0).normal(size=(directions, 3))
+    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+    steps = np.arange(2.0, reach, 1.0)
+    samples = points[:, None, None, :] + rays[None, :, None, :] * steps[None, None, :, None]
+    distance, _ = cKDTree(protein.coordinates).query(samples.reshape(-1, 3), distance_upper_bound=2.0)
+    blocked = (distance < 2.0).reshape(len(points), directions, len(steps)).any(axis=2)
+    return float(blocked.mean())
+
+
+def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTable | None, options: DockingOptions) -> DockingResult:
+    """Scale each placement's confidence by what the rest of the run says about it, and drop "low" ones.
+
+    Three factors: rivalry (another blob holding a supported pose that scores nearly as well
+    makes any one choice less certain), ligand size (small ligands fit chance density), and
+    burial (ligands bind in pockets; surface blobs are often detergent, lipid or waters).
+    """
+    if not result.placements:
+        return result
+    placed_blobs = {pose.blob_rank for pose in result.placements}
+    rivals = [p for p in result.poses if p.blob_rank not in placed_blobs and not support_failures(p, options)]
+    rival = max(rivals, key=lambda p: p.score) if rivals else None
+    size = min(1.0, float(np.sqrt(heavy_atoms / SMALL_LIGAND_ATOMS)))
+    placements, explained, notes = [], [], []
+    for pose, fraction in zip(result.placements, result.explained or (1.0,) * len(result.placements)):
+        gap = pose.score - rival.score if rival is not None else BLOB_RIVAL_GAP
+        rivalry = float(np.clip(0.5 + gap / (2 * BLOB_RIVAL_GAP), 0.5, 1.0))
+        buried = burial(pose.coordinates[:heavy_atoms], protein)
+        pocket = float(np.clip(0.5 + buried, 0.5, 1.0))
+        confidence = round(pose.confidence * rivalry * size * pocket, 3)
+        if not placements:
+            if rivalry < 1.0:
+                notes.append(f"blob {rival.blob_rank + 1} holds a pose scoring only {gap:.2f} lower")
+            if size < 1.0:
+                notes.append(f"a small ligand ({heavy_atoms} heavy atoms) fits chance density easily")
+            if pocket < 1.0:
+                notes.append(f"the site is on the surface (burial {buried:.2f}): detergent, lipid or waters there look alike")
+        if confidence >= MIN_CONFIDENCE:
+            placements.append(replace(pose, confidence=confidence))
+            explained.append(fraction)
+        elif not placements:
+            reason = (
+                f"no convincing density: the best pose (blob {pose.blob_rank + 1}, CC {pose.cc:.2f}) has low confidence {confidence:.2f}: "
+            )
+            return DockingResult(result.poses, [], reason + "; ".join(notes or ["weak support"]), result.options)
+    reason = result.reason if not notes else f"{result.reason} (confidence lowered: {'; '.join(notes)})"
+    return replace(result, placements=placements, explained=tuple(explained), reason=reason)
