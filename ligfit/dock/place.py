@@ -424,6 +424,8 @@ def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTa
     Three factors: rivalry (another blob holding a supported pose that scores nearly as well
     makes any one choice less certain), ligand size (small ligands fit chance density), and
     burial (ligands bind in pockets; surface blobs are often detergent, lipid or waters).
+    A full answer below ``MIN_CONFIDENCE`` is not reported as found; a partial one (the ligand
+    explains only part of its blob) is, as "partial", with its low confidence.
     """
     if not result.placements:
         return result
@@ -445,7 +447,7 @@ def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTa
                 notes.append(f"a small ligand ({heavy_atoms} heavy atoms) fits chance density easily")
             if pocket < 1.0:
                 notes.append(f"the site is on the surface (burial {buried:.2f}): detergent, lipid or waters there look alike")
-        if confidence >= MIN_CONFIDENCE:
+        if confidence >= MIN_CONFIDENCE or fraction < PARTIAL_FRACTION:  # a partial answer stays one, with its low confidence
             placements.append(replace(pose, confidence=confidence))
             explained.append(fraction)
         elif not placements:
