@@ -350,7 +350,11 @@ def _rounded(value: float | None, digits: int) -> float | None:
 _WORKER_CONTEXT: dict[str, ScreenContext] = {}  # per worker process: the context its pool was started with
 
 
-def _start_worker(context: ScreenContext) -> None:
+def _start_worker(context: ScreenContext, threads: int) -> None:
+    """Hold the context; share the cores with the other workers (torch would otherwise start a thread per core in each)."""
+    import torch
+
+    torch.set_num_threads(threads)
     _WORKER_CONTEXT["context"] = context
 
 
@@ -371,7 +375,9 @@ def run_tasks(context: ScreenContext, entries: list[LibraryEntry], workers: int,
         return
     # spawn: workers start clean instead of inheriting the parent's threads and open files.
     pool_context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(entries)), mp_context=pool_context, initializer=_start_worker, initargs=(context,)) as pool:
+    processes = min(workers, len(entries))
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    with ProcessPoolExecutor(processes, mp_context=pool_context, initializer=_start_worker, initargs=(context, threads)) as pool:
         futures = [pool.submit(_screen_in_worker, entry) for entry in entries]
         for future in as_completed(futures):
             yield future.result()
