@@ -24,7 +24,7 @@ from rdkit.Chem import AllChem
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-from benchmarks.cases import BENCHMARK_NOISE, Case, complex_entries
+from benchmarks.cases import BENCHMARK_NOISE, Case, _set_occupancy, complex_entries
 from ligfit import io, maps
 from ligfit.maps import DensityMap
 
@@ -78,11 +78,7 @@ def realistic_case(root, entry: str, resolution: float, with_ligand: bool = True
             ligand_xyz,
             b_factor=b_site + float(rng.uniform(10.0, 30.0)),
         )
-        for chain in truth[0]:
-            for residue in chain:
-                if residue.name == "LIG":
-                    for atom in residue:
-                        atom.occ = occupancy
+        _set_occupancy(truth, "LIG", occupancy)
 
     all_xyz = io.heavy_atoms(truth, exclude_residues=frozenset()).coordinates
     grid = maps.grid_around(all_xyz, min(1.0, resolution / 3), 6.0)

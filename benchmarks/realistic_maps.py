@@ -75,7 +75,7 @@ def _blob_note(result) -> str:
         return ""
     rank = result.placements[0].blob_rank if result.found else 0
     blob = next((b for b in result.blobs if b.rank == rank), result.blobs[0])
-    return getattr(blob, "explanation", "") or ""
+    return blob.explanation
 
 
 def summarise(rows: list[dict]) -> str:

@@ -379,7 +379,7 @@ def explain_as_protein(blobs: list[Blob], structure: gemmi.Structure | None, dif
     heights = difference.difference.interpolate(points)
     marked = []
     for blob in blobs:
-        distance = np.linalg.norm(blob.points[:, None] - points[None], axis=-1).min(axis=0)
+        distance, _ = cKDTree(blob.points).query(points, distance_upper_bound=ATTACHMENT_DISTANCE + 1e-6)  # per site, inf beyond
         touching = [
             site
             for site, gap, height in zip(sites, distance, heights)
