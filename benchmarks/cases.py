@@ -163,7 +163,7 @@ def hemoglobin_hemes(root: Path, model: str = "5NI1") -> tuple[DensityMap, gemmi
     """
     folder = root / "em" / "maps_with_models" / "EMD-3488_5ME2_hemoglobin"
     files = {"5NI1": folder / "5ni1_updated.cif", "5ME2": folder / "5me2.pdb"}
-    hemes = {name: _residues_as_mols(io.read_structure(path), "HEM") for name, path in files.items()}
+    hemes = {name: residues_as_mols(io.read_structure(path), "HEM") for name, path in files.items()}
     structure = io.read_structure(files[model])
     io.remove_residues(structure, "HEM")
     _remove_waters(structure)
@@ -176,10 +176,10 @@ def _remove_waters(structure: gemmi.Structure) -> None:
 
 
 def _residue_as_mol(structure: gemmi.Structure, name: str) -> Chem.Mol:
-    return _residues_as_mols(structure, name)[0]
+    return residues_as_mols(structure, name)[0]
 
 
-def _residues_as_mols(structure: gemmi.Structure, name: str) -> list[Chem.Mol]:
+def residues_as_mols(structure: gemmi.Structure, name: str) -> list[Chem.Mol]:
     """Residues called ``name`` as RDKit molecules: CCD chemistry, deposited coordinates (matched by atom name)."""
     from ligfit.ligand import parse_ligand
 

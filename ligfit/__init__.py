@@ -8,7 +8,7 @@ from ligfit.dock import DockingOptions, DockingResult
 from ligfit.errors import BadLigandError, BadMapError, BadModelError, BadOptionError, LigfitError, NothingFitsError, OutputExistsError
 from ligfit.ligand import Ligand, load_ligand
 from ligfit.maps import DensityMap, read_map, write_map
-from ligfit.pipeline import BuildOptions, BuildResult
+from ligfit.pipeline import AUTO_COPIES, BuildOptions, BuildResult
 from ligfit.records import Blob, Pose
 from ligfit.refine import LigandParameterCache, RefinementOptions
 from ligfit.templates import TemplateOptions
@@ -16,6 +16,7 @@ from ligfit.templates import TemplateOptions
 __version__ = "0.1.0"
 
 __all__ = [
+    "AUTO_COPIES",
     "BadLigandError",
     "BadMapError",
     "BadModelError",

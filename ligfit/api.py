@@ -40,7 +40,7 @@ def build(
     site: str | tuple[float, float, float] | None = BuildOptions.site,
     threshold: float = BuildOptions.threshold,
     max_blobs: int = BuildOptions.max_blobs,
-    copies: int = BuildOptions.copies,
+    copies: int | str = BuildOptions.copies,
     protonation: str = BuildOptions.protonation,
     max_conformers: int | None = BuildOptions.max_conformers,
     seed: int = BuildOptions.seed,
@@ -63,7 +63,7 @@ def build(
     path or gemmi.Structure (None: the map holds only the ligand). ``resolution`` in Å.
     ``site``: "x,y,z", (x, y, z) or "A:123" to skip the blob search. ``threshold``: blob
     threshold in σ of the difference map. ``copies``: place up to this many copies in
-    distinct blobs (e.g. one per subunit). ``templates``: a template library folder (default: the
+    distinct blobs (e.g. one per subunit), or ``"auto"``: in every blob whose density supports the ligand. ``templates``: a template library folder (default: the
     shipped one; ``use_templates=False`` docks from the density alone). ``refine``: refine ligand
     and pocket against the map in OpenMM (``refinement`` sets how). ``parameter_cache``: a
     :class:`LigandParameterCache` shared across calls, so a screen parametrises each ligand once.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ligfit import api, checks, io, maps
 from ligfit.errors import LigfitError
-from ligfit.pipeline import BuildOptions
+from ligfit.pipeline import AUTO_COPIES, BuildOptions
 from ligfit.predicted import PLDDT_CUTOFF
 from ligfit.progress import ProgressReporter
 from ligfit.report import confidence_label
@@ -115,6 +115,13 @@ _RESIDUE_NAME = _checked(checks.check_residue_name)
 _POSITIVE = _number(minimum=0.0, exclusive_minimum=True)
 _NON_NEGATIVE = _number(minimum=0.0)
 _COUNT = _number(integer=True, minimum=1)
+
+
+def _copies(text: str) -> int | str:
+    """An argparse type for --copies: a whole number ≥ 1 or 'auto'."""
+    return AUTO_COPIES if text.strip().lower() == AUTO_COPIES else _COUNT(text)
+
+
 _SEED = _number(integer=True, minimum=0, maximum=2**32 - 1)
 
 
@@ -201,9 +208,11 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
     )
     build.add_argument(
         "--copies",
-        type=_COUNT,
+        type=_copies,
         default=BuildOptions.copies,
-        help="place up to N copies in distinct blobs, e.g. one per subunit (default: %(default)s)",
+        metavar="N|auto",
+        help="place up to N copies in distinct blobs, e.g. one per subunit, or 'auto': every site the density supports "
+        "(default: %(default)s)",
     )
     build.add_argument(
         "--protonation", choices=("ph7", "as-given"), default=BuildOptions.protonation, help="ligand charge state (default: %(default)s)"

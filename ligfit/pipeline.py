@@ -48,7 +48,7 @@ class BuildOptions:
     site: str | tuple[float, float, float] | None = None
     threshold: float = 3.0  # σ of the difference map
     max_blobs: int = 3
-    copies: int = 1  # placements in distinct blobs (e.g. one ligand per subunit)
+    copies: int | str = 1  # placements in distinct blobs (e.g. one ligand per subunit); AUTO_COPIES: every site the density supports
     protonation: str = "ph7"
     max_conformers: int | None = None
     seed: int = 0
@@ -194,7 +194,7 @@ def run_build(
     if message:
         docking = DockingResult([], [], message, options.docking)
     else:
-        chosen = segment.select_blobs(blobs, max(options.max_blobs, options.copies))
+        chosen = segment.select_blobs(blobs, _blobs_to_dock(options))
         if options.use_templates:
             progress("matching template complexes")
             seeds = seeds_for_build(prepared, chosen, protein.atoms, library=options.templates, options=options.template_options)
@@ -207,7 +207,7 @@ def run_build(
             protein.atoms,
             options.docking,
             progress=progress,
-            copies=options.copies,
+            copies=len(chosen) if options.copies == AUTO_COPIES else options.copies,
             seeds=None if seeds is None else seeds.seeds,
         )
         message = docking.reason + ("" if docking.supported else _size_note(blobs, prepared))
@@ -239,6 +239,18 @@ def run_build(
     return result
 
 
+#: ``copies=AUTO_COPIES`` places the ligand in every blob whose density supports it (confidence at least
+#: "medium"), docking at most AUTO_COPIES_MAX_BLOBS blobs (the best-matching ones; see segment.select_blobs).
+AUTO_COPIES, AUTO_COPIES_MAX_BLOBS = "auto", 24
+
+
+def _blobs_to_dock(options: BuildOptions) -> int:
+    """How many of the ranked blobs to dock into."""
+    if options.copies == AUTO_COPIES:
+        return max(options.max_blobs, AUTO_COPIES_MAX_BLOBS)
+    return max(options.max_blobs, options.copies)
+
+
 #: Beyond these the docking search takes far too long (hours) and cannot cover the ligand's flexibility.
 MAX_DOCKING_HEAVY_ATOMS, MAX_DOCKING_ROTATABLE_BONDS = 100, 30
 
@@ -262,7 +274,10 @@ def check_build_options(options: BuildOptions) -> BuildOptions:
     """The options with every number checked (finite, in range) and the ligand name made upper case; a BadOptionError otherwise."""
     checks.check_number(options.threshold, "threshold", minimum=0.0, exclusive_minimum=True, unit="σ")
     checks.check_number(options.max_blobs, "max_blobs", minimum=1, integer=True)
-    checks.check_number(options.copies, "copies", minimum=1, integer=True)
+    if isinstance(options.copies, str) and options.copies != AUTO_COPIES:
+        raise BadOptionError(f"copies must be a whole number of at least 1 or {AUTO_COPIES!r}, got {options.copies!r}")
+    if options.copies != AUTO_COPIES:
+        checks.check_number(options.copies, "copies", minimum=1, integer=True)
     checks.check_number(options.seed, "seed", minimum=0, maximum=2**32 - 1, integer=True)
     if options.max_conformers is not None:
         checks.check_number(options.max_conformers, "max_conformers", minimum=1, integer=True)

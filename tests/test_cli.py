@@ -291,3 +291,14 @@ def test_build_without_a_model_traces_one_and_places_the_ligand(tmp_path):
     assert sum(atom.name == "CG" for chain in written[0] for residue in chain for atom in residue) > 100
     placed = Chem.MolFromMolFile(str(tmp_path / "out" / "ligand.sdf"))
     assert ligand_rmsd(placed, Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf"))) <= 2.0  # measured 0.26 Å
+
+
+def test_copies_takes_a_count_or_auto():
+    from ligfit.cli import _parser
+
+    build = ["build", "map.mrc", "--ligand", "C", "--resolution", "3", "-o", "out"]
+    assert _parser().parse_args([*build, "--copies", "auto"]).copies == "auto"
+    assert _parser().parse_args([*build, "--copies", "6"]).copies == 6
+    with pytest.raises(SystemExit) as caught:
+        _parser().parse_args([*build, "--copies", "several"])
+    assert caught.value.code == 2

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
+import gemmi
 import numpy as np
 import pytest
 from rdkit import Chem
 from tyk2_example import EXAMPLE, FAST_BUILD, SMILES
 
 from benchmarks.ligand_placement import ligand_rmsd
-from ligfit import io
+from ligfit import io, maps
 from ligfit.errors import BadModelError, BadOptionError, LigfitError
 from ligfit.ligand import heavy_atom_mol
-from ligfit.pipeline import BuildOptions, BuildResult, run_build, site_center
+from ligfit.pipeline import AUTO_COPIES, BuildOptions, BuildResult, run_build, site_center
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +156,49 @@ def test_bad_sites_are_refused_in_one_line(site):
         site_center(site, structure)
     message = str(caught.value)
     assert "\n" not in message and "site" in message
+
+
+# --------------------------------------------------------------------------- copies="auto"
+
+
+def _two_copies() -> tuple[maps.DensityMap, gemmi.Structure, list[Chem.Mol]]:
+    """The example map twice, side by side along x, with the model and the reference ligand twice."""
+    density = maps.read_map(EXAMPLE / "map.mrc")
+    shift = density.shape[0] * float(density.voxel_size[0])
+    doubled = maps.DensityMap(np.concatenate([density.values, density.values], axis=0), density.voxel_size, density.origin)
+    structure = io.read_structure(EXAMPLE / "protein.pdb")
+    names = {chain.name for chain in structure[0]}
+    for chain in list(structure[0]):
+        copy = chain.clone()
+        copy.name = io.unused_chain_name(names)
+        names.add(copy.name)
+        for residue in copy:
+            for atom in residue:
+                atom.pos = gemmi.Position(atom.pos.x + shift, atom.pos.y, atom.pos.z)
+        structure[0].add_chain(copy)
+    references = [Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf")) for _ in range(2)]
+    conformer = references[1].GetConformer()
+    for index in range(references[1].GetNumAtoms()):
+        position = conformer.GetAtomPosition(index)
+        conformer.SetAtomPosition(index, (position.x + shift, position.y, position.z))
+    return doubled, structure, references
+
+
+def test_copies_auto_places_the_ligand_in_each_copy_and_nowhere_else(example_build):
+    density, structure, references = _two_copies()
+    result = run_build(density, SMILES, structure, dataclasses.replace(FAST_BUILD, copies=AUTO_COPIES))
+    assert len(result.placements) == 2
+    for pose, reference in zip(sorted(result.placements, key=lambda p: p.coordinates[:, 0].mean()), references):
+        assert ligand_rmsd(heavy_atom_mol(result.ligand, pose.coordinates), reference) <= 2.0
+        assert pose.confidence >= 0.4
+    single, _, _ = example_build  # the one-copy map: auto finds the one ligand the density holds
+    auto = run_build(str(EXAMPLE / "map.mrc"), SMILES, str(EXAMPLE / "protein.pdb"), dataclasses.replace(FAST_BUILD, copies=AUTO_COPIES))
+    assert len(auto.placements) == 1 and auto.best_pose.blob_rank == single.best_pose.blob_rank
+
+
+@pytest.mark.parametrize("copies", ["many", 0, 1.5])
+def test_bad_copies_are_refused_in_one_line(copies):
+    options = dataclasses.replace(FAST_BUILD, copies=copies)
+    with pytest.raises(BadOptionError, match="copies") as caught:
+        run_build(str(EXAMPLE / "map.mrc"), SMILES, str(EXAMPLE / "protein.pdb"), options)
+    assert "\n" not in str(caught.value)
