@@ -90,6 +90,7 @@ def realistic_case(root, entry: str, resolution: float, with_ligand: bool = True
         "waters": len(waters) - 1,
         "detergent": detergent is not None,
         "occupancy": round(occupancy, 2) if with_ligand else 0.0,
+        "truth": truth,  # the structure the map was simulated from (for diagnosing what a placement sits in)
     }
     return Case(name, density, model, smiles, reference, resolution), record
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from rdkit import Chem
 from tyk2_example import EXAMPLE
@@ -20,3 +22,27 @@ def test_the_tyk2_pocket_is_buried_and_a_surface_point_is_not():
     assert pocket > 0.6
     assert burial(surface[None], protein) < 0.4
     assert burial(ligand, None) == 1.0
+
+
+def test_a_placement_on_the_surface_loses_its_confidence():
+    """The example's placement judged against its own pocket, then with the protein moved so the site is on its surface."""
+    from tyk2_example import FAST_BUILD, SMILES
+
+    from ligfit.dock.place import POCKET_BURIAL, SURFACE_FACTOR, _with_site_evidence
+    from ligfit.pipeline import run_build
+
+    result = run_build(str(EXAMPLE / "map.mrc"), SMILES, str(EXAMPLE / "protein.pdb"), FAST_BUILD)
+    protein = io.heavy_atoms(result.model)
+    heavy = result.ligand.heavy_atom_count
+    pose = result.best_pose.coordinates[:heavy]
+    assert burial(pose, protein) >= POCKET_BURIAL
+    same = _with_site_evidence(result.docking, heavy, protein, result.options.docking)
+    assert same.placements[0].confidence == result.docking.placements[0].confidence
+    centre = protein.coordinates.mean(axis=0)
+    away = pose.mean(axis=0) - centre
+    shift = away / np.linalg.norm(away) * (np.linalg.norm(protein.coordinates - pose.mean(axis=0), axis=1).max() + 4.0)
+    moved = dataclasses.replace(protein, coordinates=protein.coordinates - shift)
+    assert burial(pose, moved) < 0.2
+    surface = _with_site_evidence(result.docking, heavy, moved, result.options.docking)
+    assert result.docking.placements[0].confidence * SURFACE_FACTOR < 0.4
+    assert not surface.placements and "surface" in surface.reason

@@ -42,6 +42,10 @@ MIN_CONFIDENCE = 0.4
 SMALL_LIGAND_ATOMS = 15
 #: A pose scoring this much (final score) above the best supported pose in any other blob is unrivalled.
 BLOB_RIVAL_GAP = 0.1
+#: Burial (see :func:`burial`) from which a site counts as a pocket (confidence unscaled), and below which it is
+#: surface (confidence scaled by SURFACE_FACTOR); linear in between. On the realistic design set (seed 1) the
+#: ligands sat at 0.42–0.92, the placements into the surface detergent at 0.24–0.37; hemes in haemoglobin 0.76–0.88.
+POCKET_BURIAL, SURFACE_BURIAL, SURFACE_FACTOR = 0.6, 0.2, 0.25
 
 
 @dataclass(frozen=True)
@@ -438,7 +442,7 @@ def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTa
         gap = pose.score - rival.score if rival is not None else BLOB_RIVAL_GAP
         rivalry = float(np.clip(0.5 + gap / (2 * BLOB_RIVAL_GAP), 0.5, 1.0))
         buried = burial(pose.coordinates[:heavy_atoms], protein)
-        pocket = float(np.clip(0.5 + buried, 0.5, 1.0))
+        pocket = float(np.clip((buried - SURFACE_BURIAL) / (POCKET_BURIAL - SURFACE_BURIAL), SURFACE_FACTOR, 1.0))
         confidence = round(pose.confidence * rivalry * size * pocket, 3)
         if not placements:
             if rivalry < 1.0:
