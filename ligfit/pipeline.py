@@ -33,6 +33,12 @@ log = logging.getLogger(__name__)
 MIN_ATOMS_IN_MAP = 20
 #: Residues this close (Å) outside the map box are kept: their density reaches into it.
 MODEL_MARGIN = 5.0
+#: A map much larger than the model (a full EMDB box, or a masked map padded with zeros) is worked on only
+#: within this margin (Å) of the model: blobs are searched within 6 Å of it (segment.find_blobs), and a
+#: ligand reaches at most ~9 Å beyond its blob's near end ...
+MAP_MARGIN_AROUND_MODEL = 15.0
+#: ... when that region holds at most this fraction of the map's voxels (otherwise the whole map is kept).
+CROP_BELOW_FRACTION = 0.7
 
 MapInput = MapSource
 ModelInput = str | os.PathLike | gemmi.Structure | None
@@ -348,9 +354,14 @@ def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOption
                 already,
                 options.ligand_name,
             )
+    map_grid = list(density.shape)
+    region = None
+    if atoms is not None and len(atoms) and options.site is None:
+        density, region = _map_around_model(density, atoms.coordinates)
     inputs = {
         "map": _describe_source(density_map),
-        "map_grid": list(density.shape),
+        "map_grid": map_grid,
+        "map_region": region,
         "voxel_size_A": np.round(density.voxel_size, 4).tolist(),
         "origin_A": np.round(density.origin, 3).tolist(),
         "resolution_A": options.resolution,
@@ -370,6 +381,32 @@ def _should_fit(density: DensityMap, structure: gemmi.Structure, options: BuildO
     if options.fit_model is not None:
         return options.fit_model
     return plddt(structure) is not None and needs_fitting(density, structure, options.resolution)
+
+
+def _map_around_model(density: DensityMap, coordinates: np.ndarray) -> tuple[DensityMap, dict | None]:
+    """The part of a map within :data:`MAP_MARGIN_AROUND_MODEL` of the model, when that is much less than the map.
+
+    Blobs, docking and refinement then work on that region only: memory and time follow the model's
+    size, not the map box's. Returns the map unchanged (and None) when cropping would save little.
+    """
+    lower = np.maximum(coordinates.min(axis=0) - MAP_MARGIN_AROUND_MODEL, density.origin)
+    upper = np.minimum(coordinates.max(axis=0) + MAP_MARGIN_AROUND_MODEL, density.upper)
+    kept = float(np.prod(np.maximum(upper - lower, 0) / density.voxel_size + 1) / np.prod(density.shape))
+    if kept > CROP_BELOW_FRACTION:
+        return density, None
+    region = maps.box(density, (lower + upper) / 2, upper - lower)
+    log.info(
+        "the map (%s voxels) is much larger than the model: working on the %s voxels within %g Å of it",
+        "×".join(map(str, density.shape)),
+        "×".join(map(str, region.shape)),
+        MAP_MARGIN_AROUND_MODEL,
+    )
+    summary = {
+        "grid": list(region.shape),
+        "origin_A": np.round(region.origin, 3).tolist(),
+        "why": f"the map box is much larger than the model: only the part within {MAP_MARGIN_AROUND_MODEL:g} Å of the model is used",
+    }
+    return region, summary
 
 
 def _model_in_box(density: DensityMap, structure: gemmi.Structure, fraction: float) -> tuple[gemmi.Structure, AtomTable]:

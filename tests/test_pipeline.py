@@ -202,3 +202,16 @@ def test_bad_copies_are_refused_in_one_line(copies):
     with pytest.raises(BadOptionError, match="copies") as caught:
         run_build(str(EXAMPLE / "map.mrc"), SMILES, str(EXAMPLE / "protein.pdb"), options)
     assert "\n" not in str(caught.value)
+
+
+def test_a_map_much_larger_than_the_model_is_worked_on_around_the_model(reference):
+    """The example map padded with 60 voxels of zeros on every side (as a masked EMDB map): same placement, smaller region."""
+    density = maps.read_map(EXAMPLE / "map.mrc")
+    pad = 60
+    padded = maps.DensityMap(np.pad(density.values, pad), density.voxel_size, density.origin - pad * density.voxel_size)
+    result = run_build(padded, SMILES, str(EXAMPLE / "protein.pdb"), FAST_BUILD)
+    region = result.inputs["map_region"]
+    assert result.inputs["map_grid"] == list(padded.shape) and region is not None
+    assert np.prod(region["grid"]) < 0.3 * np.prod(padded.shape)
+    assert result.density_map.shape == tuple(region["grid"])
+    assert ligand_rmsd(heavy_atom_mol(result.ligand, result.best_pose.coordinates), reference) <= 2.0
