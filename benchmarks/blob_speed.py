@@ -43,7 +43,7 @@ from benchmarks.ligand_placement import ligand_rmsd  # noqa: E402
 STAGES: dict[str, tuple[str, ...]] = {
     "ligand": ("ligfit/ligand.py", "load_ligand"),
     "segmentation": ("ligfit/pipeline.py", "_unexplained_density"),
-    "templates": ("ligfit/templates/__init__.py", "seeds_for_build"),
+    "templates": ("ligfit/templates/transplant.py", "seeds_for_build"),
     "docking": ("ligfit/dock/place.py", "dock"),
     "  site grids": ("ligfit/dock/search.py", "around"),
     "  conformer search": ("ligfit/dock/search.py", "optimise", "_dock_blob"),
@@ -206,7 +206,9 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="AGS box, one heme, the 10- and 40-atom pockets")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2: the target's 2 cores; OpenMM: OPENMM_CPU_THREADS)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch threads (default 2: the target's 2 cores; OpenMM: OPENMM_CPU_THREADS)"
+    )
     parser.add_argument("--no-profile", action="store_true", help="no cProfile: the pipeline's own stage timer (fewer stages)")
     parser.add_argument("--dump", type=Path, help="write each case's cProfile stats into this folder (for pstats/snakeviz)")
     parser.add_argument("--only", nargs="+", help="run only the cases whose label contains one of these")

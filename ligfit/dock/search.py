@@ -93,26 +93,17 @@ def rotation_matrices(rotation_vectors: torch.Tensor) -> torch.Tensor:
 
 
 def apply_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: TorsionTree) -> torch.Tensor:
-    """Rotate each rotatable bond's moving side by its angle (radians); coordinates (B, N, 3), the first N atoms of the ligand.
-
-    Each bond's rotation is one (B, 3, 3) matrix (Rodrigues) applied to the moving atoms alone.
-    """
-    count = coordinates.shape[1]
-    eye = torch.eye(3, dtype=coordinates.dtype)
+    """Rotate each rotatable bond's moving side by its angle (radians); coordinates (B, N, 3), the first N atoms of the ligand."""
     for t, (a, b) in enumerate(tree.axes):
-        moving = torch.as_tensor(np.flatnonzero(tree.moving[t, :count]))
-        if len(moving) == 0:
-            continue
         origin = coordinates[:, b : b + 1, :]
         axis = origin - coordinates[:, a : a + 1, :]
-        axis = (axis / torch.sqrt((axis**2).sum(-1, keepdim=True) + 1e-12))[:, 0]  # (B, 3)
-        x, y, z = axis.unbind(-1)
-        zero = torch.zeros_like(x)
-        cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(-1, 3, 3)
+        axis = axis / torch.sqrt((axis**2).sum(-1, keepdim=True) + 1e-12)
+        v = coordinates - origin
         theta = angles[:, t, None, None]
-        rotation = eye + torch.sin(theta) * cross + (1 - torch.cos(theta)) * (cross @ cross)
-        moved = (coordinates.index_select(1, moving) - origin) @ rotation.transpose(1, 2) + origin
-        coordinates = coordinates.index_copy(1, moving, moved)
+        cos, sin = torch.cos(theta), torch.sin(theta)
+        rotated = v * cos + torch.cross(axis.expand_as(v), v, dim=-1) * sin + axis * (axis * v).sum(-1, keepdim=True) * (1 - cos)
+        mask = torch.as_tensor(tree.moving[t, : coordinates.shape[1]])[None, :, None]
+        coordinates = torch.where(mask, rotated + origin, coordinates)
     return coordinates
 
 
@@ -248,6 +239,15 @@ class PoseBatch:
         rotation = rotation_matrices(self.rotation) @ self.rotation0
         return local @ rotation.transpose(1, 2) + self.position0[:, None, :] + self.translation[:, None, :]
 
+    def keep(self, indices: torch.Tensor) -> None:
+        """Keep only the poses at ``indices`` (their parameters as they are now)."""
+        self.source = self.source[indices.numpy()]
+        self.local, self.rotation0, self.position0 = self.local[indices], self.rotation0[indices], self.position0[indices]
+        self.translation = self.translation.detach()[indices].requires_grad_(True)
+        self.rotation = self.rotation.detach()[indices].requires_grad_(True)
+        if self.torsion is not None:
+            self.torsion = self.torsion.detach()[indices].requires_grad_(True)
+
     def parameter_groups(self) -> list[tuple[torch.Tensor, float]]:
         """Each parameter tensor with its Adam learning rate (Å, radians)."""
         groups = [(self.translation, 0.15), (self.rotation, 0.05)]
@@ -261,10 +261,19 @@ class PoseBatch:
 
 
 def optimise(
-    batch: PoseBatch, site: Site, tree: TorsionTree | None, clash: torch.Tensor, channel: int, steps: int, options: DockingOptions
+    batch: PoseBatch,
+    site: Site,
+    tree: TorsionTree | None,
+    clash: torch.Tensor,
+    channel: int,
+    steps: int,
+    options: DockingOptions,
+    survivors: int | None = None,
 ) -> np.ndarray:
     """Adam with a cosine schedule on every pose at once; returns the final per-pose loss.
 
+    ``survivors``: after ``options.prune_after`` of the steps, keep only this many lowest-loss
+    poses (``batch`` shrinks to them); the others are dominated and are not optimised further.
     ``clash`` holds the per-atom clash distances from :func:`clash_limits`. Only heavy atoms are
     posed while optimising (the loss reads nothing else). Adam is written out (the update of
     ``torch.optim.Adam``, defaults β = (0.9, 0.999), ε = 1e-8, with ``CosineAnnealingLR``'s
@@ -278,8 +287,16 @@ def optimise(
     first = [torch.zeros_like(parameter) for parameter in parameters]
     second = [torch.zeros_like(parameter) for parameter in parameters]
     beta1, beta2, epsilon = ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPSILON
+    prune_step = int(options.prune_after * steps) if survivors is not None and survivors < len(batch) else -1
     for step in range(steps):
         loss = fit_loss(batch.coordinates(tree, heavy_only=True), site, clash, channel, options, pairs, internal)
+        if step == prune_step:
+            kept = torch.argsort(loss.detach())[:survivors].sort().values
+            batch.keep(kept)
+            groups = batch.parameter_groups()
+            parameters = [parameter for parameter, _ in groups]
+            first, second = [m[kept] for m in first], [v[kept] for v in second]
+            loss = fit_loss(batch.coordinates(tree, heavy_only=True), site, clash, channel, options, pairs, internal)
         gradients = torch.autograd.grad(loss.sum(), parameters)
         schedule = 0.5 * (1.0 + math.cos(math.pi * step / max(steps, 1)))
         correction1, correction2 = 1.0 - beta1 ** (step + 1), 1.0 - beta2 ** (step + 1)
