@@ -12,6 +12,10 @@ class DockingOptions:
     # Conformer search: every conformer from 4 principal-axis alignments + random orientations.
     random_orientations: int = 12
     smooth_steps: int = 80
+    # After this fraction of its steps the conformer search keeps only its best starts (the rest are dominated):
+    # this many per pose that goes on to refinement (refine_poses // 2 from this search), or all when fewer.
+    prune_after: float = 0.5
+    survivors_per_candidate: int = 8
     # Anchor and grow: the largest rigid fragments placed exhaustively, torsions grown by beam search.
     anchors: int = 3
     anchor_rotations: int = 500

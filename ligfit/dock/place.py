@@ -178,7 +178,8 @@ def _dock_blob(
     conformer_index, rotations, positions = _conformer_starts(ligand, blob, options, rng)
     batch = PoseBatch(conformers[conformer_index], rotations, positions, heavy, np.full(len(conformer_index), CONFORMER_SEARCH))
     batch.enable_torsions(len(tree.axes))
-    loss = optimise(batch, site, tree, limits, SMOOTH, options.smooth_steps, options)
+    survivors = options.survivors_per_candidate * max(1, options.refine_poses // 2) if options.survivors_per_candidate else None
+    loss = optimise(batch, site, tree, limits, SMOOTH, options.smooth_steps, options, survivors=survivors)
     pool = [batch.current(tree)]
     pool_loss = [loss]
     pool_source = [batch.source]

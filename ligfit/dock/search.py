@@ -7,6 +7,7 @@ and of distance-to-protein grids.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,8 @@ from ligfit.measures import METAL_ELEMENTS, POLAR_ELEMENTS
 METAL_CLASH_DISTANCE = 1.8
 
 SMOOTH, SHARP, APOLAR_DISTANCE, POLAR_DISTANCE = range(4)
+#: Adam's moment decay rates and ε (torch.optim.Adam's defaults).
+ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-8
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def rotation_matrices(rotation_vectors: torch.Tensor) -> torch.Tensor:
 
 
 def apply_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: TorsionTree) -> torch.Tensor:
-    """Rotate each rotatable bond's moving side by its angle (radians); coordinates (B, N, 3)."""
+    """Rotate each rotatable bond's moving side by its angle (radians); coordinates (B, N, 3), the first N atoms of the ligand."""
     for t, (a, b) in enumerate(tree.axes):
         origin = coordinates[:, b : b + 1, :]
         axis = origin - coordinates[:, a : a + 1, :]
@@ -99,7 +102,7 @@ def apply_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: Torsio
         theta = angles[:, t, None, None]
         cos, sin = torch.cos(theta), torch.sin(theta)
         rotated = v * cos + torch.cross(axis.expand_as(v), v, dim=-1) * sin + axis * (axis * v).sum(-1, keepdim=True) * (1 - cos)
-        mask = torch.as_tensor(tree.moving[t])[None, :, None]
+        mask = torch.as_tensor(tree.moving[t, : coordinates.shape[1]])[None, :, None]
         coordinates = torch.where(mask, rotated + origin, coordinates)
     return coordinates
 
@@ -192,8 +195,8 @@ def fit_loss(
     clash = clash + (torch.relu(limits[1] - samples[POLAR_DISTANCE]) ** 2).sum(-1)
     loss = -density + options.clash_weight * clash
     if internal_pairs is not None and len(internal_pairs):
-        i, j = internal_pairs.T
-        separation = torch.sqrt(((heavy_xyz[:, i] - heavy_xyz[:, j]) ** 2).sum(-1) + 1e-9)
+        i, j = torch.as_tensor(internal_pairs.T)
+        separation = torch.sqrt(((heavy_xyz.index_select(1, i) - heavy_xyz.index_select(1, j)) ** 2).sum(-1) + 1e-9)
         limits = torch.as_tensor(internal_limits, dtype=separation.dtype)
         loss = loss + options.internal_weight * (torch.relu(limits - separation) ** 2).sum(-1)
     return loss
@@ -228,17 +231,28 @@ class PoseBatch:
     def enable_torsions(self, count: int) -> None:
         self.torsion = torch.zeros(len(self), count, requires_grad=True)
 
-    def coordinates(self, tree: TorsionTree | None = None) -> torch.Tensor:
-        local = self.local
+    def coordinates(self, tree: TorsionTree | None = None, heavy_only: bool = False) -> torch.Tensor:
+        """Posed coordinates (B, N, 3); with ``heavy_only`` just the heavy atoms (what the score reads: half the work)."""
+        local = self.local[:, : self.heavy] if heavy_only else self.local
         if self.torsion is not None and tree is not None and len(tree.axes):
             local = apply_torsions(local, self.torsion, tree)
         rotation = rotation_matrices(self.rotation) @ self.rotation0
         return local @ rotation.transpose(1, 2) + self.position0[:, None, :] + self.translation[:, None, :]
 
-    def parameter_groups(self) -> list[dict]:
-        groups = [{"params": [self.translation], "lr": 0.15}, {"params": [self.rotation], "lr": 0.05}]
+    def keep(self, indices: torch.Tensor) -> None:
+        """Keep only the poses at ``indices`` (their parameters as they are now)."""
+        self.source = self.source[indices.numpy()]
+        self.local, self.rotation0, self.position0 = self.local[indices], self.rotation0[indices], self.position0[indices]
+        self.translation = self.translation.detach()[indices].requires_grad_(True)
+        self.rotation = self.rotation.detach()[indices].requires_grad_(True)
         if self.torsion is not None:
-            groups.append({"params": [self.torsion], "lr": 0.08})
+            self.torsion = self.torsion.detach()[indices].requires_grad_(True)
+
+    def parameter_groups(self) -> list[tuple[torch.Tensor, float]]:
+        """Each parameter tensor with its Adam learning rate (Å, radians)."""
+        groups = [(self.translation, 0.15), (self.rotation, 0.05)]
+        if self.torsion is not None:
+            groups.append((self.torsion, 0.08))
         return groups
 
     def current(self, tree: TorsionTree | None = None) -> np.ndarray:
@@ -247,24 +261,53 @@ class PoseBatch:
 
 
 def optimise(
-    batch: PoseBatch, site: Site, tree: TorsionTree | None, clash: torch.Tensor, channel: int, steps: int, options: DockingOptions
+    batch: PoseBatch,
+    site: Site,
+    tree: TorsionTree | None,
+    clash: torch.Tensor,
+    channel: int,
+    steps: int,
+    options: DockingOptions,
+    survivors: int | None = None,
 ) -> np.ndarray:
     """Adam with a cosine schedule on every pose at once; returns the final per-pose loss.
 
-    ``clash`` holds the per-atom clash distances from :func:`clash_limits`.
+    ``survivors``: after ``options.prune_after`` of the steps, keep only this many lowest-loss
+    poses (``batch`` shrinks to them); the others are dominated and are not optimised further.
+    ``clash`` holds the per-atom clash distances from :func:`clash_limits`. Only heavy atoms are
+    posed while optimising (the loss reads nothing else). Adam is written out (the update of
+    ``torch.optim.Adam``, defaults β = (0.9, 0.999), ε = 1e-8, with ``CosineAnnealingLR``'s
+    learning rates): torch's optimiser imports torch._dynamo on first use (2.4 s) and adds
+    Python overhead to every one of the thousands of small steps a blob takes.
     """
     pairs = tree.internal_pairs if tree is not None else None
     internal = tree.internal_limits if tree is not None else None
-    optimiser = torch.optim.Adam(batch.parameter_groups())
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(steps, 1))
-    for _ in range(steps):
-        optimiser.zero_grad()
-        loss = fit_loss(batch.coordinates(tree)[:, : batch.heavy], site, clash, channel, options, pairs, internal)
-        loss.sum().backward()
-        optimiser.step()
-        scheduler.step()
+    groups = batch.parameter_groups()
+    parameters = [parameter for parameter, _ in groups]
+    first = [torch.zeros_like(parameter) for parameter in parameters]
+    second = [torch.zeros_like(parameter) for parameter in parameters]
+    beta1, beta2, epsilon = ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPSILON
+    prune_step = int(options.prune_after * steps) if survivors is not None and survivors < len(batch) else -1
+    for step in range(steps):
+        loss = fit_loss(batch.coordinates(tree, heavy_only=True), site, clash, channel, options, pairs, internal)
+        if step == prune_step:
+            kept = torch.argsort(loss.detach())[:survivors].sort().values
+            batch.keep(kept)
+            groups = batch.parameter_groups()
+            parameters = [parameter for parameter, _ in groups]
+            first, second = [m[kept] for m in first], [v[kept] for v in second]
+            loss = fit_loss(batch.coordinates(tree, heavy_only=True), site, clash, channel, options, pairs, internal)
+        gradients = torch.autograd.grad(loss.sum(), parameters)
+        schedule = 0.5 * (1.0 + math.cos(math.pi * step / max(steps, 1)))
+        correction1, correction2 = 1.0 - beta1 ** (step + 1), 1.0 - beta2 ** (step + 1)
+        with torch.no_grad():
+            for (parameter, rate), gradient, mean, square in zip(groups, gradients, first, second):
+                mean.mul_(beta1).add_(gradient, alpha=1.0 - beta1)
+                square.mul_(beta2).addcmul_(gradient, gradient, value=1.0 - beta2)
+                denominator = (square.sqrt() / math.sqrt(correction2)).add_(epsilon)
+                parameter.addcdiv_(mean, denominator, value=-rate * schedule / correction1)
     with torch.no_grad():
-        loss = fit_loss(batch.coordinates(tree)[:, : batch.heavy], site, clash, channel, options, pairs, internal)
+        loss = fit_loss(batch.coordinates(tree, heavy_only=True), site, clash, channel, options, pairs, internal)
     return loss.numpy().astype(float)
 
 
