@@ -101,7 +101,11 @@ def speedup(root: Path, rows: list[dict], entry: str, resolution: float, decoys:
 
 
 def identification(root: Path, quick: bool, workers: int) -> list[dict]:
-    """Right CCD code in the top 3? Hemes of EMD-3488, NADP of 3NZD, the EM ligand boxes whose ligand is in the library."""
+    """Right CCD code in the top 3? Hemes of EMD-3488, NADP of 3NZD, the EM ligand boxes whose ligand is in the library.
+
+    3NZD's other ligand, the inhibitor D2Q, is not in the library (nor a common ligand), so only its
+    NADPH site is asked; of the EM boxes only 6W6E's AGS is in the library.
+    """
     results = []
 
     clock = [time.perf_counter()]
@@ -111,18 +115,24 @@ def identification(root: Path, quick: bool, workers: int) -> list[dict]:
         rank = codes.index(code) + 1 if code in codes else None
         wall = round(time.perf_counter() - clock[0], 1)
         docked = sum(1 for row in result.rows if row.get("status") == "ok")
+        fits = {row.get("code") or row["name"]: row.get("fit_score") for row in result.rows if row.get("status") == "ok"}
         results.append(
             {
                 "case": name,
                 "true_code": code,
                 "rank": rank,
                 "top3": codes[:3],
+                "top3_fit": [fits[c] for c in codes[:3]],
+                "true_fit": fits.get(code),
                 "in_top3": rank is not None and rank <= 3,
                 "docked": docked,
                 "wall_s": wall,
+                "prefilter": " | ".join(result.prefilter_lines()),
             }
         )
-        print(f"  {name}: {code} ranked {rank}; top 3 {codes[:3]}; {docked} docked; {wall} s", flush=True)
+        print(f"  {name}: {code} ranked {rank} (fit {fits.get(code)}); top 3 {codes[:3]}; {docked} docked; {wall} s", flush=True)
+        for line in result.prefilter_lines():
+            print(f"    {line}", flush=True)
         clock[0] = time.perf_counter()
 
     density, structure, _ = hemoglobin_hemes(root)
@@ -291,10 +301,11 @@ def main() -> None:
     if "identify" not in skip:
         found = identification(root, not args.identify_all, args.workers)
         write_csv(RESULTS / f"screening_identify{suffix}.csv", found)
-        print("\n| blob | true CCD | rank | top 3 | time (s) |")
-        print("|---|---|---|---|---|")
+        print("\n| blob | true CCD | rank | top 3 (fit score) | docked | time (s) |")
+        print("|---|---|---|---|---|---|")
         for row in found:
-            print(f"| {row['case']} | {row['true_code']} | {row['rank']} | {' '.join(row['top3'])} | {row['wall_s']} |")
+            top3 = ", ".join(f"{c} ({f:.2f})" for c, f in zip(row["top3"], row["top3_fit"]))
+            print(f"| {row['case']} | {row['true_code']} | {row['rank']} | {top3} | {row['docked']} | {row['wall_s']} |")
         print(f"right code in the top 3: {sum(r['in_top3'] for r in found)}/{len(found)}")
 
 
