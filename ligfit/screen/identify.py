@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 from ligfit.runtime import Progress, no_progress
-from ligfit.screen.library import Library, LibraryEntry, read_library
+from ligfit.screen.library import COMMON_LIGANDS_FILE, Library, LibraryEntry, read_library
 from ligfit.screen.run import ScreenOptions, ScreenResult, run_screen
 
-COMMON_LIGANDS = Path(__file__).with_name("common_ligands.csv")
-#: conformers per flexible candidate (> FLEXIBLE_ROTORS rotatable bonds) in identification
+COMMON_LIGANDS = Path(__file__).with_name(COMMON_LIGANDS_FILE)
+#: conformers per flexible candidate (> FLEXIBLE_ROTORS rotatable bonds: lipids, detergents) in identification
 IDENTIFY_FLEXIBLE_CONFORMERS = 3
 
 

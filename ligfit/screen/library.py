@@ -19,6 +19,8 @@ from rdkit.rdBase import BlockLogs
 
 from ligfit.errors import LigfitError
 
+#: file name of the shipped library of common ligands; its entries' source is "common_ligands.csv:<category>"
+COMMON_LIGANDS_FILE = "common_ligands.csv"
 _SMILES_COLUMNS = ("smiles", "smi", "canonical_smiles", "isomeric_smiles")
 _NAME_COLUMNS = ("name", "id", "title", "compound", "compound_id", "ligand", "code")
 
@@ -45,6 +47,12 @@ class LibraryEntry:
     heavy_atoms: int
     source: str = ""  # where it came from: "file:line"
     code: str = ""  # CCD code, for the shipped library of common ligands
+
+    @property
+    def category(self) -> str:
+        """The shipped library's category ('cofactor', 'lipid', …); 'library' for a user's ligands."""
+        prefix, _, rest = self.source.partition(":")
+        return rest if prefix == COMMON_LIGANDS_FILE and rest else "library"
 
     @property
     def key(self) -> str:

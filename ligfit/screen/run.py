@@ -57,8 +57,14 @@ SCREEN_DOCKING = DockingOptions(
     final_poses=4,
 )
 
-#: molecules with more rotatable bonds than this count as flexible (``ScreenOptions.flexible_conformers``)
-FLEXIBLE_ROTORS = 8
+#: molecules with more rotatable bonds than this count as flexible (``ScreenOptions.flexible_conformers``):
+#: lipids, detergents, CoA and heme A's tail (14–82), not the dinucleotides NAD(P)(H) and FAD (11–13).
+#: With the cut at 8, NADPH was docked into 3NZD's real 1.8 Å density with 3 conformers and missed
+#: it (fit score 0.03, below ATP's 0.35); with the screen's 8 conformers it fits (0.42). Identification
+#: on EMD-3488's first heme blob took about as long with the cut at 13 as at 8 (276 s, 279 s; 1 worker,
+#: shared machine). A cut at 20 was not timed (an earlier note here said it doubled the time: that
+#: was a measuring error, output held in a pipe's buffer).
+FLEXIBLE_ROTORS = 13
 
 RANKING_COLUMNS = (
     "rank",
@@ -133,6 +139,11 @@ class ScreenResult:
     library: Library
     folder: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    prefilter: list[dict] = field(default_factory=list)  # per blob and library category: docked, and why the rest were not
+
+    def prefilter_lines(self) -> list[str]:
+        """One line per blob: which categories of the library were docked, and why the others were not."""
+        return prefilter_lines(self.prefilter)
 
     @property
     def hits(self) -> list[dict]:
@@ -157,6 +168,7 @@ class ScreenResult:
                 f"{_fmt(row.get('blob_cc'), 6)} {_fmt(row.get('explained'))} {_fmt(row.get('q_score'))}"
             )
         lines.append(self.verdict)
+        lines.extend(self.prefilter_lines())
         return "\n".join(lines)
 
 
@@ -182,8 +194,11 @@ def prepare_context(
     shape = _typical_shape(library, options)
     if options.site is not None:
         center = site_center(options.site, structure)
-        radius = float(np.linalg.norm(shape.extents)) * 1.8 + 4.0
-        blobs = [segment.site_blob(difference, center, radius, shape, protein_xyz if len(protein_xyz) else None)]
+        found = _blob_at_site(difference, center, shape, protein_xyz, options.threshold) if len(protein_xyz) else None
+        if found is None:
+            radius = float(np.linalg.norm(shape.extents)) * 1.8 + 4.0
+            found = segment.site_blob(difference, center, radius, shape, protein_xyz if len(protein_xyz) else None)
+        blobs = [found]
     else:
         blobs = segment.find_blobs(difference, shape, protein_xyz if len(protein_xyz) else None, threshold=options.threshold)
         blobs = sorted(blobs, key=lambda b: -(b.estimated_heavy_atoms or b.volume / 10.0))  # numbered by size
@@ -209,6 +224,25 @@ def prepare_context(
         ReferenceGaussian.from_map(density),
         digest.hexdigest()[:16],
     )
+
+
+#: Å: a blob counts as the one at a site when its voxels come this close to the site's centre
+SITE_REACH = 4.0
+
+
+def _blob_at_site(difference, center: np.ndarray, shape: LigandShape, protein_xyz: np.ndarray, threshold: float) -> Blob | None:
+    """The connected blob of unexplained density at a site (most voxels within :data:`SITE_REACH`), or None.
+
+    With a model, a site's blob is the density there, not a sphere around it: the sphere that
+    ``segment.site_blob`` cuts (12 Å across and more) holds neighbouring ligands and waters too, so its
+    estimated heavy-atom count (247 at 3NZD's NADPH, which has 48) made the size prefilter turn
+    every candidate away, and its unexplained density favoured the largest candidates.
+    """
+    blobs = segment.find_blobs(difference, shape, protein_xyz, threshold=threshold)
+    near = [int((np.linalg.norm(blob.points - center, axis=1) <= SITE_REACH).sum()) for blob in blobs]
+    if not blobs or max(near) == 0:
+        return None
+    return dataclasses.replace(blobs[int(np.argmax(near))], rank=0)
 
 
 def _typical_shape(library: Library, options: ScreenOptions) -> LigandShape:
@@ -244,10 +278,12 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
     blobs = list(context.blobs)
     if not blobs:
         return {"status": "no_blob", "note": f"no unexplained density above {options.threshold} σ near the model"}
+    verdicts: dict[str, str] = {}  # blob number -> why it was not docked there ('' where it was)
     if options.prefilter:
         reasons = [ranking.size_prefilter(entry.heavy_atoms, blob) for blob in blobs]
+        verdicts.update((str(blob.rank), reason) for blob, reason in zip(blobs, reasons))
         if all(reasons):
-            return {"status": "filtered", "note": reasons[0], "blob_heavy_atoms": _rounded(blobs[0].estimated_heavy_atoms, 1)}
+            return _filtered(reasons[0], blobs[0], verdicts)
         blobs = [blob for blob, reason in zip(blobs, reasons) if not reason]
     conformer_count = options.max_conformers
     if options.flexible_conformers is not None and _rotatable_bonds(entry.smiles) > FLEXIBLE_ROTORS:
@@ -258,10 +294,14 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
     extents = np.array([LigandShape.from_conformers(c[None]).extents for c in conformers])
     if options.prefilter:
         reasons = [ranking.shape_prefilter(extents, blob) for blob in blobs]
+        verdicts.update((str(blob.rank), reason) for blob, reason in zip(blobs, reasons))
         if all(reasons):
-            return {"status": "filtered", "note": reasons[0], "blob_heavy_atoms": _rounded(blobs[0].estimated_heavy_atoms, 1)}
+            return _filtered(reasons[0], blobs[0], verdicts)
         blobs = [blob for blob, reason in zip(blobs, reasons) if not reason]
-    blobs = sorted(blobs, key=lambda blob: -ranking.blob_match(heavy, extents, blob))[: options.max_blobs]
+    ordered = sorted(blobs, key=lambda blob: -ranking.blob_match(heavy, extents, blob))
+    blobs = ordered[: options.max_blobs]
+    verdicts.update((str(blob.rank), f"not among the {options.max_blobs} blob(s) it matches best") for blob in ordered[options.max_blobs :])
+    verdicts.update((str(blob.rank), "") for blob in blobs)
     protein = io.AtomTable.from_arrays(context.protein_coordinates, context.protein_elements) if len(context.protein_coordinates) else None
     if heavy == 1:
         poses = _single_atom_poses(ligand, blobs)
@@ -301,11 +341,16 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
                 },
             }
     if best is None:
-        return {"status": "no_pose", "note": "docking found no pose in the blob(s)"}
+        return {"status": "no_pose", "note": "docking found no pose in the blob(s)", "prefilter": verdicts}
+    best["prefilter"] = verdicts
     best["confidence"] = round(ranking.confidence(best["fit_score"], options.hit_score), 3)
     best["hit"] = best["fit_score"] >= options.hit_score
     best["status"] = "ok"
     return best
+
+
+def _filtered(reason: str, blob: Blob, verdicts: dict[str, str]) -> dict:
+    return {"status": "filtered", "note": reason, "blob_heavy_atoms": _rounded(blob.estimated_heavy_atoms, 1), "prefilter": verdicts}
 
 
 def _rotatable_bonds(smiles: str) -> int:
@@ -460,7 +505,11 @@ def run_screen(
         if isinstance(scheduler, str) and client is not None:
             client.close()
     rows = rank_rows([records[entry.key] for entry in library.entries if entry.key in records])
-    result = ScreenResult(rows, [b.summary() for b in context.blobs], ranking.verdict(rows, options.hit_score), library, folder, timings)
+    verdict = ranking.verdict(rows, options.hit_score)
+    prefilter = prefilter_summary(library, records, context.blobs)
+    result = ScreenResult(rows, [b.summary() for b in context.blobs], verdict, library, folder, timings, prefilter)
+    for line in result.prefilter_lines():
+        progress(line)
     if folder is not None:
         write_outputs(result, folder, model, top, context)
     return result
@@ -499,6 +548,61 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+#: the prefilter's reasons, by the words they start with (ranking.size_prefilter, ranking.shape_prefilter, _screen)
+PREFILTER_REASONS = ("too big", "too small", "too long", "too short", "not among")
+
+
+def prefilter_summary(library: Library, records: dict[str, dict], blobs: tuple[Blob, ...]) -> list[dict]:
+    """Per blob and library category: how many ligands were docked into it, and why the others were not."""
+    rows = []
+    for blob in blobs:
+        by_category: dict[str, dict] = {}
+        for entry in library.entries:
+            record = records.get(entry.key)
+            if record is None:
+                continue
+            reason = (record.get("prefilter") or {}).get(str(blob.rank))
+            if reason is None:  # judged before the prefilter: an error, or a record from before it was kept
+                reason = "" if record.get("status") in ("ok", "no_pose") else str(record.get("status"))
+            row = by_category.setdefault(
+                entry.category,
+                {"blob": blob.rank, "category": entry.category, "ligands": 0, "docked": 0, **{r: 0 for r in PREFILTER_REASONS}, "other": 0},
+            )
+            row.setdefault("docked_names", [])
+            row["ligands"] += 1
+            if not reason:
+                row["docked"] += 1
+                row["docked_names"].append(entry.code or entry.name)
+            else:
+                row[next((r for r in PREFILTER_REASONS if reason.startswith(r)), "other")] += 1
+        for row in by_category.values():
+            row["docked_names"] = " ".join(row["docked_names"])
+            row["blob_heavy_atoms"] = _rounded(blob.estimated_heavy_atoms, 1)
+            row["blob_extents_A"] = " ".join(f"{v:.1f}" for v in blob.extents)
+            rows.append(row)
+    return rows
+
+
+def prefilter_lines(summary: list[dict]) -> list[str]:
+    """'blob 1 (~64 heavy atoms, spread 2.9/2.8/2.2 Å): docked 35/89: cofactor 18/18, …; not docked: sugar 9 too small, …'."""
+    lines = []
+    for blob in dict.fromkeys(row["blob"] for row in summary):
+        rows = [row for row in summary if row["blob"] == blob]
+        size = f"~{rows[0]['blob_heavy_atoms']:.0f} heavy atoms, " if rows[0]["blob_heavy_atoms"] is not None else ""
+        docked = sum(row["docked"] for row in rows)
+        total = sum(row["ligands"] for row in rows)
+        kept = ", ".join(f"{row['category']} {row['docked']}/{row['ligands']}" for row in rows if row["docked"])
+        dropped = ", ".join(
+            f"{row['category']} {row[reason]} {reason}" for row in rows for reason in (*PREFILTER_REASONS, "other") if row[reason]
+        )
+        lines.append(
+            f"blob {blob} ({size}spread {rows[0]['blob_extents_A'].replace(' ', '/')} Å): docked {docked}/{total}"
+            + (f": {kept}" if kept else "")
+            + (f"; not docked: {dropped}" if dropped else "")
+        )
+    return lines
+
+
 def rank_rows(records: list[dict]) -> list[dict]:
     """Rows best first: scored ligands by fit score, then filtered and failed ones."""
     order = {"ok": 0, "no_pose": 1, "filtered": 2, "no_blob": 3, "error": 4}
@@ -519,7 +623,9 @@ def write_outputs(result: ScreenResult, folder: Path, model: ModelInput, top: in
         for row in result.rows:
             writer.writerow({column: "" if row.get(column) is None else row.get(column) for column in RANKING_COLUMNS})
     summary = {"verdict": result.verdict, "hits": len(result.hits), "ligands": len(result.rows), "timings": result.timings}
-    io.write_text(folder / "screen.json", json.dumps({**summary, "library": result.library.summary(), "blobs": result.blobs}, indent=1))
+    document = {**summary, "library": result.library.summary(), "blobs": result.blobs, "prefilter": result.prefilter}
+    io.write_text(folder / "screen.json", json.dumps(document, indent=1))
+    _write_prefilter(folder / "prefilter.csv", result)
     page = build_ranking_html(
         result.rows,
         result.verdict,
@@ -554,6 +660,15 @@ def _write_library_notes(folder: Path, library: Library) -> None:
     for duplicate in library.duplicates:
         lines.append(_csv_line([duplicate["source"], "duplicate", duplicate["name"], f"same molecule as {duplicate['same_as']}"]))
     io.write_text(folder / "library_notes.csv", "\n".join(lines) + "\n")
+
+
+def _write_prefilter(path: Path, result: ScreenResult) -> None:
+    """One row per blob and library category: ligands, docked, and how many each prefilter reason kept out."""
+    if not result.prefilter:
+        return
+    columns = list(result.prefilter[0])
+    lines = [",".join(columns)] + [_csv_line([row.get(column) for column in columns]) for row in result.prefilter]
+    io.write_text(path, "\n".join(lines) + "\n")
 
 
 def _write_blobs(path: Path, blobs: tuple[Blob, ...]) -> None:
