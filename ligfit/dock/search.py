@@ -297,7 +297,8 @@ def optimise(
             parameters = [parameter for parameter, _ in groups]
             first, second = [m[kept] for m in first], [v[kept] for v in second]
             loss = fit_loss(batch.coordinates(tree, heavy_only=True), site, clash, channel, options, pairs, internal)
-        gradients = torch.autograd.grad(loss.sum(), parameters)
+        gradients = torch.autograd.grad(loss.sum(), parameters, allow_unused=True)  # a rigid ligand's empty torsions are unused
+        gradients = [torch.zeros_like(p) if g is None else g for p, g in zip(parameters, gradients)]
         schedule = 0.5 * (1.0 + math.cos(math.pi * step / max(steps, 1)))
         correction1, correction2 = 1.0 - beta1 ** (step + 1), 1.0 - beta2 ** (step + 1)
         with torch.no_grad():
