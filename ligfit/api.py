@@ -63,10 +63,10 @@ def build(
     path or gemmi.Structure (None: the map holds only the ligand). ``resolution`` in Å.
     ``site``: "x,y,z", (x, y, z) or "A:123" to skip the blob search. ``threshold``: blob
     threshold in σ of the difference map. ``copies``: place up to this many copies in
-    distinct blobs (e.g. one per subunit), or ``"auto"``: in every blob whose density supports the ligand. ``templates``: a template library folder (default: the
-    shipped one; ``use_templates=False`` docks from the density alone). ``refine``: refine ligand
-    and pocket against the map in OpenMM (``refinement`` sets how). ``parameter_cache``: a
-    :class:`LigandParameterCache` shared across calls, so a screen parametrises each ligand once.
+    distinct blobs (e.g. one per subunit), or ``"auto"``: one in every blob whose density
+    supports the ligand. ``templates``: a template library folder (default: the shipped one;
+    ``use_templates=False`` docks from the density alone). ``refine``: refine ligand and pocket
+    against the map in OpenMM (``refinement`` sets how). ``parameter_cache``: a :class:`LigandParameterCache` shared across calls, so a screen parametrises each ligand once.
     ``sequence`` (FASTA path, one-letter sequence or a list): with no ``model``, trace a protein
     model de novo with the backbone network and thread this sequence onto it (``trace`` sets how;
     default :data:`ligfit.trace.BUILD_TRACE`). ``fit_model``: place ``model`` in the map first, as

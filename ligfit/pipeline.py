@@ -39,6 +39,9 @@ MODEL_MARGIN = 5.0
 MAP_MARGIN_AROUND_MODEL = 15.0
 #: ... when that region holds at most this fraction of the map's voxels (otherwise the whole map is kept).
 CROP_BELOW_FRACTION = 0.7
+#: ``copies=AUTO_COPIES`` places the ligand in every blob whose density supports it (confidence at least
+#: "medium"), docking at most AUTO_COPIES_MAX_BLOBS blobs (the best-matching ones; see segment.select_blobs).
+AUTO_COPIES, AUTO_COPIES_MAX_BLOBS = "auto", 24
 
 MapInput = MapSource
 ModelInput = str | os.PathLike | gemmi.Structure | None
@@ -243,11 +246,6 @@ def run_build(
     )
     result.ligand_fit = ligand_fit(result)
     return result
-
-
-#: ``copies=AUTO_COPIES`` places the ligand in every blob whose density supports it (confidence at least
-#: "medium"), docking at most AUTO_COPIES_MAX_BLOBS blobs (the best-matching ones; see segment.select_blobs).
-AUTO_COPIES, AUTO_COPIES_MAX_BLOBS = "auto", 24
 
 
 def _blobs_to_dock(options: BuildOptions) -> int:
