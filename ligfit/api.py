@@ -66,7 +66,8 @@ def build(
     distinct blobs (e.g. one per subunit), or ``"auto"``: one in every blob whose density
     supports the ligand. ``templates``: a template library folder (default: the shipped one;
     ``use_templates=False`` docks from the density alone). ``refine``: refine ligand and pocket
-    against the map in OpenMM (``refinement`` sets how). ``parameter_cache``: a :class:`LigandParameterCache` shared across calls, so a screen parametrises each ligand once.
+    against the map in OpenMM (``refinement`` sets how). ``parameter_cache``: a
+    :class:`LigandParameterCache` shared across calls, so a screen parametrises each ligand once.
     ``sequence`` (FASTA path, one-letter sequence or a list): with no ``model``, trace a protein
     model de novo with the backbone network and thread this sequence onto it (``trace`` sets how;
     default :data:`ligfit.trace.BUILD_TRACE`). ``fit_model``: place ``model`` in the map first, as
