@@ -423,9 +423,15 @@ def run_tasks(context: ScreenContext, entries: list[LibraryEntry], workers: int,
     processes = min(workers, len(entries))
     threads = max(1, (os.cpu_count() or 1) // processes)
     with ProcessPoolExecutor(processes, mp_context=pool_context, initializer=_start_worker, initargs=(context, threads)) as pool:
-        futures = [pool.submit(_screen_in_worker, entry) for entry in entries]
+        futures = [pool.submit(_screen_in_worker, entry) for entry in largest_first(entries)]
         for future in as_completed(futures):
             yield future.result()
+
+
+def largest_first(entries: list[LibraryEntry]) -> list[LibraryEntry]:
+    """The entries in the order to hand them to workers: the largest (slowest to dock) first, so that no
+    worker is left with a big ligand while the others stand idle at the end (longest-processing-time order)."""
+    return sorted(entries, key=lambda entry: -(entry.heavy_atoms or 0))
 
 
 def _run_dask(context: ScreenContext, entries: list[LibraryEntry], scheduler: str | object) -> Iterator[dict]:
@@ -435,7 +441,8 @@ def _run_dask(context: ScreenContext, entries: list[LibraryEntry], scheduler: st
 
         shared = client.scatter(context, broadcast=True, hash=False)  # sent once, deserialised once per worker
         futures = [
-            client.submit(screen_ligand, shared, entry, pure=False, key=f"screen-{entry.key}-{context.fingerprint}") for entry in entries
+            client.submit(screen_ligand, shared, entry, pure=False, key=f"screen-{entry.key}-{context.fingerprint}")
+            for entry in largest_first(entries)
         ]
         for future in dask_completed(futures, loop=client.loop):
             yield future.result()
