@@ -58,6 +58,29 @@ def complex_entries(root: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def sample_entries(root: Path, count: int | None, seed: int) -> list[str]:
+    """``count`` PoseBusters entries drawn at random with ``seed`` (all of them, shuffled, for None)."""
+    entries = [row["entry"] for row in complex_entries(root)]
+    size = len(entries) if count is None else min(count, len(entries))
+    return list(np.random.default_rng(seed).choice(entries, size=size, replace=False))
+
+
+def with_shifted_copy(structure: gemmi.Structure, shift: float) -> gemmi.Structure:
+    """``structure`` plus a copy of every chain moved ``shift`` Å along x (the copies take unused chain names)."""
+    pair = structure.clone()
+    names = {chain.name for chain in pair[0]}
+    for chain in structure[0]:
+        copy = chain.clone()
+        copy.name = io.unused_chain_name(names)
+        names.add(copy.name)
+        for residue in copy:
+            for atom in residue:
+                atom.pos = gemmi.Position(atom.pos.x + shift, atom.pos.y, atom.pos.z)
+        pair[0].add_chain(copy)
+    pair.setup_entities()
+    return pair
+
+
 def simulated_case(
     root: Path, entry: str, resolution: float, seed: int = 0, with_ligand: bool = True, noise: float = BENCHMARK_NOISE
 ) -> Case:

@@ -35,26 +35,6 @@ CASES = ("emd3488", "assembly", "assembly-decoy")
 SHIFT = 65.0  # Å between the two tetramers (as benchmarks/fit_predicted.simulated_complex)
 
 
-def _two_tetramers(structure):
-    """5NI1 and a copy shifted by SHIFT Å along x, chains renamed; hemes kept."""
-    import gemmi
-
-    from ligfit import io
-
-    pair = structure.clone()
-    names = {chain.name for chain in pair[0]}
-    for chain in structure[0]:
-        copy = chain.clone()
-        copy.name = io.unused_chain_name(names)
-        names.add(copy.name)
-        for residue in copy:
-            for atom in residue:
-                atom.pos = gemmi.Position(atom.pos.x + SHIFT, atom.pos.y, atom.pos.z)
-        pair[0].add_chain(copy)
-    pair.setup_entities()
-    return pair
-
-
 def _score(result, references) -> dict:
     """Hemes found (a placement within 2 Å), false placements, each placement's confidence."""
     from benchmarks.ligand_placement import ligand_rmsd
@@ -76,7 +56,7 @@ def _score(result, references) -> dict:
 def run_case(name: str) -> list[dict]:
     """One case in this process; rows with time and this process's peak memory."""
     import ligfit
-    from benchmarks.cases import data_root, hemoglobin_hemes, residues_as_mols
+    from benchmarks.cases import data_root, hemoglobin_hemes, residues_as_mols, with_shifted_copy
     from ligfit import io, maps
 
     root = data_root()
@@ -98,7 +78,7 @@ def run_case(name: str) -> list[dict]:
     resolution = 3.5
     deposited = io.read_structure(root / "em" / "maps_with_models" / "EMD-3488_5ME2_hemoglobin" / "5ni1_updated.cif")
     deposited.remove_waters()
-    pair = _two_tetramers(deposited)
+    pair = with_shifted_copy(deposited, SHIFT)  # hemes kept
     references = residues_as_mols(pair, "HEM")
     model = pair.clone()
     io.remove_residues(model, "HEM")

@@ -229,17 +229,9 @@ def heme_case(root: Path, seed: int) -> list[dict]:
 
 def simulated_complex(deposited: gemmi.Structure, resolution: float) -> tuple[maps.DensityMap, gemmi.Structure]:
     """Two copies of the tetramer 65 Å apart in a 250³ box of 1 Å voxels, simulated at ``resolution`` Å with noise."""
-    deposited = protein_only(deposited)
-    pair = deposited.clone()
-    names = {chain.name for chain in pair[0]}
-    for chain in deposited[0]:
-        copy = chain.clone()
-        copy.name = io.unused_chain_name(names)
-        names.add(copy.name)
-        for residue in copy:
-            for atom in residue:
-                atom.pos = gemmi.Position(atom.pos.x + 65.0, atom.pos.y, atom.pos.z)
-        pair[0].add_chain(copy)
+    from benchmarks.cases import with_shifted_copy
+
+    pair = with_shifted_copy(protein_only(deposited), 65.0)
     centre = io.heavy_atoms(pair).coordinates.mean(axis=0)
     like = maps.DensityMap(np.zeros((250, 250, 250), np.float32), 1.0, centre - 125.0)
     return maps.simulate(pair, resolution, like=like, noise=0.2, seed=3), pair

@@ -33,7 +33,7 @@ from rdkit import Chem
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import Case, complex_entries, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case, xray_d2q  # noqa: E402
+from benchmarks.cases import Case, data_root, em_ligand_boxes, hemoglobin_hemes, sample_entries, simulated_case, xray_d2q  # noqa: E402
 
 SUCCESS_RMSD = 2.0
 
@@ -175,11 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     if root is None:
         print("../shared/data is not available; nothing to benchmark", file=sys.stderr)
         return 0
-    entries = [row["entry"] for row in complex_entries(root)]
-    count = 6 if args.quick else args.entries or len(entries)
     resolutions = [3.0, 4.0] if args.quick else args.resolutions
-    sample = list(np.random.default_rng(args.seed).choice(entries, size=min(count, len(entries)), replace=False))
-    decoys = sample[: (4 if args.quick else args.decoys if args.decoys is not None else count)]
+    sample = sample_entries(root, 6 if args.quick else args.entries or None, args.seed)
+    decoys = sample[: (4 if args.quick else args.decoys if args.decoys is not None else len(sample))]
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import complex_entries, data_root  # noqa: E402
+from benchmarks.cases import data_root, sample_entries  # noqa: E402
 from benchmarks.ligand_placement import SUCCESS_RMSD, ligand_rmsd  # noqa: E402
 from benchmarks.realistic_cases import realistic_case  # noqa: E402
 
@@ -113,9 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if root is None:
         print("../shared/data is not available; nothing to benchmark", file=sys.stderr)
         return 0
-    entries = [row["entry"] for row in complex_entries(root)]
-    count = 6 if args.quick else args.entries
-    sample = list(np.random.default_rng(args.seed).choice(entries, size=min(count, len(entries)), replace=False))
+    sample = sample_entries(root, 6 if args.quick else args.entries, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     with open(args.out, "w", newline="") as handle:

@@ -43,7 +43,7 @@ from scipy.spatial.transform import Rotation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import Case, complex_entries, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case, xray_d2q  # noqa: E402
+from benchmarks.cases import Case, data_root, em_ligand_boxes, hemoglobin_hemes, sample_entries, simulated_case, xray_d2q  # noqa: E402
 from benchmarks.ligand_placement import ligand_rmsd  # noqa: E402
 from ligfit import io  # noqa: E402
 from ligfit.ligand import posed_mol  # noqa: E402
@@ -305,9 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         options = replace(options, weight_scale=args.weight_scale)
     if args.solvent is not None:
         options = replace(options, solvent=args.solvent)
-    entries = [row["entry"] for row in complex_entries(root)]
-    count = 6 if args.quick else args.entries or len(entries)
-    sample = list(np.random.default_rng(args.seed).choice(entries, size=min(count + args.skip, len(entries)), replace=False))[args.skip :]
+    count = 6 if args.quick else args.entries or None
+    sample = sample_entries(root, None if count is None else count + args.skip, args.seed)[args.skip :]
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

@@ -11,6 +11,7 @@ import pytest
 from rdkit import Chem
 from tyk2_example import EXAMPLE, FAST_BUILD, SMILES
 
+from benchmarks.cases import with_shifted_copy
 from benchmarks.ligand_placement import ligand_rmsd
 from ligfit import io, maps
 from ligfit.errors import BadModelError, BadOptionError, LigfitError
@@ -166,16 +167,7 @@ def _two_copies() -> tuple[maps.DensityMap, gemmi.Structure, list[Chem.Mol]]:
     density = maps.read_map(EXAMPLE / "map.mrc")
     shift = density.shape[0] * float(density.voxel_size[0])
     doubled = maps.DensityMap(np.concatenate([density.values, density.values], axis=0), density.voxel_size, density.origin)
-    structure = io.read_structure(EXAMPLE / "protein.pdb")
-    names = {chain.name for chain in structure[0]}
-    for chain in list(structure[0]):
-        copy = chain.clone()
-        copy.name = io.unused_chain_name(names)
-        names.add(copy.name)
-        for residue in copy:
-            for atom in residue:
-                atom.pos = gemmi.Position(atom.pos.x + shift, atom.pos.y, atom.pos.z)
-        structure[0].add_chain(copy)
+    structure = with_shifted_copy(io.read_structure(EXAMPLE / "protein.pdb"), shift)
     references = [Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf")) for _ in range(2)]
     conformer = references[1].GetConformer()
     for index in range(references[1].GetNumAtoms()):
