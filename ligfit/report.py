@@ -84,6 +84,8 @@ def build_report(result: BuildOutcome, command: str | None = None) -> dict:
         },
         "difference_map": {
             "noise_sigma": difference.noise,
+            # the σ used at each voxel is measured locally (segment.NOISE_BLOCK blocks); its range relative to noise_sigma
+            "local_noise_range": _local_noise_range(difference),
             "model_scale": difference.scale,
             "model_matched_resolution_A": difference.model_resolution,
             "model_map_cc": round(difference.model_cc, 4),
@@ -130,3 +132,13 @@ def _write_sdf(poses, result: BuildOutcome, path: Path, chemistry: str = "given"
     titles = [f"{result.options.ligand_name} pose {rank + 1}" for rank in range(len(poses))]
     coordinates = [pose.coordinates for pose in poses]
     write_ligand_sdf(path, result.ligand, coordinates, titles=titles, properties=[p.summary() for p in poses], chemistry=chemistry)
+
+
+def _local_noise_range(difference: object) -> list[float]:  # segment.DifferenceMap
+    """Smallest and largest local σ relative to the whole region's ([1, 1] when σ is one number)."""
+    if difference.local_noise is None or difference.noise <= 0:
+        return [1.0, 1.0]
+    return [
+        round(float(difference.local_noise.min() / difference.noise), 3),
+        round(float(difference.local_noise.max() / difference.noise), 3),
+    ]

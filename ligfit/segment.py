@@ -1,7 +1,8 @@
 """Unexplained density: subtract the model's simulated density and segment what is left into blobs.
 
 The difference map is expressed in units of its own noise (σ), estimated robustly near the
-model. Blobs are connected regions above a threshold in σ, merged ones split by a watershed,
+model and locally: real maps differ in local resolution and B across the box, so σ is measured
+in blocks and varies smoothly over the map. Blobs are connected regions above a threshold in σ, merged ones split by a watershed,
 and those buried in the protein or far from it dropped. Each blob is described by its size,
 shape and height, and ranked by how well it could hold the ligand at hand.
 """
@@ -25,19 +26,29 @@ log = logging.getLogger(__name__)
 
 #: Blur factors tried when matching the model's simulated density to the map (x the resolution).
 _RESOLUTION_FACTORS = (0.8, 1.0, 1.2, 1.45, 1.7)
+#: Edge (Å) of the blocks in which the difference map's noise is measured locally.
+NOISE_BLOCK = 24.0
+#: A block's σ is shrunk towards the whole map's by this many voxels' worth of the global σ
+#: (a block with few near-model voxels measures its σ poorly).
+NOISE_BLOCK_PRIOR = 2000
+#: The local σ stays within these factors of the whole map's.
+NOISE_LOCAL_RANGE = (0.5, 2.0)
+#: Voxels above this many global σ (and their neighbours within 2 Å) are candidate blobs, not noise.
+_NOISE_EXCLUDE_SIGMA = 3.0
 
 
 @dataclass(frozen=True)
 class DifferenceMap:
     """Map minus scaled model density, in units of the noise σ; ``scale``·model + ``offset`` ≈ map."""
 
-    difference: DensityMap  # σ units
-    noise: float  # σ of the difference map, in the input map's units
+    difference: DensityMap  # σ units (the local σ at each voxel)
+    noise: float  # σ of the difference map over the whole region near the model, in the input map's units
     scale: float
     offset: float
     model_resolution: float  # resolution (Å) at which the simulated model matched the map best
     model_cc: float  # correlation of simulated model and map near the model
     heavy_atom_density: float | None  # integrated density (input map units x Å³) of one full heavy atom
+    local_noise: np.ndarray | None = None  # σ at each voxel, in the input map's units (None: ``noise`` everywhere)
 
 
 def difference_map(
@@ -87,16 +98,80 @@ def difference_map(
             "e.g. a map simulated from the model without noise); nothing is left to fit a ligand into"
         )
     heavy_atom_density = float(scale * model_map.values.sum() * np.prod(density_map.voxel_size) / len(coordinates))
+    local = noise * _local_noise_factor(residual, near_model, density_map.voxel_size)
     log.info(
-        "difference map: model density matched at %.2f Å (CC %.3f near the model), scale %.4g, noise σ %.4g",
+        "difference map: model density matched at %.2f Å (CC %.3f near the model), scale %.4g, noise σ %.4g (locally %.2f–%.2f×)",
         resolution * factor,
         cc,
         scale,
         noise,
+        float(local.min() / noise),
+        float(local.max() / noise),
     )
     return DifferenceMap(
-        density_map.with_values(residual / noise), noise, float(scale), float(offset), resolution * factor, cc, heavy_atom_density
+        density_map.with_values(residual / local),
+        noise,
+        float(scale),
+        float(offset),
+        resolution * factor,
+        cc,
+        heavy_atom_density,
+        local.astype(np.float32),
     )
+
+
+def _local_noise_factor(residual: np.ndarray, near_model: np.ndarray, voxel_size: np.ndarray) -> np.ndarray:
+    """The difference map's σ at each voxel relative to the whole region's, measured in blocks.
+
+    In each :data:`NOISE_BLOCK` block the robust σ of the near-model voxels that are not part
+    of a candidate blob is taken relative to the same over the whole region, shrunk towards 1
+    where the block holds few voxels, interpolated smoothly between block centres and kept
+    within :data:`NOISE_LOCAL_RANGE`. A map no larger than about one block gets 1 everywhere.
+    """
+    block = np.maximum(1, np.round(NOISE_BLOCK / np.asarray(voxel_size, dtype=float)).astype(int))
+    counts = -(-np.array(residual.shape) // block)
+    if counts.max() < 2:
+        return np.ones(residual.shape, dtype=np.float32)
+    block_of = tuple(np.minimum(np.arange(size) // b, count - 1) for size, b, count in zip(residual.shape, block, counts))
+
+    def block_sigmas(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sigma, n = np.full(tuple(counts), np.nan), np.zeros(tuple(counts))
+        for index in np.ndindex(*counts):
+            region = tuple(slice(i * b, (i + 1) * b) for i, b in zip(index, block))
+            values = residual[region][mask[region]]
+            n[index] = len(values)
+            if len(values) >= 50:
+                sigma[index] = _robust_sigma(values)
+        return sigma, n
+
+    # Two passes: σ per block, then again without the voxels of candidate blobs (above 3 local σ).
+    first, _ = block_sigmas(near_model)
+    first = np.where(np.isnan(first), _robust_sigma(residual[near_model]), first)
+    local_first = first[np.ix_(*block_of)]
+    candidate = ndimage.binary_dilation(np.abs(residual) > _NOISE_EXCLUDE_SIGMA * local_first, iterations=1)
+    quiet = near_model & ~candidate
+    if quiet.sum() < 100:
+        return np.ones(residual.shape, dtype=np.float32)
+    reference = _robust_sigma(residual[quiet])
+    sigma, n = block_sigmas(quiet)
+    ratio = np.where(np.isnan(sigma), 1.0, (sigma / reference) ** 2)
+    variance_ratio = (n * ratio + NOISE_BLOCK_PRIOR) / (n + NOISE_BLOCK_PRIOR)
+    factor = np.sqrt(_interpolate_blocks(variance_ratio, residual.shape, block))
+    return np.clip(factor, *NOISE_LOCAL_RANGE).astype(np.float32)
+
+
+def _interpolate_blocks(values: np.ndarray, shape: tuple[int, ...], block: np.ndarray) -> np.ndarray:
+    """Per-block values interpolated linearly between block centres to every voxel (one axis at a time)."""
+    result = values
+    for axis, (size, b, count) in enumerate(zip(shape, block, values.shape)):
+        position = np.clip((np.arange(size) + 0.5) / b - 0.5, 0, count - 1)
+        lower = np.floor(position).astype(int)
+        upper = np.minimum(lower + 1, count - 1)
+        weights = np.zeros((size, count))
+        weights[np.arange(size), lower] += 1 - (position - lower)
+        weights[np.arange(size), upper] += position - lower
+        result = np.moveaxis(np.tensordot(weights, result, axes=([1], [axis])), 0, axis)
+    return result.astype(np.float32)
 
 
 def find_blobs(
@@ -197,7 +272,8 @@ def _describe(
     estimated = None
     if difference.heavy_atom_density:
         # Integrate the positive difference density over the blob grown by ~1.5 Å to catch the tails.
-        integral = _grown_integral(grid.values, indices, int(np.ceil(1.5 / grid.voxel_size.min()))) * difference.noise * voxel_volume
+        sigma = difference.noise if difference.local_noise is None else difference.local_noise
+        integral = _grown_integral(grid.values, indices, int(np.ceil(1.5 / grid.voxel_size.min())), sigma) * voxel_volume
         estimated = float(integral / difference.heavy_atom_density)
 
     match = _ligand_match(estimated, extents, ligand)
@@ -274,8 +350,11 @@ def _split_large(values: np.ndarray, labels: np.ndarray, ligand: LigandShape, di
     return labels
 
 
-def _grown_integral(values: np.ndarray, indices: np.ndarray, voxels: int) -> float:
-    """Sum of the positive values over the voxels within ``voxels`` steps of the given ones (local work only)."""
+def _grown_integral(values: np.ndarray, indices: np.ndarray, voxels: int, sigma: float | np.ndarray) -> float:
+    """Sum of the positive values (σ units) times σ over the voxels within ``voxels`` steps of the given ones.
+
+    ``sigma`` is one σ or one per voxel (a map like ``values``); only the blob's neighbourhood is touched.
+    """
     lower = np.maximum(indices.min(axis=0) - voxels, 0)
     upper = np.minimum(indices.max(axis=0) + voxels + 1, values.shape)
     region = tuple(slice(a, b) for a, b in zip(lower, upper))
@@ -283,7 +362,10 @@ def _grown_integral(values: np.ndarray, indices: np.ndarray, voxels: int) -> flo
     mask[tuple((indices - lower).T)] = True
     if voxels > 0:
         mask = ndimage.binary_dilation(mask, iterations=voxels)
-    return float(np.clip(values[region][mask], 0, None).sum())
+    positive = np.clip(values[region][mask], 0, None)
+    if np.ndim(sigma) == 0:
+        return float(positive.sum() * sigma)
+    return float((positive * sigma[region][mask]).sum())
 
 
 def _robust_sigma(values: np.ndarray) -> float:
