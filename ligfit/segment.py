@@ -393,9 +393,13 @@ ATOMS_PER_RESIDUE = 8.5
 ATTACHMENT_DISTANCE = 1.6
 #: ... and the difference density there is at least this (σ) for a backbone continuation.
 ATTACHMENT_DENSITY = 2.0
-#: A side chain's compact density is over-counted by the blob's heavy-atom estimate (a phenylalanine ring
-#: cut back to Cβ: 8.8 for 6 atoms on the realistic design set), so a side chain may hold this many times its atoms.
-SIDE_CHAIN_ESTIMATE_SLACK = 1.3
+#: A blob within this distance (Å) of both ends of one gap in the chain fills that gap, whatever the
+#: density at the guessed next-atom positions (a guess 1.4 Å along Cα→C is often off the density).
+GAP_BOTH_ENDS_DISTANCE = 2.0
+#: Compact protein density is over-counted by the blob's heavy-atom estimate (a phenylalanine ring cut
+#: back to Cβ: 8.8 for 6 atoms; four-residue loops 25-48 for 38, on the realistic design set), so the
+#: unmodelled part may hold this many times its atoms.
+UNMODELLED_ESTIMATE_SLACK = 1.3
 
 
 @dataclass(frozen=True)
@@ -406,6 +410,7 @@ class Attachment:
     what: str  # e.g. "chain A after residue 57", "the side chain of A123"
     capacity: float  # heavy atoms the unmodelled part can hold (inf at a chain terminus)
     backbone: bool
+    gap: str | None = None  # the chain gap this end opens onto (both ends of one gap share it; their capacity is one)
 
 
 def attachments(structure: gemmi.Structure) -> list[Attachment]:
@@ -423,7 +428,7 @@ def attachments(structure: gemmi.Structure) -> list[Attachment]:
                     Attachment(
                         atoms["CB"],
                         f"the side chain of {residue.name} {label} (cut short in the model)",
-                        (missing + 1.0) * SIDE_CHAIN_ESTIMATE_SLACK,
+                        missing + 1.0,
                         False,
                     )
                 )
@@ -432,11 +437,13 @@ def attachments(structure: gemmi.Structure) -> list[Attachment]:
             after = residues[index + 1] if index + 1 < len(residues) else None
             if not _peptide_bonded(residue, after):
                 gap = (after.seqid.num - residue.seqid.num - 1) if after is not None else None
-                found.append(_backbone_end(atoms["C"], atoms["CA"], f"chain {chain.name} after residue {residue.seqid.num}", gap))
+                key = None if after is None else f"{chain.name}:{residue.seqid.num}-{after.seqid.num}"
+                found.append(_backbone_end(atoms["C"], atoms["CA"], f"chain {chain.name} after residue {residue.seqid.num}", gap, key))
             before = residues[index - 1] if index > 0 else None
             if not _peptide_bonded(before, residue):
                 gap = (residue.seqid.num - before.seqid.num - 1) if before is not None else None
-                found.append(_backbone_end(atoms["N"], atoms["CA"], f"chain {chain.name} before residue {residue.seqid.num}", gap))
+                key = None if before is None else f"{chain.name}:{before.seqid.num}-{residue.seqid.num}"
+                found.append(_backbone_end(atoms["N"], atoms["CA"], f"chain {chain.name} before residue {residue.seqid.num}", gap, key))
     return found
 
 
@@ -447,18 +454,28 @@ def _peptide_bonded(first: gemmi.Residue | None, second: gemmi.Residue | None) -
     return carbon is not None and nitrogen is not None and carbon.pos.dist(nitrogen.pos) < 2.0
 
 
-def _backbone_end(end: np.ndarray, alpha: np.ndarray, what: str, gap: int | None) -> Attachment:
+def _backbone_end(end: np.ndarray, alpha: np.ndarray, what: str, gap: int | None, key: str | None) -> Attachment:
     direction = (end - alpha) / max(float(np.linalg.norm(end - alpha)), 1e-9)
     capacity = float("inf") if gap is None or gap <= 0 else gap * ATOMS_PER_RESIDUE + 4.0
-    return Attachment(end + 1.4 * direction, what, capacity, True)
+    return Attachment(end + 1.4 * direction, what, capacity, True, key if gap is not None and gap > 0 else None)
 
 
-def explain_as_protein(blobs: list[Blob], structure: gemmi.Structure | None, difference: DifferenceMap) -> list[Blob]:
+def explain_as_protein(
+    blobs: list[Blob],
+    structure: gemmi.Structure | None,
+    difference: DifferenceMap,
+    ligand: LigandShape | None = None,
+    protein_coordinates: np.ndarray | None = None,
+) -> list[Blob]:
     """Mark blobs that start where the model stops and are no bigger than the protein missing there.
 
-    A blob that continues an open backbone end (density at the next atom's place) or a side
-    chain cut back to Cβ, and holds no more heavy atoms than the missing residues or side chain,
-    is most likely unmodelled protein, not a ligand: its ``explanation`` says so.
+    A blob that continues an open backbone end (density at the next atom's place), reaches both
+    ends of one gap in the chain, or continues a side chain cut back to Cβ, and holds no more heavy
+    atoms than the missing residues or side chain (a gap counted once, with the estimate's slack),
+    is most likely unmodelled protein, not a ligand: its ``explanation`` says so. A bigger blob
+    that fills a gap in the chain (a ligand touching the unmodelled loop) is split, given the
+    ``ligand``: the part nearest the gap's ends along the density, as big as the missing residues,
+    is marked, and what is left beyond it becomes blobs of its own. Blobs come back ranked again.
     """
     if structure is None or not blobs:
         return blobs
@@ -467,19 +484,80 @@ def explain_as_protein(blobs: list[Blob], structure: gemmi.Structure | None, dif
         return blobs
     points = np.array([site.point for site in sites])
     heights = difference.difference.interpolate(points)
+    tree = cKDTree(protein_coordinates) if protein_coordinates is not None and len(protein_coordinates) else None
     marked = []
+    reach = max(ATTACHMENT_DISTANCE, GAP_BOTH_ENDS_DISTANCE)
     for blob in blobs:
-        distance, _ = cKDTree(blob.points).query(points, distance_upper_bound=ATTACHMENT_DISTANCE + 1e-6)  # per site, inf beyond
+        distance, _ = cKDTree(blob.points).query(points, distance_upper_bound=reach + 1e-6)  # per site, inf beyond
+        ends_reached: dict[str, int] = {}
+        for site, gap in zip(sites, distance):
+            if site.gap is not None and gap <= GAP_BOTH_ENDS_DISTANCE:
+                ends_reached[site.gap] = ends_reached.get(site.gap, 0) + 1
         touching = [
             site
             for site, gap, height in zip(sites, distance, heights)
-            if gap <= ATTACHMENT_DISTANCE and (not site.backbone or height >= ATTACHMENT_DENSITY)
+            if (gap <= ATTACHMENT_DISTANCE and (not site.backbone or height >= ATTACHMENT_DENSITY)) or ends_reached.get(site.gap, 0) >= 2
         ]
-        capacity = sum(site.capacity for site in touching)
+        capacity = sum({site.gap or site.what: site.capacity for site in touching}.values())
         size = blob.estimated_heavy_atoms if blob.estimated_heavy_atoms is not None else blob.volume / 10.0
-        if touching and size <= capacity:
-            what = "; ".join(sorted({site.what for site in touching}))
+        what = "; ".join(sorted({site.what for site in touching}))
+        if touching and size <= capacity * UNMODELLED_ESTIMATE_SLACK:
             marked.append(Blob(**{**blob.__dict__, "explanation": f"unmodelled protein? it continues {what}"}))
-        else:
-            marked.append(blob)
-    return marked
+            continue
+        filled_gaps = [site for site in touching if site.gap is not None and ends_reached.get(site.gap, 0) >= 2]
+        if ligand is not None and filled_gaps and blob.estimated_heavy_atoms:
+            missing = sum({site.gap: site.capacity for site in filled_gaps}.values())
+            pieces = _split_off_gap(blob, np.array([site.point for site in filled_gaps]), missing, difference, ligand, tree)
+            if pieces is not None:
+                protein_part, rest = pieces
+                marked.append(Blob(**{**protein_part.__dict__, "explanation": f"unmodelled protein? it fills {what}"}))
+                marked.extend(rest)
+                continue
+        marked.append(blob)
+    ranked = sorted(marked, key=lambda b: (-b.ligand_match, -b.mean * len(b.points)))
+    return [_with_rank(blob, rank) for rank, blob in enumerate(ranked)]
+
+
+def _split_off_gap(
+    blob: Blob, ends: np.ndarray, missing_atoms: float, difference: DifferenceMap, ligand: LigandShape, tree: cKDTree | None
+) -> tuple[Blob, list[Blob]] | None:
+    """The blob's voxels nearest the gap's ``ends`` along the density, holding ``missing_atoms``, and the blobs left beyond them.
+
+    Voxels are taken in order of their path length through the blob from the ends (geodesic
+    dilation) until they hold the missing residues' share of the blob's density; the remainder's
+    connected pieces of at least three heavy atoms are described as blobs. None when nothing
+    of that size is left.
+    """
+    grid = difference.difference
+    indices = np.rint(grid.to_index(blob.points)).astype(int)
+    lower = indices.min(axis=0)
+    box_shape = indices.max(axis=0) - lower + 1
+    inside = np.zeros(box_shape, dtype=bool)
+    inside[tuple((indices - lower).T)] = True
+    weight = np.zeros(box_shape)
+    weight[tuple((indices - lower).T)] = np.clip(blob.values, 0, None)
+    share = min(missing_atoms / float(blob.estimated_heavy_atoms), 1.0) * weight.sum()
+
+    _, nearest = cKDTree(indices).query(np.rint(grid.to_index(ends)).astype(int))
+    reached = np.zeros(box_shape, dtype=bool)
+    reached[tuple((indices[nearest] - lower).T)] = True
+    structure = ndimage.generate_binary_structure(3, 3)
+    while weight[reached].sum() < share:
+        grown = ndimage.binary_dilation(reached, structure=structure) & inside
+        if grown.sum() == reached.sum():
+            break
+        reached = grown
+    pieces, count = ndimage.label(inside & ~reached, structure=structure)
+    if count == 0:
+        return None
+    voxel_volume = float(np.prod(grid.voxel_size))
+    region = tuple(slice(a, a + n) for a, n in zip(lower, box_shape))
+    rest = []
+    for label in range(1, count + 1):
+        piece = _describe(difference, region, pieces == label, ligand, tree, voxel_volume)
+        if piece is not None and (piece.estimated_heavy_atoms or 0.0) >= 3.0:
+            rest.append(piece)
+    protein_part = _describe(difference, region, reached, ligand, tree, voxel_volume, buried_limit=1.01)
+    if not rest or protein_part is None:
+        return None
+    return protein_part, rest
