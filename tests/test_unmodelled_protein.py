@@ -6,9 +6,11 @@ import gemmi
 import numpy as np
 import pytest
 from rdkit import Chem
+from scipy.spatial import cKDTree
 from tyk2_example import EXAMPLE, FAST_BUILD, FAST_DOCKING, SMILES
 
 import ligfit
+from benchmarks.realistic_cases import realistic_case
 from ligfit import io, maps, segment
 from ligfit.records import LigandShape
 
@@ -82,3 +84,58 @@ def test_ligand_free_map_with_unmodelled_loop_is_no_ligand():
     if result.found:  # allowed only far from every unmodelled residue and never with high confidence
         pytest.fail(f"a ligand was placed in a ligand-free map: {result.message}")
     assert "unmodelled protein" in " ".join(b.explanation for b in result.blobs)
+
+
+def _truth_weights(blob, truth, labels: dict[str, set[str]]) -> dict[str, float]:
+    """Fraction of the blob's density nearest each kind of atom of the structure the map was simulated from."""
+    xyz, kinds = [], []
+    for chain in truth[0]:
+        for residue in chain:
+            key = f"{chain.name}{residue.seqid.num}"
+            kind = next((name for name, members in labels.items() if key in members or residue.name in members), "protein")
+            for atom in residue:
+                xyz.append(atom.pos.tolist())
+                kinds.append(kind)
+    _, nearest = cKDTree(np.array(xyz)).query(blob.points)
+    weights = np.clip(blob.values, 0, None)
+    kinds = np.array(kinds)[nearest]
+    return {kind: float(weights[kinds == kind].sum() / weights.sum()) for kind in set(kinds)}
+
+
+@pytest.mark.parametrize(("entry", "resolution"), [("7CD9_FVR", 3.5), ("6Z2C_Q5E", 3.0)])
+def test_ligand_touching_the_unmodelled_loop_is_split_from_it(data, entry, resolution):
+    """In these realistic maps the ligand's density runs into the missing loop's: one blob of both.
+    The loop's share (from both gap ends along the density) is marked; the ligand's part stands alone."""
+    case, record = realistic_case(data, entry, resolution, seed=3)
+    loop = set(record["loop"].split(","))
+    difference = segment.difference_map(case.density, case.model, resolution)
+    ligand = ligfit.ligand.load_ligand(case.smiles, max_conformers=10)
+    shape = LigandShape.from_conformers(ligand.conformer_coordinates()[:, : ligand.heavy_atom_count])
+    protein_xyz = io.heavy_atoms(case.model).coordinates
+    found = segment.find_blobs(difference, shape, protein_xyz)
+    merged = [
+        b
+        for b in found
+        if {"loop", "ligand"} <= {k for k, w in _truth_weights(b, record["truth"], {"loop": loop, "ligand": {"LIG"}}).items() if w > 0.15}
+    ]
+    assert merged  # the case still shows what the test is about
+
+    blobs = segment.explain_as_protein(found, case.model, difference, shape, protein_xyz)
+    candidates = segment.select_blobs(blobs, 3)
+    assert _truth_weights(candidates[0], record["truth"], {"loop": loop, "ligand": {"LIG"}}).get("ligand", 0) > 0.9
+    marked = [b for b in blobs if "fills chain" in b.explanation]
+    assert marked and _truth_weights(marked[0], record["truth"], {"loop": loop, "ligand": {"LIG"}}).get("loop", 0) > 0.75
+
+
+def test_loop_blob_reaching_both_gap_ends_is_marked_without_the_ligand(data):
+    """The decoy map of 7CD9 at 3 Å: the missing loop's blob reaches both gap ends, but the density at the
+    guessed next-atom spots is weak (1.6-2.6 σ); it is still marked and no other blob is left to dock into."""
+    case, record = realistic_case(data, "7CD9_FVR", 3.0, with_ligand=False, seed=3)
+    loop = set(record["loop"].split(","))
+    difference = segment.difference_map(case.density, case.model, 3.0)
+    ligand = ligfit.ligand.load_ligand(case.smiles, max_conformers=10)
+    shape = LigandShape.from_conformers(ligand.conformer_coordinates()[:, : ligand.heavy_atom_count])
+    protein_xyz = io.heavy_atoms(case.model).coordinates
+    blobs = segment.explain_as_protein(segment.find_blobs(difference, shape, protein_xyz), case.model, difference, shape, protein_xyz)
+    on_loop = [b for b in blobs if _truth_weights(b, record["truth"], {"loop": loop}).get("loop", 0) > 0.9]
+    assert on_loop and all("continues chain A" in b.explanation for b in on_loop)
