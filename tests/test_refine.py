@@ -22,6 +22,7 @@ from ligfit.refine import LigandParameterCache, RefinementOptions, ambertools_av
 from ligfit.refine.density import density_force, potential_grid, scattering_weights
 from ligfit.refine.mmff import mmff_system
 from ligfit.refine.protocol import StartOutcome, choose_start
+from ligfit.refine.system import _amber14_system, _protein_topology, amber14, cysteine_templates
 
 #: A PoseBusters complex (Tyk2-like kinase pocket + 1K2) whose pocket also holds two iodide ions.
 ENTRY = "5SB2_1K2"
@@ -220,3 +221,14 @@ def test_a_lower_energy_start_replaces_the_top_docked_pose_only_when_it_also_fit
     better = _outcome(1, -20.9, 0.80)  # lower and clearly better in the map
     assert choose_start([top, better], top_pose=0) is better
     assert choose_start([_outcome(2, -5.0, 0.9), top], top_pose=0) is top  # higher energy never wins
+
+
+def test_disulfide_pair_in_the_pocket_is_parametrised(data):
+    """Both cysteines of a disulfide in the pocket: with external bonds ignored (chain breaks) CYX and CYM
+    both match, and OpenMM refused to choose (a traceback from build on a realistic 7TE8 map)."""
+    structure = io.read_structure(data / "complexes" / "7TE8_P0T" / "7TE8_P0T_pocket.pdb")
+    structure.remove_ligands_and_waters()
+    topology, _, _, _ = _protein_topology(structure, [(1, 7), (1, 62)], seed=0)
+    assert sorted(cysteine_templates(topology).values()) == ["CYX", "CYX"]
+    system = _amber14_system(topology, amber14(), 1.0)
+    assert system.getNumParticles() == topology.getNumAtoms()

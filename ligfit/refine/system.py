@@ -221,9 +221,24 @@ def _amber14_system(topology: app.Topology, force_field: app.ForceField, cutoff:
             rigidWater=False,
             ignoreExternalBonds=True,  # chain breaks are not termini
             removeCMMotion=False,
+            residueTemplates=cysteine_templates(topology),
         )
-    except ValueError as error:
+    except Exception as error:  # OpenMM raises plain Exception for residues it cannot match to one template
         raise RefinementError(f"Amber14 cannot parametrise the pocket: {error}") from None
+
+
+def cysteine_templates(topology: app.Topology) -> dict:
+    """The template of each cysteine without HG: CYX when its SG is bonded, else CYM.
+
+    With external bonds ignored, as chain breaks need, a cysteine whose disulfide partner lies
+    outside the pocket matches both and OpenMM refuses to choose.
+    """
+    bonded_sg = {atom for bond in topology.bonds() for atom in bond if bond[0].name == "SG" and bond[1].name == "SG"}
+    return {
+        residue: ("CYX" if any(atom in bonded_sg for atom in residue.atoms()) else "CYM")
+        for residue in topology.residues()
+        if residue.name == "CYS" and "HG" not in {atom.name for atom in residue.atoms()}
+    }
 
 
 def _protein_topology(

@@ -47,6 +47,7 @@ from ligfit.refine.system import (
     _distance_dependent_dielectric,
     _protein_topology,
     _repartition_hydrogen_mass,
+    cysteine_templates,
     vdw_radius,
 )
 
@@ -433,7 +434,7 @@ def _build(structure: gemmi.Structure, mobile_keys: list[tuple[int, int]], optio
             rigidWater=False,
             ignoreExternalBonds=True,
             removeCMMotion=False,
-            residueTemplates=_cysteine_templates(topology),
+            residueTemplates=cysteine_templates(topology),
         )
     except ValueError as error:
         raise RefinementError(f"Amber14 cannot parametrise the model: {error}") from None
@@ -470,17 +471,6 @@ def _build(structure: gemmi.Structure, mobile_keys: list[tuple[int, int]], optio
             reach |= {n for r in reach for n in neighbours.get(r, ())}
         excluded |= {(min(atom, other), max(atom, other)) for other in reach}
     return _ModelSystem(system, topology, positions, elements, protein_atoms, keys, bonds, angles, ideal_bonds, ideal_angles, excluded)
-
-
-def _cysteine_templates(topology: app.Topology) -> dict:
-    """The template of each cysteine without HG: CYX when its SG is bonded, else CYM (with external bonds ignored, as
-    chain breaks need, both match and OpenMM refuses to choose)."""
-    bonded_sg = {atom for bond in topology.bonds() for atom in bond if bond[0].name == "SG" and bond[1].name == "SG"}
-    return {
-        residue: ("CYX" if any(atom in bonded_sg for atom in residue.atoms()) else "CYM")
-        for residue in topology.residues()
-        if residue.name == "CYS" and "HG" not in {atom.name for atom in residue.atoms()}
-    }
 
 
 def _environment_repulsion(system: mm.System, positions: np.ndarray, elements: list[str], count: int) -> None:
