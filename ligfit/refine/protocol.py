@@ -20,7 +20,7 @@ from openmm import unit
 from ligfit import io
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
-from ligfit.measures import ligand_cc
+from ligfit.measures import close_contacts, count_clashes, ligand_cc
 from ligfit.refine.density import density_force, geometry_map_weight, potential_grid, scattering_weights
 from ligfit.refine.errors import RefinementError, UnsupportedLigandError
 from ligfit.refine.metrics import PoseMetrics, heavy_bonds_and_angles, pose_metrics, stereo_signature
@@ -66,10 +66,12 @@ class StartOutcome:
     stereo_kept: bool
     coordinates: np.ndarray = field(repr=False)  # ligand, all atoms, Å
     protein: np.ndarray = field(repr=False)  # every particle, Å
+    annealed: bool = True  # False: it fitted without a clash after the first minimisation, and was not annealed
 
     def summary(self) -> dict:
         return {
             "pose": self.pose,
+            "annealed": self.annealed,
             "energy_kcal_mol": round(self.energy, 2),
             "force_field_kcal_mol": round(self.force_field_energy, 2),
             "map_kcal_mol": round(self.map_energy, 2),
@@ -339,17 +341,23 @@ def _refine_start(
     resolution: float,
     options: RefinementOptions,
 ) -> StartOutcome | None:
-    """Minimise, anneal, minimise from one start pose; None when the dynamics blew up."""
+    """Minimise, anneal, minimise from one start pose; None when the dynamics blew up.
+
+    With ``options.anneal_only_clashing`` a start that no longer clashes after the first
+    minimisation is done there (:func:`_clashing`): no anneal, no second minimisation.
+    """
     context.setPositions(complex_system.with_ligand(start) * NM)
     integrator = context.getIntegrator()
+    annealed = False
     try:
         mm.LocalEnergyMinimizer.minimize(context, MINIMISATION_TOLERANCE, options.minimise_iterations)
-        if options.anneal_steps > 0:
+        if options.anneal_steps > 0 and (not options.anneal_only_clashing or _clashing(context, complex_system, ligand)):
+            annealed = True
             context.setVelocitiesToTemperature(options.anneal_temperature * unit.kelvin, options.seed + pose_index)
             for stage in range(COOLING_STAGES):
                 integrator.setTemperature(options.anneal_temperature * (1 - stage / COOLING_STAGES) * unit.kelvin)
                 integrator.step(max(1, options.anneal_steps // COOLING_STAGES))
-        mm.LocalEnergyMinimizer.minimize(context, MINIMISATION_TOLERANCE, options.minimise_iterations)
+            mm.LocalEnergyMinimizer.minimize(context, MINIMISATION_TOLERANCE, options.minimise_iterations)
     except mm.OpenMMException as error:
         if "nan" not in str(error).lower():
             raise
@@ -374,7 +382,19 @@ def _refine_start(
         stereo_kept=stereo_signature(ligand.mol, coordinates) == stereo_signature(ligand.mol, start),
         coordinates=coordinates,
         protein=positions,
+        annealed=annealed,
     )
+
+
+def _clashing(context: mm.Context, complex_system: ComplexSystem, ligand: Ligand) -> bool:
+    """Whether a ligand heavy atom sits closer than 2.2 Å or 0.75 × the summed vdW radii to any other heavy atom of the system."""
+    positions = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.angstrom)
+    heavy = ligand.heavy_atom_count
+    others = complex_system.heavy.copy()
+    others[complex_system.ligand_atoms] = False
+    surroundings = io.AtomTable.from_arrays(positions[others], np.asarray(complex_system.elements)[others])
+    ligand_xyz, elements = positions[complex_system.ligand_atoms[:heavy]], ligand.elements[:heavy]
+    return close_contacts(ligand_xyz, elements, surroundings) > 0 or count_clashes(ligand_xyz, elements, surroundings) > 0
 
 
 def _write_back(model: gemmi.Structure, complex_system: ComplexSystem, positions: np.ndarray) -> gemmi.Structure:
