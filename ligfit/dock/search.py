@@ -64,19 +64,19 @@ class TorsionTree:
         n = mol.GetNumAtoms()
         return cls(np.array(axes, dtype=int).reshape(-1, 2), np.array(moving, dtype=bool).reshape(-1, n), pairs, limits)
 
-    def chain(self, atoms: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each bond's parent (the innermost bond whose moving side holds it, −1 for none) and, for the first
-        ``atoms`` atoms, the rigid fragment each belongs to (0: the root; t + 1: bond t's innermost moving side)."""
-        return _chain(self.moving.tobytes(), self.moving.shape, atoms)
+    def chain(self, atoms: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+        """The bonds as a kinematic chain, for the first ``atoms`` atoms (:func:`apply_torsions`).
 
-    @property
-    def chain_order(self) -> list[int]:
-        """Bonds with larger moving sides (their parents) first."""
-        return [int(t) for t in np.argsort(-self.moving.sum(1), kind="stable")]
+        Levels, outermost first: (bonds, position of each one's parent among the bonds of the
+        levels before, −1 for none). A bond's parent is the innermost bond whose moving side holds
+        it. Then each atom's fragment: 0 for the root, k + 1 for the k-th bond in level order
+        whose moving side is the innermost one holding the atom.
+        """
+        return _chain(self.moving.tobytes(), self.moving.shape, atoms)
 
 
 @functools.lru_cache(maxsize=64)
-def _chain(moving_bytes: bytes, shape: tuple[int, int], atoms: int) -> tuple[np.ndarray, np.ndarray]:
+def _chain(moving_bytes: bytes, shape: tuple[int, int], atoms: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
     moving = np.frombuffer(moving_bytes, dtype=bool).reshape(shape)
     sizes = moving.sum(1)
     parent = np.full(len(moving), -1)
@@ -84,12 +84,25 @@ def _chain(moving_bytes: bytes, shape: tuple[int, int], atoms: int) -> tuple[np.
         holders = [u for u in range(len(moving)) if u != t and sizes[u] > sizes[t] and moving[u][moving[t]].all()]
         if holders:
             parent[t] = min(holders, key=lambda u: sizes[u])
+    depth = np.zeros(len(moving), dtype=int)
+    for t in range(len(moving)):
+        u = t
+        while parent[u] >= 0:
+            depth[t] += 1
+            u = parent[u]
+    order = np.argsort(depth, kind="stable")
+    position = np.empty(len(moving), dtype=int)
+    position[order] = np.arange(len(moving))
+    levels = []
+    for level in range(depth.max() + 1 if len(moving) else 0):
+        bonds = order[depth[order] == level]
+        levels.append((bonds, np.where(parent[bonds] >= 0, position[np.maximum(parent[bonds], 0)], -1)))
     fragment = np.zeros(atoms, dtype=int)
     for atom in range(atoms):
         holders = np.flatnonzero(moving[:, atom])
         if len(holders):
-            fragment[atom] = holders[np.argmin(sizes[holders])] + 1
-    return parent, fragment
+            fragment[atom] = position[holders[np.argmin(sizes[holders])]] + 1
+    return levels, fragment
 
 
 def moving_side(mol: Chem.Mol, a: int, b: int) -> np.ndarray:
@@ -133,7 +146,7 @@ def apply_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: Torsio
     if count == 0:
         return coordinates
     n = coordinates.shape[1]
-    parent, fragment = tree.chain(n)
+    levels, fragment = tree.chain(n)
     a, b = torch.as_tensor(tree.axes[:, 0]), torch.as_tensor(tree.axes[:, 1])
     origin = coordinates[:, b]  # (B, t, 3)
     axis = origin - coordinates[:, a]
@@ -144,18 +157,17 @@ def apply_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: Torsio
     sin, cos = torch.sin(angles)[..., None, None], torch.cos(angles)[..., None, None]
     rotation = torch.eye(3, dtype=coordinates.dtype) + sin * cross + (1 - cos) * (cross @ cross)  # (B, t, 3, 3)
     shift = origin - (rotation @ origin[..., None])[..., 0]  # x → R x + shift turns about the bond
-    rotations: list[torch.Tensor | None] = [None] * count
-    shifts: list[torch.Tensor | None] = [None] * count
-    for t in tree.chain_order:
-        if parent[t] < 0:
-            rotations[t], shifts[t] = rotation[:, t], shift[:, t]
-        else:
-            above, offset = rotations[parent[t]], shifts[parent[t]]
-            rotations[t] = above @ rotation[:, t]
-            shifts[t] = (above @ shift[:, t, :, None])[..., 0] + offset
+    composed_rotation, composed_shift = rotation[:, :0], shift[:, :0]  # the bonds composed so far, in level order
+    for bonds, parents in levels:
+        turn, offset = rotation[:, bonds], shift[:, bonds]
+        if parents[0] >= 0:  # a level's bonds all have parents, or (the first) none
+            above, above_shift = composed_rotation[:, parents], composed_shift[:, parents]
+            turn, offset = above @ turn, (above @ offset[..., None])[..., 0] + above_shift
+        composed_rotation = torch.cat([composed_rotation, turn], 1)
+        composed_shift = torch.cat([composed_shift, offset], 1)
     identity = torch.eye(3, dtype=coordinates.dtype).expand(len(coordinates), 1, 3, 3)
-    fragment_rotation = torch.cat([identity, torch.stack(rotations, 1)], 1)  # fragment 0: the root, unmoved
-    fragment_shift = torch.cat([torch.zeros_like(shift[:, :1]), torch.stack(shifts, 1)], 1)
+    fragment_rotation = torch.cat([identity, composed_rotation], 1)  # fragment 0: the root, unmoved
+    fragment_shift = torch.cat([torch.zeros_like(shift[:, :1]), composed_shift], 1)
     index = torch.as_tensor(fragment)
     return (fragment_rotation[:, index] @ coordinates[..., None])[..., 0] + fragment_shift[:, index]
 
