@@ -55,6 +55,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "  system": ("ligfit/refine/system.py", "build_system"),
     "  map term": ("ligfit/refine/protocol.py", "_add_map_term"),
     "  MD starts": ("ligfit/refine/protocol.py", "_refine_starts"),
+    "  anneal": ("ligfit/refine/protocol.py", "_anneal"),  # part of "MD starts": dynamics + the minimisation after it
     "  metrics": ("ligfit/refine/metrics.py", "pose_metrics"),
     "q-scores": ("ligfit/pipeline.py", "ligand_fit"),
 }

@@ -7,6 +7,7 @@ and of distance-to-protein grids.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -63,6 +64,46 @@ class TorsionTree:
         n = mol.GetNumAtoms()
         return cls(np.array(axes, dtype=int).reshape(-1, 2), np.array(moving, dtype=bool).reshape(-1, n), pairs, limits)
 
+    def chain(self, atoms: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+        """The bonds as a kinematic chain, for the first ``atoms`` atoms (:func:`apply_torsions`).
+
+        Levels, outermost first: (bonds, position of each one's parent among the bonds of the
+        levels before, −1 for none). A bond's parent is the innermost bond whose moving side holds
+        it. Then each atom's fragment: 0 for the root, k + 1 for the k-th bond in level order
+        whose moving side is the innermost one holding the atom.
+        """
+        return _chain(self.moving.tobytes(), self.moving.shape, atoms)
+
+
+@functools.lru_cache(maxsize=64)
+def _chain(moving_bytes: bytes, shape: tuple[int, int], atoms: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    moving = np.frombuffer(moving_bytes, dtype=bool).reshape(shape)
+    sizes = moving.sum(1)
+    parent = np.full(len(moving), -1)
+    for t in range(len(moving)):
+        holders = [u for u in range(len(moving)) if u != t and sizes[u] > sizes[t] and moving[u][moving[t]].all()]
+        if holders:
+            parent[t] = min(holders, key=lambda u: sizes[u])
+    depth = np.zeros(len(moving), dtype=int)
+    for t in range(len(moving)):
+        u = t
+        while parent[u] >= 0:
+            depth[t] += 1
+            u = parent[u]
+    order = np.argsort(depth, kind="stable")
+    position = np.empty(len(moving), dtype=int)
+    position[order] = np.arange(len(moving))
+    levels = []
+    for level in range(depth.max() + 1 if len(moving) else 0):
+        bonds = order[depth[order] == level]
+        levels.append((bonds, np.where(parent[bonds] >= 0, position[np.maximum(parent[bonds], 0)], -1)))
+    fragment = np.zeros(atoms, dtype=int)
+    for atom in range(atoms):
+        holders = np.flatnonzero(moving[:, atom])
+        if len(holders):
+            fragment[atom] = position[holders[np.argmin(sizes[holders])]] + 1
+    return levels, fragment
+
 
 def moving_side(mol: Chem.Mol, a: int, b: int) -> np.ndarray:
     """Boolean mask of the atoms on b's side of the bond a–b."""
@@ -93,18 +134,42 @@ def rotation_matrices(rotation_vectors: torch.Tensor) -> torch.Tensor:
 
 
 def apply_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: TorsionTree) -> torch.Tensor:
-    """Rotate each rotatable bond's moving side by its angle (radians); coordinates (B, N, 3), the first N atoms of the ligand."""
-    for t, (a, b) in enumerate(tree.axes):
-        origin = coordinates[:, b : b + 1, :]
-        axis = origin - coordinates[:, a : a + 1, :]
-        axis = axis / torch.sqrt((axis**2).sum(-1, keepdim=True) + 1e-12)
-        v = coordinates - origin
-        theta = angles[:, t, None, None]
-        cos, sin = torch.cos(theta), torch.sin(theta)
-        rotated = v * cos + torch.cross(axis.expand_as(v), v, dim=-1) * sin + axis * (axis * v).sum(-1, keepdim=True) * (1 - cos)
-        mask = torch.as_tensor(tree.moving[t, : coordinates.shape[1]])[None, :, None]
-        coordinates = torch.where(mask, rotated + origin, coordinates)
-    return coordinates
+    """Rotate each rotatable bond's moving side by its angle (radians); coordinates (B, N, 3), the first N atoms of the ligand.
+
+    As a kinematic chain: the rotatable bonds cut the ligand into rigid fragments; each bond's
+    rotation (a 3×3 matrix and a shift, about the bond as it lies in ``coordinates``) is composed
+    with those of the bonds above it, and every atom then moves once, by its fragment's
+    transform. The same poses as turning each moving side in turn (the sides nest or are
+    disjoint), with the per-atom work done once instead of once per bond.
+    """
+    count = len(tree.axes)
+    if count == 0:
+        return coordinates
+    n = coordinates.shape[1]
+    levels, fragment = tree.chain(n)
+    a, b = torch.as_tensor(tree.axes[:, 0]), torch.as_tensor(tree.axes[:, 1])
+    origin = coordinates[:, b]  # (B, t, 3)
+    axis = origin - coordinates[:, a]
+    axis = axis / torch.sqrt((axis**2).sum(-1, keepdim=True) + 1e-12)
+    x, y, z = axis.unbind(-1)
+    zero = torch.zeros_like(x)
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*axis.shape[:2], 3, 3)
+    sin, cos = torch.sin(angles)[..., None, None], torch.cos(angles)[..., None, None]
+    rotation = torch.eye(3, dtype=coordinates.dtype) + sin * cross + (1 - cos) * (cross @ cross)  # (B, t, 3, 3)
+    shift = origin - (rotation @ origin[..., None])[..., 0]  # x → R x + shift turns about the bond
+    composed_rotation, composed_shift = rotation[:, :0], shift[:, :0]  # the bonds composed so far, in level order
+    for bonds, parents in levels:
+        turn, offset = rotation[:, bonds], shift[:, bonds]
+        if parents[0] >= 0:  # a level's bonds all have parents, or (the first) none
+            above, above_shift = composed_rotation[:, parents], composed_shift[:, parents]
+            turn, offset = above @ turn, (above @ offset[..., None])[..., 0] + above_shift
+        composed_rotation = torch.cat([composed_rotation, turn], 1)
+        composed_shift = torch.cat([composed_shift, offset], 1)
+    identity = torch.eye(3, dtype=coordinates.dtype).expand(len(coordinates), 1, 3, 3)
+    fragment_rotation = torch.cat([identity, composed_rotation], 1)  # fragment 0: the root, unmoved
+    fragment_shift = torch.cat([torch.zeros_like(shift[:, :1]), composed_shift], 1)
+    index = torch.as_tensor(fragment)
+    return (fragment_rotation[:, index] @ coordinates[..., None])[..., 0] + fragment_shift[:, index]
 
 
 @dataclass

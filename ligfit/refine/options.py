@@ -30,6 +30,10 @@ class RefinementOptions:
     weight_scale: float = 1.0  # multiplies the chosen weight
     minimise_iterations: int = 400
     anneal_steps: int = 500  # 2 fs steps (1 ps), hydrogen masses repartitioned to 3 Da; 1000 took 60–85% of a pocket's refinement
+    # After every start is minimised, anneal the top docked start and those whose ligand CC is within this of the
+    # best (None: every start). Starts further behind were never chosen after an anneal either (choose_start wants a
+    # better fit), and annealing them took ~2/3 of a pocket's refinement.
+    anneal_cc_window: float | None = 0.05
     anneal_temperature: float = 300.0  # start of the linear cooling to 0 K
     seed: int = 0
 

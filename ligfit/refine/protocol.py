@@ -1,7 +1,8 @@
 """Joint protein–ligand refinement against the map: minimise, anneal, minimise, from several docked poses.
 
-Per start pose: L-BFGS minimisation, a short Langevin anneal (ligand and pocket side chains
-moving in the map, backbone restrained, linear cooling to 0 K), and a final minimisation. The
+Per start pose: L-BFGS minimisation, then, for the top docked start and any start that fits
+the map about as well once minimised, a short Langevin anneal (ligand and pocket side chains
+moving in the map, backbone restrained, linear cooling to 0 K) and a final minimisation. The
 start whose refined complex has the lowest force field + restraint + map energy wins; a start
 whose ligand changed its stereochemistry on the way is discarded. Ligands no force field
 covers, and refinements that fail numerically, leave the docked pose as it was, with a message.
@@ -66,10 +67,12 @@ class StartOutcome:
     stereo_kept: bool
     coordinates: np.ndarray = field(repr=False)  # ligand, all atoms, Å
     protein: np.ndarray = field(repr=False)  # every particle, Å
+    annealed: bool = True  # False: minimised only (its fit was too far behind the best start's for an anneal to matter)
 
     def summary(self) -> dict:
         return {
             "pose": self.pose,
+            "annealed": self.annealed,
             "energy_kcal_mol": round(self.energy, 2),
             "force_field_kcal_mol": round(self.force_field_energy, 2),
             "map_kcal_mol": round(self.map_energy, 2),
@@ -252,16 +255,38 @@ def _refine_starts(
     notes: list[str],
     progress: Progress,
 ) -> list[StartOutcome]:
-    """Refine from each start in turn; a start that fails numerically is noted in ``notes`` and dropped."""
-    outcomes = []
+    """Minimise every start, then anneal and minimise again those that can still win; a start that fails numerically is noted and dropped.
+
+    The top docked start is always annealed; another only when its minimised ligand CC is within
+    ``options.anneal_cc_window`` of the best (None: every start): :func:`choose_start` lets another
+    start replace the top one only when it fits the map better, which an anneal that far behind
+    does not make it do.
+    """
+    heavy = ligand.heavy_atom_count
+    minimised: dict[int, tuple[np.ndarray, float]] = {}
     for number, pose_index in enumerate(starts):
-        progress("refining starts", number, len(starts))
-        outcome = _refine_start(context, complex_system, ligand, poses[pose_index], pose_index, density, resolution, options)
-        if outcome is None:
+        progress("refining starts", number, 2 * len(starts))
+        positions = _minimise(context, complex_system.with_ligand(poses[pose_index]), options)
+        if positions is None:
             notes.append(f"start {pose_index} failed numerically (NaN coordinates) and was dropped")
+            continue
+        coordinates = positions[complex_system.ligand_atoms[:heavy]]
+        minimised[pose_index] = (positions, float(ligand_cc(density, coordinates, ligand.elements[:heavy], resolution)))
+    best_cc = max((cc for _, cc in minimised.values()), default=0.0)
+    outcomes = []
+    for number, (pose_index, (positions, cc)) in enumerate(minimised.items()):
+        progress("refining starts", len(starts) + number, 2 * len(starts))
+        window = options.anneal_cc_window
+        anneal = options.anneal_steps > 0 and (window is None or pose_index == starts[0] or cc >= best_cc - window)
+        if anneal:
+            positions = _anneal(context, positions, pose_index, options)
+            if positions is None:
+                notes.append(f"start {pose_index} failed numerically (NaN coordinates) and was dropped")
+                continue
         else:
-            outcomes.append(outcome)
-    progress("refining starts", len(starts), len(starts))
+            context.setPositions(positions * NM)
+        outcomes.append(_outcome(context, complex_system, ligand, poses[pose_index], pose_index, density, resolution, anneal))
+    progress("refining starts", 2 * len(starts), 2 * len(starts))
     return outcomes
 
 
@@ -329,7 +354,37 @@ def _context(complex_system: ComplexSystem, options: RefinementOptions) -> mm.Co
     return context
 
 
-def _refine_start(
+def _minimise(context: mm.Context, positions: np.ndarray, options: RefinementOptions) -> np.ndarray | None:
+    """L-BFGS from ``positions`` (Å); the minimised positions, or None when they are not finite."""
+    context.setPositions(positions * NM)
+    try:
+        mm.LocalEnergyMinimizer.minimize(context, MINIMISATION_TOLERANCE, options.minimise_iterations)
+    except mm.OpenMMException as error:
+        if "nan" not in str(error).lower():
+            raise
+        return None
+    minimised = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.angstrom)
+    return minimised if np.all(np.isfinite(minimised)) else None
+
+
+def _anneal(context: mm.Context, positions: np.ndarray, pose_index: int, options: RefinementOptions) -> np.ndarray | None:
+    """Langevin dynamics cooled linearly from ``options.anneal_temperature`` to 0 K, then L-BFGS; None when it blew up."""
+    context.setPositions(positions * NM)
+    integrator = context.getIntegrator()
+    try:
+        context.setVelocitiesToTemperature(options.anneal_temperature * unit.kelvin, options.seed + pose_index)
+        for stage in range(COOLING_STAGES):
+            integrator.setTemperature(options.anneal_temperature * (1 - stage / COOLING_STAGES) * unit.kelvin)
+            integrator.step(max(1, options.anneal_steps // COOLING_STAGES))
+    except mm.OpenMMException as error:
+        if "nan" not in str(error).lower():
+            raise
+        return None
+    annealed = context.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.angstrom)
+    return _minimise(context, annealed, options) if np.all(np.isfinite(annealed)) else None
+
+
+def _outcome(
     context: mm.Context,
     complex_system: ComplexSystem,
     ligand: Ligand,
@@ -337,27 +392,11 @@ def _refine_start(
     pose_index: int,
     density: DensityMap,
     resolution: float,
-    options: RefinementOptions,
-) -> StartOutcome | None:
-    """Minimise, anneal, minimise from one start pose; None when the dynamics blew up."""
-    context.setPositions(complex_system.with_ligand(start) * NM)
-    integrator = context.getIntegrator()
-    try:
-        mm.LocalEnergyMinimizer.minimize(context, MINIMISATION_TOLERANCE, options.minimise_iterations)
-        if options.anneal_steps > 0:
-            context.setVelocitiesToTemperature(options.anneal_temperature * unit.kelvin, options.seed + pose_index)
-            for stage in range(COOLING_STAGES):
-                integrator.setTemperature(options.anneal_temperature * (1 - stage / COOLING_STAGES) * unit.kelvin)
-                integrator.step(max(1, options.anneal_steps // COOLING_STAGES))
-        mm.LocalEnergyMinimizer.minimize(context, MINIMISATION_TOLERANCE, options.minimise_iterations)
-    except mm.OpenMMException as error:
-        if "nan" not in str(error).lower():
-            raise
-        return None
+    annealed: bool,
+) -> StartOutcome:
+    """The refined start as the context now holds it: energies, fit, shift and stereochemistry."""
     state = context.getState(getPositions=True, getEnergy=True)
     positions = state.getPositions(asNumpy=True).value_in_unit(unit.angstrom)
-    if not np.all(np.isfinite(positions)):
-        return None
     coordinates = positions[complex_system.ligand_atoms]
     heavy = ligand.heavy_atom_count
 
@@ -374,6 +413,7 @@ def _refine_start(
         stereo_kept=stereo_signature(ligand.mol, coordinates) == stereo_signature(ligand.mol, start),
         coordinates=coordinates,
         protein=positions,
+        annealed=annealed,
     )
 
 
