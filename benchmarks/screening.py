@@ -141,7 +141,7 @@ def speedup(root: Path, rows: list[dict], entry: str, resolution: float, decoys:
     }
 
 
-def identification(root: Path, quick: bool, workers: int, cases: list[str] | None = None) -> list[dict]:
+def identification(root: Path, quick: bool, workers: int, cases: list[str] | None = None, dump: Path | None = None) -> list[dict]:
     """Right CCD code in the top 3? Hemes of EMD-3488, NADP of 3NZD, the EM ligand boxes whose ligand is in the library.
 
     3NZD's other ligand, the inhibitor D2Q, is not in the library (nor a common ligand), so only its
@@ -159,6 +159,12 @@ def identification(root: Path, quick: bool, workers: int, cases: list[str] | Non
         wall = round(time.perf_counter() - clock[0], 1)
         docked = sum(1 for row in result.rows if row.get("status") == "ok")
         fits = {row.get("code") or row["name"]: row.get("fit_score") for row in result.rows if row.get("status") == "ok"}
+        true_row = next((row for row in result.rows if (row.get("code") or row["name"]) == code), {})
+        if dump is not None:
+            dump.parent.mkdir(parents=True, exist_ok=True)
+            with open(dump, "a") as handle:
+                for row in result.rows:
+                    handle.write(json.dumps({"case": name, "true": (row.get("code") or row["name"]) == code, **row}, default=str) + "\n")
         results.append(
             {
                 "case": name,
@@ -168,12 +174,19 @@ def identification(root: Path, quick: bool, workers: int, cases: list[str] | Non
                 "top3_fit": [fits[c] for c in codes[:3]],
                 "true_fit": fits.get(code),
                 "in_top3": rank is not None and rank <= 3,
+                "none_fits": result.none_fits,
+                "hits": " ".join(row.get("code") or row["name"] for row in result.hits),
+                "true_hit": bool(true_row.get("hit")),
+                "true_margin": true_row.get("margin"),
+                "none_fits_before": max((f or 0.0 for f in fits.values()), default=0.0) < HIT_SCORE,
+                "verdict": result.verdict,
                 "docked": docked,
                 "wall_s": wall,
                 "prefilter": " | ".join(result.prefilter_lines()),
             }
         )
         print(f"  {name}: {code} ranked {rank} (fit {fits.get(code)}); top 3 {codes[:3]}; {docked} docked; {wall} s", flush=True)
+        print(f"    verdict: {result.verdict}", flush=True)
         for line in result.prefilter_lines():
             print(f"    {line}", flush=True)
         clock[0] = time.perf_counter()
@@ -346,13 +359,16 @@ def main() -> None:
         print(f"workers ratio: {speed['speedup']}")
 
     if "identify" not in skip:
-        found = identification(root, not args.identify_all, args.workers, args.identify_cases)
+        found = identification(root, not args.identify_all, args.workers, args.identify_cases, args.dump_rows)
         write_csv(RESULTS / f"screening_identify{suffix}.csv", found)
-        print("\n| blob | true CCD | rank | top 3 (fit score) | docked | time (s) |")
-        print("|---|---|---|---|---|---|")
+        print("\n| blob | true CCD | rank | top 3 (fit score) | hits | 'none fits' (before → after) | docked | time (s) |")
+        print("|---|---|---|---|---|---|---|---|")
         for row in found:
             top3 = ", ".join(f"{c} ({f:.2f})" for c, f in zip(row["top3"], row["top3_fit"]))
-            print(f"| {row['case']} | {row['true_code']} | {row['rank']} | {top3} | {row['docked']} | {row['wall_s']} |")
+            print(
+                f"| {row['case']} | {row['true_code']} | {row['rank']} | {top3} | {row['hits'] or '-'} | "
+                f"{row['none_fits_before']} → {row['none_fits']} | {row['docked']} | {row['wall_s']} |"
+            )
         print(f"right code in the top 3: {sum(r['in_top3'] for r in found)}/{len(found)}")
 
 
