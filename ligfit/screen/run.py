@@ -162,11 +162,13 @@ class ScreenResult:
 
     def table(self, top: int = 20) -> str:
         """A plain-text table of the first ``top`` rows."""
-        lines = [f"{'#':>3} {'ligand':<24} {'status':<8} {'fit':>5} {'conf':>5} {'blob':>4} {'blobCC':>6} {'expl':>5} {'Q':>5}"]
+        lines = [
+            f"{'#':>3} {'ligand':<24} {'status':<8} {'fit':>5} {'conf':>5} {'ahead':>6} {'blob':>4} {'blobCC':>6} {'expl':>5} {'Q':>5}"
+        ]
         for row in self.rows[:top]:
             lines.append(
                 f"{row['rank']:>3} {row['name'][:24]:<24} {row['status']:<8} {_fmt(row.get('fit_score'))} "
-                f"{_fmt(row.get('confidence'))} {row.get('blob') if row.get('blob') is not None else '-':>4} "
+                f"{_fmt(row.get('confidence'))} {_fmt(row.get('margin'), 6)} {row.get('blob') if row.get('blob') is not None else '-':>4} "
                 f"{_fmt(row.get('blob_cc'), 6)} {_fmt(row.get('explained'))} {_fmt(row.get('q_score'))}"
             )
         lines.append(self.verdict)
@@ -514,10 +516,9 @@ def run_screen(
     finally:
         if isinstance(scheduler, str) and client is not None:
             client.close()
-    rows = ranking.call_hits(
-        rank_rows([records[entry.key] for entry in library.entries if entry.key in records]), hit_score=options.hit_score
-    )
-    verdict = ranking.verdict(rows)
+    rule = dataclasses.replace(ranking.HIT_RULE, alone_fit=options.hit_score)
+    rows = ranking.call_hits(rank_rows([records[entry.key] for entry in library.entries if entry.key in records]), rule)
+    verdict = ranking.verdict(rows, rule)
     prefilter = prefilter_summary(library, records, context.blobs)
     result = ScreenResult(rows, [b.summary() for b in context.blobs], verdict, library, folder, timings, prefilter)
     for line in result.prefilter_lines():
