@@ -5,7 +5,7 @@ The library is the true ligand and the four decoys (other PoseBusters ligands wi
 heavy atoms) that came closest to it in the design run. At 3.5 Å the best decoys reach fit scores
 near 0.7, above the former absolute threshold (0.65), so that rule answered "ZHR fits" for the
 decoys alone; judged against the library, the true ligand stands ~0.12 above every decoy and the
-best decoy only ~0.00 above the next one. Docks five ligands (~30 s on 2 cores).
+best decoy only ~0.00 above the next one. Docks five ligands (~5–10 s on 2 cores).
 """
 
 from __future__ import annotations
