@@ -8,8 +8,10 @@ Simulated cases: a PoseBusters pocket with its deposited ligand simulated at 3.0
 (benchmarks/cases.py: B-factor blur, occupancy 0.6–1.0, noise); the screen sees the pocket
 alone. No part of the screen is trained, so every pocket is held out. Decoys are other
 PoseBusters ligands within ±25% of the true ligand's heavy-atom count (property-matched by
-size). The decoy-only verdict is the screen's answer over the decoy rows of the same run (each
-ligand is scored on its own, so dropping the true ligand changes nothing else).
+size). The decoy-only verdict is ranking.call_hits over the decoy rows of the same run (each
+ligand is docked and scored on its own; only the library-relative hit call changes without the
+true ligand). "before" columns: the former absolute rule (fit ≥ HIT_SCORE) on the same rows.
+--dump-rows keeps every row; --rows-from judges a dump again without docking (docs/notes/nonefits.md).
 Speed: the first case is screened with 1 and with 2 workers back to back (a paired measurement
 on a machine shared with other jobs); the two rankings must be identical.
 Writes benchmarks/results/screening*.csv.
