@@ -8,8 +8,10 @@ Simulated cases: a PoseBusters pocket with its deposited ligand simulated at 3.0
 (benchmarks/cases.py: B-factor blur, occupancy 0.6–1.0, noise); the screen sees the pocket
 alone. No part of the screen is trained, so every pocket is held out. Decoys are other
 PoseBusters ligands within ±25% of the true ligand's heavy-atom count (property-matched by
-size). The decoy-only verdict is the screen's answer over the decoy rows of the same run (each
-ligand is scored on its own, so dropping the true ligand changes nothing else).
+size). The decoy-only verdict is ranking.call_hits over the decoy rows of the same run (each
+ligand is docked and scored on its own; only the library-relative hit call changes without the
+true ligand). "before" columns: the former absolute rule (fit ≥ HIT_SCORE) on the same rows.
+--dump-rows keeps every row; --rows-from judges a dump again without docking (docs/notes/nonefits.md).
 Speed: the first case is screened with 1 and with 2 workers back to back (a paired measurement
 on a machine shared with other jobs); the two rankings must be identical.
 Writes benchmarks/results/screening*.csv.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
 import time
@@ -32,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.cases import complex_entries, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case  # noqa: E402
 from ligfit import io  # noqa: E402
 from ligfit.screen import HIT_SCORE, ScreenOptions, run_identify, run_screen  # noqa: E402
+from ligfit.screen.ranking import call_hits  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -50,32 +54,71 @@ def decoys_for(rows: list[dict], entry: str, count: int, seed: int) -> list[tupl
     return [(f"decoy_{pool[i]['ligand_ccd']}", pool[i]["lig_smiles"]) for i in sorted(chosen)]
 
 
-def screen_case(root: Path, rows: list[dict], entry: str, resolution: float, decoys: int, seed: int, workers: int) -> dict:
+def screen_case(
+    root: Path, rows: list[dict], entry: str, resolution: float, decoys: int, seed: int, workers: int, dump: Path | None = None
+) -> dict:
     case = simulated_case(root, entry, resolution, seed=seed)
     true_smiles = next(row["lig_smiles"] for row in rows if row["entry"] == entry)
     library = [("TRUE", true_smiles), *decoys_for(rows, entry, decoys, seed)]
     start = time.perf_counter()
     result = run_screen(case.density, case.model, library, ScreenOptions(resolution=resolution, seed=seed), workers=workers)
     wall = time.perf_counter() - start
-    names = [row["name"] for row in result.rows]
-    rank = names.index("TRUE") + 1 if "TRUE" in names else None
-    decoy_rows = [row for row in result.rows if row["name"] != "TRUE"]
-    true_row = next((row for row in result.rows if row["name"] == "TRUE"), {})
     docked = sum(1 for row in result.rows if row.get("status") == "ok")
+    if dump is not None:  # every row with its pose, for designing the "none fits" rule offline (--rows-from)
+        dump.parent.mkdir(parents=True, exist_ok=True)
+        with open(dump, "a") as handle:
+            for row in result.rows:
+                record = {"case": case.name, "entry": entry, "resolution": resolution, "seed": seed, "true": row["name"] == "TRUE", **row}
+                handle.write(json.dumps(record, default=str) + "\n")
     return {
         "case": case.name,
         "ligands": len(result.rows),
         "docked": docked,
-        "true_rank": rank,
-        "true_hit": bool(true_row.get("hit")),
-        "true_fit": true_row.get("fit_score"),
-        "best_decoy_fit": max((row.get("fit_score") or 0.0 for row in decoy_rows), default=0.0),
-        "decoys_only_none_fits": not any(row.get("hit") for row in decoy_rows),
+        **judge(result.rows),
         "cpu_s": round(sum(row.get("time_s") or 0.0 for row in result.rows), 1),
         "wall_s": round(wall, 1),
         "workers": workers,
         "status": "" if result.rows else "empty",
     }
+
+
+def judge(rows: list[dict]) -> dict:
+    """Where the true ligand ranks, whether it is a hit, and whether the decoys alone are answered "none fits".
+
+    Hits are called by ranking.call_hits (relative to the library), so the decoy-only answer is the call
+    over copies of the decoy rows alone; "_before" columns are the former absolute rule (fit ≥ HIT_SCORE).
+    """
+    rows = [dict(row) for row in rows]
+    names = [row["name"] for row in rows]
+    rank = names.index("TRUE") + 1 if "TRUE" in names else None
+    call_hits(rows)
+    decoy_rows = call_hits([dict(row) for row in rows if row["name"] != "TRUE"])
+    true_row = next((row for row in rows if row["name"] == "TRUE"), {})
+    best_decoy = max((row.get("fit_score") or 0.0 for row in decoy_rows), default=0.0)
+    true_fit = true_row.get("fit_score")
+    return {
+        "true_rank": rank,
+        "true_hit": bool(true_row.get("hit")),
+        "true_fit": true_fit,
+        "true_margin": true_row.get("margin"),
+        "best_decoy_fit": best_decoy,
+        "best_decoy_margin": max((row.get("margin") or -1.0 for row in decoy_rows), default=None),
+        "decoys_only_none_fits": not any(row.get("hit") for row in decoy_rows),
+        "true_hit_before": true_fit is not None and true_fit >= HIT_SCORE,
+        "none_fits_before": best_decoy < HIT_SCORE,
+    }
+
+
+def cases_from_rows(path: Path) -> list[dict]:
+    """Judge again the cases dumped by --dump-rows (no docking): for changing the "none fits" rule."""
+    by_case: dict[str, list[dict]] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        by_case.setdefault(record["case"], []).append(record)
+    return [
+        {"split": "rows", "case": name, "ligands": len(group), "docked": sum(1 for r in group if r.get("status") == "ok"), **judge(group)}
+        for name, group in by_case.items()
+    ]
 
 
 def speedup(root: Path, rows: list[dict], entry: str, resolution: float, decoys: int, seed: int) -> dict:
@@ -100,7 +143,7 @@ def speedup(root: Path, rows: list[dict], entry: str, resolution: float, decoys:
     }
 
 
-def identification(root: Path, quick: bool, workers: int, cases: list[str] | None = None) -> list[dict]:
+def identification(root: Path, quick: bool, workers: int, cases: list[str] | None = None, dump: Path | None = None) -> list[dict]:
     """Right CCD code in the top 3? Hemes of EMD-3488, NADP of 3NZD, the EM ligand boxes whose ligand is in the library.
 
     3NZD's other ligand, the inhibitor D2Q, is not in the library (nor a common ligand), so only its
@@ -118,6 +161,12 @@ def identification(root: Path, quick: bool, workers: int, cases: list[str] | Non
         wall = round(time.perf_counter() - clock[0], 1)
         docked = sum(1 for row in result.rows if row.get("status") == "ok")
         fits = {row.get("code") or row["name"]: row.get("fit_score") for row in result.rows if row.get("status") == "ok"}
+        true_row = next((row for row in result.rows if (row.get("code") or row["name"]) == code), {})
+        if dump is not None:
+            dump.parent.mkdir(parents=True, exist_ok=True)
+            with open(dump, "a") as handle:
+                for row in result.rows:
+                    handle.write(json.dumps({"case": name, "true": (row.get("code") or row["name"]) == code, **row}, default=str) + "\n")
         results.append(
             {
                 "case": name,
@@ -127,12 +176,19 @@ def identification(root: Path, quick: bool, workers: int, cases: list[str] | Non
                 "top3_fit": [fits[c] for c in codes[:3]],
                 "true_fit": fits.get(code),
                 "in_top3": rank is not None and rank <= 3,
+                "none_fits": result.none_fits,
+                "hits": " ".join(row.get("code") or row["name"] for row in result.hits),
+                "true_hit": bool(true_row.get("hit")),
+                "true_margin": true_row.get("margin"),
+                "none_fits_before": max((f or 0.0 for f in fits.values()), default=0.0) < HIT_SCORE,
+                "verdict": result.verdict,
                 "docked": docked,
                 "wall_s": wall,
                 "prefilter": " | ".join(result.prefilter_lines()),
             }
         )
         print(f"  {name}: {code} ranked {rank} (fit {fits.get(code)}); top 3 {codes[:3]}; {docked} docked; {wall} s", flush=True)
+        print(f"    verdict: {result.verdict}", flush=True)
         for line in result.prefilter_lines():
             print(f"    {line}", flush=True)
         clock[0] = time.perf_counter()
@@ -186,46 +242,45 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def calibrate_hit_score(cases: list[dict]) -> float:
-    """The fit score between the true ligands and the best decoys of held-out cases that classifies most of them right.
-
-    Each calibration case gives one positive (the true ligand's fit score) and one negative (its
-    best decoy's); the threshold maximises correct calls over both, ties broken by the widest
-    margin (midpoint of the gap it sits in).
-    """
-    positives = [c["true_fit"] for c in cases if c["true_fit"] is not None]
-    negatives = [c["best_decoy_fit"] for c in cases]
-    values = sorted(set(positives + negatives))
-    if not values:
-        return HIT_SCORE
-    candidates = [(a + b) / 2 for a, b in zip(values, values[1:])] + [values[0] - 0.01, values[-1] + 0.01]
-
-    def correct(t: float) -> tuple[int, float]:
-        right = sum(p >= t for p in positives) + sum(n < t for n in negatives)
-        gap = min([abs(v - t) for v in values])
-        return right, gap
-
-    return round(max(candidates, key=correct), 3)
-
-
-def summarise(cases: list[dict], hit_score: float) -> dict:
+def summarise(cases: list[dict]) -> dict:
     n = len(cases)
     return {
         "cases": n,
         "top1": sum(1 for c in cases if c["true_rank"] == 1),
         "top5": sum(1 for c in cases if c["true_rank"] is not None and c["true_rank"] <= 5),
-        "true_hit": sum(1 for c in cases if c["true_fit"] is not None and c["true_fit"] >= hit_score),
-        "none_fits": sum(1 for c in cases if c["best_decoy_fit"] < hit_score),
+        "true_hit": sum(1 for c in cases if c["true_hit"]),
+        "none_fits": sum(1 for c in cases if c["decoys_only_none_fits"]),
+        "true_hit_before": sum(1 for c in cases if c["true_hit_before"]),
+        "none_fits_before": sum(1 for c in cases if c["none_fits_before"]),
         "ligands": sum(c["ligands"] for c in cases),
-        "cpu_s": sum(c["cpu_s"] for c in cases),
+        "cpu_s": sum(c.get("cpu_s", 0.0) for c in cases),
     }
+
+
+def print_table(groups: list[tuple[str, list[dict]]], library: str) -> None:
+    """Per split and resolution: top-1, top-5, and the hit / none-fits rates before (fit ≥ HIT_SCORE) and after (call_hits)."""
+    print(
+        "\n| split | resolution | cases | library | top-1 | top-5 | true a hit (before → after) | decoy-only 'none fits' (before → after) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for label, group in groups:
+        resolutions = sorted({c["case"].split("@")[1] for c in group})
+        for resolution, part in [(r, [c for c in group if c["case"].split("@")[1] == r]) for r in resolutions] + [("all", group)]:
+            if not part:
+                continue
+            s = summarise(part)
+            n = s["cases"]
+            print(
+                f"| {label} | {resolution} | {n} | {library} | {s['top1']}/{n} | {s['top5']}/{n} | {s['true_hit_before']}/{n} → "
+                f"{s['true_hit']}/{n} | {s['none_fits_before']}/{n} → {s['none_fits']}/{n} |"
+            )
 
 
 def run_cases(root: Path, rows: list[dict], entries: list[str], resolutions: list[float], args, label: str, decoys: int) -> list[dict]:
     cases = []
     for resolution in resolutions:
         for entry in entries:
-            row = {"split": label, **screen_case(root, rows, entry, resolution, decoys, args.seed, args.workers)}
+            row = {"split": label, **screen_case(root, rows, entry, resolution, decoys, args.seed, args.workers, args.dump_rows)}
             cases.append(row)
             print(
                 f"  [{label}] {row['case']}: true rank {row['true_rank']} (fit {row['true_fit']}, best decoy {row['best_decoy_fit']:.2f}), "
@@ -239,7 +294,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 pockets at 3.0 and 3.5 Å with 9 decoys, 1 heme, 3NZD")
     parser.add_argument("--entries", type=int, default=20, help="PoseBusters pockets reported (default 20)")
-    parser.add_argument("--calibration-entries", type=int, default=0, help="held-out pockets (not reported) that set HIT_SCORE")
+    parser.add_argument("--calibration-entries", type=int, default=0, help="more pockets, screened and reported as a separate split")
     parser.add_argument("--calibration-decoys", type=int, default=0, help="decoys per calibration library (default: --decoys)")
     parser.add_argument("--identify-all", action="store_true", help="identification on all 4 hemes and the EM boxes too (slow)")
     parser.add_argument("--identify-cases", nargs="+", choices=["heme1", "heme2", "heme3", "heme4", "3nzd", "em"], help="only these")
@@ -248,6 +303,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", nargs="*", default=[], choices=["screen", "speed", "identify"])
+    parser.add_argument("--exclude", nargs="*", default=[], help="entries never used (e.g. the design set of a rule)")
+    parser.add_argument("--dump-rows", type=Path, help="append every ranked row (with its pose) of every case to this JSON-lines file")
+    parser.add_argument("--rows-from", type=Path, help="judge the cases of a --dump-rows file again (no docking) and print the table")
     parser.add_argument("--identify", action="store_true", help="only the identification part (real maps)")
     parser.add_argument("--workers-ratio", action="store_true", help="only the paired 1- vs 2-worker timing on one library")
     args = parser.parse_args()
@@ -256,7 +314,7 @@ def main() -> None:
         sys.exit("../shared/data is not available")
     rows = complex_entries(root)
     count, args.decoys_used = (3, 9) if args.quick else (args.entries, args.decoys)
-    order = [str(e) for e in np.random.default_rng(args.seed).permutation([r["entry"] for r in rows])]
+    order = [str(e) for e in np.random.default_rng(args.seed).permutation([r["entry"] for r in rows]) if str(e) not in set(args.exclude)]
     entries = order[:count]
     calibration = order[count : count + args.calibration_entries]  # disjoint from the reported entries
     suffix = "_quick" if args.quick else ""
@@ -266,30 +324,29 @@ def main() -> None:
     if args.workers_ratio:
         skip |= {"screen", "identify"}
 
+    if args.rows_from is not None:
+        again = cases_from_rows(args.rows_from)
+        for case in again:
+            print(
+                f"  {case['case']}: true rank {case['true_rank']} (fit {case['true_fit']}, margin {case['true_margin']}, hit {case['true_hit']}); "
+                f"decoys alone: best fit {case['best_decoy_fit']:.2f}, margin {case['best_decoy_margin']}, none fits {case['decoys_only_none_fits']}"
+            )
+        print_table([(args.rows_from.name, again)], "as dumped")
+        return
+
     if "screen" not in skip:
-        hit_score = HIT_SCORE
         held_out = []
         if calibration:
             held_out = run_cases(
                 root, rows, calibration, args.resolutions, args, "calibration", args.calibration_decoys or args.decoys_used
             )
-            hit_score = calibrate_hit_score(held_out)
-            print(f"HIT_SCORE calibrated on {len(held_out)} held-out cases ({', '.join(calibration)}): {hit_score}", flush=True)
         cases = run_cases(root, rows, entries, args.resolutions, args, "reported", args.decoys_used)
         write_csv(RESULTS / f"screening{suffix}.csv", held_out + cases)
-        print(f"\nreported entries: {', '.join(entries)}; calibration entries: {', '.join(calibration) or 'none (HIT_SCORE as shipped)'}")
-        print("\n| split | cases | library | HIT_SCORE | top-1 | top-5 | true ligand a hit | decoy-only 'none fits' | ligands/hour/core |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        for label, group in (("calibration", held_out), ("reported", cases)):
-            if not group:
-                continue
-            s = summarise(group, hit_score)
-            n = s["cases"]
-            library = args.calibration_decoys or args.decoys_used if label == "calibration" else args.decoys_used
-            print(
-                f"| {label} | {n} | true + {library} | {hit_score} | {s['top1']}/{n} | {s['top5']}/{n} | {s['true_hit']}/{n} | "
-                f"{s['none_fits']}/{n} | {s['ligands'] / max(s['cpu_s'], 1e-9) * 3600:.0f} |"
-            )
+        print(f"\nreported entries: {', '.join(entries)}; calibration entries: {', '.join(calibration) or 'none'}")
+        print_table([("calibration", held_out), ("reported", cases)], f"true + {args.decoys_used}")
+        speed_cases = held_out + cases
+        cpu = sum(c["cpu_s"] for c in speed_cases)
+        print(f"ligands/hour/core: {sum(c['ligands'] for c in speed_cases) / max(cpu, 1e-9) * 3600:.0f} (summed per-ligand time)")
 
     if "speed" not in skip:
         ligands = 9 if args.quick else args.decoys
@@ -304,13 +361,16 @@ def main() -> None:
         print(f"workers ratio: {speed['speedup']}")
 
     if "identify" not in skip:
-        found = identification(root, not args.identify_all, args.workers, args.identify_cases)
+        found = identification(root, not args.identify_all, args.workers, args.identify_cases, args.dump_rows)
         write_csv(RESULTS / f"screening_identify{suffix}.csv", found)
-        print("\n| blob | true CCD | rank | top 3 (fit score) | docked | time (s) |")
-        print("|---|---|---|---|---|---|")
+        print("\n| blob | true CCD | rank | top 3 (fit score) | hits | 'none fits' (before → after) | docked | time (s) |")
+        print("|---|---|---|---|---|---|---|---|")
         for row in found:
             top3 = ", ".join(f"{c} ({f:.2f})" for c, f in zip(row["top3"], row["top3_fit"]))
-            print(f"| {row['case']} | {row['true_code']} | {row['rank']} | {top3} | {row['docked']} | {row['wall_s']} |")
+            print(
+                f"| {row['case']} | {row['true_code']} | {row['rank']} | {top3} | {row['hits'] or '-'} | "
+                f"{row['none_fits_before']} → {row['none_fits']} | {row['docked']} | {row['wall_s']} |"
+            )
         print(f"right code in the top 3: {sum(r['in_top3'] for r in found)}/{len(found)}")
 
 

@@ -35,6 +35,16 @@ def test_identify_ranks_heme_in_the_top_three_on_the_real_heme_blob(heme_identif
     assert heme["explained"] > 0.7 and heme["q_score"] > 0.6, result.table()
 
 
+def test_identify_calls_the_real_heme_a_hit_although_its_fit_is_below_the_old_threshold(heme_identified):
+    # Fit ~0.57 < 0.65 (the old absolute rule said "none fits" here); it stands ~0.25 above the best other
+    # skeleton (the full run: +0.27 over SAM), so the "stands far out" clause of the hit rule calls it.
+    result, _ = heme_identified
+    heme = next(row for row in result.rows if row["code"] == "HEM")
+    assert heme["fit_score"] < 0.65 and heme["hit"] and not result.none_fits, result.table()
+    assert heme["margin"] >= 0.2 and heme["rival"] in CANDIDATES, result.table()
+    assert result.verdict.startswith("HEM explains blob 1"), result.verdict
+
+
 def test_identify_says_which_categories_passed_the_prefilters(heme_identified):
     result, out = heme_identified
     by_category = {row["category"]: row for row in result.prefilter}

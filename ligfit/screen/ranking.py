@@ -10,25 +10,101 @@ A pose is judged against the whole blob, not only where its atoms sit:
 * ``q_ratio``: mean Q-score of the pose's atoms over the Q-score expected at this resolution
   (per atom, so independent of size).
 
-``fit_score`` = ``blob_cc`` · √``explained`` · min(1, ``q_ratio``); a ligand is a hit when it
-clears :data:`HIT_SCORE` (set on simulated held-out pockets, see benchmarks/screening.py).
+``fit_score`` = ``blob_cc`` · √``explained`` · min(1, ``q_ratio``).
+
+Whether a ligand *explains* the blob is judged against the rest of the library (:func:`call_hits`,
+:class:`HitRule`): a ligand is a hit when it fits well and is ahead of every ligand of a different
+skeleton docked into the same blob (fit ≥ 0.65, ahead by ≥ 0.02), or when it stands far out from
+all of them (ahead by ≥ 0.17, fit ≥ 0.45). No absolute fit score separates the true ligand from
+size-matched decoys: on simulated PoseBusters pockets at 3–3.5 Å (design split) the true ligands score 0.49–0.88
+and the best of 20 decoys within ±25 % of its heavy atoms 0.08–0.88, because a decoy of the right size
+and shape fills a blurred blob about as well. The margin over the best distinct rival adds what the
+fit score alone lacks (a decoy-only library's best is usually one of a crowd) but does not separate
+them either (three splits: 0.02–0.56 for true ligands ranked first, 0.00–0.51 for best decoys). Close analogs (same skeleton: HEM/HEC,
+ATP/ANP/AGS) are one answer, not rivals. A ligand with no distinct rival in its blob (a library of
+one) is a hit at the absolute :data:`HIT_SCORE`. Design and held-out measurements: docs/notes/nonefits.md.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import numpy as np
-from rdkit import Chem
+from rdkit import Chem, DataStructs
+from rdkit.Chem import rdFingerprintGenerator
+from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from ligfit.maps import DensityMap
 from ligfit.records import Blob
 
-#: fit_score at or above which a ligand is called a hit: set between the true ligands (0.76–0.85) and the
-#: best decoys (0.38–0.61) of benchmarks/screening.py --quick (in-sample; recheck on the full run).
+#: Tanimoto similarity (Morgan radius 2 on the generic skeleton: every atom carbon, every bond single) at or above
+#: which two ligands count as analogs, i.e. one answer (HEM/HEC 1.0, HEM/HEA 0.67, ATP/ANP/AGS 1.0, NDP/NAD 0.83).
+ANALOG_SIMILARITY = 0.6
+#: fit_score at or above which a ligand is a hit when nothing distinct was docked into its blob to compare it with
+#: (a library of one ligand or of analogs only); also the "good fit" of HitRule. Set in the first session
+#: between true ligands and decoys of the quick benchmark.
 HIT_SCORE = 0.65
+
+
+@dataclass(frozen=True)
+class HitRule:
+    """When a ligand explains its blob, judged against the library (constants set on benchmarks/screening.py, see below).
+
+    A ligand with a rival (the best-fitting ligand of a different skeleton in the same blob) is a hit when
+    fit ≥ ``good_fit`` and fit − rival ≥ ``good_margin`` (it fits well and is ahead), or fit ≥ ``clear_fit``
+    and fit − rival ≥ ``clear_margin`` (it stands far out, e.g. a partly occupied ligand all decoys fail);
+    without a rival, when fit ≥ ``alone_fit``.
+
+    How the numbers were set (docs/notes/nonefits.md; true ligand + 20 size-matched decoys, 12 PoseBusters
+    pockets at 3.0 and 3.5 Å per split; a case counts when the true ligand is a hit, and when the decoys
+    alone get no hit). A first rule, fit ≥ 0.48 and ≥ 0.06 ahead, chosen on the design split (seed 1:
+    true a hit 18/24 as before, none-fits 14 → 19/24), lost 8 true hits on the held-out split (seed 2:
+    20 → 12/24). This two-clause rule was then chosen on both splits as the one with most none-fits that
+    loses no true hit on either (a grid over good_fit 0.55–0.70, good_margin 0–0.04, clear_fit 0.40–0.50,
+    clear_margin 0.12–0.20 or none): seed 1 18 → 19 hits, 14 → 19 none-fits; seed 2 20 → 20, 11 → 13. Measured
+    once, untouched, on a third split (seed 3): 14 → 14 hits, 18 → 20 none-fits (of 24). ``good_margin`` 0.02: the
+    smallest lead of a true ligand ranked first (8DSC at 3.5 Å: 0.021); ``clear_margin`` 0.17: above every
+    decoy-only lead on seeds 1–2 except 6XAF's, whose decoys hold a GDP-like analog of the true ligand (0.48, 0.26).
+    """
+
+    good_fit: float = HIT_SCORE
+    good_margin: float = 0.02
+    clear_fit: float = 0.45
+    clear_margin: float = 0.17
+    alone_fit: float = HIT_SCORE
+    analog: float = ANALOG_SIMILARITY
+
+    def is_hit(self, fit: float, margin: float | None) -> bool:
+        if margin is None:
+            return fit >= self.alone_fit
+        return (fit >= self.good_fit and margin >= self.good_margin) or (fit >= self.clear_fit and margin >= self.clear_margin)
+
+    def confidence(self, fit: float, margin: float | None) -> float:
+        """0–1, 0.5 on the rule's boundary: logistic in the fit score (width CONFIDENCE_WIDTH) and margin (MARGIN_WIDTH)."""
+        if margin is None:
+            return confidence(fit, self.alone_fit)
+
+        def ahead(limit: float) -> float:
+            return 1.0 / (1.0 + math.exp(-(margin - limit) / MARGIN_WIDTH))
+
+        good = min(confidence(fit, self.good_fit), ahead(self.good_margin))
+        clear = min(confidence(fit, self.clear_fit), ahead(self.clear_margin))
+        return max(good, clear)
+
+    def describe(self) -> str:
+        return (
+            f"a hit needs fit ≥ {self.good_fit} and ≥ {self.good_margin} ahead of every other skeleton, "
+            f"or fit ≥ {self.clear_fit} and ≥ {self.clear_margin} ahead"
+        )
+
+
+HIT_RULE = HitRule()
+
 #: width of the logistic that turns fit_score into a 0–1 confidence around HIT_SCORE.
 CONFIDENCE_WIDTH = 0.06
+#: width of the logistic that turns the margin into a 0–1 confidence around HitRule's margins.
+MARGIN_WIDTH = 0.03
 #: blob-to-ligand heavy-atom ratios a candidate must fall within to be docked at all.
 SIZE_RATIO_RANGE = (0.45, 2.4)
 
@@ -130,16 +206,80 @@ def confidence(score: float, hit_score: float = HIT_SCORE) -> float:
     return 1.0 / (1.0 + math.exp(-(score - hit_score) / CONFIDENCE_WIDTH))
 
 
-def verdict(rows: list[dict], hit_score: float = HIT_SCORE) -> str:
-    """One line: which ligand explains the blob, or that none of them does."""
+_SKELETON_FINGERPRINT = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
+
+
+def skeleton_fingerprint(smiles: str):
+    """Morgan fingerprint (radius 2) of the molecule's generic skeleton: element and bond order dropped, so that
+    analogs differing by a substituted atom or a saturated bond (HEM/HEC, ATP/AGS, GDP/GNP) look alike."""
+    mol = Chem.MolFromSmiles(smiles or "")
+    if mol is None:
+        return None
+    try:
+        mol = MurckoScaffold.MakeScaffoldGeneric(Chem.RemoveHs(mol))
+    except (ValueError, RuntimeError):
+        pass
+    return _SKELETON_FINGERPRINT.GetFingerprint(mol)
+
+
+def call_hits(rows: list[dict], rule: HitRule | None = None, hit_score: float | None = None) -> list[dict]:
+    """Set each scored row's ``hit``, ``margin``, ``rival`` and ``confidence`` from the whole ranking (in place).
+
+    ``margin``: the row's fit score minus the best fit score of a ligand of a different skeleton (Tanimoto of
+    :func:`skeleton_fingerprint` below ``rule.analog``) docked into the same blob (``rival``); None without one.
+    ``hit_score`` replaces ``rule.alone_fit`` (ScreenOptions.hit_score).
+    """
+    rule = rule or HIT_RULE
+    if hit_score is not None:
+        rule = replace(rule, alone_fit=hit_score)
+    scored = [row for row in rows if row.get("status") == "ok" and row.get("fit_score") is not None]
+    prints = [skeleton_fingerprint(row.get("smiles") or "") for row in scored]
+    for i, row in enumerate(scored):
+        rivals = [
+            other
+            for j, other in enumerate(scored)
+            if j != i and other.get("blob") == row.get("blob") and not _analogs(prints[i], prints[j], row, other, rule.analog)
+        ]
+        fit = float(row["fit_score"])
+        rival = max(rivals, key=lambda other: other["fit_score"], default=None)
+        lead = None if rival is None else round(fit - float(rival["fit_score"]), 4)
+        row.update(
+            margin=lead,
+            rival=None if rival is None else rival["name"],
+            hit=rule.is_hit(fit, lead),
+            confidence=round(rule.confidence(fit, lead), 3),
+        )
+    called = {id(row) for row in scored}
+    for row in rows:
+        if id(row) not in called:
+            row["hit"] = False
+    return rows
+
+
+def _analogs(first, second, row: dict, other: dict, analog: float) -> bool:
+    if first is None or second is None:
+        return bool(row.get("smiles")) and row.get("smiles") == other.get("smiles")
+    return DataStructs.TanimotoSimilarity(first, second) >= analog
+
+
+def verdict(rows: list[dict], rule: HitRule | None = None) -> str:
+    """One line: which ligand explains the blob, or that none of them does (rows called by :func:`call_hits`)."""
     hits = [row for row in rows if row.get("hit")]
     if not hits:
         scored = [row for row in rows if row.get("fit_score") is not None]
         best = max(scored, key=lambda row: row["fit_score"], default=None)
-        tail = f" (best {best['name']}, fit score {best['fit_score']:.2f} < {hit_score})" if best else ""
+        tail = ""
+        if best is not None and best.get("rival"):
+            tail = (
+                f" (best {best['name']}, fit score {best['fit_score']:.2f}, {best['margin']:+.2f} over {best['rival']}, a different "
+                f"skeleton; {(rule or HIT_RULE).describe()})"
+            )
+        elif best is not None:
+            tail = f" (best {best['name']}, fit score {best['fit_score']:.2f} < {(rule or HIT_RULE).alone_fit})"
         return f"none of these explains the density{tail}"
     top = hits[0]
-    margin = ""
+    lead = f", {top['margin']:+.2f} over {top['rival']}" if top.get("rival") else ""
+    analogs = ""
     if len(hits) > 1:
-        margin = f"; next {hits[1]['name']} at {hits[1]['fit_score']:.2f}"
-    return f"{top['name']} explains blob {top['blob']} best (fit score {top['fit_score']:.2f}){margin}; {len(hits)} hit(s)"
+        analogs = f"; next {hits[1]['name']} at {hits[1]['fit_score']:.2f}"
+    return f"{top['name']} explains blob {top['blob']} best (fit score {top['fit_score']:.2f}{lead}){analogs}; {len(hits)} hit(s)"

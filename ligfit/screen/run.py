@@ -73,6 +73,8 @@ RANKING_COLUMNS = (
     "hit",
     "fit_score",
     "confidence",
+    "margin",
+    "rival",
     "blob",
     "blob_cc",
     "explained",
@@ -106,7 +108,7 @@ class ScreenOptions:
     seed: int = 0
     docking: DockingOptions = SCREEN_DOCKING
     prefilter: bool = True
-    hit_score: float = ranking.HIT_SCORE
+    hit_score: float = ranking.HIT_SCORE  # a hit without a distinct rival in its blob (ranking.call_hits)
     flexible_conformers: int | None = None  # conformers for molecules with > FLEXIBLE_ROTORS rotatable bonds (None: max_conformers)
 
     def fingerprint(self) -> dict:
@@ -160,11 +162,13 @@ class ScreenResult:
 
     def table(self, top: int = 20) -> str:
         """A plain-text table of the first ``top`` rows."""
-        lines = [f"{'#':>3} {'ligand':<24} {'status':<8} {'fit':>5} {'conf':>5} {'blob':>4} {'blobCC':>6} {'expl':>5} {'Q':>5}"]
+        lines = [
+            f"{'#':>3} {'ligand':<24} {'status':<8} {'fit':>5} {'conf':>5} {'ahead':>6} {'blob':>4} {'blobCC':>6} {'expl':>5} {'Q':>5}"
+        ]
         for row in self.rows[:top]:
             lines.append(
                 f"{row['rank']:>3} {row['name'][:24]:<24} {row['status']:<8} {_fmt(row.get('fit_score'))} "
-                f"{_fmt(row.get('confidence'))} {row.get('blob') if row.get('blob') is not None else '-':>4} "
+                f"{_fmt(row.get('confidence'))} {_fmt(row.get('margin'), 6)} {row.get('blob') if row.get('blob') is not None else '-':>4} "
                 f"{_fmt(row.get('blob_cc'), 6)} {_fmt(row.get('explained'))} {_fmt(row.get('q_score'))}"
             )
         lines.append(self.verdict)
@@ -343,6 +347,7 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
     if best is None:
         return {"status": "no_pose", "note": "docking found no pose in the blob(s)", "prefilter": verdicts}
     best["prefilter"] = verdicts
+    # provisional, from this ligand alone (progress lines); the screen calls hits against the whole library (ranking.call_hits)
     best["confidence"] = round(ranking.confidence(best["fit_score"], options.hit_score), 3)
     best["hit"] = best["fit_score"] >= options.hit_score
     best["status"] = "ok"
@@ -511,8 +516,9 @@ def run_screen(
     finally:
         if isinstance(scheduler, str) and client is not None:
             client.close()
-    rows = rank_rows([records[entry.key] for entry in library.entries if entry.key in records])
-    verdict = ranking.verdict(rows, options.hit_score)
+    rule = dataclasses.replace(ranking.HIT_RULE, alone_fit=options.hit_score)
+    rows = ranking.call_hits(rank_rows([records[entry.key] for entry in library.entries if entry.key in records]), rule)
+    verdict = ranking.verdict(rows, rule)
     prefilter = prefilter_summary(library, records, context.blobs)
     result = ScreenResult(rows, [b.summary() for b in context.blobs], verdict, library, folder, timings, prefilter)
     for line in result.prefilter_lines():
@@ -544,7 +550,7 @@ def _progress_line(records: dict[str, dict], total: int, done_now: int, pending:
     errors = sum(1 for record in records.values() if record.get("status") == "error")
     left = (pending - done_now) * elapsed / max(done_now, 1)
     tail = f", {errors} error(s)" if errors else ""
-    return f"{len(records)}/{total} ligands done, {hits} hit(s) so far{tail}, about {_duration(left)} left"
+    return f"{len(records)}/{total} ligands done, {hits} with fit score ≥ {ranking.HIT_SCORE} so far{tail}, about {_duration(left)} left"
 
 
 def _duration(seconds: float) -> str:
