@@ -33,7 +33,7 @@ NOISE_BLOCK = 24.0
 NOISE_BLOCK_PRIOR = 2000
 #: The local σ stays within these factors of the whole map's.
 NOISE_LOCAL_RANGE = (0.5, 2.0)
-#: Voxels above this many global σ (and their neighbours within 2 Å) are candidate blobs, not noise.
+#: Voxels above this many σ of their block (first pass), and their neighbours, are candidate blobs, not noise.
 _NOISE_EXCLUDE_SIGMA = 3.0
 
 
