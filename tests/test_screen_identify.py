@@ -35,12 +35,13 @@ def test_identify_ranks_heme_in_the_top_three_on_the_real_heme_blob(heme_identif
     assert heme["explained"] > 0.7 and heme["q_score"] > 0.6, result.table()
 
 
-def test_identify_calls_the_real_heme_a_hit_although_its_fit_is_below_the_old_threshold(heme_identified):
-    # Fit ~0.57 < 0.65 (the old absolute rule said "none fits" here); it stands ~0.25 above the best other
-    # skeleton (the full run: +0.27 over SAM), so the "stands far out" clause of the hit rule calls it.
+def test_identify_calls_the_real_heme_a_hit_well_ahead_of_other_skeletons(heme_identified):
+    # Measured with one σ for the map this heme fitted ~0.57 (< 0.65, "none fits" under the old absolute
+    # rule) and was called by the "stands far out" clause; with the locally measured noise its blob fits
+    # ~0.76. Either way it must be a hit that stands well above the best other skeleton.
     result, _ = heme_identified
     heme = next(row for row in result.rows if row["code"] == "HEM")
-    assert heme["fit_score"] < 0.65 and heme["hit"] and not result.none_fits, result.table()
+    assert heme["fit_score"] >= 0.45 and heme["hit"] and not result.none_fits, result.table()
     assert heme["margin"] >= 0.2 and heme["rival"] in CANDIDATES, result.table()
     assert result.verdict.startswith("HEM explains blob 1"), result.verdict
 
