@@ -230,8 +230,8 @@ def _amber14_system(topology: app.Topology, force_field: app.ForceField, cutoff:
 def cysteine_templates(topology: app.Topology) -> dict:
     """The template of each cysteine without HG: CYX when its SG is bonded, else CYM.
 
-    With external bonds ignored, as chain breaks need, a cysteine whose disulfide partner lies
-    outside the pocket matches both and OpenMM refuses to choose.
+    With external bonds ignored, as chain breaks need, a cysteine without HG (a disulfide in the
+    pocket, or one whose partner lies outside it) matches both and OpenMM refuses to choose.
     """
     bonded_sg = {atom for bond in topology.bonds() for atom in bond if bond[0].name == "SG" and bond[1].name == "SG"}
     return {
