@@ -289,7 +289,8 @@ def test_sigterm_during_a_build_exits_130_and_leaves_nothing_behind(tmp_path):
 def test_ctrl_c_exits_130_without_a_traceback(tmp_path):
     process = run_cli(build_args(tmp_path / "out", quiet=False), tmp_path)
     for line in process.stderr:
-        if line.startswith("…"):
+        if line.startswith("…"):  # the work has started; give it a moment past the imports, as the SIGTERM test does
+            time.sleep(0.5)
             process.send_signal(signal.SIGINT)
             break
     rest = process.stderr.read()
