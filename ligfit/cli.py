@@ -13,6 +13,7 @@ Exit codes:
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import json
 import logging
@@ -22,6 +23,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from rdkit import rdBase
 
 from ligfit import api, checks, io, maps
 from ligfit.errors import LigfitError
@@ -35,6 +38,9 @@ EXIT_BAD_INPUT, EXIT_USAGE, EXIT_NOTHING_FITS, EXIT_BUG, EXIT_INTERRUPTED = 1, 2
 
 log = logging.getLogger("ligfit")
 
+#: Seconds between RDKit's "Interrupted" log message and the KeyboardInterrupt (RDKit returns at once).
+RDKIT_INTERRUPT_DELAY = 0.05
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -44,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args.progress = ProgressReporter.for_stream(sys.stderr, quiet=args.quiet)
     log.info("ligfit %s | %s", versions()["ligfit"], args.command_line)
     previous = _interrupt_on_sigterm()
+    rdkit_interrupts = _RDKitInterrupts.install()
     try:
         return args.handler(args)
     except LigfitError as error:
@@ -52,12 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the atomic writes have removed their temporary files on the way out
         print("ligfit: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception:
+    except Exception as error:
+        if _interrupted(error):
+            print("ligfit: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         print("ligfit: internal error (this is a bug in ligfit; please report it with the command line):", file=sys.stderr)
         raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if rdkit_interrupts is not None:
+            rdkit_interrupts.remove()
 
 
 def _interrupt_on_sigterm():
@@ -69,6 +81,42 @@ def _interrupt_on_sigterm():
         raise KeyboardInterrupt
 
     return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _interrupted(error: Exception) -> bool:
+    """Whether ``error`` is a Ctrl-C that surfaced inside a C extension's callback (a SystemError caused by KeyboardInterrupt)."""
+    return isinstance(error, SystemError) and isinstance(error.__cause__, KeyboardInterrupt)
+
+
+class _RDKitInterrupts(logging.Handler):
+    """Ctrl-C during RDKit's conformer generation stops the run, as it does everywhere else.
+
+    RDKit takes SIGINT for itself while it embeds conformers: it stops, logs "Interrupted,
+    cancelling conformer generation" and returns no conformers, and the run would go on with
+    fewer (or retry) and exit 0. With RDKit's log routed through Python's logging (its "rdkit"
+    logger still prints to stderr), that message raises KeyboardInterrupt in the main thread a
+    moment later, once RDKit has returned (raised inside RDKit's logging callback it would come
+    back as a SystemError, see :func:`_interrupted`).
+    """
+
+    @classmethod
+    def install(cls) -> _RDKitInterrupts | None:
+        """Route RDKit's log through Python and watch it (None off the main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        handler = cls(level=logging.WARNING)
+        rdBase.LogToPythonLogger()
+        logging.getLogger("rdkit").addHandler(handler)
+        return handler
+
+    def remove(self) -> None:
+        """Stop watching; RDKit logs to its own C++ streams again (its default outside notebooks)."""
+        logging.getLogger("rdkit").removeHandler(self)
+        rdBase.LogToCppStreams()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "Interrupted" in record.getMessage():
+            threading.Timer(RDKIT_INTERRUPT_DELAY, _thread.interrupt_main).start()
 
 
 class _Parser(argparse.ArgumentParser):

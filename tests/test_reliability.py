@@ -286,16 +286,19 @@ def test_sigterm_during_a_build_exits_130_and_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="order-dependent since this round: in a full suite run the build exits 0 after SIGINT (passes alone, as a "
-    "file, and after every earlier file without the rest of this one); under investigation, see the closing note",
+@pytest.mark.parametrize(
+    ("stage", "delay"),
+    [
+        ("… preparing the ligand", 0.1),  # inside RDKit's conformer generation, which takes SIGINT for itself
+        ("… docking blobs", 0.3),
+    ],
+    ids=["during-conformers", "during-docking"],
 )
-def test_ctrl_c_exits_130_without_a_traceback(tmp_path):
+def test_ctrl_c_exits_130_without_a_traceback(tmp_path, stage, delay):
     process = run_cli(build_args(tmp_path / "out", quiet=False), tmp_path)
     for line in process.stderr:
-        if line.startswith("…"):  # the work has started; give it a moment past the imports, as the SIGTERM test does
-            time.sleep(0.5)
+        if line.startswith(stage):
+            time.sleep(delay)
             process.send_signal(signal.SIGINT)
             break
     rest = process.stderr.read()
