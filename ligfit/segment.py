@@ -400,6 +400,12 @@ GAP_BOTH_ENDS_DISTANCE = 2.0
 #: back to Cβ: 8.8 for 6 atoms; four-residue loops 25-48 for 38, on the realistic design set), so the
 #: unmodelled part may hold this many times its atoms.
 UNMODELLED_ESTIMATE_SLACK = 1.3
+#: A blob that fills a gap and could hold more than the loop is split, the loop taking its smallest
+#: plausible share (capacity / slack); a piece left beyond it is a ligand candidate of its own when it
+#: holds at least this many heavy atoms, this fraction of the ligand's, and matches the ligand's shape
+#: this well (realistic design set, seeds 3 and 5: ligand pieces 19-36 atoms, match 0.66-0.91; loop
+#: pieces at most 12.8 atoms, and 0.31 match at that size).
+LIGAND_PIECE_MIN_ATOMS, LIGAND_PIECE_MIN_FRACTION, LIGAND_PIECE_MIN_MATCH = 12.0, 0.5, 0.5
 
 
 @dataclass(frozen=True)
@@ -472,10 +478,12 @@ def explain_as_protein(
     A blob that continues an open backbone end (density at the next atom's place), reaches both
     ends of one gap in the chain, or continues a side chain cut back to Cβ, and holds no more heavy
     atoms than the missing residues or side chain (a gap counted once, with the estimate's slack),
-    is most likely unmodelled protein, not a ligand: its ``explanation`` says so. A bigger blob
-    that fills a gap in the chain (a ligand touching the unmodelled loop) is split, given the
-    ``ligand``: the part nearest the gap's ends along the density, as big as the missing residues,
-    is marked, and what is left beyond it becomes blobs of its own. Blobs come back ranked again.
+    is most likely unmodelled protein, not a ligand: its ``explanation`` says so. A blob that fills
+    a gap in the chain and may hold more than the loop is split, given the ``ligand``: the part
+    nearest the gap's ends along the density, as big as the loop can be at the least, is marked,
+    and a piece beyond it that could be the ligand (size and shape) becomes a blob of its own (a
+    ligand touching the unmodelled loop); failing that, a blob bigger than the loop can be is split
+    at the loop's full size. Blobs come back ranked again.
     """
     if structure is None or not blobs:
         return blobs
@@ -501,21 +509,41 @@ def explain_as_protein(
         capacity = sum({site.gap or site.what: site.capacity for site in touching}.values())
         size = blob.estimated_heavy_atoms if blob.estimated_heavy_atoms is not None else blob.volume / 10.0
         what = "; ".join(sorted({site.what for site in touching}))
+        filled_gaps = [site for site in touching if site.gap is not None and ends_reached.get(site.gap, 0) >= 2]
+        if ligand is not None and filled_gaps and blob.estimated_heavy_atoms:
+            ends = np.array([site.point for site in filled_gaps])
+            missing = sum({site.gap: site.capacity for site in filled_gaps}.values())
+            pieces = None
+            if size > missing / UNMODELLED_ESTIMATE_SLACK:  # may hold more than the loop: look for a ligand beyond it
+                pieces = _split_off_gap(blob, ends, missing / UNMODELLED_ESTIMATE_SLACK, difference, ligand, tree)
+                pieces = _with_ligand_piece(pieces, ligand, f"unmodelled protein? it fills {what}")
+            if pieces is None and size > capacity * UNMODELLED_ESTIMATE_SLACK:
+                pieces = _split_off_gap(blob, ends, missing, difference, ligand, tree)
+                if pieces is not None:
+                    protein_part, rest = pieces
+                    pieces = [Blob(**{**protein_part.__dict__, "explanation": f"unmodelled protein? it fills {what}"}), *rest]
+            if pieces is not None:
+                marked.extend(pieces)
+                continue
         if touching and size <= capacity * UNMODELLED_ESTIMATE_SLACK:
             marked.append(Blob(**{**blob.__dict__, "explanation": f"unmodelled protein? it continues {what}"}))
             continue
-        filled_gaps = [site for site in touching if site.gap is not None and ends_reached.get(site.gap, 0) >= 2]
-        if ligand is not None and filled_gaps and blob.estimated_heavy_atoms:
-            missing = sum({site.gap: site.capacity for site in filled_gaps}.values())
-            pieces = _split_off_gap(blob, np.array([site.point for site in filled_gaps]), missing, difference, ligand, tree)
-            if pieces is not None:
-                protein_part, rest = pieces
-                marked.append(Blob(**{**protein_part.__dict__, "explanation": f"unmodelled protein? it fills {what}"}))
-                marked.extend(rest)
-                continue
         marked.append(blob)
     ranked = sorted(marked, key=lambda b: (-b.ligand_match, -b.mean * len(b.points)))
     return [_with_rank(blob, rank) for rank, blob in enumerate(ranked)]
+
+
+def _with_ligand_piece(pieces: tuple[Blob, list[Blob]] | None, ligand: LigandShape, explanation: str) -> list[Blob] | None:
+    """The split's pieces when one beyond the loop could be the ligand (the rest marked with ``explanation``), else None."""
+    if pieces is None:
+        return None
+    protein_part, rest = pieces
+    least = max(LIGAND_PIECE_MIN_ATOMS, LIGAND_PIECE_MIN_FRACTION * ligand.heavy_atoms)
+    candidates = [p for p in rest if (p.estimated_heavy_atoms or 0.0) >= least and p.ligand_match >= LIGAND_PIECE_MIN_MATCH]
+    if not candidates:
+        return None
+    loop = [Blob(**{**p.__dict__, "explanation": explanation}) for p in [protein_part, *rest] if all(p is not c for c in candidates)]
+    return loop + candidates
 
 
 def _split_off_gap(

@@ -86,8 +86,8 @@ def test_ligand_free_map_with_unmodelled_loop_is_no_ligand():
     assert "unmodelled protein" in " ".join(b.explanation for b in result.blobs)
 
 
-def _truth_weights(blob, truth, labels: dict[str, set[str]]) -> dict[str, float]:
-    """Fraction of the blob's density nearest each kind of atom of the structure the map was simulated from."""
+def _truth_weights(blob, truth, labels: dict[str, set[str]], fractions: bool = True) -> dict[str, float]:
+    """Fraction (or sum, σ) of the blob's density nearest each kind of atom of the structure the map was simulated from."""
     xyz, kinds = [], []
     for chain in truth[0]:
         for residue in chain:
@@ -99,13 +99,14 @@ def _truth_weights(blob, truth, labels: dict[str, set[str]]) -> dict[str, float]
     _, nearest = cKDTree(np.array(xyz)).query(blob.points)
     weights = np.clip(blob.values, 0, None)
     kinds = np.array(kinds)[nearest]
-    return {kind: float(weights[kinds == kind].sum() / weights.sum()) for kind in set(kinds)}
+    return {kind: float(weights[kinds == kind].sum() / (weights.sum() if fractions else 1.0)) for kind in set(kinds)}
 
 
 @pytest.mark.parametrize(("entry", "resolution"), [("7CD9_FVR", 3.5), ("6Z2C_Q5E", 3.0)])
 def test_ligand_touching_the_unmodelled_loop_is_split_from_it(data, entry, resolution):
     """In these realistic maps the ligand's density runs into the missing loop's: one blob of both.
-    The loop's share (from both gap ends along the density) is marked; the ligand's part stands alone."""
+    The loop's share (from both gap ends along the density) is marked; the ligand's part stands alone,
+    nearly pure and holding most of the ligand's density (0.98 and 0.95 of it; split at the loop's full size: 0.64, 0.82)."""
     case, record = realistic_case(data, entry, resolution, seed=3)
     loop = set(record["loop"].split(","))
     difference = segment.difference_map(case.density, case.model, resolution)
@@ -122,7 +123,10 @@ def test_ligand_touching_the_unmodelled_loop_is_split_from_it(data, entry, resol
 
     blobs = segment.explain_as_protein(found, case.model, difference, shape, protein_xyz)
     candidates = segment.select_blobs(blobs, 3)
-    assert _truth_weights(candidates[0], record["truth"], {"loop": loop, "ligand": {"LIG"}}).get("ligand", 0) > 0.9
+    kinds = {"loop": loop, "ligand": {"LIG"}}
+    assert _truth_weights(candidates[0], record["truth"], kinds).get("ligand", 0) > 0.85
+    ligand_density = sum(_truth_weights(b, record["truth"], kinds, fractions=False).get("ligand", 0) for b in merged)
+    assert _truth_weights(candidates[0], record["truth"], kinds, fractions=False)["ligand"] > 0.75 * ligand_density
     marked = [b for b in blobs if "fills chain" in b.explanation]
     assert marked and _truth_weights(marked[0], record["truth"], {"loop": loop, "ligand": {"LIG"}}).get("loop", 0) > 0.75
 
