@@ -46,3 +46,22 @@ def test_a_placement_on_the_surface_loses_its_confidence():
     surface = _with_site_evidence(result.docking, heavy, moved, result.options.docking)
     assert result.docking.placements[0].confidence * SURFACE_FACTOR < 0.4
     assert not surface.placements and "surface" in surface.reason
+
+
+def test_a_pocket_pose_within_one_rival_gap_outranks_a_surface_pose():
+    """The example's pose in its pocket against the same pose scoring 0.05 higher 4 Å off the protein's surface."""
+    from ligfit.dock.place import BLOB_RIVAL_GAP, site_score
+    from ligfit.records import Pose
+
+    protein = io.heavy_atoms(io.read_structure(EXAMPLE / "protein.pdb"))
+    ligand = Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf")).GetConformer().GetPositions()
+    centre = protein.coordinates.mean(axis=0)
+    outward = protein.coordinates[np.argmax(np.linalg.norm(protein.coordinates - centre, axis=1))] - centre
+    surface = ligand - ligand.mean(axis=0) + centre + outward * (1 + 8.0 / np.linalg.norm(outward))
+    pocket_pose = Pose(ligand, 0, 0.70, 0.7, 3.0, 1.0, 0, 2, 0.0, "test")
+    surface_pose = dataclasses.replace(pocket_pose, coordinates=surface, blob_rank=1, score=0.75)
+    heavy = len(ligand)
+    assert site_score(pocket_pose, heavy, protein) == pocket_pose.score
+    assert site_score(surface_pose, heavy, protein) < surface_pose.score - 0.9 * BLOB_RIVAL_GAP
+    assert site_score(pocket_pose, heavy, protein) > site_score(surface_pose, heavy, protein)
+    assert site_score(surface_pose, heavy, None) == surface_pose.score  # without a model every site counts as a pocket

@@ -110,8 +110,26 @@ def dock(
         per_blob_best.setdefault(pose.blob_rank, pose)
     reported = ranked[: options.final_poses]
     reported += [pose for pose in per_blob_best.values() if not any(pose is kept for kept in reported)]
+    site_scores = {id(pose): site_score(pose, ligand.heavy_atom_count, protein) for pose in reported}
+    reported.sort(key=lambda pose: -site_scores[id(pose)])
     covered = _with_blob_coverage(_judge(reported, matches, options, copies), blobs, ligand.heavy_atom_count, resolution)
     return _with_site_evidence(covered, ligand.heavy_atom_count, protein, options)
+
+
+def pocket_factor(points: np.ndarray, protein: AtomTable | None) -> float:
+    """How much a site at ``points`` looks like a pocket: 1 buried, SURFACE_FACTOR on the surface (see :func:`burial`)."""
+    buried = burial(points, protein)
+    return float(np.clip((buried - SURFACE_BURIAL) / (POCKET_BURIAL - SURFACE_BURIAL), SURFACE_FACTOR, 1.0))
+
+
+def site_score(pose: Pose, heavy_atoms: int, protein: AtomTable | None) -> float:
+    """The pose's score less up to BLOB_RIVAL_GAP for a surface site: the order in which sites are chosen and rivalled.
+
+    Detergent, lipid and waters on the surface take ligand-shaped poses nearly as well as the
+    ligand's own pocket; a pocket pose scoring within one rival gap of a surface pose wins.
+    """
+    pocket = pocket_factor(pose.coordinates[:heavy_atoms], protein)
+    return pose.score - BLOB_RIVAL_GAP * (1.0 - pocket) / (1.0 - SURFACE_FACTOR)
 
 
 def blob_fraction_explained(pose_xyz: np.ndarray, blob: Blob, heavy_atoms: int, resolution: float) -> float:
@@ -426,8 +444,8 @@ def burial(points: np.ndarray, protein: AtomTable | None, directions: int = 48, 
 def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTable | None, options: DockingOptions) -> DockingResult:
     """Scale each placement's confidence by what the rest of the run says about it, and drop "low" ones.
 
-    Three factors: rivalry (another blob holding a supported pose that scores nearly as well
-    makes any one choice less certain), ligand size (small ligands fit chance density), and
+    Three factors: rivalry (another blob holding a supported pose that scores nearly as well, by
+    :func:`site_score`, makes any one choice less certain), ligand size (small ligands fit chance density), and
     burial (ligands bind in pockets; surface blobs are often detergent, lipid or waters).
     A full answer below ``MIN_CONFIDENCE`` is not reported as found; a partial one (the ligand
     explains only part of its blob) is, as "partial", with its low confidence.
@@ -436,18 +454,21 @@ def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTa
         return result
     placed_blobs = {pose.blob_rank for pose in result.placements}
     rivals = [p for p in result.poses if p.blob_rank not in placed_blobs and not support_failures(p, options)]
-    rival = max(rivals, key=lambda p: p.score) if rivals else None
+    rival = max(rivals, key=lambda p: site_score(p, heavy_atoms, protein)) if rivals else None
+    rival_score = site_score(rival, heavy_atoms, protein) if rival is not None else None
     size = min(1.0, float(np.sqrt(heavy_atoms / SMALL_LIGAND_ATOMS)))
     placements, explained, notes = [], [], []
     for pose, fraction in zip(result.placements, result.explained or (1.0,) * len(result.placements)):
-        gap = pose.score - rival.score if rival is not None else BLOB_RIVAL_GAP
+        gap = site_score(pose, heavy_atoms, protein) - rival_score if rival_score is not None else BLOB_RIVAL_GAP
         rivalry = float(np.clip(0.5 + gap / (2 * BLOB_RIVAL_GAP), 0.5, 1.0))
         buried = burial(pose.coordinates[:heavy_atoms], protein)
-        pocket = float(np.clip((buried - SURFACE_BURIAL) / (POCKET_BURIAL - SURFACE_BURIAL), SURFACE_FACTOR, 1.0))
+        pocket = pocket_factor(pose.coordinates[:heavy_atoms], protein)
         confidence = round(pose.confidence * rivalry * size * pocket, 3)
         if not placements:
             if rivalry < 1.0:
-                notes.append(f"blob {rival.blob_rank + 1} holds a pose scoring only {gap:.2f} lower")
+                notes.append(
+                    f"blob {rival.blob_rank + 1} holds a pose scoring only {gap:.2f} lower (surface sites count up to {BLOB_RIVAL_GAP} less)"
+                )
             if size < 1.0:
                 notes.append(f"a small ligand ({heavy_atoms} heavy atoms) fits chance density easily")
             if pocket < 1.0:
