@@ -210,7 +210,7 @@ def run_build(
             timer.lap("templates")
         docking = dock(
             prepared,
-            difference.difference,
+            segment.without_explained(difference.difference, blobs),
             chosen,
             options.resolution,
             protein.atoms,

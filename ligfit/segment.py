@@ -228,6 +228,22 @@ def select_blobs(blobs: list[Blob], max_blobs: int, relative_match: float = 0.3)
     return [blob for blob in candidates if blob.ligand_match >= floor][:max_blobs]
 
 
+def without_explained(difference: DensityMap, blobs: list[Blob]) -> DensityMap:
+    """The difference map with the voxels of blobs explained as protein set to zero.
+
+    Docking samples the whole difference map around a candidate blob; a loop or side chain
+    marked as unmodelled protein next to it would otherwise draw the ligand in.
+    """
+    explained = [blob.points for blob in blobs if blob.explanation]
+    if not explained:
+        return difference
+    indices = np.rint(difference.to_index(np.concatenate(explained))).astype(int)
+    inside = np.all((indices >= 0) & (indices < np.array(difference.shape)), axis=1)
+    values = difference.values.copy()
+    values[tuple(indices[inside].T)] = 0.0
+    return difference.with_values(values)
+
+
 def site_blob(
     difference: DifferenceMap, center: np.ndarray, radius: float, ligand: LigandShape, protein_coordinates: np.ndarray | None
 ) -> Blob:

@@ -143,3 +143,18 @@ def test_loop_blob_reaching_both_gap_ends_is_marked_without_the_ligand(data):
     blobs = segment.explain_as_protein(segment.find_blobs(difference, shape, protein_xyz), case.model, difference, shape, protein_xyz)
     on_loop = [b for b in blobs if _truth_weights(b, record["truth"], {"loop": loop}).get("loop", 0) > 0.9]
     assert on_loop and all("continues chain A" in b.explanation for b in on_loop)
+
+
+def test_docking_is_not_drawn_into_density_explained_as_the_loop(data):
+    """7CIJ at 3.5 Å: the ligand's piece of a loop + ligand blob. With the loop's voxels left in the
+    map docking put the ligand 5.2 Å off (high confidence); with them zeroed it lands on the ligand."""
+    from benchmarks.ligand_placement import ligand_rmsd
+    from ligfit.ligand import heavy_atom_mol
+
+    case, _ = realistic_case(data, "7CIJ_G0C", 3.5, seed=3)
+    result = ligfit.build(case.density, case.smiles, case.model, resolution=3.5, refine=False, use_templates=False)
+    assert any("fills chain" in blob.explanation for blob in result.blobs)
+    masked = segment.without_explained(result.difference.difference, result.blobs)
+    loop = next(blob for blob in result.blobs if "fills chain" in blob.explanation)
+    assert np.abs(masked.interpolate(loop.points)).max() < 1e-6 and masked.values.sum() < result.difference.difference.values.sum()
+    assert result.found and ligand_rmsd(heavy_atom_mol(result.ligand, result.placements[0].coordinates), case.reference) < 2.0
