@@ -23,7 +23,7 @@ from rdkit import Chem, RDLogger, rdBase
 
 import ligfit
 from ligfit import api, io, maps
-from ligfit.cli import EXIT_INTERRUPTED, _interrupt_on_sigterm, main
+from ligfit.cli import EXIT_INTERRUPTED, EXIT_NOTHING_FITS, _interrupt_on_sigterm, main
 from ligfit.errors import BadLigandError, BadModelError, BadOptionError, LigfitError
 from ligfit.evaluate import evaluate_model
 from ligfit.ligand import load_ligand, parse_ligand
@@ -150,13 +150,15 @@ def test_reading_template_sources_and_libraries_leaves_rdkit_logging_alone(tmp_p
     assert "rdApp.error:disabled" in status and "rdApp.warning:disabled" in status
 
 
-def test_salt_is_stripped_to_ethanol_which_is_partial(tmp_path, capsys):
+def test_salt_is_stripped_to_ethanol_which_the_density_does_not_confirm(tmp_path, capsys):
+    """Ethanol (3 heavy atoms) in the example's 25-atom blob: once a low-confidence partial answer,
+    now "no convincing density" (a partial answer must reach medium confidence but for its coverage)."""
     out = tmp_path / "out"
-    assert main(build_args(out, ligand="CCO.Cl")) == 0
+    assert main(build_args(out, ligand="CCO.Cl")) == EXIT_NOTHING_FITS
     report = json.loads((out / "report.json").read_text())
     assert report["ligand"]["smiles"] == "CCO"
-    assert report["status"] == "partial" and report["confidence"] < 0.4
-    assert "partial" in capsys.readouterr().out
+    assert report["status"] == "no convincing density"
+    assert "small ligand (3 heavy atoms)" in capsys.readouterr().err
 
 
 def test_ionic_ferrocene_is_refused_not_silently_reduced(tmp_path, capsys):

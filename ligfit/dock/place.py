@@ -448,7 +448,8 @@ def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTa
     :func:`site_score`, makes any one choice less certain), ligand size (small ligands fit chance density), and
     burial (ligands bind in pockets; surface blobs are often detergent, lipid or waters).
     A full answer below ``MIN_CONFIDENCE`` is not reported as found; a partial one (the ligand
-    explains only part of its blob) is, as "partial", with its low confidence.
+    explains only part of its blob) is, as "partial", with its low confidence, when it would reach
+    ``MIN_CONFIDENCE`` but for the part of the blob it leaves unexplained.
     """
     if not result.placements:
         return result
@@ -473,7 +474,9 @@ def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTa
                 notes.append(f"a small ligand ({heavy_atoms} heavy atoms) fits chance density easily")
             if pocket < 1.0:
                 notes.append(f"the site is on the surface (burial {buried:.2f}): detergent, lipid or waters there look alike")
-        if confidence >= MIN_CONFIDENCE or fraction < PARTIAL_FRACTION:  # a partial answer stays one, with its low confidence
+        coverage = min(1.0, fraction / PARTIAL_FRACTION)  # the factor _with_blob_coverage applied
+        if confidence >= MIN_CONFIDENCE or (fraction < PARTIAL_FRACTION and confidence >= MIN_CONFIDENCE * coverage):
+            # a partial answer stays one, with its low confidence, when only the blob it leaves unexplained lowers it
             placements.append(replace(pose, confidence=confidence))
             explained.append(fraction)
         elif not placements:
