@@ -240,7 +240,8 @@ def assign_all(chains: list[TracedChain], sequences: list[str], options: TraceOp
     found = []
     for chain in chains:
         assigned, summary = assign(chain, distinct, options.max_evalue, options.seed, sharpness=options.hmm_sharpness)
-        pieces += assigned
+        # a chain cut between two domains may leave a one-residue piece with no backbone to build it from: dropped
+        pieces += [piece for piece in assigned if len(piece.ca) >= 2 or piece.lone_backbone is not None]
         found.append(summary)
     best = min(found, key=lambda s: s["evalue"]) if found else {"score": 0.0, "evalue": float("inf")}
     trace_evalue = best["evalue"] * max(len(chains), 1)
