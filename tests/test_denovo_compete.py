@@ -11,8 +11,8 @@ from ligfit import io, maps
 from ligfit.backbone.data import residue_table
 from ligfit.backbone.infer import load_network, predict
 from ligfit.trace import (
-    BUILD_TRACE,
     COMPETING_TRACE,
+    FRAGMENT_TRACE,
     displaced_residues,
     residue_keys,
     search_model,
@@ -32,7 +32,7 @@ def chain9_traces(data):
     density = maps.read_map(data / CHAIN9 / "emd_2566_3J6B_chain9_crop.mrc")
     reference = residue_table(io.read_structure(data / CHAIN9 / "3J6B_chain9.pdb"))
     predictions = predict(density, load_network())
-    plain = trace_predictions(predictions, [reference.sequence], options=BUILD_TRACE)
+    plain = trace_predictions(predictions, [reference.sequence], options=FRAGMENT_TRACE)
     competing = trace_predictions(predictions, [reference.sequence], options=COMPETING_TRACE)
     return reference, plain, competing
 

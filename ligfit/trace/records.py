@@ -81,14 +81,18 @@ FRAGMENT_TRACE = TraceOptions(
 JOINED_BUILD_TRACE = TraceOptions(min_chain=2, gap_range=(0.0, 0.0), fill_unassigned=0, prune_unassigned=6)
 
 #: :data:`FRAGMENT_TRACE` whose short unexplained fragments compete with the ligand for their density (see
-#: :mod:`ligfit.trace.certainty`). On EMD-3488 the three fragments through the missed hemes (2–4 residues, threaded by
-#: dynamic programming only) are among 47 such chains under 6 residues, 43 of them true protein: not one feature the
-#: trace holds (length, P(Cα), P(backbone), residue-type sharpness, threading score, model-chain links) sets them apart,
-#: so all 47 (152 residues) compete and their freed protein density competes with the hemes as well.
+#: :mod:`ligfit.trace.certainty`), the ligand docked against the confident part with its fitted side chains. On EMD-3488
+#: (ccd:HEM, 4 copies) the fragments through the two missed hemes (2–4 residues, threaded by the DP fill only) are among
+#: 47 such chains under 6 residues, 43 of them true protein, and no feature the trace holds (length, P(Cα), P(backbone),
+#: residue-type sharpness, threading score, model-chain links) sets them apart, so all 47 (152 residues) compete:
+#: 3 of 4 hemes ≤ 2 Å and the 9 wrong residues removed, against 0 of 4 (2 of 4 docking 12 blobs). On 8 held-out
+#: pockets 2/8 either way, but not the same ones: the freed protein density of small fragments looks like a small
+#: ligand (7EBG's 14-atom J0L 0.36 → 14.8 Å) while a wrong fragment no longer hides 6YJA's (18.3 → 1.6 Å).
 COMPETING_TRACE = replace(FRAGMENT_TRACE, compete_below=6, dock_against="fitted")
 
-#: How ``build`` traces its de novo model (see :func:`ligfit.trace.build_protein_model`).
-BUILD_TRACE = FRAGMENT_TRACE
+#: How ``build`` traces its de novo model (see :func:`ligfit.trace.build_protein_model`); FRAGMENT_TRACE subtracts every
+#: traced fragment.
+BUILD_TRACE = COMPETING_TRACE
 
 
 @dataclass(frozen=True)
