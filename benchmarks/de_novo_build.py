@@ -41,7 +41,7 @@ from ligfit.backbone.data import read_split, residue_table  # noqa: E402
 from ligfit.backbone.infer import WEIGHTS_DIR  # noqa: E402
 from ligfit.errors import LigfitError  # noqa: E402
 from ligfit.ligand import heavy_atom_mol  # noqa: E402
-from ligfit.trace import BUILD_TRACE, COMPETING_TRACE, FRAGMENT_TRACE, JOINED_BUILD_TRACE, build_structure, uncertain_chains  # noqa: E402
+from ligfit.trace import BUILD_TRACE, COMPETING_TRACE, FRAGMENT_TRACE, JOINED_BUILD_TRACE, build_structure, residue_keys, uncertain_chains  # noqa: E402
 
 
 def placed_rmsd(result, reference) -> float:
@@ -74,6 +74,16 @@ def fragments_on_hemes(traced, hemes: list[np.ndarray], reference_ca: np.ndarray
                 )
         lines.append(f"heme {number}: " + ("; ".join(found) if found else "no traced fragment"))
     return lines
+
+
+def removed_residues(traced, model, reference_ca: np.ndarray) -> str:
+    """How many traced residues build removed from the written model (uncertain ones a ligand displaced), and how many were protein."""
+    from scipy.spatial import cKDTree
+
+    kept = {(ch.name, r.seqid.num, r.seqid.icode) for ch in model[0] for r in ch}
+    removed = [ca for chain, keys in zip(traced.chains, residue_keys(traced.chains)) for ca, key in zip(chain.ca, keys) if key not in kept]
+    true = int((cKDTree(reference_ca).query(np.array(removed))[0] < 2.0).sum()) if removed else 0
+    return f"removed from the model: {len(removed)} residues, {true} of them with a Cα within 2 Å of a deposited Cα"
 
 
 def haemoglobin(root: Path, tracer: str, max_blobs: int) -> int:
@@ -115,6 +125,7 @@ def haemoglobin(root: Path, tracer: str, max_blobs: int) -> int:
         print(f"| {name} | {len(placed)} | {', '.join(cells)} | {good}/4 | {seconds:.0f} | {message} |", flush=True)
         if result.traced is not None:
             print("\n" + "\n".join(fragments_on_hemes(result.traced, hemes, reference_ca)))
+            print(removed_residues(result.traced, result.model, reference_ca))
             print(f"\nbuild: {result.message}")
     return 0
 
