@@ -25,7 +25,18 @@ from ligfit.refine import LigandParameterCache, RefinementOptions, RefinementRes
 from ligfit.report import build_report, write_build_outputs
 from ligfit.runtime import Progress, StageTimer, no_progress
 from ligfit.templates import TemplateOptions, TemplateSeeds, seeds_for_build
-from ligfit.trace import BUILD_TRACE, SequenceInput, TraceOptions, TraceResult, build_protein_model, search_model
+from ligfit.trace import (
+    BUILD_TRACE,
+    SequenceInput,
+    TraceOptions,
+    TraceResult,
+    build_protein_model,
+    contact_model,
+    displaced_residues,
+    search_model,
+    uncertain_residues,
+    without_residues,
+)
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +232,7 @@ def run_build(
         )
         message = docking.reason + ("" if docking.supported else _size_note(blobs, prepared))
     timer.lap("docking")
+    protein = _without_displaced_fragments(protein, docking, prepared)
     refinements: list[RefinementResult] = []
     refined_model = None
     if options.refine and docking.supported:
@@ -299,7 +311,7 @@ class _ProteinInputs:
     density: DensityMap
     structure: gemmi.Structure | None  # the model written out with the ligand
     search_structure: gemmi.Structure | None  # the model subtracted from the map (a traced one stopped at Cβ)
-    atoms: AtomTable | None  # heavy atoms of ``search_structure``
+    atoms: AtomTable | None  # heavy atoms of ``search_structure`` (a traced model: of ``trace.contact_model``)
     traced: TraceResult | None
     inputs: dict
 
@@ -314,8 +326,9 @@ def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOption
     if structure is None and options.sequence is not None:
         timer.lap("inputs")
         traced = build_protein_model(density, options.resolution, options.sequence, options=options.trace, progress=progress)
-        structure, search_structure = traced.structure, search_model(traced)
-        atoms = io.heavy_atoms(search_structure)
+        uncertain = uncertain_residues(traced)  # left out of the model subtracted: they compete with the ligand
+        structure, search_structure = traced.structure, search_model(traced, leave_out=uncertain)
+        atoms = io.heavy_atoms(contact_model(traced, leave_out=uncertain))
         timer.lap("protein model")
     elif options.sequence is not None:
         log.warning("a protein model was given, so the sequence is not used (it is for tracing a model de novo)")
@@ -371,6 +384,26 @@ def _read_protein(density_map: MapInput, model: ModelInput, options: BuildOption
     }
     timer.lap("inputs")
     return _ProteinInputs(density, structure, search_structure, atoms, traced, inputs)
+
+
+def _without_displaced_fragments(protein: _ProteinInputs, docking: DockingResult, ligand: Ligand) -> _ProteinInputs:
+    """A traced model without the uncertain residues a placed ligand took the place of (``TraceOptions.compete_below``).
+
+    Those residues were not subtracted before the ligand search (:mod:`ligfit.trace.certainty`);
+    where a placement overlaps them the ligand explains their density, so they leave the model
+    that is refined and written. A given model, or a trace without uncertain residues, is unchanged.
+    """
+    uncertain = uncertain_residues(protein.traced) if protein.traced is not None and protein.structure is not None else set()
+    if not uncertain:
+        return protein
+    heavy, placed = ligand.heavy_atom_count, docking.placements
+    xyz = np.concatenate([pose.coordinates[:heavy] for pose in placed]) if placed else np.zeros((0, 3))
+    removed = displaced_residues(protein.structure, uncertain, xyz, np.tile(ligand.elements[:heavy], len(placed)))
+    protein.inputs["protein_model"].update(uncertain_residues=len(uncertain), uncertain_residues_removed=len(removed))
+    if not removed:
+        return protein
+    log.info("%d uncertain traced residue(s) removed from the model: a placed ligand takes their density", len(removed))
+    return dataclasses.replace(protein, structure=without_residues(protein.structure, removed))
 
 
 def _should_fit(density: DensityMap, structure: gemmi.Structure, options: BuildOptions) -> bool:

@@ -41,6 +41,7 @@ from ligfit.backbone.infer import Network, VoxelPredictions, load_network, predi
 from ligfit.backbone.residue_types import ResidueTypeClassifier, load_classifier
 from ligfit.errors import BadMapError
 from ligfit.maps import DensityMap
+from ligfit.trace.certainty import displaced_residues, uncertain_chains, uncertain_residues
 from ligfit.trace.chains import (
     ca_candidates,
     chain_backbone,
@@ -53,10 +54,11 @@ from ligfit.trace.chains import (
     with_density_types,
 )
 from ligfit.trace.hmm import assign_all
-from ligfit.trace.model import build_structure, chain_names, search_model
+from ligfit.trace.model import build_structure, chain_names, contact_model, residue_keys, search_model, without_residues
 from ligfit.trace.records import (
     BUILD_TRACE,
     COARSEST_RESOLUTION,
+    COMPETING_TRACE,
     FRAGMENT_TRACE,
     JOINED_BUILD_TRACE,
     Progress,
@@ -83,6 +85,7 @@ __all__ = [
     "BACKGROUND",
     "BUILD_TRACE",
     "COARSEST_RESOLUTION",
+    "COMPETING_TRACE",
     "FRAGMENT_TRACE",
     "JOINED_BUILD_TRACE",
     "Progress",
@@ -99,8 +102,10 @@ __all__ = [
     "chain_names",
     "chain_paths",
     "connect",
+    "contact_model",
     "check_traceable",
     "direction_evidence",
+    "displaced_residues",
     "link_support",
     "log_odds",
     "log_odds_batch",
@@ -108,13 +113,17 @@ __all__ = [
     "name_without_sequence",
     "orient",
     "read_sequences",
+    "residue_keys",
     "reverse_chain",
     "search_model",
     "thread",
     "thread_all",
     "trace",
     "trace_predictions",
+    "uncertain_chains",
+    "uncertain_residues",
     "with_density_types",
+    "without_residues",
 ]
 
 log = logging.getLogger(__name__)

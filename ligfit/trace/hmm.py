@@ -208,7 +208,12 @@ def _threaded(chain: TracedChain, positions: np.ndarray, sequence: str, domain: 
     letters = [sequence[p] if p >= 0 else ONE_LETTER[int(np.argmax(chain.aa_probabilities[k]))] for k, p in enumerate(positions)]
     names = tuple(AMINO_ACIDS[ONE_LETTER.index(a)] if a in ONE_LETTER else "ALA" for a in letters)
     return dataclasses.replace(
-        chain, residue_names=names, sequence_index=domain.sequence_index, sequence_positions=positions, threading_score=domain.score
+        chain,
+        residue_names=names,
+        sequence_index=domain.sequence_index,
+        sequence_positions=positions,
+        threading_score=domain.score,
+        evidence="hmm",
     )
 
 
@@ -218,7 +223,9 @@ def _slice(chain: TracedChain, start: int, stop: int) -> TracedChain:
 
 def _most_likely(chain: TracedChain) -> TracedChain:
     names = tuple(AMINO_ACIDS[i] for i in np.argmax(chain.aa_probabilities, axis=1))
-    return dataclasses.replace(chain, residue_names=names, sequence_index=None, sequence_positions=None, threading_score=0.0)
+    return dataclasses.replace(
+        chain, residue_names=names, sequence_index=None, sequence_positions=None, threading_score=0.0, evidence="none"
+    )
 
 
 def assign_all(chains: list[TracedChain], sequences: list[str], options: TraceOptions) -> tuple[list[TracedChain], dict]:
@@ -233,7 +240,8 @@ def assign_all(chains: list[TracedChain], sequences: list[str], options: TraceOp
     found = []
     for chain in chains:
         assigned, summary = assign(chain, distinct, options.max_evalue, options.seed, sharpness=options.hmm_sharpness)
-        pieces += assigned
+        # a chain cut between two domains may leave a one-residue piece with no backbone to build it from: dropped
+        pieces += [piece for piece in assigned if len(piece.ca) >= 2 or piece.lone_backbone is not None]
         found.append(summary)
     best = min(found, key=lambda s: s["evalue"]) if found else {"score": 0.0, "evalue": float("inf")}
     trace_evalue = best["evalue"] * max(len(chains), 1)

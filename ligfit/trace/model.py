@@ -43,7 +43,7 @@ def build_structure(chains: list[TracedChain], density: DensityMap | None = None
         names = [name for chain in chains for name in chain.residue_names]
         fitted = iter(side_chains.fit_rotamers([residue for chain in atoms for residue in chain], names, density))
         atoms = [[next(fitted) for _ in chain] for chain in atoms]
-    groups = [chain.model_chain if chain.model_chain is not None else -1 - k for k, chain in enumerate(chains)]
+    groups = _groups(chains)
     names = dict(zip(dict.fromkeys(groups), chain_names(len(set(groups)))))
     built: dict[int, gemmi.Chain] = {}
     secondary: dict[int, list[np.ndarray]] = {}
@@ -70,15 +70,57 @@ def build_structure(chains: list[TracedChain], density: DensityMap | None = None
     return structure
 
 
-def search_model(result: TraceResult) -> gemmi.Structure:
+def search_model(result: TraceResult, leave_out: set[tuple[str, int, str]] | None = None) -> gemmi.Structure:
     """The traced model with side chains stopped at Cβ: what the ligand search subtracts and docks against.
 
     A traced side chain of the wrong type or rotamer either erases ligand density or leaves a
     ligand-sized hole elsewhere; stopped at Cβ, what the model misses is side-chain sized. On the
     Tyk2 example the ligand lands 0.26 Å off this way, 2.4 Å with fitted side chains and 34 Å
     with ideal CCD ones. The full model (``result.structure``) is what is refined and written.
+    ``leave_out``: residues (:func:`residue_keys`) left out, e.g. the uncertain ones of
+    :func:`ligfit.trace.certainty.uncertain_residues`.
     """
-    return build_structure(result.chains, side_chains_as="cb")
+    structure = build_structure(result.chains, side_chains_as="cb")
+    return without_residues(structure, leave_out) if leave_out else structure
+
+
+def contact_model(result: TraceResult, leave_out: set[tuple[str, int, str]] | None = None) -> gemmi.Structure:
+    """The model the ligand's contacts, clashes and burial are scored against (``result.options.dock_against``).
+
+    "cb": :func:`search_model`. "fitted": the written model (fitted side chains) without ``leave_out``:
+    with the uncertain fragments left out the Cβ model is too sparse to tell a pocket from the
+    surface (on EMD-3488 the freed hemes' burial fell to 0.37 and no heme was placed; with fitted
+    side chains 3 of 4 were).
+    """
+    if result.options.dock_against == "fitted":
+        return without_residues(result.structure, leave_out) if leave_out else result.structure
+    if result.options.dock_against != "cb":
+        raise ValueError(f"dock_against must be 'cb' or 'fitted', got {result.options.dock_against!r}")
+    return search_model(result, leave_out)
+
+
+def residue_keys(chains: list[TracedChain]) -> list[list[tuple[str, int, str]]]:
+    """Per chain, each residue's (chain ID, sequence number, insertion code) in :func:`build_structure`'s model."""
+    groups = _groups(chains)
+    names = dict(zip(dict.fromkeys(groups), chain_names(len(set(groups)))))
+    return [[(names[group], number, icode) for number, icode in _residue_numbers(chain)] for group, chain in zip(groups, chains)]
+
+
+def without_residues(structure: gemmi.Structure, keys: set[tuple[str, int, str]]) -> gemmi.Structure:
+    """A copy of ``structure`` without the residues named by (chain ID, sequence number, insertion code); empty chains dropped."""
+    kept = structure.clone()
+    for chain in kept[0]:
+        for index in reversed(range(len(chain))):
+            residue = chain[index]
+            if (chain.name, residue.seqid.num, residue.seqid.icode) in keys:
+                del chain[index]
+    kept.remove_empty_chains()
+    return kept
+
+
+def _groups(chains: list[TracedChain]) -> list[int]:
+    """The model chain each traced chain belongs to (pieces ordered by the sequence share one; others stand alone)."""
+    return [chain.model_chain if chain.model_chain is not None else -1 - k for k, chain in enumerate(chains)]
 
 
 def _backbone_with_ca(chain: TracedChain, table: geometry.PeptideTable) -> tuple[np.ndarray, ...]:

@@ -59,7 +59,7 @@ def place_fragments(
         positions[(positions < 0) | (positions >= len(sequence))] = -1
         letters = [sequence[p] if p >= 0 else ONE_LETTER[int(np.argmax(chain.aa_probabilities[k]))] for k, p in enumerate(positions)]
         names = tuple(AMINO_ACIDS[ONE_LETTER.index(a)] if a in ONE_LETTER else "ALA" for a in letters)
-        pieces[u] = dataclasses.replace(chain, residue_names=names, sequence_index=index, sequence_positions=positions)
+        pieces[u] = dataclasses.replace(chain, residue_names=names, sequence_index=index, sequence_positions=positions, evidence="register")
         placed += 1
 
 

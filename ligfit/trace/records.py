@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import gemmi
 import numpy as np
@@ -58,6 +58,12 @@ class TraceOptions:
     margin: int = 16  # voxels of context each cube keeps around its centre (8 let the shipped network's cubes disagree by 0.2 in P(Cα))
     max_voxels: int = 300**3  # at 1 Å: ~15 min and ~1 GB on 2 CPU cores; larger maps must be boxed
     seed: int = 0
+    # build only: chains shorter than this that no significant alignment explains (evidence "dp" or "none") are uncertain;
+    # they are not subtracted before the ligand search and are removed where a placed ligand takes their place (0: none)
+    compete_below: int = 0
+    # build only: the model the ligand's contacts, clashes and burial are scored against: "cb" (the searched model, side chains
+    # to Cβ) or "fitted" (the written model's fitted side chains, uncertain residues left out)
+    dock_against: str = "cb"
 
 
 #: The fragment tracer: links 2.6–4.6 Å, no gaps closed, no jumps in the threading, no lone residues, nothing pruned.
@@ -74,8 +80,19 @@ FRAGMENT_TRACE = TraceOptions(
 #: with :data:`FRAGMENT_TRACE` (benchmarks/de_novo_build.py --haemoglobin), so build keeps the fragments.
 JOINED_BUILD_TRACE = TraceOptions(min_chain=2, gap_range=(0.0, 0.0), fill_unassigned=0, prune_unassigned=6)
 
-#: How ``build`` traces its de novo model (see :func:`ligfit.trace.build_protein_model`).
-BUILD_TRACE = FRAGMENT_TRACE
+#: :data:`FRAGMENT_TRACE` whose short unexplained fragments compete with the ligand for their density (see
+#: :mod:`ligfit.trace.certainty`), the ligand docked against the confident part with its fitted side chains. On EMD-3488
+#: (ccd:HEM, 4 copies) the fragments through the two missed hemes (2–4 residues, threaded by the DP fill only) are among
+#: 47 such chains under 6 residues, 43 of them true protein, and no feature the trace holds (length, P(Cα), P(backbone),
+#: residue-type sharpness, threading score, model-chain links) sets them apart, so all 47 (152 residues) compete:
+#: 3 of 4 hemes ≤ 2 Å and the 9 wrong residues removed, against 0 of 4 (2 of 4 docking 12 blobs). On 8 held-out
+#: pockets 2/8 either way, but not the same ones: the freed protein density of small fragments looks like a small
+#: ligand (7EBG's 14-atom J0L 0.36 → 14.8 Å) while a wrong fragment no longer hides 6YJA's (18.3 → 1.6 Å).
+COMPETING_TRACE = replace(FRAGMENT_TRACE, compete_below=6, dock_against="fitted")
+
+#: How ``build`` traces its de novo model (see :func:`ligfit.trace.build_protein_model`); FRAGMENT_TRACE subtracts every
+#: traced fragment.
+BUILD_TRACE = COMPETING_TRACE
 
 
 @dataclass(frozen=True)
@@ -94,6 +111,8 @@ class TracedChain:
     secondary_structure: np.ndarray | None = None  # (L,) 0 helix, 1 strand, 2 coil (see ligfit.trace.secondary)
     junctions: tuple[int, ...] = ()  # after threading: residues where the alignment jumped (a new piece starts)
     model_chain: int | None = None  # after ordering by the sequence: pieces with one label form one model chain (one chain ID)
+    evidence: str = "none"  # what placed the sequence: "hmm" (significant alignment), "register" (next to a threaded piece),
+    # "dp" (threaded by dynamic programming, significant only trace-wide or not at all), "none" (most likely types)
 
     def profiles(self) -> tuple[np.ndarray, np.ndarray]:
         """Residue-type probabilities read N→C and read C→N (each in its own residue order)."""

@@ -121,7 +121,13 @@ def thread(chain: TracedChain, sequences: list[str], options: TraceOptions) -> T
     letters = [sequences[index][p] if p >= 0 else ONE_LETTER[int(np.argmax(probabilities[k]))] for k, p in enumerate(positions)]
     names = tuple(AMINO_ACIDS[ONE_LETTER.index(a)] if a in ONE_LETTER else "ALA" for a in letters)
     return dataclasses.replace(
-        chain, residue_names=names, sequence_index=index, sequence_positions=positions, threading_score=score, junctions=tuple(starts)
+        chain,
+        residue_names=names,
+        sequence_index=index,
+        sequence_positions=positions,
+        threading_score=score,
+        junctions=tuple(starts),
+        evidence="dp",
     )
 
 
