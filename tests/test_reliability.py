@@ -56,10 +56,18 @@ def usage_error(capsys, arguments: list[str]) -> str:
     return one_error_line(capsys)
 
 
+#: Starts the CLI with Ctrl-C handled as in a terminal: a test runner started in the background
+#: (nohup, `cmd &` in a script) ignores SIGINT, and its children would inherit that.
+TERMINAL_LAUNCHER = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('ligfit.cli', run_name='__main__', alter_sys=True)"
+)
+
+
 def run_cli(arguments: list[str], cwd: Path, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "ligfit.cli", *arguments],
+        [sys.executable, "-c", TERMINAL_LAUNCHER, *arguments],
         cwd=cwd,
         env=env,
         stderr=subprocess.PIPE,
