@@ -41,7 +41,7 @@ CONFIDENCE_BINS = [(0.0, 0.4, "low"), (0.4, 0.7, "medium"), (0.7, 1.01, "high")]
 def run_one(root: Path, entry: str, resolution: float, decoy: bool, seed: int) -> dict:
     import ligfit
     from ligfit.ligand import heavy_atom_mol
-    from ligfit.report import confidence_label
+    from ligfit.records import confidence_label
 
     case, record = realistic_case(root, entry, resolution, with_ligand=not decoy, seed=seed)
     started = time.perf_counter()

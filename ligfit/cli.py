@@ -31,7 +31,7 @@ from ligfit.errors import LigfitError
 from ligfit.pipeline import AUTO_COPIES, BuildOptions
 from ligfit.predicted import PLDDT_CUTOFF
 from ligfit.progress import ProgressReporter
-from ligfit.report import confidence_label
+from ligfit.records import confidence_label
 from ligfit.runtime import versions
 
 EXIT_BAD_INPUT, EXIT_USAGE, EXIT_NOTHING_FITS, EXIT_BUG, EXIT_INTERRUPTED = 1, 2, 3, 4, 130

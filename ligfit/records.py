@@ -10,6 +10,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Confidence labels: "high" from HIGH_CONFIDENCE, "medium" from MEDIUM_CONFIDENCE, "low" below
+#: (a full answer below medium is not reported as found).
+MEDIUM_CONFIDENCE, HIGH_CONFIDENCE = 0.4, 0.7
+
+
+def confidence_label(confidence: float) -> str:
+    """ "high", "medium" or "low"."""
+    return "high" if confidence >= HIGH_CONFIDENCE else "medium" if confidence >= MEDIUM_CONFIDENCE else "low"
+
 
 @dataclass(frozen=True)
 class Blob:

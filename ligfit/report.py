@@ -12,7 +12,7 @@ import gemmi
 from ligfit import io, maps
 from ligfit.ligand import Ligand, protonation_summary, write_ligand_sdf
 from ligfit.maps import DensityMap
-from ligfit.records import Blob, Pose
+from ligfit.records import Blob, Pose, confidence_label
 from ligfit.report_html import write_build_presentation
 from ligfit.runtime import json_ready, versions
 
@@ -100,10 +100,6 @@ def build_report(result: BuildOutcome, command: str | None = None) -> dict:
         "timings_s": result.timings,
     }
     return json_ready(report)
-
-
-def confidence_label(confidence: float) -> str:
-    return "high" if confidence >= 0.7 else "medium" if confidence >= 0.4 else "low"
 
 
 def write_build_outputs(result: BuildOutcome, folder: Path, force: bool, command: str | None = None) -> Path:
