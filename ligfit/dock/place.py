@@ -122,7 +122,10 @@ def dock(
 
 def pocket_factor(points: np.ndarray, protein: AtomTable | None) -> float:
     """How much a site at ``points`` looks like a pocket: 1 buried, SURFACE_FACTOR on the surface (see :func:`burial`)."""
-    buried = burial(points, protein)
+    return _pocket_from_burial(burial(points, protein))
+
+
+def _pocket_from_burial(buried: float) -> float:
     return float(np.clip((buried - SURFACE_BURIAL) / (POCKET_BURIAL - SURFACE_BURIAL), SURFACE_FACTOR, 1.0))
 
 
@@ -449,8 +452,9 @@ def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTa
     """Scale each placement's confidence by what the rest of the run says about it, and drop "low" ones.
 
     Three factors: rivalry (another blob holding a supported pose that scores nearly as well, by
-    :func:`site_score`, makes any one choice less certain), ligand size (small ligands fit chance density), and
-    burial (ligands bind in pockets; surface blobs are often detergent, lipid or waters).
+    :func:`site_score`, makes any one choice less certain), ligand size (small ligands fit chance density;
+    below SMALL_LIGAND_ATOMS never "high"), and burial (ligands bind in pockets; surface blobs are often
+    detergent, lipid or waters).
     A full answer below ``MIN_CONFIDENCE`` is not reported as found; a partial one (the ligand
     explains only part of its blob) is, as "partial", with its low confidence, when it would reach
     ``MIN_CONFIDENCE`` but for the part of the blob it leaves unexplained.
@@ -467,7 +471,7 @@ def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTa
         gap = site_score(pose, heavy_atoms, protein) - rival_score if rival_score is not None else BLOB_RIVAL_GAP
         rivalry = float(np.clip(0.5 + gap / (2 * BLOB_RIVAL_GAP), 0.5, 1.0))
         buried = burial(pose.coordinates[:heavy_atoms], protein)
-        pocket = pocket_factor(pose.coordinates[:heavy_atoms], protein)
+        pocket = _pocket_from_burial(buried)
         confidence = round(pose.confidence * rivalry * size * pocket, 3)
         if heavy_atoms < SMALL_LIGAND_ATOMS:
             confidence = min(confidence, SMALL_LIGAND_MAX_CONFIDENCE)
