@@ -135,8 +135,11 @@ def site_score(pose: Pose, heavy_atoms: int, protein: AtomTable | None) -> float
     Detergent, lipid and waters on the surface take ligand-shaped poses nearly as well as the
     ligand's own pocket; a pocket pose scoring within one rival gap of a surface pose wins.
     """
-    pocket = pocket_factor(pose.coordinates[:heavy_atoms], protein)
-    return pose.score - BLOB_RIVAL_GAP * (1.0 - pocket) / (1.0 - SURFACE_FACTOR)
+    return _site_score(pose.score, pocket_factor(pose.coordinates[:heavy_atoms], protein))
+
+
+def _site_score(score: float, pocket: float) -> float:
+    return score - BLOB_RIVAL_GAP * (1.0 - pocket) / (1.0 - SURFACE_FACTOR)
 
 
 def blob_fraction_explained(pose_xyz: np.ndarray, blob: Blob, heavy_atoms: int, resolution: float) -> float:
@@ -463,15 +466,14 @@ def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTa
         return result
     placed_blobs = {pose.blob_rank for pose in result.placements}
     rivals = [p for p in result.poses if p.blob_rank not in placed_blobs and not support_failures(p, options)]
-    rival = max(rivals, key=lambda p: site_score(p, heavy_atoms, protein)) if rivals else None
-    rival_score = site_score(rival, heavy_atoms, protein) if rival is not None else None
+    rival_score, rival = max(((site_score(p, heavy_atoms, protein), p) for p in rivals), key=lambda pair: pair[0], default=(None, None))
     size = min(1.0, float(np.sqrt(heavy_atoms / SMALL_LIGAND_ATOMS)))
     placements, explained, notes = [], [], []
     for pose, fraction in zip(result.placements, result.explained or (1.0,) * len(result.placements)):
-        gap = site_score(pose, heavy_atoms, protein) - rival_score if rival_score is not None else BLOB_RIVAL_GAP
-        rivalry = float(np.clip(0.5 + gap / (2 * BLOB_RIVAL_GAP), 0.5, 1.0))
         buried = burial(pose.coordinates[:heavy_atoms], protein)
         pocket = _pocket_from_burial(buried)
+        gap = _site_score(pose.score, pocket) - rival_score if rival_score is not None else BLOB_RIVAL_GAP
+        rivalry = float(np.clip(0.5 + gap / (2 * BLOB_RIVAL_GAP), 0.5, 1.0))
         confidence = round(pose.confidence * rivalry * size * pocket, 3)
         if heavy_atoms < SMALL_LIGAND_ATOMS:
             confidence = min(confidence, SMALL_LIGAND_MAX_CONFIDENCE)

@@ -43,8 +43,7 @@ def build_structure(chains: list[TracedChain], density: DensityMap | None = None
         names = [name for chain in chains for name in chain.residue_names]
         fitted = iter(side_chains.fit_rotamers([residue for chain in atoms for residue in chain], names, density))
         atoms = [[next(fitted) for _ in chain] for chain in atoms]
-    groups = _groups(chains)
-    names = dict(zip(dict.fromkeys(groups), chain_names(len(set(groups)))))
+    groups, names = _groups(chains)
     built: dict[int, gemmi.Chain] = {}
     secondary: dict[int, list[np.ndarray]] = {}
     for group, chain, chain_atoms in zip(groups, chains, atoms):
@@ -101,8 +100,7 @@ def contact_model(result: TraceResult, leave_out: set[tuple[str, int, str]] | No
 
 def residue_keys(chains: list[TracedChain]) -> list[list[tuple[str, int, str]]]:
     """Per chain, each residue's (chain ID, sequence number, insertion code) in :func:`build_structure`'s model."""
-    groups = _groups(chains)
-    names = dict(zip(dict.fromkeys(groups), chain_names(len(set(groups)))))
+    groups, names = _groups(chains)
     return [[(names[group], number, icode) for number, icode in _residue_numbers(chain)] for group, chain in zip(groups, chains)]
 
 
@@ -118,9 +116,10 @@ def without_residues(structure: gemmi.Structure, keys: set[tuple[str, int, str]]
     return kept
 
 
-def _groups(chains: list[TracedChain]) -> list[int]:
-    """The model chain each traced chain belongs to (pieces ordered by the sequence share one; others stand alone)."""
-    return [chain.model_chain if chain.model_chain is not None else -1 - k for k, chain in enumerate(chains)]
+def _groups(chains: list[TracedChain]) -> tuple[list[int], dict[int, str]]:
+    """The model chain each traced chain belongs to (pieces ordered by the sequence share one; others stand alone), and its chain ID."""
+    groups = [chain.model_chain if chain.model_chain is not None else -1 - k for k, chain in enumerate(chains)]
+    return groups, dict(zip(dict.fromkeys(groups), chain_names(len(set(groups)))))
 
 
 def _backbone_with_ca(chain: TracedChain, table: geometry.PeptideTable) -> tuple[np.ndarray, ...]:
