@@ -120,6 +120,16 @@ def test_screen_on_dask_ranks_true_ligand_first_and_resumes(cluster, tmp_path):
     assert all(path in before and path.stat().st_mtime_ns == before[path] for path in reused)  # not docked again
 
 
+def test_local_workers_give_the_ranking_of_one_process():
+    """workers=2: this process and a spawned worker share the library; every fit score as with one process."""
+    library = [("tyk2", TRUE_LIGAND), *DECOYS]
+    options = ScreenOptions(resolution=3.0, max_conformers=3, docking=TEST_DOCKING)
+    alone = run_screen(EXAMPLE / "map.mrc", EXAMPLE / "protein.pdb", library, options, workers=1)
+    shared = run_screen(EXAMPLE / "map.mrc", EXAMPLE / "protein.pdb", library, options, workers=2)
+    assert [(row["name"], row["fit_score"]) for row in shared.rows] == [(row["name"], row["fit_score"]) for row in alone.rows]
+    assert shared.rows[0]["name"] == "tyk2" and shared.rows[0]["hit"]
+
+
 def test_prefilter_skips_hopeless_sizes_in_milliseconds(tmp_path):
     result = run_screen(
         EXAMPLE / "map.mrc",

@@ -18,8 +18,9 @@ import multiprocessing
 import os
 import time
 import traceback
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -413,7 +414,7 @@ def _screen_in_worker(entry: LibraryEntry) -> dict:
 
 
 def run_tasks(context: ScreenContext, entries: list[LibraryEntry], workers: int, scheduler: str | object | None) -> Iterator[dict]:
-    """Yield each ligand's record as it finishes: in this process, a local process pool, or a Dask cluster."""
+    """Yield each ligand's record as it finishes: in this process, with local worker processes, or on a Dask cluster."""
     if not entries:
         return
     if scheduler is not None:
@@ -423,14 +424,40 @@ def run_tasks(context: ScreenContext, entries: list[LibraryEntry], workers: int,
         for entry in entries:
             yield screen_ligand(context, entry)
         return
+    yield from _run_local(context, largest_first(entries), min(workers, len(entries)))
+
+
+def _run_local(context: ScreenContext, entries: list[LibraryEntry], workers: int) -> Iterator[dict]:
+    """``workers`` at once: this process and ``workers - 1`` spawned ones, each on an equal share of the cores.
+
+    This process docks too: it starts at once, while the spawned workers are still importing
+    (about 2–3 s each); each spawned worker keeps one ligand queued so it never waits on this one.
+    """
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    waiting = deque(entries)
+    running: set[Future] = set()
     # spawn: workers start clean instead of inheriting the parent's threads and open files.
     pool_context = multiprocessing.get_context("spawn")
-    processes = min(workers, len(entries))
-    threads = max(1, (os.cpu_count() or 1) // processes)
-    with ProcessPoolExecutor(processes, mp_context=pool_context, initializer=_start_worker, initargs=(context, threads)) as pool:
-        futures = [pool.submit(_screen_in_worker, entry) for entry in largest_first(entries)]
-        for future in as_completed(futures):
-            yield future.result()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with ProcessPoolExecutor(workers - 1, mp_context=pool_context, initializer=_start_worker, initargs=(context, threads)) as pool:
+            while waiting or running:
+                while waiting and len(running) < 2 * (workers - 1):
+                    running.add(pool.submit(_screen_in_worker, waiting.popleft()))
+                for future in [future for future in running if future.done()]:
+                    running.discard(future)
+                    yield future.result()
+                if waiting:
+                    yield screen_ligand(context, waiting.popleft())
+                elif running:
+                    finished, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        yield future.result()
+    finally:
+        torch.set_num_threads(before)
 
 
 def largest_first(entries: list[LibraryEntry]) -> list[LibraryEntry]:
