@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
@@ -34,10 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cases import complex_entries, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case  # noqa: E402
 from ligfit import io  # noqa: E402
+from ligfit.dock import DockingOptions  # noqa: E402
 from ligfit.screen import HIT_SCORE, ScreenOptions, run_identify, run_screen  # noqa: E402
 from ligfit.screen.ranking import call_hits  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+#: search effort per ligand: the screen's own (None: ScreenOptions' default) or build's full search
+DOCKING: dict[str, DockingOptions | None] = {"screen": None, "build": DockingOptions()}
 
 
 def decoys_for(rows: list[dict], entry: str, count: int, seed: int) -> list[tuple[str, str]]:
@@ -55,13 +61,24 @@ def decoys_for(rows: list[dict], entry: str, count: int, seed: int) -> list[tupl
 
 
 def screen_case(
-    root: Path, rows: list[dict], entry: str, resolution: float, decoys: int, seed: int, workers: int, dump: Path | None = None
+    root: Path,
+    rows: list[dict],
+    entry: str,
+    resolution: float,
+    decoys: int,
+    seed: int,
+    workers: int,
+    dump: Path | None = None,
+    docking: DockingOptions | None = None,
 ) -> dict:
     case = simulated_case(root, entry, resolution, seed=seed)
     true_smiles = next(row["lig_smiles"] for row in rows if row["entry"] == entry)
     library = [("TRUE", true_smiles), *decoys_for(rows, entry, decoys, seed)]
     start = time.perf_counter()
-    result = run_screen(case.density, case.model, library, ScreenOptions(resolution=resolution, seed=seed), workers=workers)
+    options = ScreenOptions(resolution=resolution, seed=seed)
+    if docking is not None:
+        options = dataclasses.replace(options, docking=docking)
+    result = run_screen(case.density, case.model, library, options, workers=workers)
     wall = time.perf_counter() - start
     docked = sum(1 for row in result.rows if row.get("status") == "ok")
     if dump is not None:  # every row with its pose, for designing the "none fits" rule offline (--rows-from)
@@ -126,11 +143,12 @@ def speedup(root: Path, rows: list[dict], entry: str, resolution: float, decoys:
     true_smiles = next(row["lig_smiles"] for row in rows if row["entry"] == entry)
     library = [("TRUE", true_smiles), *decoys_for(rows, entry, decoys, seed)]
     options = ScreenOptions(resolution=resolution, seed=seed, prefilter=False)  # every ligand docked: a fair load
-    times, tables = {}, {}
+    times, tables, stages = {}, {}, {}
     for workers in (1, 2):
         start = time.perf_counter()
         result = run_screen(case.density, case.model, library, options, workers=workers)
         times[workers] = time.perf_counter() - start
+        stages[workers] = result.timings
         tables[workers] = [(row["name"], row.get("fit_score"), row.get("blob")) for row in result.rows]
     return {
         "case": case.name,
@@ -138,6 +156,8 @@ def speedup(root: Path, rows: list[dict], entry: str, resolution: float, decoys:
         "wall_1_worker_s": round(times[1], 1),
         "wall_2_workers_s": round(times[2], 1),
         "speedup": round(times[1] / times[2], 2),
+        "stages_1_worker_s": stages[1],
+        "stages_2_workers_s": stages[2],
         "identical": tables[1] == tables[2],
         "ligands_per_hour_per_core": round(len(library) / times[1] * 3600, 0),
     }
@@ -280,7 +300,10 @@ def run_cases(root: Path, rows: list[dict], entries: list[str], resolutions: lis
     cases = []
     for resolution in resolutions:
         for entry in entries:
-            row = {"split": label, **screen_case(root, rows, entry, resolution, decoys, args.seed, args.workers, args.dump_rows)}
+            row = {
+                "split": label,
+                **screen_case(root, rows, entry, resolution, decoys, args.seed, args.workers, args.dump_rows, DOCKING[args.docking]),
+            }
             cases.append(row)
             print(
                 f"  [{label}] {row['case']}: true rank {row['true_rank']} (fit {row['true_fit']}, best decoy {row['best_decoy_fit']:.2f}), "
@@ -307,6 +330,7 @@ def main() -> None:
     parser.add_argument("--dump-rows", type=Path, help="append every ranked row (with its pose) of every case to this JSON-lines file")
     parser.add_argument("--rows-from", type=Path, help="judge the cases of a --dump-rows file again (no docking) and print the table")
     parser.add_argument("--identify", action="store_true", help="only the identification part (real maps)")
+    parser.add_argument("--docking", choices=sorted(DOCKING), default="screen", help="search effort per ligand (default: the screen's)")
     parser.add_argument("--workers-ratio", action="store_true", help="only the paired 1- vs 2-worker timing on one library")
     args = parser.parse_args()
     root = data_root()
@@ -358,7 +382,7 @@ def main() -> None:
             f"| {speed['case']} | {speed['ligands']} | {speed['wall_1_worker_s']} | {speed['wall_2_workers_s']} | {speed['speedup']}x | "
             f"{speed['identical']} | {speed['ligands_per_hour_per_core']:.0f} |"
         )
-        print(f"workers ratio: {speed['speedup']}")
+        print(f"workers ratio: {speed['speedup']}; stages 1 worker {speed['stages_1_worker_s']}, 2 workers {speed['stages_2_workers_s']}")
 
     if "identify" not in skip:
         found = identification(root, not args.identify_all, args.workers, args.identify_cases, args.dump_rows)
