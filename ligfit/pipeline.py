@@ -453,7 +453,7 @@ class _FragmentContest:
         freed = segment.freed_fraction(blobs, freed_xyz)
         chosen = segment.select_blobs_beyond_freed(blobs, freed, _blobs_to_dock(options))
         summary = protein.inputs["protein_model"]
-        summary.update(freed_blobs=int(np.sum(freed >= segment.FREED_FRACTION)), blobs_docked=len(chosen))
+        summary.update(freed_blobs=int(np.sum(freed >= segment.FREED_FRACTION)), blobs_docked=len(chosen), poses_given_way=0)
         return cls(chosen, difference.difference, protein.structure, uncertain, ligand, options.resolution, summary)
 
     def keep(self, pose: Pose) -> bool:
