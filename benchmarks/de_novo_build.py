@@ -123,7 +123,9 @@ def haemoglobin(root: Path, tracer: str, max_blobs: int) -> int:
         if "uncertain_residues" in summary:
             message += f"; {summary['uncertain_residues']} uncertain residues, {summary['uncertain_residues_removed']} removed"
         if "blobs_docked" in summary:
-            message += f"; {summary['blobs_docked']} blobs docked ({summary['freed_blobs']} freed), {summary['poses_given_way']} poses gave way"
+            message += (
+                f"; {summary['blobs_docked']} blobs docked ({summary['freed_blobs']} freed), {summary['poses_given_way']} poses gave way"
+            )
         print(f"| {name} | {len(placed)} | {', '.join(cells)} | {good}/4 | {seconds:.0f} | {message} |", flush=True)
         if result.traced is not None:
             print("\n" + "\n".join(fragments_on_hemes(result.traced, hemes, reference_ca)))
