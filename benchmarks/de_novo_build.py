@@ -122,6 +122,10 @@ def haemoglobin(root: Path, tracer: str, max_blobs: int) -> int:
         message = summary.get("message", "given") if "sequence" in kwargs else "given"
         if "uncertain_residues" in summary:
             message += f"; {summary['uncertain_residues']} uncertain residues, {summary['uncertain_residues_removed']} removed"
+        if "blobs_docked" in summary:
+            message += (
+                f"; {summary['blobs_docked']} blobs docked ({summary['freed_blobs']} freed), {summary['poses_given_way']} poses gave way"
+            )
         print(f"| {name} | {len(placed)} | {', '.join(cells)} | {good}/4 | {seconds:.0f} | {message} |", flush=True)
         if result.traced is not None:
             print("\n" + "\n".join(fragments_on_hemes(result.traced, hemes, reference_ca)))

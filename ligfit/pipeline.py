@@ -214,7 +214,8 @@ def run_build(
     if message:
         docking = DockingResult([], [], message, options.docking)
     else:
-        chosen = segment.select_blobs(blobs, _blobs_to_dock(options))
+        contest = _FragmentContest.of(protein, difference, blobs, prepared, options)
+        chosen = segment.select_blobs(blobs, _blobs_to_dock(options)) if contest is None else contest.blobs
         if options.use_templates:
             progress("matching template complexes")
             seeds = seeds_for_build(prepared, chosen, protein.atoms, library=options.templates, options=options.template_options)
@@ -229,8 +230,11 @@ def run_build(
             progress=progress,
             copies=len(chosen) if options.copies == AUTO_COPIES else options.copies,
             seeds=None if seeds is None else seeds.seeds,
+            keep=None if contest is None else contest.keep,
         )
         message = docking.reason + ("" if docking.supported else _size_note(blobs, prepared))
+        if contest is not None:
+            message += contest.note(docking)
     timer.lap("docking")
     protein = _without_displaced_fragments(protein, docking, prepared)
     refinements: list[RefinementResult] = []
@@ -404,6 +408,83 @@ def _without_displaced_fragments(protein: _ProteinInputs, docking: DockingResult
         return protein
     log.info("%d uncertain traced residue(s) removed from the model: a placed ligand takes their density", len(removed))
     return dataclasses.replace(protein, structure=without_residues(protein.structure, removed))
+
+
+@dataclass
+class _FragmentContest:
+    """Uncertain traced fragments and the ligand compete for the same density (``TraceOptions.compete_below``).
+
+    The uncertain fragments are left out of the subtracted model, so their density comes back as
+    blobs: most of it true protein, which looks like a small ligand, some of it a ligand a wrong
+    fragment ran through. Docking reaches past the freed blobs (:func:`segment.select_blobs_beyond_freed`)
+    and a pose stands only where it explains its density better than the uncertain residues it would
+    displace do (:func:`segment.rival_fit` over the same mask; a tie goes to the fragment).
+    """
+
+    blobs: list[Blob]  # the blobs to dock
+    density: DensityMap  # the difference map (σ)
+    structure: gemmi.Structure  # the traced model (fitted side chains)
+    uncertain: set[tuple[str, int, str]]
+    ligand: Ligand
+    resolution: float
+    inputs: dict  # report.json inputs.protein_model, updated with what the contest did
+    given_way: int = 0  # poses dropped because a fragment explains their density at least as well
+
+    @classmethod
+    def of(
+        cls, protein: _ProteinInputs, difference: segment.DifferenceMap, blobs: list[Blob], ligand: Ligand, options: BuildOptions
+    ) -> _FragmentContest | None:
+        """The contest for a traced model with uncertain residues (None otherwise: a given model, or none left out)."""
+        if protein.traced is None or protein.structure is None or options.site is not None:
+            return None
+        uncertain = uncertain_residues(protein.traced)
+        if not uncertain:
+            return None
+        freed_xyz = np.array(
+            [
+                atom.pos.tolist()
+                for chain in protein.structure[0]
+                for residue in chain
+                if (chain.name, residue.seqid.num, residue.seqid.icode) in uncertain
+                for atom in residue
+                if not atom.is_hydrogen()
+            ]
+        ).reshape(-1, 3)
+        freed = segment.freed_fraction(blobs, freed_xyz)
+        chosen = segment.select_blobs_beyond_freed(blobs, freed, _blobs_to_dock(options))
+        summary = protein.inputs["protein_model"]
+        summary.update(freed_blobs=int(np.sum(freed >= segment.FREED_FRACTION)), blobs_docked=len(chosen), poses_given_way=0)
+        return cls(chosen, difference.difference, protein.structure, uncertain, ligand, options.resolution, summary)
+
+    def keep(self, pose: Pose) -> bool:
+        """Whether ``pose`` explains its density better than the uncertain residues it would displace."""
+        heavy = self.ligand.heavy_atom_count
+        xyz, elements = pose.coordinates[:heavy], self.ligand.elements[:heavy]
+        displaced = displaced_residues(self.structure, self.uncertain, xyz, elements)
+        if not displaced:
+            return True
+        atoms = [
+            (atom.pos.tolist(), atom.element.name)
+            for chain in self.structure[0]
+            for residue in chain
+            if (chain.name, residue.seqid.num, residue.seqid.icode) in displaced
+            for atom in residue
+            if not atom.is_hydrogen()
+        ]
+        ligand_fit, fragment_fit = segment.rival_fit(
+            self.density, xyz, elements, np.array([a[0] for a in atoms]), [a[1] for a in atoms], self.resolution
+        )
+        if ligand_fit > fragment_fit:
+            return True
+        self.given_way += 1
+        self.inputs["poses_given_way"] = self.given_way
+        return False
+
+    def note(self, docking: DockingResult) -> str:
+        """What the contest adds to the build's message when no pose stands."""
+        if docking.supported or not self.given_way:
+            return ""
+        return f" ({self.given_way} pose(s) set aside: traced protein explains their density at least as well)"
 
 
 def _should_fit(density: DensityMap, structure: gemmi.Structure, options: BuildOptions) -> bool:

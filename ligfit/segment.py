@@ -606,3 +606,88 @@ def _split_off_gap(
     if not rest or protein_part is None:
         return None
     return protein_part, rest
+
+
+# --------------------------------------------------------------------------- rival explanations of a blob (issue 17)
+
+#: Å: a blob voxel this close to an atom of a traced fragment left out of the subtracted model is that fragment's density ...
+FREED_DISTANCE = 2.0
+#: ... and a blob with at least this fraction of its voxels so is freed fragment density (see :func:`freed_fraction`).
+FREED_FRACTION = 0.5
+
+
+def freed_fraction(blobs: list[Blob], fragment_coordinates: np.ndarray, distance: float = FREED_DISTANCE) -> np.ndarray:
+    """Per blob: the fraction of its voxels within ``distance`` Å of a left-out fragment's atom (``fragment_coordinates``, (n, 3)).
+
+    A de novo build leaves uncertain traced fragments out of the model it subtracts
+    (``ligfit.trace.certainty``); their density comes back as blobs, most of them true protein.
+    """
+    if not blobs or len(fragment_coordinates) == 0:
+        return np.zeros(len(blobs))
+    tree = cKDTree(np.asarray(fragment_coordinates, dtype=float))
+    return np.array([float(np.mean(tree.query(blob.points, distance_upper_bound=distance)[0] <= distance)) for blob in blobs])
+
+
+def select_blobs_beyond_freed(
+    blobs: list[Blob], freed: np.ndarray, max_blobs: int, freed_fraction_limit: float = FREED_FRACTION
+) -> list[Blob]:
+    """:func:`select_blobs`, plus the best ``max_blobs`` blobs that are not freed fragment density (``freed`` per blob, 0–1).
+
+    Freed protein looks like a small ligand (on a held-out pocket six blobs of 12–19 atoms outranked the
+    ligand's own); docking reaches past them to the blobs no left-out fragment runs through, while the freed
+    ones are docked too (a wrong fragment may run through the ligand) and decided by :func:`rival_fit`.
+    Returned in rank order.
+    """
+    chosen = select_blobs(blobs, max_blobs)
+    clean = select_blobs([blob for blob, fraction in zip(blobs, freed) if fraction < freed_fraction_limit], max_blobs)
+    ranks = {blob.rank for blob in chosen}
+    return sorted(chosen + [blob for blob in clean if blob.rank not in ranks], key=lambda blob: blob.rank)
+
+
+#: Blur factors tried for a simulated explanation (as ``ligfit.measures.ligand_cc``: ligands and loops carry higher B).
+_RIVAL_BLUR_FACTORS = (1.0, 1.35, 1.8)
+
+
+def rival_fit(
+    density: DensityMap,
+    first_coordinates: np.ndarray,
+    first_elements,
+    second_coordinates: np.ndarray,
+    second_elements,
+    resolution: float,
+) -> tuple[float, float]:
+    """How well each of two rival explanations of the same density fits it: their correlations over one mask.
+
+    The mask holds the voxels of ``density`` within max(1.5 Å, resolution/2) of an atom of either
+    (a ligand pose and the traced residues it would displace); each explanation's density is one
+    Gaussian per heavy atom weighted by atomic number, σ = 0.225·resolution times the best of a few
+    blur factors (as ``ligand_cc``). Density only one of them covers counts against the other.
+    """
+    first = np.asarray(first_coordinates, dtype=float).reshape(-1, 3)
+    second = np.asarray(second_coordinates, dtype=float).reshape(-1, 3)
+    if len(first) == 0 or len(second) == 0:
+        return (0.0 if len(first) == 0 else 1.0), (0.0 if len(second) == 0 else 1.0)
+    radius = max(1.5, resolution / 2)
+    both = np.concatenate([first, second])
+    start = np.clip(np.floor(density.to_index(both.min(axis=0) - radius)).astype(int) - 1, 0, np.array(density.shape) - 1)
+    stop = np.clip(np.ceil(density.to_index(both.max(axis=0) + radius)).astype(int) + 2, 1, np.array(density.shape))
+    region = tuple(slice(a, b) for a, b in zip(start, stop))
+    axes = [density.origin[a] + np.arange(start[a], stop[a]) * density.voxel_size[a] for a in range(3)]
+    points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    inside = cKDTree(both).query(points, distance_upper_bound=radius)[0] <= radius
+    observed = density.values[region].reshape(-1)[inside].astype(float)
+    points = points[inside]
+    if len(points) < 3 or observed.std() == 0:
+        return 0.0, 0.0
+    fits = []
+    for xyz, elements in ((first, first_elements), (second, second_elements)):
+        weights = np.array([gemmi.Element(str(e)).atomic_number for e in elements], dtype=float)
+        distance_sq = ((points[:, None, :] - xyz[None]) ** 2).sum(-1)
+        best = -1.0
+        for blur in _RIVAL_BLUR_FACTORS:
+            sigma = 0.225 * resolution * blur
+            model = (np.exp(-distance_sq / (2 * sigma**2)) * weights).sum(axis=1)
+            if model.std() > 0:
+                best = max(best, float(np.corrcoef(model, observed)[0, 1]))
+        fits.append(best)
+    return fits[0], fits[1]

@@ -11,6 +11,7 @@ with the difference map, less clash and strain penalties.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -90,6 +91,7 @@ def dock(
     progress: Progress = no_progress,
     copies: int = 1,
     seeds: list[SeedPose] | None = None,
+    keep: Callable[[Pose], bool] | None = None,
 ) -> DockingResult:
     """Dock ``ligand`` into each blob of the ``difference`` map (σ units) and rank the poses.
 
@@ -97,6 +99,8 @@ def dock(
     ``copies``: how many supported placements (in different blobs) to return at most.
     ``seeds``: extra starting poses; those inside a blob's box compete with the searches
     there (they are refined and scored like any other candidate, never simply accepted).
+    ``keep``: a last say on each pose before ranking (e.g. whether the density is the ligand's rather than
+    a traced fragment's, ``ligfit.pipeline``); poses it rejects neither rank nor rival.
     """
     options = options or DockingOptions()
     if not blobs:
@@ -108,6 +112,8 @@ def dock(
         progress("docking blobs", number, len(blobs))
         poses.extend(_dock_blob(ligand, tree, difference, blob, resolution, protein, options, seeds or []))
     progress("docking blobs", len(blobs), len(blobs))
+    if keep is not None:
+        poses = [pose for pose in poses if keep(pose)]
     ranked = _cluster(sorted(poses, key=lambda p: -p.score), matches, options.cluster_rmsd)
     per_blob_best = {}
     for pose in ranked:
