@@ -36,14 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.cases import complex_entries, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case  # noqa: E402
 from ligfit import io  # noqa: E402
 from ligfit.dock import DockingOptions  # noqa: E402
-from ligfit.screen import HIT_SCORE, ScreenOptions, run_identify, run_screen  # noqa: E402
+from ligfit.screen import HIT_SCORE, QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, run_identify, run_screen  # noqa: E402
 from ligfit.screen.ranking import call_hits  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-#: search effort per ligand: the screen's own (None: ScreenOptions' default) or build's full search
-DOCKING: dict[str, DockingOptions | None] = {"screen": None, "build": DockingOptions()}
+#: search effort per ligand: the screen's default (build's full search) or ``ligfit screen --quick``'s
+DOCKING: dict[str, DockingOptions] = {"full": SCREEN_DOCKING, "quick": QUICK_SCREEN_DOCKING}
 
 
 def decoys_for(rows: list[dict], entry: str, count: int, seed: int) -> list[tuple[str, str]]:
@@ -138,11 +138,13 @@ def cases_from_rows(path: Path) -> list[dict]:
     ]
 
 
-def speedup(root: Path, rows: list[dict], entry: str, resolution: float, decoys: int, seed: int) -> dict:
+def speedup(
+    root: Path, rows: list[dict], entry: str, resolution: float, decoys: int, seed: int, docking: DockingOptions = SCREEN_DOCKING
+) -> dict:
     case = simulated_case(root, entry, resolution, seed=seed)
     true_smiles = next(row["lig_smiles"] for row in rows if row["entry"] == entry)
     library = [("TRUE", true_smiles), *decoys_for(rows, entry, decoys, seed)]
-    options = ScreenOptions(resolution=resolution, seed=seed, prefilter=False)  # every ligand docked: a fair load
+    options = ScreenOptions(resolution=resolution, seed=seed, prefilter=False, docking=docking)  # every ligand docked: a fair load
     times, tables, stages = {}, {}, {}
     for workers in (1, 2):
         start = time.perf_counter()
@@ -330,7 +332,7 @@ def main() -> None:
     parser.add_argument("--dump-rows", type=Path, help="append every ranked row (with its pose) of every case to this JSON-lines file")
     parser.add_argument("--rows-from", type=Path, help="judge the cases of a --dump-rows file again (no docking) and print the table")
     parser.add_argument("--identify", action="store_true", help="only the identification part (real maps)")
-    parser.add_argument("--docking", choices=sorted(DOCKING), default="screen", help="search effort per ligand (default: the screen's)")
+    parser.add_argument("--docking", choices=sorted(DOCKING), default="full", help="search effort per ligand (default: %(default)s)")
     parser.add_argument("--workers-ratio", action="store_true", help="only the paired 1- vs 2-worker timing on one library")
     args = parser.parse_args()
     root = data_root()
@@ -374,7 +376,7 @@ def main() -> None:
 
     if "speed" not in skip:
         ligands = 9 if args.quick else args.decoys
-        speed = speedup(root, rows, entries[0], args.resolutions[0], ligands, args.seed)
+        speed = speedup(root, rows, entries[0], args.resolutions[0], ligands, args.seed, DOCKING[args.docking])
         write_csv(RESULTS / f"screening_speed{suffix}.csv", [speed])
         print("\n| case | ligands | 1 worker (s) | 2 workers (s) | speed-up (paired) | identical ranking | ligands/hour/core (1 worker) |")
         print("|---|---|---|---|---|---|---|")

@@ -699,6 +699,9 @@ def _add_screening_commands(commands: argparse._SubParsersAction) -> None:
         help="blob threshold in σ of the difference map (default: %(default)s)",
     )
     screen.add_argument("--seed", type=_SEED, default=BuildOptions.seed, help="random seed (default: %(default)s)")
+    screen.add_argument(
+        "--quick", action="store_true", help="about a quarter of build's docking search per ligand: twice as fast, more true ligands missed"
+    )
     _add_quiet(screen)
     screen.set_defaults(handler=_screen)
 
@@ -740,6 +743,7 @@ def _screen(args: argparse.Namespace) -> int:
         out=args.output,
         seed=args.seed,
         threshold=args.threshold,
+        quick=args.quick,
         progress=args.progress,
     )
     print(result.table(args.top))

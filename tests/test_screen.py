@@ -1,6 +1,6 @@
 """Screening: library reading, ranking on the shipped Tyk2 example, and a real Dask cluster on localhost.
 
-The screens here dock with about half of SCREEN_DOCKING's search (TEST_DOCKING) and 3 conformers
+The screens here dock with about half of QUICK_SCREEN_DOCKING's search (TEST_DOCKING) and 3 conformers
 per ligand, to stay within ~a minute on 2 cores; the Tyk2 map is the shipped simulated 3.0 Å example.
 """
 
@@ -14,14 +14,14 @@ import pytest
 
 from ligfit.errors import SchedulerError
 from ligfit.records import LigandShape
-from ligfit.screen import SCREEN_DOCKING, EmptyLibraryError, ScreenOptions, common_library, read_library, run_screen
+from ligfit.screen import QUICK_SCREEN_DOCKING, EmptyLibraryError, ScreenOptions, common_library, read_library, run_screen
 from ligfit.screen.ranking import size_prefilter
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tyk2"
 TRUE_LIGAND = (EXAMPLE / "ligand.smi").read_text().split()[0]
 # Decoys of about the Tyk2 ligand's size (17–20 heavy atoms): aryl amides and a sulfonamide.
 TEST_DOCKING = dataclasses.replace(
-    SCREEN_DOCKING,
+    QUICK_SCREEN_DOCKING,
     random_orientations=4,
     smooth_steps=40,
     anchor_rotations=100,
@@ -121,7 +121,7 @@ def test_screen_on_dask_ranks_true_ligand_first_and_resumes(cluster, tmp_path):
 
 
 def test_local_workers_give_the_ranking_of_one_process():
-    """workers=2: this process and a spawned worker share the library; every fit score as with one process."""
+    """workers=2: a local pool of two spawned workers gives every fit score of one process."""
     library = [("tyk2", TRUE_LIGAND), *DECOYS]
     options = ScreenOptions(resolution=3.0, max_conformers=3, docking=TEST_DOCKING)
     alone = run_screen(EXAMPLE / "map.mrc", EXAMPLE / "protein.pdb", library, options, workers=1)

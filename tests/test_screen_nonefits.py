@@ -5,14 +5,16 @@ The library is the true ligand and the four decoys (other PoseBusters ligands wi
 heavy atoms) that came closest to it in the design run. At 3.5 Å the best decoys reach fit scores
 near 0.7, above the former absolute threshold (0.65), so that rule answered "ZHR fits" for the
 decoys alone; judged against the library, the true ligand stands ~0.12 above every decoy and the
-best decoy only ~0.00 above the next one. Docks five ligands (~5–10 s on 2 cores).
+best decoy only ~0.00 above the next one. Docks five ligands (~5–10 s on 2 cores) with the quick
+search the rule was designed on (QUICK_SCREEN_DOCKING): with the screen's default full search, decoy ZHR
+fits well enough here to be called a hit for the decoys alone (README, "Screening a library").
 """
 
 from __future__ import annotations
 
 import pytest
 
-from ligfit.screen import ScreenOptions, run_screen
+from ligfit.screen import QUICK_SCREEN_DOCKING, ScreenOptions, run_screen
 from ligfit.screen.ranking import HIT_RULE, HIT_SCORE, call_hits, verdict
 
 ENTRY = "7ZU2_DHT"
@@ -27,7 +29,7 @@ def screened(data):
     case = simulated_case(data, ENTRY, 3.5, seed=1)
     smiles = {row["ligand_ccd"]: row["lig_smiles"] for row in rows}
     library = [("TRUE", case.smiles), *[(f"decoy_{code}", smiles[code]) for code in DECOYS]]
-    return run_screen(case.density, case.model, library, ScreenOptions(resolution=3.5, seed=1), workers=1)
+    return run_screen(case.density, case.model, library, ScreenOptions(resolution=3.5, seed=1, docking=QUICK_SCREEN_DOCKING), workers=1)
 
 
 def test_true_ligand_is_the_hit_and_stands_out(screened):

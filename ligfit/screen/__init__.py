@@ -9,10 +9,11 @@ ligands common in cryo-EM and crystal maps.
 from ligfit.screen.identify import common_library, run_identify
 from ligfit.screen.library import BadLibraryError, EmptyLibraryError, Library, LibraryEntry, read_library
 from ligfit.screen.ranking import HIT_SCORE
-from ligfit.screen.run import SCREEN_DOCKING, ScreenOptions, ScreenResult, run_screen, screen_ligand
+from ligfit.screen.run import QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, ScreenResult, run_screen, screen_ligand
 
 __all__ = [
     "HIT_SCORE",
+    "QUICK_SCREEN_DOCKING",
     "SCREEN_DOCKING",
     "BadLibraryError",
     "EmptyLibraryError",

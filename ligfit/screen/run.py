@@ -18,9 +18,8 @@ import multiprocessing
 import os
 import time
 import traceback
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,9 +40,14 @@ from ligfit.screen.ranking_html import MAX_PICTURED_HITS, build_ranking_html
 
 log = logging.getLogger(__name__)
 
-#: Docking settings for screening: about a quarter of ``build``'s search per blob (measured in
-#: benchmarks/screening.py); the top hits can be rebuilt with ``ligfit build`` at full effort.
-SCREEN_DOCKING = DockingOptions(
+#: Docking settings for screening: ``build``'s full search per blob. On held-out PoseBusters pockets
+#: (benchmarks/screening.py --docking full|quick, README "Screening a library") the quarter search
+#: below lost true ligands that the full one docks (7U3J, 7QHG, 7MGT at 3–3.5 Å: fit 0.25–0.33 → 0.51–0.69).
+SCREEN_DOCKING = DockingOptions()
+
+#: About a quarter of ``build``'s search per blob, about twice as fast per ligand (``ligfit screen --quick``);
+#: identification uses it (its library's ranking was measured with it).
+QUICK_SCREEN_DOCKING = DockingOptions(
     random_orientations=6,
     smooth_steps=50,
     anchors=2,
@@ -414,7 +418,7 @@ def _screen_in_worker(entry: LibraryEntry) -> dict:
 
 
 def run_tasks(context: ScreenContext, entries: list[LibraryEntry], workers: int, scheduler: str | object | None) -> Iterator[dict]:
-    """Yield each ligand's record as it finishes: in this process, with local worker processes, or on a Dask cluster."""
+    """Yield each ligand's record as it finishes: in this process, a local process pool, or a Dask cluster."""
     if not entries:
         return
     if scheduler is not None:
@@ -424,40 +428,14 @@ def run_tasks(context: ScreenContext, entries: list[LibraryEntry], workers: int,
         for entry in entries:
             yield screen_ligand(context, entry)
         return
-    yield from _run_local(context, largest_first(entries), min(workers, len(entries)))
-
-
-def _run_local(context: ScreenContext, entries: list[LibraryEntry], workers: int) -> Iterator[dict]:
-    """``workers`` at once: this process and ``workers - 1`` spawned ones, each on an equal share of the cores.
-
-    This process docks too: it starts at once, while the spawned workers are still importing
-    (about 2–3 s each); each spawned worker keeps one ligand queued so it never waits on this one.
-    """
-    import torch
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    waiting = deque(entries)
-    running: set[Future] = set()
     # spawn: workers start clean instead of inheriting the parent's threads and open files.
     pool_context = multiprocessing.get_context("spawn")
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with ProcessPoolExecutor(workers - 1, mp_context=pool_context, initializer=_start_worker, initargs=(context, threads)) as pool:
-            while waiting or running:
-                while waiting and len(running) < 2 * (workers - 1):
-                    running.add(pool.submit(_screen_in_worker, waiting.popleft()))
-                for future in [future for future in running if future.done()]:
-                    running.discard(future)
-                    yield future.result()
-                if waiting:
-                    yield screen_ligand(context, waiting.popleft())
-                elif running:
-                    finished, running = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        yield future.result()
-    finally:
-        torch.set_num_threads(before)
+    processes = min(workers, len(entries))
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    with ProcessPoolExecutor(processes, mp_context=pool_context, initializer=_start_worker, initargs=(context, threads)) as pool:
+        futures = [pool.submit(_screen_in_worker, entry) for entry in largest_first(entries)]
+        for future in as_completed(futures):
+            yield future.result()
 
 
 def largest_first(entries: list[LibraryEntry]) -> list[LibraryEntry]:
@@ -727,4 +705,4 @@ def _csv_line(values: list) -> str:
     return buffer.getvalue().rstrip("\r\n")
 
 
-__all__ = ["SCREEN_DOCKING", "ScreenContext", "ScreenOptions", "ScreenResult", "run_screen", "screen_ligand"]
+__all__ = ["QUICK_SCREEN_DOCKING", "SCREEN_DOCKING", "ScreenContext", "ScreenOptions", "ScreenResult", "run_screen", "screen_ligand"]
