@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -139,7 +140,14 @@ class LigandParameterCache:
 
 
 def ambertools_available() -> bool:
-    return all(shutil.which(program) for program in AMBERTOOLS_PROGRAMS)
+    search = _ambertools_search_path()
+    return all(shutil.which(program, path=search) for program in AMBERTOOLS_PROGRAMS)
+
+
+def _ambertools_search_path() -> str:
+    """PATH, then the running Python's scripts folder: pip puts AmberTools there, and a virtual
+    environment run as ``.venv/bin/python`` without being activated has it off PATH."""
+    return os.pathsep.join(part for part in (os.environ.get("PATH", ""), str(Path(sys.executable).parent)) if part)
 
 
 def parametrise(mol_h: Chem.Mol, method: str = "auto", key: str | None = None) -> LigandParameters:
@@ -213,7 +221,8 @@ def gaff2_system(mol_h: Chem.Mol) -> mm.System:
 
 def _run(command: list[str], folder: Path) -> None:
     try:
-        result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=_PROGRAM_TIMEOUT)
+        environment = {**os.environ, "PATH": _ambertools_search_path()}
+        result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=_PROGRAM_TIMEOUT, env=environment)
     except subprocess.TimeoutExpired:
         raise UnsupportedLigandError(f"{command[0]} took longer than {_PROGRAM_TIMEOUT:.0f} s") from None
     leap_failed = command[0] == "tleap" and "Errors = 0" not in result.stdout
