@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import os
 import sys
@@ -69,16 +68,15 @@ def screen_case(
     seed: int,
     workers: int,
     dump: Path | None = None,
-    docking: DockingOptions | None = None,
+    docking: DockingOptions = SCREEN_DOCKING,
 ) -> dict:
     case = simulated_case(root, entry, resolution, seed=seed)
     true_smiles = next(row["lig_smiles"] for row in rows if row["entry"] == entry)
     library = [("TRUE", true_smiles), *decoys_for(rows, entry, decoys, seed)]
     start = time.perf_counter()
-    options = ScreenOptions(resolution=resolution, seed=seed)
-    if docking is not None:
-        options = dataclasses.replace(options, docking=docking)
-    result = run_screen(case.density, case.model, library, options, workers=workers)
+    result = run_screen(
+        case.density, case.model, library, ScreenOptions(resolution=resolution, seed=seed, docking=docking), workers=workers
+    )
     wall = time.perf_counter() - start
     docked = sum(1 for row in result.rows if row.get("status") == "ok")
     if dump is not None:  # every row with its pose, for designing the "none fits" rule offline (--rows-from)

@@ -440,17 +440,7 @@ class _FragmentContest:
         uncertain = uncertain_residues(protein.traced)
         if not uncertain:
             return None
-        freed_xyz = np.array(
-            [
-                atom.pos.tolist()
-                for chain in protein.structure[0]
-                for residue in chain
-                if (chain.name, residue.seqid.num, residue.seqid.icode) in uncertain
-                for atom in residue
-                if not atom.is_hydrogen()
-            ]
-        ).reshape(-1, 3)
-        freed = segment.freed_fraction(blobs, freed_xyz)
+        freed = segment.freed_fraction(blobs, _residue_heavy_atoms(protein.structure, uncertain)[0])
         chosen = segment.select_blobs_beyond_freed(blobs, freed, _blobs_to_dock(options))
         summary = protein.inputs["protein_model"]
         summary.update(freed_blobs=int(np.sum(freed >= segment.FREED_FRACTION)), blobs_docked=len(chosen), poses_given_way=0)
@@ -463,16 +453,8 @@ class _FragmentContest:
         displaced = displaced_residues(self.structure, self.uncertain, xyz, elements)
         if not displaced:
             return True
-        atoms = [
-            (atom.pos.tolist(), atom.element.name)
-            for chain in self.structure[0]
-            for residue in chain
-            if (chain.name, residue.seqid.num, residue.seqid.icode) in displaced
-            for atom in residue
-            if not atom.is_hydrogen()
-        ]
         ligand_fit, fragment_fit = segment.rival_fit(
-            self.density, xyz, elements, np.array([a[0] for a in atoms]), [a[1] for a in atoms], self.resolution
+            self.density, xyz, elements, *_residue_heavy_atoms(self.structure, displaced), self.resolution
         )
         if ligand_fit > fragment_fit:
             return True
@@ -485,6 +467,19 @@ class _FragmentContest:
         if docking.supported or not self.given_way:
             return ""
         return f" ({self.given_way} pose(s) set aside: traced protein explains their density at least as well)"
+
+
+def _residue_heavy_atoms(structure: gemmi.Structure, keys: set[tuple[str, int, str]]) -> tuple[np.ndarray, list[str]]:
+    """Coordinates (n, 3) and elements of the heavy atoms of the residues named by (chain ID, number, insertion code)."""
+    atoms = [
+        (atom.pos.tolist(), atom.element.name)
+        for chain in structure[0]
+        for residue in chain
+        if (chain.name, residue.seqid.num, residue.seqid.icode) in keys
+        for atom in residue
+        if not atom.is_hydrogen()
+    ]
+    return np.array([xyz for xyz, _ in atoms], dtype=float).reshape(-1, 3), [element for _, element in atoms]
 
 
 def _should_fit(density: DensityMap, structure: gemmi.Structure, options: BuildOptions) -> bool:

@@ -20,6 +20,7 @@ from scipy.spatial import cKDTree
 from ligfit import io, maps
 from ligfit.errors import BadModelError
 from ligfit.maps import DensityMap
+from ligfit.measures import ligand_cc
 from ligfit.records import Blob, LigandShape, principal_spread
 
 log = logging.getLogger(__name__)
@@ -644,10 +645,6 @@ def select_blobs_beyond_freed(
     return sorted(chosen + [blob for blob in clean if blob.rank not in ranks], key=lambda blob: blob.rank)
 
 
-#: Blur factors tried for a simulated explanation (as ``ligfit.measures.ligand_cc``: ligands and loops carry higher B).
-_RIVAL_BLUR_FACTORS = (1.0, 1.35, 1.8)
-
-
 def rival_fit(
     density: DensityMap,
     first_coordinates: np.ndarray,
@@ -659,35 +656,15 @@ def rival_fit(
     """How well each of two rival explanations of the same density fits it: their correlations over one mask.
 
     The mask holds the voxels of ``density`` within max(1.5 Å, resolution/2) of an atom of either
-    (a ligand pose and the traced residues it would displace); each explanation's density is one
-    Gaussian per heavy atom weighted by atomic number, σ = 0.225·resolution times the best of a few
-    blur factors (as ``ligand_cc``). Density only one of them covers counts against the other.
+    (a ligand pose and the traced residues it would displace); each is scored as ``ligand_cc`` scores
+    a ligand. Density only one of them covers counts against the other.
     """
     first = np.asarray(first_coordinates, dtype=float).reshape(-1, 3)
     second = np.asarray(second_coordinates, dtype=float).reshape(-1, 3)
     if len(first) == 0 or len(second) == 0:
         return (0.0 if len(first) == 0 else 1.0), (0.0 if len(second) == 0 else 1.0)
-    radius = max(1.5, resolution / 2)
     both = np.concatenate([first, second])
-    start = np.clip(np.floor(density.to_index(both.min(axis=0) - radius)).astype(int) - 1, 0, np.array(density.shape) - 1)
-    stop = np.clip(np.ceil(density.to_index(both.max(axis=0) + radius)).astype(int) + 2, 1, np.array(density.shape))
-    region = tuple(slice(a, b) for a, b in zip(start, stop))
-    axes = [density.origin[a] + np.arange(start[a], stop[a]) * density.voxel_size[a] for a in range(3)]
-    points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    inside = cKDTree(both).query(points, distance_upper_bound=radius)[0] <= radius
-    observed = density.values[region].reshape(-1)[inside].astype(float)
-    points = points[inside]
-    if len(points) < 3 or observed.std() == 0:
-        return 0.0, 0.0
-    fits = []
-    for xyz, elements in ((first, first_elements), (second, second_elements)):
-        weights = np.array([gemmi.Element(str(e)).atomic_number for e in elements], dtype=float)
-        distance_sq = ((points[:, None, :] - xyz[None]) ** 2).sum(-1)
-        best = -1.0
-        for blur in _RIVAL_BLUR_FACTORS:
-            sigma = 0.225 * resolution * blur
-            model = (np.exp(-distance_sq / (2 * sigma**2)) * weights).sum(axis=1)
-            if model.std() > 0:
-                best = max(best, float(np.corrcoef(model, observed)[0, 1]))
-        fits.append(best)
-    return fits[0], fits[1]
+    return (
+        ligand_cc(density, first, [str(e) for e in first_elements], resolution, mask_coordinates=both),
+        ligand_cc(density, second, [str(e) for e in second_elements], resolution, mask_coordinates=both),
+    )

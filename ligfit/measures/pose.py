@@ -32,24 +32,34 @@ COORDINATING_ELEMENTS = frozenset({"N", "O", "S"})
 CLOSE_CONTACT = 2.2
 
 
-def ligand_cc(density: DensityMap, heavy_coordinates: np.ndarray, elements: list[str], resolution: float) -> float:
+def ligand_cc(
+    density: DensityMap, heavy_coordinates: np.ndarray, elements: list[str], resolution: float, mask_coordinates: np.ndarray | None = None
+) -> float:
     """Correlation between the ligand's simulated density and ``density`` inside the ligand mask.
 
     The mask holds the voxels within max(1.5 Å, resolution/2) of a heavy atom; the model
     density is one Gaussian per atom weighted by atomic number, σ = 0.225·resolution (as
     ChimeraX molmap) times a blur factor fitted from {1, 1.35, 1.8} — ligands usually carry
     higher B-factors than the protein that set the map's nominal resolution.
+    ``mask_coordinates``: the atoms whose surroundings make the mask instead (two rival explanations
+    of one density judged on the same voxels, ``segment.rival_fit``).
     """
+    around = heavy_coordinates if mask_coordinates is None else mask_coordinates
     radius = max(1.5, resolution / 2)
-    lower = heavy_coordinates.min(axis=0) - radius - density.voxel_size
-    upper = heavy_coordinates.max(axis=0) + radius + density.voxel_size
+    lower = around.min(axis=0) - radius - density.voxel_size
+    upper = around.max(axis=0) + radius + density.voxel_size
     start = np.clip(np.floor(density.to_index(lower)).astype(int), 0, np.array(density.shape) - 1)
     stop = np.clip(np.ceil(density.to_index(upper)).astype(int) + 1, 1, np.array(density.shape))
     region = tuple(slice(a, b) for a, b in zip(start, stop))
     axes = [density.origin[a] + np.arange(start[a], stop[a]) * density.voxel_size[a] for a in range(3)]
     points = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    distance_sq = ((points[:, None, :] - heavy_coordinates[None]) ** 2).sum(-1)
-    mask = distance_sq.min(axis=1) <= radius**2
+    if mask_coordinates is None:
+        distance_sq = ((points[:, None, :] - heavy_coordinates[None]) ** 2).sum(-1)
+        mask = distance_sq.min(axis=1) <= radius**2
+        distance_sq = distance_sq[mask]
+    else:
+        mask = cKDTree(mask_coordinates).query(points, distance_upper_bound=radius)[0] <= radius
+        distance_sq = ((points[mask][:, None, :] - heavy_coordinates[None]) ** 2).sum(-1)
     if mask.sum() < 3:
         return 0.0
     weights = np.array([_PERIODIC_TABLE.GetAtomicNumber(e) for e in elements], dtype=float)
@@ -59,7 +69,7 @@ def ligand_cc(density: DensityMap, heavy_coordinates: np.ndarray, elements: list
     best = -1.0
     for blur in _BLUR_FACTORS:
         sigma = 0.225 * resolution * blur
-        model = (np.exp(-distance_sq[mask] / (2 * sigma**2)) * weights).sum(axis=1)
+        model = (np.exp(-distance_sq / (2 * sigma**2)) * weights).sum(axis=1)
         if model.std() > 0:
             best = max(best, float(np.corrcoef(model, observed)[0, 1]))
     return best
