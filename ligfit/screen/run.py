@@ -1,7 +1,7 @@
 """The screen: dock every ligand of a library into the map's unexplained density and rank them.
 
 Map and model are read, and the difference map and blobs computed, once (:func:`prepare_context`);
-the context travels once to each worker (a process pool's initializer, or a Dask broadcast),
+the context travels once to each worker (a file each local worker reads once, or a Dask broadcast),
 and each task docks one ligand (:func:`screen_ligand`). Each ligand's result is written
 atomically to ``out/ligands/<key>.json`` as it finishes, so an interrupted screen resumes
 where it stopped; a ligand that crashes is recorded with its error and the rest go on.
@@ -16,6 +16,8 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
+import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -402,19 +404,21 @@ def _rounded(value: float | None, digits: int) -> float | None:
 
 # Execution ------------------------------------------------------------------------------------
 
-_WORKER_CONTEXT: dict[str, ScreenContext] = {}  # per worker process: the context its pool was started with
+_WORKER_CONTEXT: dict[str, object] = {}  # per worker process: the context file it last read, and that context
 
 
-def _start_worker(context: ScreenContext, threads: int) -> None:
-    """Hold the context; share the cores with the other workers (torch would otherwise start a thread per core in each)."""
+def _start_worker(threads: int) -> None:
+    """Import what a task needs and share the cores with the other workers (torch would otherwise start a thread per core in each)."""
     import torch
 
     torch.set_num_threads(threads)
-    _WORKER_CONTEXT["context"] = context
 
 
-def _screen_in_worker(entry: LibraryEntry) -> dict:
-    return screen_ligand(_WORKER_CONTEXT["context"], entry)
+def _screen_in_worker(context_file: str, entry: LibraryEntry) -> dict:
+    if _WORKER_CONTEXT.get("file") != context_file:
+        with open(context_file, "rb") as handle:
+            _WORKER_CONTEXT.update(file=context_file, context=pickle.load(handle))
+    return screen_ligand(_WORKER_CONTEXT["context"], entry)  # type: ignore[arg-type]
 
 
 def run_tasks(context: ScreenContext, entries: list[LibraryEntry], workers: int, scheduler: str | object | None) -> Iterator[dict]:
@@ -428,14 +432,24 @@ def run_tasks(context: ScreenContext, entries: list[LibraryEntry], workers: int,
         for entry in entries:
             yield screen_ligand(context, entry)
         return
-    # spawn: workers start clean instead of inheriting the parent's threads and open files.
-    pool_context = multiprocessing.get_context("spawn")
     processes = min(workers, len(entries))
     threads = max(1, (os.cpu_count() or 1) // processes)
-    with ProcessPoolExecutor(processes, mp_context=pool_context, initializer=_start_worker, initargs=(context, threads)) as pool:
-        futures = [pool.submit(_screen_in_worker, entry) for entry in largest_first(entries)]
-        for future in as_completed(futures):
-            yield future.result()
+    # The context goes to the workers as a file each reads once. Passed to the pool's initializer it went down a
+    # pipe that blocks until each new process has imported its modules, so the workers started one after another.
+    with tempfile.TemporaryDirectory(prefix="ligfit-screen-") as folder:
+        context_file = os.path.join(folder, "context.pickle")
+        with open(context_file, "wb") as handle:
+            pickle.dump(context, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        # spawn: workers start clean instead of inheriting the parent's threads and open files.
+        pool = ProcessPoolExecutor(
+            processes, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(threads,)
+        )
+        try:
+            futures = [pool.submit(_screen_in_worker, context_file, entry) for entry in largest_first(entries)]
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # every result is in (or the screen was stopped): workers exit on their own
 
 
 def largest_first(entries: list[LibraryEntry]) -> list[LibraryEntry]:
