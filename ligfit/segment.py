@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import gemmi
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from ligfit import io, maps
@@ -548,6 +550,60 @@ def explain_as_protein(
             continue
         marked.append(blob)
     ranked = sorted(marked, key=lambda b: (-b.ligand_match, -b.mean * len(b.points)))
+    return [_with_rank(blob, rank) for rank, blob in enumerate(ranked)]
+
+
+#: Å: unexplained blobs whose voxels come this close may be pieces of one weakly bound ligand's density
+#: (partial occupancy and high B break it at the threshold; see :func:`merge_fragments`).
+FRAGMENT_GAP = 4.5
+
+
+def merge_fragments(
+    blobs: list[Blob],
+    difference: DifferenceMap,
+    ligand: LigandShape,
+    protein_coordinates: np.ndarray | None = None,
+    gap: float = FRAGMENT_GAP,
+) -> list[Blob]:
+    """Blobs with each cluster of nearby unexplained pieces replaced by one blob, where that matches the ligand better.
+
+    A weak ligand's density falls apart at the threshold into pieces of a few atoms each, none of
+    which matches the ligand's size, so none was docked into. Unexplained blobs whose voxels lie within
+    ``gap`` Å of each other form a cluster; the cluster becomes one blob when its ``ligand_match``
+    beats that of its best piece. Blobs marked as unmodelled protein never join. Blobs come back ranked again.
+    """
+    pieces = [blob for blob in blobs if not blob.explanation]
+    if len(pieces) < 2:
+        return blobs
+    trees = [cKDTree(blob.points) for blob in pieces]
+    radii = [float(np.linalg.norm(blob.points - blob.centroid, axis=1).max()) for blob in pieces]
+    near = np.zeros((len(pieces), len(pieces)), dtype=bool)
+    for i in range(len(pieces)):
+        for j in range(i + 1, len(pieces)):
+            if np.linalg.norm(pieces[i].centroid - pieces[j].centroid) <= radii[i] + radii[j] + gap:
+                near[i, j] = near[j, i] = trees[i].sparse_distance_matrix(trees[j], gap).nnz > 0
+    count, cluster = connected_components(csr_matrix(near), directed=False)
+    if count == len(pieces):
+        return blobs
+    grid = difference.difference
+    tree = cKDTree(protein_coordinates) if protein_coordinates is not None and len(protein_coordinates) else None
+    kept = [blob for blob in blobs if blob.explanation]
+    for label in range(count):
+        members = [piece for piece, c in zip(pieces, cluster) if c == label]
+        best = max(members, key=lambda b: b.ligand_match)
+        merged = None
+        if len(members) > 1:
+            indices = np.rint(grid.to_index(np.concatenate([b.points for b in members]))).astype(int)
+            lower, upper = indices.min(axis=0), indices.max(axis=0) + 1
+            mask = np.zeros(upper - lower, dtype=bool)
+            mask[tuple((indices - lower).T)] = True
+            region = tuple(slice(int(a), int(b)) for a, b in zip(lower, upper))
+            merged = _describe(difference, region, mask, ligand, tree, float(np.prod(grid.voxel_size)))
+        if merged is not None and merged.ligand_match > best.ligand_match:
+            kept.append(merged)
+        else:
+            kept.extend(members)
+    ranked = sorted(kept, key=lambda b: (-b.ligand_match, -b.mean * len(b.points)))
     return [_with_rank(blob, rank) for rank, blob in enumerate(ranked)]
 
 

@@ -84,3 +84,31 @@ def test_local_noise_follows_a_noisier_half_and_is_flat_on_even_noise(data, monk
     monkeypatch.setattr(segment, "NOISE_BLOCK", 1e6)  # one σ for the whole box
     single = segment.difference_map(noisy, case.model, 3.0)
     assert far_atoms(local) < 0.5 * far_atoms(single)
+
+
+def test_pieces_of_a_weak_ligand_become_one_blob_and_explained_blobs_never_join():
+    """At 7 σ the Tyk2 ligand's density falls into two pieces of ~8 atoms that match a 24-atom ligand poorly."""
+    from pathlib import Path
+
+    from rdkit import Chem
+    from scipy.spatial import cKDTree
+
+    example = Path(__file__).parents[1] / "examples" / "tyk2"
+    structure = io.read_structure(example / "protein.pdb")
+    reference = Chem.MolFromMolFile(str(example / "reference_ligand.sdf")).GetConformer().GetPositions()
+    difference = segment.difference_map(maps.read_map(example / "map.mrc"), structure, 3.0)
+    shape = LigandShape.from_conformers(reference[None])
+    protein = io.heavy_atoms(structure).coordinates
+
+    def coverage(blob) -> float:  # the fraction of the ligand's atoms within 1.5 Å of the blob
+        return float(np.mean(cKDTree(blob.points).query(reference)[0] < 1.5))
+
+    pieces = segment.find_blobs(difference, shape, protein, threshold=7.0)
+    assert len(pieces) >= 2 and max(coverage(p) for p in pieces) < 0.45
+    merged = segment.merge_fragments(pieces, difference, shape, protein)
+    assert coverage(merged[0]) >= 0.65
+    assert merged[0].ligand_match > 2 * max(p.ligand_match for p in pieces)
+
+    marked = [pieces[0].__class__(**{**pieces[0].__dict__, "explanation": "unmodelled protein? (test)"}), *pieces[1:]]
+    kept = segment.merge_fragments(marked, difference, shape, protein)
+    assert max(coverage(b) for b in kept if not b.explanation) < 0.45
