@@ -62,7 +62,7 @@ def grow_poses(
         if len(placements) == 0:
             continue
         starts = np.array([_superpose_onto(template, anchor_atoms, placed) for placed in placements])
-        beam_width = options.flexible_beam_width if flexible else options.beam_width
+        beam_width = round(options.flexible_beam_scale * options.beam_width) if flexible else options.beam_width
         poses, losses = _grow(ligand, starts, anchor, labels, limits, distances, site, options, beam_width)
         all_poses.append(poses)
         all_losses.append(losses)
@@ -86,10 +86,10 @@ def _place_anchor(
     rotations at every blob point (the best overall crowd into the strongest density, which in a CoA- or
     FAD-sized blob is the phosphates, whatever the fragment).
     """
-    count = options.flexible_anchor_poses if flexible else options.anchor_poses
-    spacing = options.flexible_anchor_spacing if flexible else 1.0
+    scale = options.flexible_anchor_scale if flexible else 1
+    count, spacing = scale * options.anchor_poses, options.flexible_anchor_spacing if flexible else 1.0
     local = fragment - fragment.mean(0)
-    rotation_count = options.flexible_anchor_rotations if flexible else options.anchor_rotations
+    rotation_count = scale * options.anchor_rotations
     rotations = Rotation.random(rotation_count, random_state=int(rng.integers(2**31))).as_matrix()
     rotated = np.einsum("rij,aj->rai", rotations, local)  # (R, A, 3)
     if len(points) > 250:

@@ -23,14 +23,14 @@ class DockingOptions:
     beam_width: int = 12
     torsion_step_degrees: float = 15.0
     # Very flexible ligands (≥ flexible_rotatable rotatable bonds: CoA, FAD, UDP-sugars, lipids) fill big blobs whose
-    # strongest density (the phosphates) draws the few best anchor placements: their anchors are scored at more
-    # rotations, the best few rotations at every blob point are polished (not the best overall), and more placements,
-    # spread further apart, go on to grow in a wider beam.
+    # strongest density (the phosphates) draws the few best anchor placements: their anchors are scored at
+    # flexible_anchor_scale × anchor_rotations rotations, the best few rotations at every blob point are polished (not
+    # the best overall), flexible_anchor_scale × anchor_poses placements, spread further apart, go on to grow, and the
+    # beam is flexible_beam_scale × beam_width wide (scales, so that a smaller search, e.g. the quick screen's, stays so).
     flexible_rotatable: int = 12
-    flexible_anchor_rotations: int = 2000
-    flexible_anchor_poses: int = 64
+    flexible_anchor_scale: int = 4
     flexible_anchor_spacing: float = 2.0  # Å, plain RMSD between kept anchor placements (1 Å for other ligands)
-    flexible_beam_width: int = 32
+    flexible_beam_scale: float = 8 / 3  # 12 → 32
     # Refinement of the pooled candidates at full resolution, with rounds of torsion kicks.
     refine_poses: int = 64
     refine_steps: int = 100
