@@ -53,15 +53,17 @@ def grow_poses(
     template = ligand.conformer_coordinates()[0]
     limits = clash_limits(ligand.elements[:heavy], options)
     distances = Chem.GetDistanceMatrix(ligand.mol)
+    flexible = len(ligand.rotatable_bonds) >= options.flexible_rotatable
 
     all_poses, all_losses = [], []
     for anchor in anchors:
         anchor_atoms = np.flatnonzero(heavy_labels == anchor)
-        placements = _place_anchor(template[anchor_atoms], limits[:, anchor_atoms], site, points, options, rng)
+        placements = _place_anchor(template[anchor_atoms], limits[:, anchor_atoms], site, points, options, rng, flexible)
         if len(placements) == 0:
             continue
         starts = np.array([_superpose_onto(template, anchor_atoms, placed) for placed in placements])
-        poses, losses = _grow(ligand, starts, anchor, labels, limits, distances, site, options)
+        beam_width = round(options.flexible_beam_scale * options.beam_width) if flexible else options.beam_width
+        poses, losses = _grow(ligand, starts, anchor, labels, limits, distances, site, options, beam_width)
         all_poses.append(poses)
         all_losses.append(losses)
     if not all_poses:
@@ -70,11 +72,25 @@ def grow_poses(
 
 
 def _place_anchor(
-    fragment: np.ndarray, limits: torch.Tensor, site: Site, points: np.ndarray, options: DockingOptions, rng: np.random.Generator
+    fragment: np.ndarray,
+    limits: torch.Tensor,
+    site: Site,
+    points: np.ndarray,
+    options: DockingOptions,
+    rng: np.random.Generator,
+    flexible: bool = False,
 ) -> np.ndarray:
-    """The best distinct placements (k, atoms, 3) of a rigid fragment among rotations × blob points."""
+    """The best distinct placements (k, atoms, 3) of a rigid fragment among rotations × blob points.
+
+    12 raw placements per one kept are polished: the best overall, or for a ``flexible`` ligand the best few
+    rotations at every blob point (the best overall crowd into the strongest density, which in a CoA- or
+    FAD-sized blob is the phosphates, whatever the fragment).
+    """
+    scale = options.flexible_anchor_scale if flexible else 1
+    count, spacing = scale * options.anchor_poses, options.flexible_anchor_spacing if flexible else 1.0
     local = fragment - fragment.mean(0)
-    rotations = Rotation.random(options.anchor_rotations, random_state=int(rng.integers(2**31))).as_matrix()
+    rotation_count = scale * options.anchor_rotations
+    rotations = Rotation.random(rotation_count, random_state=int(rng.integers(2**31))).as_matrix()
     rotated = np.einsum("rij,aj->rai", rotations, local)  # (R, A, 3)
     if len(points) > 250:
         points = points[rng.choice(len(points), 250, replace=False)]
@@ -85,14 +101,19 @@ def _place_anchor(
             loss = fit_loss(torch.as_tensor(xyz.reshape(-1, *local.shape), dtype=torch.float32), site, limits, SHARP, options)
             scores.append(loss.numpy().reshape(len(chunk), len(rotations)))
     loss = np.concatenate(scores)  # (P, R)
-    best = np.argsort(loss.ravel())[: 12 * options.anchor_poses]
-    point_index, rotation_index = np.unravel_index(best, loss.shape)
+    if flexible:
+        per_point = max(1, 12 * count // len(points))
+        rotation_index = np.argsort(loss, axis=1)[:, :per_point].ravel()
+        point_index = np.repeat(np.arange(len(points)), per_point)
+    else:
+        best = np.argsort(loss.ravel())[: 12 * count]
+        point_index, rotation_index = np.unravel_index(best, loss.shape)
     candidates = rotated[rotation_index] + points[point_index][:, None, :]
 
     batch = PoseBatch.from_poses(candidates, len(local), np.zeros(len(candidates), dtype=int))
     polished_loss = optimise(batch, site, None, limits, SHARP, 40, options)
     polished = batch.current()
-    keep = diverse_best(polished, polished_loss, options.anchor_poses, min_rmsd=1.0)
+    keep = diverse_best(polished, polished_loss, count, min_rmsd=spacing)
     return polished[keep]
 
 
@@ -132,8 +153,9 @@ def _grow(
     distances: np.ndarray,
     site: Site,
     options: DockingOptions,
+    beam_width: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Beam search over torsion angles, one rotatable bond at a time, per anchor placement."""
+    """Beam search over torsion angles, one rotatable bond at a time, per anchor placement, ``beam_width`` poses each."""
     heavy = ligand.heavy_atom_count
     angles = np.deg2rad(np.arange(0.0, 360.0, options.torsion_step_degrees))
     beams = starts[:, None]  # (placements, beam, atoms, 3)
@@ -157,7 +179,7 @@ def _grow(
         loss = loss.reshape(shape) + _overlap(candidates[..., new, :], candidates[..., old, :], distances[np.ix_(new, old)], options)
         total = scores[:, :, None] + loss
         flat = total.reshape(len(total), -1)
-        width = min(options.beam_width, flat.shape[1])
+        width = min(beam_width, flat.shape[1])
         keep = np.argsort(flat, axis=1)[:, :width]
         beam_index, angle_index = np.unravel_index(keep, shape[1:])
         rows = np.arange(len(total))[:, None]

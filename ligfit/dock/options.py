@@ -22,6 +22,15 @@ class DockingOptions:
     anchor_poses: int = 16
     beam_width: int = 12
     torsion_step_degrees: float = 15.0
+    # Very flexible ligands (≥ flexible_rotatable rotatable bonds: CoA, FAD, UDP-sugars, lipids) fill big blobs whose
+    # strongest density (the phosphates) draws the few best anchor placements: their anchors are scored at
+    # flexible_anchor_scale × anchor_rotations rotations, the best few rotations at every blob point are polished (not
+    # the best overall), flexible_anchor_scale × anchor_poses placements, spread further apart, go on to grow, and the
+    # beam is flexible_beam_scale × beam_width wide (scales, so that a smaller search, e.g. the quick screen's, stays so).
+    flexible_rotatable: int = 12
+    flexible_anchor_scale: int = 4
+    flexible_anchor_spacing: float = 2.0  # Å, plain RMSD between kept anchor placements (1 Å for other ligands)
+    flexible_beam_scale: float = 8 / 3  # 12 → 32
     # Refinement of the pooled candidates at full resolution, with rounds of torsion kicks.
     refine_poses: int = 64
     refine_steps: int = 100
@@ -37,6 +46,10 @@ class DockingOptions:
     internal_weight: float = 4.0
     restraint_force: float = 100.0  # kcal/mol/Å² on heavy atoms during MMFF relaxation (weaker ones pull poses off the density)
     strain_allowance: float = 10.0  # kcal/mol of MMFF strain that costs nothing
+    # Very flexible ligands: a second, looser MMFF relaxation of each scored pose (500 steps leave a 50-atom ligand
+    # grown torsion by torsion strained by 50–85 kcal/mol), and this much strain allowance per rotatable bond.
+    flexible_relax_force: float = 10.0  # kcal/mol/Å²
+    flexible_strain_per_rotatable: float = 2.0  # kcal/mol (7D0P's 23 rotatable bonds: 46 kcal/mol free)
     strain_weight: float = 0.004  # final-score penalty per kcal/mol beyond the allowance
     clash_penalty: float = 0.05  # final-score penalty per protein–ligand heavy-atom pair < 2.5 Å
     contact_bonus: float = 0.01  # final-score bonus per ligand atom in a hydrogen bond / salt bridge / coordination

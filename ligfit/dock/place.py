@@ -349,6 +349,8 @@ def _final_pose(
     ligand: Ligand, coordinates: np.ndarray, source: str, site: Site, blob: Blob, resolution: float, protein, options: DockingOptions
 ) -> Pose:
     relaxed, strain = relax_pose(ligand, coordinates, options.restraint_force)
+    if options.flexible_relax_force > 0 and strain is not None and len(ligand.rotatable_bonds) >= options.flexible_rotatable:
+        relaxed, strain = relax_pose(ligand, relaxed, options.flexible_relax_force)
     heavy_xyz = relaxed[: ligand.heavy_atom_count]
     sigma = site.density.interpolate(heavy_xyz)
     cc = ligand_cc(site.density, heavy_xyz, ligand.elements[: ligand.heavy_atom_count], resolution)
@@ -357,7 +359,7 @@ def _final_pose(
     contacts = polar_contacts(heavy_xyz, elements, protein)
     penalty = options.clash_penalty * clashes - options.contact_bonus * min(contacts, options.max_contacts)
     if strain is not None:
-        penalty += options.strain_weight * max(0.0, strain - options.strain_allowance)
+        penalty += options.strain_weight * max(0.0, strain - strain_allowance(ligand, options))
     return Pose(
         coordinates=relaxed,
         blob_rank=blob.rank,
@@ -370,6 +372,15 @@ def _final_pose(
         strain=strain,
         source=source,
     )
+
+
+def strain_allowance(ligand: Ligand, options: DockingOptions) -> float:
+    """MMFF strain (kcal/mol) that costs nothing: ``strain_allowance``, or for a very flexible ligand (≥
+    ``flexible_rotatable`` rotatable bonds) ``flexible_strain_per_rotatable`` per rotatable bond where that is more."""
+    rotatable = len(ligand.rotatable_bonds)
+    if rotatable < options.flexible_rotatable:
+        return options.strain_allowance
+    return max(options.strain_allowance, options.flexible_strain_per_rotatable * rotatable)
 
 
 def _cluster(poses: list[Pose], matches: np.ndarray, threshold: float) -> list[Pose]:
