@@ -212,6 +212,7 @@ def prepare_context(
         blobs = [found]
     else:
         blobs = segment.find_blobs(difference, shape, protein_xyz if len(protein_xyz) else None, threshold=options.threshold)
+        blobs = segment.merge_fragments(blobs, difference, shape, protein_xyz if len(protein_xyz) else None)
         blobs = sorted(blobs, key=lambda b: -(b.estimated_heavy_atoms or b.volume / 10.0))  # numbered by size
         blobs = [dataclasses.replace(blob, rank=number) for number, blob in enumerate(blobs, start=1)]
     if options.blob is not None:
