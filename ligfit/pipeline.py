@@ -568,7 +568,9 @@ def _unexplained_density(protein: _ProteinInputs, ligand: Ligand, options: Build
         blobs = segment.find_blobs(difference, shape, protein_xyz, threshold=options.threshold)
         if protein.traced is None:  # a traced model stops at Cβ by design: its side chains are not "cut short"
             blobs = segment.explain_as_protein(blobs, protein.search_structure, difference, shape, protein_xyz)
-        return difference, segment.merge_fragments(blobs, difference, shape, protein_xyz)
+            # weak ligands' pieces; not beside a traced model, whose untraced protein leaves pieces everywhere (not measured)
+            blobs = segment.merge_fragments(blobs, difference, shape, protein_xyz)
+        return difference, blobs
     center = site_center(options.site, protein.structure)
     radius = float(np.max(np.linalg.norm(heavy_xyz - heavy_xyz.mean(1, keepdims=True), axis=-1))) + 4.0
     return difference, [segment.site_blob(difference, center, radius, shape, protein_xyz)]
