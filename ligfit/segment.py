@@ -576,12 +576,12 @@ def merge_fragments(
     if len(pieces) < 2:
         return blobs
     trees = [cKDTree(blob.points) for blob in pieces]
-    radii = [float(np.linalg.norm(blob.points - blob.centroid, axis=1).max()) for blob in pieces]
+    centroids = np.array([blob.centroid for blob in pieces])
+    radii = np.array([np.linalg.norm(blob.points - blob.centroid, axis=1).max() for blob in pieces])
+    apart = np.linalg.norm(centroids[:, None] - centroids[None], axis=-1)
     near = np.zeros((len(pieces), len(pieces)), dtype=bool)
-    for i in range(len(pieces)):
-        for j in range(i + 1, len(pieces)):
-            if np.linalg.norm(pieces[i].centroid - pieces[j].centroid) <= radii[i] + radii[j] + gap:
-                near[i, j] = near[j, i] = trees[i].sparse_distance_matrix(trees[j], gap).nnz > 0
+    for i, j in np.argwhere(np.triu(apart <= radii[:, None] + radii[None] + gap, k=1)):  # pairs whose voxels may come that close
+        near[i, j] = near[j, i] = trees[i].sparse_distance_matrix(trees[j], gap).nnz > 0
     count, cluster = connected_components(csr_matrix(near), directed=False)
     if count == len(pieces):
         return blobs
@@ -593,11 +593,8 @@ def merge_fragments(
         best = max(members, key=lambda b: b.ligand_match)
         merged = None
         if len(members) > 1:
-            indices = np.rint(grid.to_index(np.concatenate([b.points for b in members]))).astype(int)
-            lower, upper = indices.min(axis=0), indices.max(axis=0) + 1
-            mask = np.zeros(upper - lower, dtype=bool)
-            mask[tuple((indices - lower).T)] = True
-            region = tuple(slice(int(a), int(b)) for a, b in zip(lower, upper))
+            _, lower, mask = _voxel_box(grid, np.concatenate([b.points for b in members]))
+            region = tuple(slice(int(a), int(a + n)) for a, n in zip(lower, mask.shape))
             merged = _describe(difference, region, mask, ligand, tree, float(np.prod(grid.voxel_size)))
         if merged is not None and merged.ligand_match > best.ligand_match:
             kept.append(merged)
@@ -620,6 +617,15 @@ def _with_ligand_piece(pieces: tuple[Blob, list[Blob]] | None, ligand: LigandSha
     return loop + candidates
 
 
+def _voxel_box(grid: DensityMap, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The points' voxel indices, the lower corner of the box around them, and a mask of them in that box."""
+    indices = np.rint(grid.to_index(points)).astype(int)
+    lower = indices.min(axis=0)
+    inside = np.zeros(indices.max(axis=0) - lower + 1, dtype=bool)
+    inside[tuple((indices - lower).T)] = True
+    return indices, lower, inside
+
+
 def _split_off_gap(
     blob: Blob, ends: np.ndarray, missing_atoms: float, difference: DifferenceMap, ligand: LigandShape, tree: cKDTree | None
 ) -> tuple[Blob, list[Blob]] | None:
@@ -631,11 +637,8 @@ def _split_off_gap(
     of that size is left.
     """
     grid = difference.difference
-    indices = np.rint(grid.to_index(blob.points)).astype(int)
-    lower = indices.min(axis=0)
-    box_shape = indices.max(axis=0) - lower + 1
-    inside = np.zeros(box_shape, dtype=bool)
-    inside[tuple((indices - lower).T)] = True
+    indices, lower, inside = _voxel_box(grid, blob.points)
+    box_shape = inside.shape
     weight = np.zeros(box_shape)
     weight[tuple((indices - lower).T)] = np.clip(blob.values, 0, None)
     share = min(missing_atoms / float(blob.estimated_heavy_atoms), 1.0) * weight.sum()
