@@ -231,6 +231,7 @@ def run_build(
             copies=len(chosen) if options.copies == AUTO_COPIES else options.copies,
             seeds=None if seeds is None else seeds.seeds,
             keep=None if contest is None else contest.keep,
+            surroundings=None if protein.traced is None else io.heavy_atoms(contact_model(protein.traced)),
         )
         message = docking.reason + ("" if docking.supported else _size_note(blobs, prepared))
         if contest is not None:
@@ -440,8 +441,11 @@ class _FragmentContest:
         uncertain = uncertain_residues(protein.traced)
         if not uncertain:
             return None
-        freed = segment.freed_fraction(blobs, _residue_heavy_atoms(protein.structure, uncertain)[0])
-        chosen = segment.select_blobs_beyond_freed(blobs, freed, _blobs_to_dock(options))
+        whole = [blob for blob in blobs if not blob.carved]
+        freed = segment.freed_fraction(whole, _residue_heavy_atoms(protein.structure, uncertain)[0])
+        chosen = segment.select_blobs_beyond_freed(whole, freed, _blobs_to_dock(options))
+        carved = segment.select_blobs([blob for blob in blobs if blob.carved], _blobs_to_dock(options))
+        chosen = sorted(chosen + carved, key=lambda blob: blob.rank)  # carved blobs in addition: they need not outrank the rest
         summary = protein.inputs["protein_model"]
         summary.update(freed_blobs=int(np.sum(freed >= segment.FREED_FRACTION)), blobs_docked=len(chosen), poses_given_way=0)
         return cls(chosen, difference.difference, protein.structure, uncertain, ligand, options.resolution, summary)
@@ -570,6 +574,8 @@ def _unexplained_density(protein: _ProteinInputs, ligand: Ligand, options: Build
             blobs = segment.explain_as_protein(blobs, protein.search_structure, difference, shape, protein_xyz)
             # weak ligands' pieces; not beside a traced model, whose untraced protein leaves pieces everywhere (not measured)
             blobs = segment.merge_fragments(blobs, difference, shape, protein_xyz)
+        else:  # a ligand beside protein the trace missed forms one blob with it
+            blobs = segment.carve_ligand(blobs, difference, shape, protein_xyz)
         return difference, blobs
     center = site_center(options.site, protein.structure)
     radius = float(np.max(np.linalg.norm(heavy_xyz - heavy_xyz.mean(1, keepdims=True), axis=-1))) + 4.0

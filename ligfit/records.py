@@ -38,6 +38,7 @@ class Blob:
     protein_distance: float  # closest protein heavy atom to any blob voxel, Å (inf without a model)
     ligand_match: float  # 0-1: how well this blob could hold the ligand (size and shape)
     explanation: str = ""  # what else the blob looks like (e.g. unmodelled protein); "" when it may be a ligand site
+    carved: bool = False  # the ligand-like part of a bigger blob (``segment.carve_ligand``)
 
     def summary(self) -> dict:
         """Plain-data description for reports."""
@@ -54,6 +55,7 @@ class Blob:
             "protein_distance_A": None if not np.isfinite(self.protein_distance) else round(self.protein_distance, 2),
             "ligand_match": round(self.ligand_match, 3),
             "explanation": self.explanation,
+            "carved": self.carved,
         }
 
 

@@ -143,6 +143,7 @@ def test_blob_summary_is_rounded_plain_data():
         "protein_distance_A": 2.35,
         "ligand_match": 0.877,
         "explanation": "",
+        "carved": False,
     }
 
 

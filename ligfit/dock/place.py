@@ -92,6 +92,7 @@ def dock(
     copies: int = 1,
     seeds: list[SeedPose] | None = None,
     keep: Callable[[Pose], bool] | None = None,
+    surroundings: AtomTable | None = None,
 ) -> DockingResult:
     """Dock ``ligand`` into each blob of the ``difference`` map (σ units) and rank the poses.
 
@@ -101,6 +102,8 @@ def dock(
     there (they are refined and scored like any other candidate, never simply accepted).
     ``keep``: a last say on each pose before ranking (e.g. whether the density is the ligand's rather than
     a traced fragment's, ``ligfit.pipeline``); poses it rejects neither rank nor rival.
+    ``surroundings``: the atoms a site's burial is measured against, when not ``protein`` (a de novo
+    build docks against a model without its uncertain fragments, but they still wall in a pocket).
     """
     options = options or DockingOptions()
     if not blobs:
@@ -120,10 +123,11 @@ def dock(
         per_blob_best.setdefault(pose.blob_rank, pose)
     reported = ranked[: options.final_poses]
     reported += [pose for pose in per_blob_best.values() if not any(pose is kept for kept in reported)]
-    site_scores = {id(pose): site_score(pose, ligand.heavy_atom_count, protein) for pose in reported}
+    walls = protein if surroundings is None else surroundings
+    site_scores = {id(pose): site_score(pose, ligand.heavy_atom_count, walls) for pose in reported}
     reported.sort(key=lambda pose: -site_scores[id(pose)])
     covered = _with_blob_coverage(_judge(reported, matches, options, copies), blobs, ligand.heavy_atom_count, resolution)
-    return _with_site_evidence(covered, ligand.heavy_atom_count, protein, options)
+    return _with_site_evidence(covered, ligand.heavy_atom_count, walls, options, same_site_is_no_rival=surroundings is not None)
 
 
 def pocket_factor(points: np.ndarray, protein: AtomTable | None) -> float:
@@ -468,7 +472,9 @@ def burial(points: np.ndarray, protein: AtomTable | None, directions: int = 48, 
     return float(blocked.mean())
 
 
-def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTable | None, options: DockingOptions) -> DockingResult:
+def _with_site_evidence(
+    result: DockingResult, heavy_atoms: int, protein: AtomTable | None, options: DockingOptions, same_site_is_no_rival: bool = False
+) -> DockingResult:
     """Scale each placement's confidence by what the rest of the run says about it, and drop "low" ones.
 
     Three factors: rivalry (another blob holding a supported pose that scores nearly as well, by
@@ -478,11 +484,20 @@ def _with_site_evidence(result: DockingResult, heavy_atoms: int, protein: AtomTa
     A full answer below ``MIN_CONFIDENCE`` is not reported as found; a partial one (the ligand
     explains only part of its blob) is, as "partial", with its low confidence, when it would reach
     ``MIN_CONFIDENCE`` but for the part of the blob it leaves unexplained.
+    ``same_site_is_no_rival``: a pose docked from a neighbouring blob into a placement's own site is the
+    same answer, not a rival (a de novo build's carved and freed blobs lie side by side; a given model's
+    builds keep the earlier rule, not yet measured with this one).
     """
     if not result.placements:
         return result
     placed_blobs = {pose.blob_rank for pose in result.placements}
-    rivals = [p for p in result.poses if p.blob_rank not in placed_blobs and not support_failures(p, options)]
+    rivals = [
+        p
+        for p in result.poses
+        if p.blob_rank not in placed_blobs
+        and not support_failures(p, options)
+        and not (same_site_is_no_rival and any(_overlaps(p, kept) for kept in result.placements))
+    ]
     rival_score, rival = max(((site_score(p, heavy_atoms, protein), p) for p in rivals), key=lambda pair: pair[0], default=(None, None))
     size = min(1.0, float(np.sqrt(heavy_atoms / SMALL_LIGAND_ATOMS)))
     placements, explained, notes = [], [], []
