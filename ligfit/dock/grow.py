@@ -201,16 +201,17 @@ def _fixed_by(fragment: np.ndarray, labels: np.ndarray, rotatable_bonds: list[tu
 
 
 def _rotate(beams: np.ndarray, a: int, b: int, moving: np.ndarray, angles: np.ndarray) -> np.ndarray:
-    """Every beam pose with the moving side of bond a–b turned by every angle."""
+    """Every beam pose with the moving side of bond a–b turned by every angle (only the moving atoms are computed)."""
     origin = beams[..., b, :][..., None, :]
     axis = beams[..., b, :] - beams[..., a, :]
     axis = (axis / np.linalg.norm(axis, axis=-1, keepdims=True))[..., None, :]
-    v = beams - origin
+    v = beams[..., moving, :] - origin
     cos = np.cos(angles)[:, None, None]
     sin = np.sin(angles)[:, None, None]
     v, axis, origin = v[:, :, None], axis[:, :, None], origin[:, :, None]
-    rotated = v * cos + np.cross(axis, v) * sin + axis * (axis * v).sum(-1, keepdims=True) * (1 - cos) + origin
-    return np.where(moving[:, None], rotated, beams[:, :, None])
+    rotated = np.repeat(beams[:, :, None], len(angles), axis=2)
+    rotated[..., moving, :] = v * cos + np.cross(axis, v) * sin + axis * (axis * v).sum(-1, keepdims=True) * (1 - cos) + origin
+    return rotated
 
 
 def _overlap(new_xyz: np.ndarray, old_xyz: np.ndarray, bonds_apart: np.ndarray, options: DockingOptions) -> np.ndarray:
