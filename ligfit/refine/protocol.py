@@ -27,7 +27,7 @@ from ligfit.refine.density import density_force, geometry_map_weight, potential_
 from ligfit.refine.errors import RefinementError, UnsupportedLigandError
 from ligfit.refine.metrics import PoseMetrics, heavy_bonds_and_angles, pose_metrics, stereo_signature
 from ligfit.refine.options import RefinementOptions
-from ligfit.refine.parameters import LigandParameterCache, LigandParameters
+from ligfit.refine.parameters import LigandParameterCache, LigandParameters, check_parametrisable
 from ligfit.refine.system import (
     DENSITY_GROUP,
     FORCE_FIELD_GROUPS,
@@ -177,6 +177,11 @@ def refine(
     pocket = find_pocket(model, start_poses[:, : ligand.heavy_atom_count].reshape(-1, 3), options)
     # The ligand's parameters (GAFF2: AmberTools' programs, ~1 s for 40 atoms, in processes of their own) are computed
     # while the pocket's protein is built (pdbfixer, Modeller, Amber14: ~0.7 s): on two cores the one hides the other.
+    if ligand.mol not in cache:
+        try:
+            check_parametrisable(ligand.mol)  # a metal: nothing to build the pocket for
+        except UnsupportedLigandError as error:
+            return kept(f"not refined: {error}; the docked pose is kept")
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(cache.get, ligand.mol)
         try:
