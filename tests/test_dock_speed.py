@@ -8,7 +8,7 @@ import torch
 
 from benchmarks.cases import em_ligand_boxes
 from ligfit import segment
-from ligfit.dock.grow import _rotate
+from ligfit.dock.grow import _rotate, _rotate_each
 from ligfit.dock.options import DockingOptions
 from ligfit.dock.search import SMOOTH, PoseBatch, Site, TorsionTree, clash_limits, fit_loss
 from ligfit.ligand import load_ligand
@@ -76,16 +76,28 @@ def test_torsion_scan_turns_only_the_moving_side_and_matches_turning_every_atom(
     a, b = tree.axes[0]
     moving = tree.moving[0]
     angles = np.deg2rad(np.arange(0.0, 360.0, 15.0))
-    turned = _rotate(beams, a, b, moving, angles)
-    # Every atom turned (Rodrigues), then the fixed side put back: what _rotate computed before.
+    atoms = np.arange(beams.shape[-2])
+    turned = _rotate(beams, a, b, moving, angles, atoms)
+    # Every atom turned (Rodrigues), then the fixed side put back: what the scan computed before.
     origin = beams[..., b, :][..., None, :]
     axis = beams[..., b, :] - beams[..., a, :]
     axis = (axis / np.linalg.norm(axis, axis=-1, keepdims=True))[..., None, :]
     v = (beams - origin)[:, :, None]
     cos, sin = np.cos(angles)[:, None, None], np.sin(angles)[:, None, None]
     axis, origin = axis[:, :, None], origin[:, :, None]
-    every = v * cos + np.cross(axis, v) * sin + axis * (axis * v).sum(-1, keepdims=True) * (1 - cos) + origin
-    assert np.array_equal(turned, np.where(moving[:, None], every, beams[:, :, None]))
-    assert np.array_equal(turned[..., ~moving, :], np.broadcast_to(beams[:, :, None][..., ~moving, :], turned[..., ~moving, :].shape))
+    every = np.where(
+        moving[:, None],
+        v * cos + np.cross(axis, v) * sin + axis * (axis * v).sum(-1, keepdims=True) * (1 - cos) + origin,
+        beams[:, :, None],
+    )
+    assert np.array_equal(turned, every)
+    some = np.flatnonzero(moving)[:3].tolist() + np.flatnonzero(~moving)[:3].tolist()
+    assert np.array_equal(_rotate(beams, a, b, moving, angles, np.array(some)), every[..., some, :])
     bond = np.linalg.norm(turned[..., b, :] - turned[..., a, :], axis=-1)
     assert np.allclose(bond, np.linalg.norm(beams[..., b, :] - beams[..., a, :], axis=-1)[..., None])
+    # The poses kept from the scan, turned whole one by one, are the poses that were scored.
+    beam_index = np.array([[0, 5, 11], [3, 3, 7], [1, 2, 4], [9, 10, 0]])
+    angle_index = np.array([[0, 7, 23], [12, 1, 5], [6, 6, 6], [2, 18, 9]])
+    rows = np.arange(4)[:, None]
+    kept = _rotate_each(beams[rows, beam_index], a, b, moving, np.cos(angles)[angle_index], np.sin(angles)[angle_index])
+    assert np.array_equal(kept, every[rows, beam_index, angle_index])
