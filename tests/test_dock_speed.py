@@ -8,7 +8,7 @@ import torch
 
 from benchmarks.cases import em_ligand_boxes
 from ligfit import segment
-from ligfit.dock.grow import _rotate, _rotate_each
+from ligfit.dock.grow import _overlap, _rotate, _rotate_each
 from ligfit.dock.options import DockingOptions
 from ligfit.dock.search import SMOOTH, PoseBatch, Site, TorsionTree, clash_limits, fit_loss
 from ligfit.ligand import load_ligand
@@ -101,3 +101,21 @@ def test_torsion_scan_turns_only_the_moving_side_and_matches_turning_every_atom(
     rows = np.arange(4)[:, None]
     kept = _rotate_each(beams[rows, beam_index], a, b, moving, np.cos(angles)[angle_index], np.sin(angles)[angle_index])
     assert np.array_equal(kept, every[rows, beam_index, angle_index])
+
+
+def test_internal_overlap_of_grown_poses_sums_the_same_squares(poses):
+    ligand, tree, _, batch = poses
+    beams = batch.current(tree)[:48].reshape(4, 12, -1, 3)
+    a, b = tree.axes[0]
+    moving = tree.moving[0]
+    angles = np.deg2rad(np.arange(0.0, 360.0, 15.0))
+    heavy = np.arange(ligand.heavy_atom_count)
+    new, old = heavy[moving[heavy]][:6], heavy[~moving[heavy]]
+    new_xyz, old_xyz = _rotate(beams, a, b, moving, angles, new), _rotate(beams, a, b, moving, angles, old)
+    bonds_apart = np.random.default_rng(0).integers(2, 8, (len(new), len(old)))
+    options = DockingOptions()
+    limits = np.where(bonds_apart >= 5, 3.0, np.where(bonds_apart == 4, 2.6, 0.0))
+    separation = np.linalg.norm(new_xyz[..., :, None, :] - old_xyz[..., None, :, :], axis=-1)  # as it was written before
+    expected = options.internal_weight * (np.clip(limits - separation, 0, None) ** 2).sum((-1, -2))
+    assert expected.max() > 0
+    assert np.array_equal(_overlap(new_xyz, old_xyz, bonds_apart, options), expected)
