@@ -51,7 +51,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     "  refine+hops": ("ligfit/dock/place.py", "_refine"),
     "  MMFF+score": ("ligfit/dock/place.py", "_final_pose"),
     "refinement": ("ligfit/pipeline.py", "refine_placements"),
-    "  parameters": ("ligfit/refine/parameters.py", "get"),
+    "  parameters": ("ligfit/refine/parameters.py", "get"),  # 0 under cProfile since it runs in a thread beside the pocket's protein
+    "  pocket protein": ("ligfit/refine/system.py", "build_pocket_protein"),
     "  system": ("ligfit/refine/system.py", "build_system"),
     "  map term": ("ligfit/refine/protocol.py", "_add_map_term"),
     "  MD starts": ("ligfit/refine/protocol.py", "_refine_starts"),

@@ -261,10 +261,29 @@ def fit_loss(
     loss = -density + options.clash_weight * clash
     if internal_pairs is not None and len(internal_pairs):
         i, j = torch.as_tensor(internal_pairs.T)
-        separation = torch.sqrt(((heavy_xyz.index_select(1, i) - heavy_xyz.index_select(1, j)) ** 2).sum(-1) + 1e-9)
+        by_atom = _AtomsFirst.apply(heavy_xyz)
+        separation = torch.sqrt(((by_atom.index_select(0, i) - by_atom.index_select(0, j)) ** 2).sum(-1) + 1e-9).T
         limits = torch.as_tensor(internal_limits, dtype=separation.dtype)
-        loss = loss + options.internal_weight * (torch.relu(limits - separation) ** 2).sum(-1)
+        loss = loss + options.internal_weight * (torch.relu(limits - separation) ** 2).contiguous().sum(-1)
     return loss
+
+
+class _AtomsFirst(torch.autograd.Function):
+    """(B, N, 3) → contiguous (N, B, 3), and its gradient back to contiguous (B, N, 3).
+
+    The internal-clash pairs are gathered from, and their gradient scattered into, whole contiguous (B, 3)
+    slices (strided on (B, N, 3): ~40 % of a 960-pose step). Every value and every sum is the same, in the
+    same order: the gradient comes back in the poses' own layout, so the sums over atoms that reduce it
+    (the translation's gradient) run as before, and the search is identical to the last bit.
+    """
+
+    @staticmethod
+    def forward(ctx, xyz: torch.Tensor) -> torch.Tensor:
+        return xyz.transpose(0, 1).contiguous()
+
+    @staticmethod
+    def backward(ctx, gradient: torch.Tensor) -> torch.Tensor:
+        return gradient.transpose(0, 1).contiguous()
 
 
 class PoseBatch:

@@ -154,7 +154,7 @@ def parametrise(mol_h: Chem.Mol, method: str = "auto", key: str | None = None) -
     """Parameters for one ligand; raises :class:`UnsupportedLigandError` when no force field covers it."""
     key = key or parameter_key(mol_h)
     mol_h = Chem.Mol(mol_h)
-    _check_elements(mol_h)
+    check_parametrisable(mol_h)
     started = time.perf_counter()
     note = ""
     if method in ("auto", "gaff2"):
@@ -173,7 +173,8 @@ def parametrise(mol_h: Chem.Mol, method: str = "auto", key: str | None = None) -
     return LigandParameters(key, MMFF94, mol_h, mm.XmlSerializer.serialize(system), time.perf_counter() - started, note)
 
 
-def _check_elements(mol_h: Chem.Mol) -> None:
+def check_parametrisable(mol_h: Chem.Mol) -> None:
+    """Raise :class:`UnsupportedLigandError` when neither GAFF2 nor MMFF94 covers the elements (cheap: no programs run)."""
     elements = sorted({atom.GetSymbol() for atom in mol_h.GetAtoms()})
     unsupported = [e for e in elements if e not in GAFF_ELEMENTS]
     if unsupported and not AllChem.MMFFHasAllMoleculeParams(mol_h):

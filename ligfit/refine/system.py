@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import random
 from dataclasses import dataclass, field
 
 import gemmi
@@ -57,6 +58,13 @@ ENVIRONMENT_FORCE = 30.0  # kcal/mol/Å²
 HYDROGEN_MASS = 3.0  # Da, repartitioned from the bonded heavy atom of moving residues and the ligand
 
 _PERIODIC_TABLE = Chem.GetPeriodicTable()
+CHARGE_PRODUCT = unit.elementary_charge**2
+
+
+def magnitude(quantity: unit.Quantity, wanted: unit.Unit) -> float:
+    """The number in ``wanted`` units: ``value_in_unit`` without its conversion machinery when the units already agree
+    (the same float; OpenMM returns its own units, and a pocket asks tens of thousands of times)."""
+    return quantity._value if quantity.unit == wanted else quantity.value_in_unit(wanted)
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,38 @@ def find_pocket(model: gemmi.Structure, ligand_heavy_coordinates: np.ndarray, op
 # --------------------------------------------------------------------------- apply
 
 
+@dataclass
+class PocketProtein:
+    """The pocket's protein alone as an OpenMM System (what :func:`build_system` adds the ligand to), positions in Å."""
+
+    system: mm.System
+    topology: app.Topology
+    positions: np.ndarray
+    residue_keys: list[tuple[int, int]]  # (chain index, residue index) in the model of each topology residue
+    rebuilt_atoms: int = 0
+
+
+def build_pocket_protein(
+    model: gemmi.Structure, pocket: Pocket, options: RefinementOptions, force_field: app.ForceField | None = None
+) -> PocketProtein:
+    """The pocket's residues completed, protonated and given Amber14; bonded terms among fixed atoms only are left out.
+
+    Needs nothing of the ligand: :func:`ligfit.refine.refine` builds it while the ligand is parametrised.
+    """
+    protein_residues = sorted(pocket.mobile + pocket.fixed)
+    if not protein_residues:  # a map of the ligand alone, or nothing with parameters nearby
+        system = mm.System()
+        empty = mm.NonbondedForce()
+        empty.setNonbondedMethod(mm.NonbondedForce.CutoffNonPeriodic)
+        system.addForce(empty)
+        return PocketProtein(system, app.Topology(), np.zeros((0, 3)), [])
+    topology, positions, residue_keys, rebuilt = _protein_topology(model, protein_residues, options.seed)
+    system = _amber14_system(topology, force_field or amber14(), options.cutoff * NM)
+    moving_residues = set(pocket.mobile)
+    _drop_fixed_bonded_terms(system, np.array([residue_keys[atom.residue.index] in moving_residues for atom in topology.atoms()]))
+    return PocketProtein(system, topology, positions, residue_keys, rebuilt)
+
+
 def build_system(
     model: gemmi.Structure,
     pocket: Pocket,
@@ -146,21 +186,22 @@ def build_system(
     ligand_poses: np.ndarray,
     options: RefinementOptions,
     force_field: app.ForceField | None = None,
+    protein: PocketProtein | None = None,
 ) -> ComplexSystem:
-    """The OpenMM System for ``pocket`` + ligand; ``ligand_poses`` (starts, atoms, 3) Å, the first sets the positions."""
+    """The OpenMM System for ``pocket`` + ligand; ``ligand_poses`` (starts, atoms, 3) Å, the first sets the positions.
+
+    ``protein``: the pocket's protein from :func:`build_pocket_protein` when already built (it is used up).
+    """
     ligand_poses = np.asarray(ligand_poses, dtype=float).reshape(-1, ligand.mol.GetNumAtoms(), 3)
-    protein_residues = sorted(pocket.mobile + pocket.fixed)
     cutoff = options.cutoff * NM
-    rebuilt = 0
-    if protein_residues:
-        topology, positions, residue_keys, rebuilt = _protein_topology(model, protein_residues, options.seed)
-        system = _amber14_system(topology, force_field or amber14(), cutoff)
-    else:  # a map of the ligand alone, or nothing with parameters nearby
-        topology, positions, residue_keys = app.Topology(), np.zeros((0, 3)), []
-        system = mm.System()
-        empty = mm.NonbondedForce()
-        empty.setNonbondedMethod(mm.NonbondedForce.CutoffNonPeriodic)
-        system.addForce(empty)
+    protein = protein or build_pocket_protein(model, pocket, options, force_field)
+    system, topology, positions, residue_keys, rebuilt = (
+        protein.system,
+        protein.topology,
+        protein.positions,
+        protein.residue_keys,
+        protein.rebuilt_atoms,
+    )
     protein_count = system.getNumParticles()
     mobile_keys = set(pocket.mobile)
     protein_atoms = {atom.index: (*residue_keys[atom.residue.index], atom.name) for atom in topology.atoms()}
@@ -191,7 +232,7 @@ def build_system(
     if options.solvent == "gbn2":
         _add_gbn2(system, nonbonded, topology, elements, protein_count + len(ligand_atoms), cutoff)
     else:
-        _distance_dependent_dielectric(system, nonbonded, mobile_mask, cutoff)
+        _distance_dependent_dielectric(system, nonbonded, mobile_mask, cutoff, positions)
     _repartition_hydrogen_mass(system, topology, mobile_mask)
     for index in np.flatnonzero(~mobile_mask):
         system.setParticleMass(int(index), 0.0)
@@ -265,7 +306,7 @@ def _protein_topology(
         fixer.addMissingAtoms(seed=seed)
     modeller = app.Modeller(fixer.topology, fixer.positions)
     modeller.delete(_gap_bonds(modeller))
-    modeller.addHydrogens(pH=7.0)
+    _add_hydrogens(modeller, seed)
     first_residues = {next(iter(chain.residues())) for chain in modeller.topology.chains()}
     extra = [
         atom
@@ -275,6 +316,27 @@ def _protein_topology(
     modeller.delete(extra)
     positions = np.array(modeller.getPositions().value_in_unit(unit.angstrom))
     return modeller.topology, positions, keys, rebuilt
+
+
+def _add_hydrogens(modeller: app.Modeller, seed: int) -> None:
+    """Modeller's hydrogens at pH 7, the same in every run.
+
+    Modeller starts the hydrogens it adds at positions drawn from Python's global ``random`` and then
+    minimises them on OpenMM's CPU platform: unseeded, and on several threads (whose sums come in any
+    order), a pocket's hydroxyl and amine hydrogens came out differently (up to 2 Å) in every run, and so
+    did the refinement. The draw is seeded and the minimisation runs on one thread (0.17 s for a 1,000-atom
+    pocket, as on two; the Reference platform took 0.3–0.4 s); both global settings are put back.
+    """
+    state = random.getstate()
+    platform = mm.Platform.getPlatformByName("CPU")
+    threads = platform.getPropertyDefaultValue("Threads")
+    random.seed(seed)
+    platform.setPropertyDefaultValue("Threads", "1")
+    try:
+        modeller.addHydrogens(pH=7.0, platform=platform)
+    finally:
+        platform.setPropertyDefaultValue("Threads", threads)
+        random.setstate(state)
 
 
 def _crop(model: gemmi.Structure, residues: list[tuple[int, int]]) -> tuple[gemmi.Structure, list[tuple[int, int]], set[int]]:
@@ -443,11 +505,64 @@ def _add_environment_repulsion(
     system.addForce(force)
 
 
-def _distance_dependent_dielectric(system: mm.System, nonbonded: mm.NonbondedForce, mobile: np.ndarray, cutoff: float) -> None:
+def _drop_fixed_bonded_terms(system: mm.System, mobile: np.ndarray) -> None:
+    """Remove the bonds, angles and torsions whose atoms are all fixed (``mobile``: per particle), keeping the force order.
+
+    Such a term is a constant: it puts no force on anything that moves. A pocket's fixed shell
+    holds most of its residues, so this is ~10 % of an MD step; what moves feels the same forces,
+    summed in the same order (trajectories identical to the last bit), and every energy is lower by
+    the same constant.
+    """
+    moving = [bool(m) for m in mobile]
+    forces = []
+    for index in range(system.getNumForces()):
+        force = system.getForce(index)
+        if isinstance(force, mm.HarmonicBondForce):
+            kept = mm.HarmonicBondForce()
+            for term in range(force.getNumBonds()):
+                i, j, *values = force.getBondParameters(term)
+                if moving[i] or moving[j]:
+                    kept.addBond(i, j, *values)
+        elif isinstance(force, mm.HarmonicAngleForce):
+            kept = mm.HarmonicAngleForce()
+            for term in range(force.getNumAngles()):
+                i, j, k, *values = force.getAngleParameters(term)
+                if moving[i] or moving[j] or moving[k]:
+                    kept.addAngle(i, j, k, *values)
+        elif isinstance(force, mm.PeriodicTorsionForce):
+            kept = mm.PeriodicTorsionForce()
+            for term in range(force.getNumTorsions()):
+                i, j, k, m, *values = force.getTorsionParameters(term)
+                if moving[i] or moving[j] or moving[k] or moving[m]:
+                    kept.addTorsion(i, j, k, m, *values)
+        else:
+            kept = mm.XmlSerializer.deserialize(mm.XmlSerializer.serialize(force))
+        kept.setForceGroup(force.getForceGroup())
+        kept.setName(force.getName())
+        forces.append(kept)
+    while system.getNumForces():
+        system.removeForce(system.getNumForces() - 1)
+    for force in forces:
+        system.addForce(force)
+
+
+def _fixed_pairs_within(positions: np.ndarray, mobile: np.ndarray, distance: float) -> np.ndarray:
+    """(p, 2) particle pairs, i < j, both fixed and within ``distance`` Å of each other."""
+    fixed = np.flatnonzero(~mobile)
+    if len(fixed) < 2:
+        return np.zeros((0, 2), dtype=int)
+    pairs = fixed[cKDTree(positions[fixed]).query_pairs(distance, output_type="ndarray")]
+    return np.sort(pairs, axis=1)
+
+
+def _distance_dependent_dielectric(
+    system: mm.System, nonbonded: mm.NonbondedForce, mobile: np.ndarray, cutoff: float, positions: np.ndarray | None = None
+) -> None:
     """Replace the NonbondedForce by Lennard-Jones + Coulomb with ε = 4r (r in Å); exceptions only where an atom moves.
 
-    Fixed–fixed pairs are computed too (a constant): OpenMM's interaction groups, which would
-    skip them, ran 1.5× slower on the CPU platform for a 1,500-atom pocket.
+    With ``positions`` (Å), fixed–fixed pairs within the cutoff are excluded: they are a constant
+    and OpenMM's neighbour list then skips them (a third of a pocket's pairs). OpenMM's interaction
+    groups, the other way to skip them, ran 1.5–2.8× slower on the CPU platform.
     """
     # Per-particle half-σ and √ε make the Lorentz–Berthelot combination a sum and a product.
     pair = mm.CustomNonbondedForce(
@@ -459,9 +574,9 @@ def _distance_dependent_dielectric(system: mm.System, nonbonded: mm.NonbondedFor
         charge, sigma, epsilon = nonbonded.getParticleParameters(index)
         pair.addParticle(
             [
-                charge.value_in_unit(unit.elementary_charge),
-                0.5 * sigma.value_in_unit(unit.nanometer),
-                np.sqrt(epsilon.value_in_unit(unit.kilojoule_per_mole)),
+                magnitude(charge, unit.elementary_charge),
+                0.5 * magnitude(sigma, unit.nanometer),
+                np.sqrt(magnitude(epsilon, unit.kilojoule_per_mole)),
             ]
         )
     pair.setNonbondedMethod(mm.CustomNonbondedForce.CutoffNonPeriodic)
@@ -471,13 +586,19 @@ def _distance_dependent_dielectric(system: mm.System, nonbonded: mm.NonbondedFor
     exceptions = mm.CustomBondForce(f"4*epsilon*((sigma/r)^12-(sigma/r)^6)+{COULOMB / 40.0}*q/r^2")
     for name in ("q", "sigma", "epsilon"):
         exceptions.addPerBondParameter(name)
+    excluded = set()
     for index in range(nonbonded.getNumExceptions()):
         i, j, charge_product, sigma, epsilon = nonbonded.getExceptionParameters(index)
         pair.addExclusion(i, j)
-        q = charge_product.value_in_unit(unit.elementary_charge**2)
-        e = epsilon.value_in_unit(unit.kilojoule_per_mole)
+        excluded.add((min(i, j), max(i, j)))
+        q = magnitude(charge_product, CHARGE_PRODUCT)
+        e = magnitude(epsilon, unit.kilojoule_per_mole)
         if (mobile[i] or mobile[j]) and (q != 0.0 or e != 0.0):
-            exceptions.addBond(i, j, [q, sigma.value_in_unit(unit.nanometer), e])
+            exceptions.addBond(i, j, [q, magnitude(sigma, unit.nanometer), e])
+    if positions is not None:
+        for i, j in _fixed_pairs_within(positions, mobile, cutoff / NM + 0.5).tolist():
+            if (i, j) not in excluded:
+                pair.addExclusion(i, j)
     system.removeForce(next(i for i, f in enumerate(system.getForces()) if f is nonbonded or isinstance(f, mm.NonbondedForce)))
     for force in (pair, exceptions):
         force.setForceGroup(FORCE_FIELD_GROUP)
@@ -519,9 +640,9 @@ def _repartition_hydrogen_mass(system: mm.System, topology: app.Topology, mobile
     for first, second in topology.bonds():
         for hydrogen, heavy in ((first, second), (second, first)):
             if hydrogen.element is app.element.hydrogen and heavy.element is not app.element.hydrogen and mobile[hydrogen.index]:
-                moved = HYDROGEN_MASS - system.getParticleMass(hydrogen.index).value_in_unit(unit.dalton)
+                moved = HYDROGEN_MASS - magnitude(system.getParticleMass(hydrogen.index), unit.dalton)
                 system.setParticleMass(hydrogen.index, HYDROGEN_MASS)
-                heavy_mass = system.getParticleMass(heavy.index).value_in_unit(unit.dalton)
+                heavy_mass = magnitude(system.getParticleMass(heavy.index), unit.dalton)
                 system.setParticleMass(heavy.index, heavy_mass - moved)
 
 

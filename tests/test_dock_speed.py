@@ -1,0 +1,121 @@
+"""The docking's speed-ups compute the same numbers as the plain formulations, to the last bit (real ligand, 8HFL box)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.cases import em_ligand_boxes
+from ligfit import segment
+from ligfit.dock.grow import _overlap, _rotate, _rotate_each
+from ligfit.dock.options import DockingOptions
+from ligfit.dock.search import SMOOTH, PoseBatch, Site, TorsionTree, clash_limits, fit_loss
+from ligfit.ligand import load_ligand
+from ligfit.records import LigandShape
+
+
+@pytest.fixture(scope="module")
+def poses(data):
+    """1XR in its real EMDB box: 8 conformers, each in 24 random orientations and torsions about the blob centre."""
+    case = next(c for c in em_ligand_boxes(data) if c.name == "8HFL 1XR")
+    ligand = load_ligand(case.smiles, max_conformers=8, seed=0)
+    heavy = ligand.heavy_atom_count
+    conformers = ligand.conformer_coordinates()
+    difference = segment.difference_map(case.density, None, case.resolution)
+    blob = segment.find_blobs(difference, LigandShape.from_conformers(conformers[:, :heavy]), None)[0]
+    radius = float(np.max(np.linalg.norm(conformers[:, :heavy] - conformers[:, :heavy].mean(1, keepdims=True), axis=-1)))
+    site = Site.around(difference.difference, blob.points, blob.values, radius, None)
+    rng = np.random.default_rng(0)
+    index = np.repeat(np.arange(len(conformers)), 24)
+    rotations = torch.linalg.matrix_exp(torch.as_tensor(_skew(rng.normal(0, 1.5, (len(index), 3))))).numpy()
+    batch = PoseBatch(conformers[index], rotations, np.repeat(blob.centroid[None], len(index), 0), heavy, index)
+    tree = TorsionTree.from_ligand(ligand)
+    batch.enable_torsions(len(tree.axes))
+    with torch.no_grad():
+        batch.torsion += torch.as_tensor(rng.uniform(-np.pi, np.pi, batch.torsion.shape), dtype=torch.float32)
+    return ligand, tree, site, batch
+
+
+def _skew(vectors: np.ndarray) -> np.ndarray:
+    x, y, z = vectors.T
+    zero = np.zeros_like(x)
+    return np.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(-1, 3, 3)
+
+
+def _plain_fit_loss(heavy_xyz, site, limits, channel, options, pairs, pair_limits):
+    """fit_loss with the internal pairs gathered from (poses, atoms, 3), as it was written before."""
+    loss = fit_loss(heavy_xyz, site, limits, channel, options)
+    i, j = torch.as_tensor(pairs.T)
+    separation = torch.sqrt(((heavy_xyz.index_select(1, i) - heavy_xyz.index_select(1, j)) ** 2).sum(-1) + 1e-9)
+    return loss + options.internal_weight * (torch.relu(torch.as_tensor(pair_limits, dtype=separation.dtype) - separation) ** 2).sum(-1)
+
+
+def test_internal_clash_term_gives_the_same_loss_and_gradients(poses):
+    ligand, tree, site, batch = poses
+    assert len(tree.internal_pairs) > 50
+    options = DockingOptions()
+    limits = clash_limits(ligand.elements[: ligand.heavy_atom_count], options)
+    parameters = [batch.translation, batch.rotation, batch.torsion]
+    results = []
+    for loss_function in (fit_loss, _plain_fit_loss):
+        loss = loss_function(
+            batch.coordinates(tree, heavy_only=True), site, limits, SMOOTH, options, tree.internal_pairs, tree.internal_limits
+        )
+        results.append((loss.detach(), torch.autograd.grad(loss.sum(), parameters)))
+    (fast_loss, fast_gradients), (plain_loss, plain_gradients) = results
+    assert float((plain_loss - fit_loss(batch.coordinates(tree, heavy_only=True).detach(), site, limits, SMOOTH, options)).max()) > 0
+    assert torch.equal(fast_loss, plain_loss)
+    for fast, plain in zip(fast_gradients, plain_gradients):
+        assert torch.equal(fast, plain)
+
+
+def test_torsion_scan_turns_only_the_moving_side_and_matches_turning_every_atom(poses):
+    ligand, tree, _, batch = poses
+    beams = batch.current(tree)[:48].reshape(4, 12, -1, 3)
+    a, b = tree.axes[0]
+    moving = tree.moving[0]
+    angles = np.deg2rad(np.arange(0.0, 360.0, 15.0))
+    atoms = np.arange(beams.shape[-2])
+    turned = _rotate(beams, a, b, moving, angles, atoms)
+    # Every atom turned (Rodrigues), then the fixed side put back: what the scan computed before.
+    origin = beams[..., b, :][..., None, :]
+    axis = beams[..., b, :] - beams[..., a, :]
+    axis = (axis / np.linalg.norm(axis, axis=-1, keepdims=True))[..., None, :]
+    v = (beams - origin)[:, :, None]
+    cos, sin = np.cos(angles)[:, None, None], np.sin(angles)[:, None, None]
+    axis, origin = axis[:, :, None], origin[:, :, None]
+    every = np.where(
+        moving[:, None],
+        v * cos + np.cross(axis, v) * sin + axis * (axis * v).sum(-1, keepdims=True) * (1 - cos) + origin,
+        beams[:, :, None],
+    )
+    assert np.array_equal(turned, every)
+    some = np.flatnonzero(moving)[:3].tolist() + np.flatnonzero(~moving)[:3].tolist()
+    assert np.array_equal(_rotate(beams, a, b, moving, angles, np.array(some)), every[..., some, :])
+    bond = np.linalg.norm(turned[..., b, :] - turned[..., a, :], axis=-1)
+    assert np.allclose(bond, np.linalg.norm(beams[..., b, :] - beams[..., a, :], axis=-1)[..., None])
+    # The poses kept from the scan, turned whole one by one, are the poses that were scored.
+    beam_index = np.array([[0, 5, 11], [3, 3, 7], [1, 2, 4], [9, 10, 0]])
+    angle_index = np.array([[0, 7, 23], [12, 1, 5], [6, 6, 6], [2, 18, 9]])
+    rows = np.arange(4)[:, None]
+    kept = _rotate_each(beams[rows, beam_index], a, b, moving, np.cos(angles)[angle_index], np.sin(angles)[angle_index])
+    assert np.array_equal(kept, every[rows, beam_index, angle_index])
+
+
+def test_internal_overlap_of_grown_poses_sums_the_same_squares(poses):
+    ligand, tree, _, batch = poses
+    beams = batch.current(tree)[:48].reshape(4, 12, -1, 3)
+    a, b = tree.axes[0]
+    moving = tree.moving[0]
+    angles = np.deg2rad(np.arange(0.0, 360.0, 15.0))
+    heavy = np.arange(ligand.heavy_atom_count)
+    new, old = heavy[moving[heavy]][:6], heavy[~moving[heavy]]
+    new_xyz, old_xyz = _rotate(beams, a, b, moving, angles, new), _rotate(beams, a, b, moving, angles, old)
+    bonds_apart = np.random.default_rng(0).integers(2, 8, (len(new), len(old)))
+    options = DockingOptions()
+    limits = np.where(bonds_apart >= 5, 3.0, np.where(bonds_apart == 4, 2.6, 0.0))
+    separation = np.linalg.norm(new_xyz[..., :, None, :] - old_xyz[..., None, :, :], axis=-1)  # as it was written before
+    expected = options.internal_weight * (np.clip(limits - separation, 0, None) ** 2).sum((-1, -2))
+    assert expected.max() > 0
+    assert np.array_equal(_overlap(new_xyz, old_xyz, bonds_apart, options), expected)
