@@ -709,27 +709,28 @@ def _flood(height: np.ndarray, mask: np.ndarray, maxima: np.ndarray) -> np.ndarr
     Labels 1…len(``maxima``) (0 outside the mask); the voxels are taken highest first, from a
     labelled 26-neighbour, as a marker-controlled watershed does.
     """
-    labels = np.zeros(mask.shape, dtype=np.int32)
-    offsets = np.argwhere(np.ones((3, 3, 3), dtype=bool)) - 1
-    offsets = offsets[np.any(offsets != 0, axis=1)]
-    queue: list[tuple[float, int, tuple[int, ...]]] = []
+    padded = np.pad(mask, 1)  # a frame of False: no bounds checks on flat indices
+    heights = np.pad(height, 1).ravel().tolist()
+    inside = padded.ravel().tolist()
+    labels = [0] * len(inside)
+    strides = np.array(padded.strides) // padded.itemsize
+    steps = [int(np.dot(offset - 1, strides)) for offset in np.argwhere(np.ones((3, 3, 3), dtype=bool)) if np.any(offset != 1)]
+    queue: list[tuple[float, int, int]] = []
     for label, voxel in enumerate(maxima, start=1):
-        labels[tuple(voxel)] = label
-        heapq.heappush(queue, (-float(height[tuple(voxel)]), len(queue), tuple(int(v) for v in voxel)))
+        index = int(np.dot(voxel + 1, strides))
+        labels[index] = label
+        heapq.heappush(queue, (-heights[index], len(queue), index))
     order = len(queue)
-    upper = np.array(mask.shape)
     while queue:
-        _, _, voxel = heapq.heappop(queue)
-        label = labels[voxel]
-        for neighbour in offsets + voxel:
-            if np.any(neighbour < 0) or np.any(neighbour >= upper):
-                continue
-            key = tuple(int(v) for v in neighbour)
-            if mask[key] and not labels[key]:
-                labels[key] = label
+        _, _, index = heapq.heappop(queue)
+        label = labels[index]
+        for step in steps:
+            neighbour = index + step
+            if inside[neighbour] and not labels[neighbour]:
+                labels[neighbour] = label
                 order += 1
-                heapq.heappush(queue, (-float(height[key]), order, key))
-    return labels
+                heapq.heappush(queue, (-heights[neighbour], order, neighbour))
+    return np.array(labels, dtype=np.int32).reshape(padded.shape)[1:-1, 1:-1, 1:-1]
 
 
 def _touching_labels(labels: np.ndarray, count: int) -> list[set[int]]:
