@@ -215,7 +215,9 @@ def run_build(
         docking = DockingResult([], [], message, options.docking)
     else:
         contest = _FragmentContest.of(protein, difference, blobs, prepared, options)
-        chosen = segment.select_blobs(blobs, _blobs_to_dock(options)) if contest is None else contest.blobs
+        chosen = (
+            _with_carved(segment.select_blobs(_whole(blobs), _blobs_to_dock(options)), blobs, options) if contest is None else contest.blobs
+        )
         if options.use_templates:
             progress("matching template complexes")
             seeds = seeds_for_build(prepared, chosen, protein.atoms, library=options.templates, options=options.template_options)
@@ -270,6 +272,20 @@ def _blobs_to_dock(options: BuildOptions) -> int:
     if options.copies == AUTO_COPIES:
         return max(options.max_blobs, AUTO_COPIES_MAX_BLOBS)
     return max(options.max_blobs, options.copies)
+
+
+def _whole(blobs: list[Blob]) -> list[Blob]:
+    """The blobs as segmentation found them (not the pieces ``segment.carve_ligand`` cut out of them)."""
+    return [blob for blob in blobs if not blob.carved]
+
+
+def _with_carved(chosen: list[Blob], blobs: list[Blob], options: BuildOptions) -> list[Blob]:
+    """``chosen`` plus the best carved blobs, in rank order: carved pieces are docked in addition, not instead.
+
+    On EMD-3488 carved pieces of untraced protein (match 0.83–0.85) outranked a heme's own blob when they competed.
+    """
+    carved = segment.select_blobs([blob for blob in blobs if blob.carved], _blobs_to_dock(options))
+    return sorted(chosen + carved, key=lambda blob: blob.rank) if carved else chosen
 
 
 #: Beyond these the docking search takes far too long (hours) and cannot cover the ligand's flexibility.
@@ -441,11 +457,9 @@ class _FragmentContest:
         uncertain = uncertain_residues(protein.traced)
         if not uncertain:
             return None
-        whole = [blob for blob in blobs if not blob.carved]
+        whole = _whole(blobs)
         freed = segment.freed_fraction(whole, _residue_heavy_atoms(protein.structure, uncertain)[0])
-        chosen = segment.select_blobs_beyond_freed(whole, freed, _blobs_to_dock(options))
-        carved = segment.select_blobs([blob for blob in blobs if blob.carved], _blobs_to_dock(options))
-        chosen = sorted(chosen + carved, key=lambda blob: blob.rank)  # carved blobs in addition: they need not outrank the rest
+        chosen = _with_carved(segment.select_blobs_beyond_freed(whole, freed, _blobs_to_dock(options)), blobs, options)
         summary = protein.inputs["protein_model"]
         summary.update(freed_blobs=int(np.sum(freed >= segment.FREED_FRACTION)), blobs_docked=len(chosen), poses_given_way=0)
         return cls(chosen, difference.difference, protein.structure, uncertain, ligand, options.resolution, summary)
