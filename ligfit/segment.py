@@ -9,7 +9,6 @@ shape and height, and ranked by how well it could hold the ligand at hand.
 
 from __future__ import annotations
 
-import heapq
 import logging
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from scipy import ndimage
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
+from skimage.segmentation import watershed
 
 from ligfit import io, maps
 from ligfit.errors import BadModelError
@@ -664,15 +664,21 @@ def _carve(blob: Blob, difference: DifferenceMap, ligand: LigandShape, tree: cKD
     maxima = np.argwhere((smooth == ndimage.maximum_filter(smooth, size=footprint)) & mask)
     if len(maxima) < 2:
         return None
-    basins = _flood(smooth, mask, maxima)
+    markers = np.zeros(mask.shape, dtype=np.int32)
+    markers[tuple(maxima.T)] = np.arange(1, len(maxima) + 1)
+    basins = watershed(-smooth, markers, mask=mask, connectivity=3)  # flooded downhill from each maximum, 26-connected
     count = len(maxima)
 
     weight = np.clip(values, 0, None) * mask
     basin_weight = ndimage.sum(weight, basins, index=np.arange(1, count + 1))
     atoms_per_weight = float(blob.estimated_heavy_atoms) / max(float(weight.sum()), 1e-9)
     neighbours = _touching_labels(basins, count)
-    voxel_points = [grid.to_points(np.argwhere(basins == label) + start) for label in range(1, count + 1)]
-    voxel_weights = [weight[basins == label] for label in range(1, count + 1)]
+    voxels = np.argwhere(mask)  # grouped by basin in one sort, each basin's voxels in scan order
+    labels = basins[tuple(voxels.T)]
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(1, count + 2))
+    voxel_points = [grid.to_points(voxels[order[a:b]] + start) for a, b in zip(bounds[:-1], bounds[1:])]
+    voxel_weights = [weight[tuple(voxels[order[a:b]].T)] for a, b in zip(bounds[:-1], bounds[1:])]
 
     def match(members: frozenset[int]) -> float:
         points = np.concatenate([voxel_points[m] for m in members])
@@ -703,36 +709,6 @@ def _carve(blob: Blob, difference: DifferenceMap, ligand: LigandShape, tree: cKD
     return [carved, *(piece for piece in left if piece is not None and (piece.estimated_heavy_atoms or 0.0) >= 3.0)]
 
 
-def _flood(height: np.ndarray, mask: np.ndarray, maxima: np.ndarray) -> np.ndarray:
-    """Watershed basins of ``height`` inside ``mask``: each voxel joins the maximum it is reached from flooding downhill.
-
-    Labels 1…len(``maxima``) (0 outside the mask); the voxels are taken highest first, from a
-    labelled 26-neighbour, as a marker-controlled watershed does.
-    """
-    padded = np.pad(mask, 1)  # a frame of False: no bounds checks on flat indices
-    heights = np.pad(height, 1).ravel().tolist()
-    inside = padded.ravel().tolist()
-    labels = [0] * len(inside)
-    strides = np.array(padded.strides) // padded.itemsize
-    steps = [int(np.dot(offset - 1, strides)) for offset in np.argwhere(np.ones((3, 3, 3), dtype=bool)) if np.any(offset != 1)]
-    queue: list[tuple[float, int, int]] = []
-    for label, voxel in enumerate(maxima, start=1):
-        index = int(np.dot(voxel + 1, strides))
-        labels[index] = label
-        heapq.heappush(queue, (-heights[index], len(queue), index))
-    order = len(queue)
-    while queue:
-        _, _, index = heapq.heappop(queue)
-        label = labels[index]
-        for step in steps:
-            neighbour = index + step
-            if inside[neighbour] and not labels[neighbour]:
-                labels[neighbour] = label
-                order += 1
-                heapq.heappush(queue, (-heights[neighbour], order, neighbour))
-    return np.array(labels, dtype=np.int32).reshape(padded.shape)[1:-1, 1:-1, 1:-1]
-
-
 def _touching_labels(labels: np.ndarray, count: int) -> list[set[int]]:
     """Per label 1…``count`` (indexed from 0): the labels whose voxels touch it (26-connectivity), indexed from 0."""
     touching: list[set[int]] = [set() for _ in range(count)]
@@ -743,7 +719,7 @@ def _touching_labels(labels: np.ndarray, count: int) -> list[set[int]]:
         there = tuple(slice(max(o, 0), labels.shape[i] - max(-o, 0)) for i, o in enumerate(offset))
         first, second = labels[here], labels[there]
         pairs = (first > 0) & (second > 0) & (first != second)
-        for a, b in set(zip(first[pairs].tolist(), second[pairs].tolist())):
+        for a, b in np.unique(np.stack([first[pairs], second[pairs]], axis=1), axis=0).tolist():
             touching[a - 1].add(b - 1)
             touching[b - 1].add(a - 1)
     return touching

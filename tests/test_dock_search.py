@@ -7,27 +7,17 @@ import math
 import numpy as np
 import pytest
 import torch
+from em_box_site import random_rotations, site_1xr
 
-from benchmarks.cases import em_ligand_boxes
-from ligfit import segment
 from ligfit.dock.options import DockingOptions
-from ligfit.dock.search import SMOOTH, PoseBatch, Site, TorsionTree, clash_limits, fit_loss, optimise
-from ligfit.ligand import load_ligand
-from ligfit.records import LigandShape
+from ligfit.dock.search import SMOOTH, PoseBatch, TorsionTree, clash_limits, fit_loss, optimise
 
 
 @pytest.fixture(scope="module")
 def search_problem(data):
     """1XR in its real EMDB box (3.0 Å): the site around the top blob and 8 conformers × 8 random orientations at its centre."""
-    case = next(c for c in em_ligand_boxes(data) if c.name == "8HFL 1XR")
-    ligand = load_ligand(case.smiles, max_conformers=8, seed=0)
-    heavy = ligand.heavy_atom_count
-    conformers = ligand.conformer_coordinates()
-    difference = segment.difference_map(case.density, None, case.resolution)
-    blob = segment.find_blobs(difference, LigandShape.from_conformers(conformers[:, :heavy]), None)[0]
-    radius = float(np.max(np.linalg.norm(conformers[:, :heavy] - conformers[:, :heavy].mean(1, keepdims=True), axis=-1)))
-    site = Site.around(difference.difference, blob.points, blob.values, radius, None)
-    rotations = torch.linalg.matrix_exp(torch.as_tensor(_skew(np.random.default_rng(0).normal(0, 1.5, (8 * len(conformers), 3)))))
+    ligand, conformers, site, blob = site_1xr(data)
+    rotations = random_rotations(np.random.default_rng(0), 8 * len(conformers))
     index = np.repeat(np.arange(len(conformers)), 8)
     return (
         ligand,
@@ -37,12 +27,6 @@ def search_problem(data):
         rotations.numpy(),
         np.repeat(blob.centroid[None], len(index), 0),
     )
-
-
-def _skew(vectors: np.ndarray) -> np.ndarray:
-    x, y, z = vectors.T
-    zero = np.zeros_like(x)
-    return np.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(-1, 3, 3)
 
 
 def _batch(problem) -> PoseBatch:

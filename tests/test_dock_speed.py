@@ -5,42 +5,27 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from em_box_site import random_rotations, site_1xr
 
-from benchmarks.cases import em_ligand_boxes
-from ligfit import segment
 from ligfit.dock.grow import _overlap, _rotate, _rotate_each
 from ligfit.dock.options import DockingOptions
-from ligfit.dock.search import SMOOTH, PoseBatch, Site, TorsionTree, clash_limits, fit_loss
-from ligfit.ligand import load_ligand
-from ligfit.records import LigandShape
+from ligfit.dock.search import SMOOTH, PoseBatch, TorsionTree, clash_limits, fit_loss
 
 
 @pytest.fixture(scope="module")
 def poses(data):
     """1XR in its real EMDB box: 8 conformers, each in 24 random orientations and torsions about the blob centre."""
-    case = next(c for c in em_ligand_boxes(data) if c.name == "8HFL 1XR")
-    ligand = load_ligand(case.smiles, max_conformers=8, seed=0)
+    ligand, conformers, site, blob = site_1xr(data)
     heavy = ligand.heavy_atom_count
-    conformers = ligand.conformer_coordinates()
-    difference = segment.difference_map(case.density, None, case.resolution)
-    blob = segment.find_blobs(difference, LigandShape.from_conformers(conformers[:, :heavy]), None)[0]
-    radius = float(np.max(np.linalg.norm(conformers[:, :heavy] - conformers[:, :heavy].mean(1, keepdims=True), axis=-1)))
-    site = Site.around(difference.difference, blob.points, blob.values, radius, None)
     rng = np.random.default_rng(0)
     index = np.repeat(np.arange(len(conformers)), 24)
-    rotations = torch.linalg.matrix_exp(torch.as_tensor(_skew(rng.normal(0, 1.5, (len(index), 3))))).numpy()
+    rotations = random_rotations(rng, len(index)).numpy()
     batch = PoseBatch(conformers[index], rotations, np.repeat(blob.centroid[None], len(index), 0), heavy, index)
     tree = TorsionTree.from_ligand(ligand)
     batch.enable_torsions(len(tree.axes))
     with torch.no_grad():
         batch.torsion += torch.as_tensor(rng.uniform(-np.pi, np.pi, batch.torsion.shape), dtype=torch.float32)
     return ligand, tree, site, batch
-
-
-def _skew(vectors: np.ndarray) -> np.ndarray:
-    x, y, z = vectors.T
-    zero = np.zeros_like(x)
-    return np.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(-1, 3, 3)
 
 
 def _plain_fit_loss(heavy_xyz, site, limits, channel, options, pairs, pair_limits):
@@ -70,12 +55,14 @@ def test_internal_clash_term_gives_the_same_loss_and_gradients(poses):
         assert torch.equal(fast, plain)
 
 
+def _first_bond_scan(tree, batch):
+    """48 poses as 4 beams of 12, the first rotatable bond, its moving side and the scan's angles (every 15°)."""
+    return batch.current(tree)[:48].reshape(4, 12, -1, 3), tree.axes[0], tree.moving[0], np.deg2rad(np.arange(0.0, 360.0, 15.0))
+
+
 def test_torsion_scan_turns_only_the_moving_side_and_matches_turning_every_atom(poses):
     ligand, tree, _, batch = poses
-    beams = batch.current(tree)[:48].reshape(4, 12, -1, 3)
-    a, b = tree.axes[0]
-    moving = tree.moving[0]
-    angles = np.deg2rad(np.arange(0.0, 360.0, 15.0))
+    beams, (a, b), moving, angles = _first_bond_scan(tree, batch)
     atoms = np.arange(beams.shape[-2])
     turned = _rotate(beams, a, b, moving, angles, atoms)
     # Every atom turned (Rodrigues), then the fixed side put back: what the scan computed before.
@@ -105,10 +92,7 @@ def test_torsion_scan_turns_only_the_moving_side_and_matches_turning_every_atom(
 
 def test_internal_overlap_of_grown_poses_sums_the_same_squares(poses):
     ligand, tree, _, batch = poses
-    beams = batch.current(tree)[:48].reshape(4, 12, -1, 3)
-    a, b = tree.axes[0]
-    moving = tree.moving[0]
-    angles = np.deg2rad(np.arange(0.0, 360.0, 15.0))
+    beams, (a, b), moving, angles = _first_bond_scan(tree, batch)
     heavy = np.arange(ligand.heavy_atom_count)
     new, old = heavy[moving[heavy]][:6], heavy[~moving[heavy]]
     new_xyz, old_xyz = _rotate(beams, a, b, moving, angles, new), _rotate(beams, a, b, moving, angles, old)
