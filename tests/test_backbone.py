@@ -112,6 +112,23 @@ def test_strands_found_in_a_beta_pocket(data):
     assert np.mean(residues.ss == training_data.STRAND) > 0.2
 
 
+def test_weakened_side_chains_fade_at_the_tips_and_leave_the_backbone(data):
+    # The residue-type trainer's cryo-EM-like side chains: density at the tip atoms (≥ 4 Å from Cα) falls, the backbone's does not.
+    structure = io.read_structure(data / "complexes" / "5S8I_2LY" / "5S8I_2LY_pocket.pdb")
+    structure.remove_hydrogens()
+    b_before = [a.b_iso for m in structure for c in m for r in c for a in r]
+    weakened = training_data.weakened_side_chains(structure, tip_b=80.0, acid_b=60.0)
+    assert [a.b_iso for m in structure for c in m for r in c for a in r] == b_before  # a copy; the input is not changed
+    atoms = [(r.name, a, r.find_atom("CA", "*")) for m in structure for c in m for r in c for a in r]
+    backbone = np.array([a.pos.tolist() for _, a, _ in atoms if a.name in training_data.BACKBONE_ATOMS])
+    tips = np.array([a.pos.tolist() for _, a, ca in atoms if ca is not None and a.name not in training_data.BACKBONE_ATOMS and a.pos.dist(ca.pos) >= 4.0])
+    grid = maps.grid_around(backbone, 1.0, 4.0)
+    before, after = (maps.simulate(s, 3.0, like=grid, use_b_factors=True) for s in (structure, weakened))
+    assert np.mean(after.interpolate(tips)) < 0.65 * np.mean(before.interpolate(tips))  # measured 0.52
+    assert np.mean(after.interpolate(backbone)) > 0.9 * np.mean(before.interpolate(backbone))
+    assert structure[0].count_atom_sites() == weakened[0].count_atom_sites()
+
+
 def test_voxel_targets_peak_on_the_atoms(data):
     residues = training_data.residue_table(io.read_structure(data / "complexes" / "5S8I_2LY" / "5S8I_2LY_pocket.pdb"))
     origin = np.floor(residues.ca.min(axis=0)) - 3

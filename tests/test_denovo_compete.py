@@ -21,6 +21,7 @@ from ligfit.trace import (
     uncertain_residues,
     without_residues,
 )
+from ligfit.trace.model import BACKBONE_AND_CB, contact_model, unestablished_residues
 
 CHAIN9 = "em/maps_with_models/EMD-2566_3J6B_chain9"
 HAEMOGLOBIN = "em/maps_with_models/EMD-3488_5ME2_hemoglobin/5ni1_updated.cif"
@@ -66,6 +67,22 @@ def test_uncertain_fragments_are_short_unexplained_ones_and_leave_the_search_mod
     left = {(ch.name, r.seqid.num, r.seqid.icode) for ch in searched[0] for r in ch}
     assert left == model_keys - uncertain
     assert sum(len(c.ca) for c, f in zip(competing.chains, flags) if f) == len(uncertain)
+
+
+def test_the_contact_model_guesses_no_side_chain_the_sequence_did_not_establish(chain9_traces):
+    # Docking's contacts and clashes: residues of chains threaded only by the DP fill (or not at all) stop at Cβ,
+    # residues a significant alignment placed keep their fitted side chains.
+    _, _, competing = chain9_traces
+    uncertain = uncertain_residues(competing)
+    contacts = contact_model(competing, leave_out=uncertain)
+    weak = unestablished_residues(competing)
+    assert weak and weak != {key for keys in residue_keys(competing.chains) for key in keys}
+    beyond_cb = {
+        (ch.name, r.seqid.num, r.seqid.icode): sum(a.name not in BACKBONE_AND_CB for a in r) for ch in contacts[0] for r in ch
+    }
+    assert all(beyond_cb[key] == 0 for key in weak if key in beyond_cb)
+    assert sum(count for key, count in beyond_cb.items() if key not in weak) > 100
+    assert not uncertain & set(beyond_cb)  # the uncertain residues are left out altogether
 
 
 @pytest.fixture(scope="module")

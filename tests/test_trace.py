@@ -17,9 +17,11 @@ from ligfit.backbone.net import AMINO_ACIDS, ONE_LETTER
 from ligfit.backbone.residue_types import load_classifier
 from ligfit.errors import BadMapError, LigfitError
 from ligfit.trace import (
+    FRAGMENT_TRACE,
     TracedChain,
     TraceOptions,
     align,
+    build_protein_model,
     build_structure,
     ca_candidates,
     chain_paths,
@@ -222,6 +224,20 @@ def test_wrong_sequence_is_refused_with_its_score(chain9, chain9_predictions):
     wrong = "".join(np.random.default_rng(3).permutation(list(sequence)))
     with pytest.raises(SequenceMismatchError, match="E-value"):
         trace_predictions(chain9_predictions, [wrong])
+
+
+def test_build_accepts_the_sequence_on_the_joined_chains_when_fragments_fall_short(chain9, network):
+    # Fragments held to a trace-wide E-value they cannot reach: build asks the joined chains whether the sequence is
+    # this map's and then threads each fragment by its own E-value; a shuffled sequence stays refused.
+    density, reference, sequence = chain9
+    strict = replace(FRAGMENT_TRACE, max_trace_evalue=1e-30)
+    built = build_protein_model(density, 3.2, [sequence], options=strict, network=network)
+    assert built.sequence_score["joined_trace_evalue"] <= 0.01  # measured 1e-5
+    chains_threaded = built.sequence_score["chains_threaded"]
+    assert chains_threaded >= 1 and any(chain.evidence == "hmm" for chain in built.chains)
+    wrong = "".join(np.random.default_rng(3).permutation(list(sequence)))
+    unthreaded = build_protein_model(density, 3.2, [wrong], options=strict, network=network)
+    assert unthreaded.sequence_score is None and "not threaded" in unthreaded.message
 
 
 def test_bad_sequences_are_refused(tmp_path):

@@ -359,6 +359,9 @@ class Augmentation:
     intensity_field: tuple[float, float] = (0.0, 0.5)  # log-amplitude of a smooth multiplicative field
     gamma: tuple[float, float] = (0.75, 1.3)  # power applied to positive density
     include_ligand: bool = True  # the pocket's ligand is in the map (not labelled backbone): the network learns it is not protein
+    # Cryo-EM maps show side chains weaker than the backbone (mobility, radiation damage); off unless a trainer sets them:
+    side_chain_b: tuple[float, float] = (0.0, 0.0)  # Å²: extra B at a side chain's tip, ramped up from 1.5 Å off Cα to 5.5 Å
+    acid_damage_b: tuple[float, float] = (0.0, 0.0)  # Å²: extra B on Asp/Glu carboxyl groups (decarboxylation under the beam)
 
 
 @dataclass(frozen=True)
@@ -439,7 +442,9 @@ def with_ligand(structure: gemmi.Structure, sdf: Path) -> gemmi.Structure:
 def simulated_map(
     structure: gemmi.Structure, resolution: float, rng: np.random.Generator, aug: Augmentation = Augmentation()
 ) -> DensityMap:
-    """A 1 Å map of ``structure`` degraded like a real one (B-factors, sharpening, intensity field, noise)."""
+    """A 1 Å map of ``structure`` degraded like a real one (B-factors, weak side chains, sharpening, intensity field, noise)."""
+    if aug.side_chain_b[1] > 0 or aug.acid_damage_b[1] > 0:
+        structure = weakened_side_chains(structure, float(rng.uniform(*aug.side_chain_b)), float(rng.uniform(*aug.acid_damage_b)))
     coordinates = io.heavy_atoms(structure).coordinates
     grid = maps.grid_around(coordinates, contract.VOXEL_SIZE, float(rng.uniform(*aug.margin)))
     density = maps.simulate(structure, resolution, like=grid, use_b_factors=True)
@@ -453,6 +458,27 @@ def simulated_map(
     density = density.with_values(values.astype(np.float32))
     signal = float(np.mean(density.interpolate(coordinates)))
     return maps.add_noise(density, resolution, float(rng.uniform(*aug.noise)) * signal, int(rng.integers(2**31)))
+
+
+BACKBONE_ATOMS = frozenset({"N", "CA", "C", "O", "OXT"})
+#: The carboxyl atoms of acidic side chains, which cryo-EM maps lose first.
+CARBOXYL_ATOMS = {"ASP": frozenset({"CG", "OD1", "OD2"}), "GLU": frozenset({"CD", "OE1", "OE2"})}
+
+
+def weakened_side_chains(structure: gemmi.Structure, tip_b: float, acid_b: float) -> gemmi.Structure:
+    """A copy with side-chain B raised: up to ``tip_b`` Å² with distance from Cα (1.5 → 5.5 Å), plus ``acid_b`` on carboxyls."""
+    weakened = structure.clone()
+    for residue in (residue for model in weakened for chain in model for residue in chain):
+        ca = residue.find_atom("CA", "*")
+        if ca is None:
+            continue
+        carboxyl = CARBOXYL_ATOMS.get(residue.name, frozenset())
+        for atom in residue:
+            if atom.name in BACKBONE_ATOMS:
+                continue
+            ramp = min(max((atom.pos.dist(ca.pos) - 1.5) / 4.0, 0.0), 1.0)
+            atom.b_iso += tip_b * ramp + (acid_b if atom.name in carboxyl else 0.0)
+    return weakened
 
 
 def _sharpen(values: np.ndarray, resolution: float, b_sharpen: float) -> np.ndarray:

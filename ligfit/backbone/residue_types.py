@@ -4,10 +4,10 @@ The backbone network's residue-type head needs far more training than a CPU give
 a residue's N, Cα and C are traced its side chain has a known direction: the ideal Cβ. The
 density sampled on a grid in that frame (out to ~7 Å along Cα→Cβ), scaled by the density on the
 residue's own backbone, says how big and how branched the side chain is — the information that
-sequence-from-map methods use (e.g. findMySequence, Chojnowski et al. 2022). A small network
-(:class:`ResidueTypeNet`) turns it into probabilities over the 20 types; it is trained by
-``python -m ligfit.backbone.train_residue_types`` on the same simulated maps and split as the
-backbone network, and shipped beside it.
+sequence-from-map methods use (e.g. findMySequence, Chojnowski et al. 2022). A small 3D CNN
+over that grid (:class:`ResidueTypeNet`) turns it into probabilities over the 20 types; it is
+trained by ``python -m ligfit.backbone.train_residue_types`` on the same simulated maps and split
+as the backbone network, with side chains weakened as cryo-EM maps show them, and shipped beside it.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ FEATURE_VERSION = 2
 #: Sample points in the residue frame (Å): x along Cα→Cβ, y towards N (perpendicular to x), z = x × y.
 FRAME_X = np.arange(-2.0, 8.1, 1.0)
 FRAME_YZ = np.arange(-4.0, 4.1, 1.0)
+#: The sample points as a grid (x, y, z), the order :func:`frame_points` lists them in.
+GRID_SHAPE = (len(FRAME_X), len(FRAME_YZ), len(FRAME_YZ))
 #: The backbone density used as the scale is at least this (map σ), so noise-level backbones do not blow up.
 MIN_BACKBONE_DENSITY = 0.25
 
@@ -77,25 +79,49 @@ class ResidueTypeConfig:
 
     features: int = feature_count()
     hidden: int = 256
-    layers: int = 2
-    dropout: float = 0.1
+    layers: int = 2  # mlp: hidden layers
+    dropout: float = 0.2
+    kind: str = "cnn"  # "cnn": 3D convolutions over the frame grid, then one hidden layer; "mlp": the grid flattened
+    channels: tuple[int, ...] = (8, 16, 32)  # cnn: channels of the three convolutions (the last two stride 2)
 
 
 class ResidueTypeNet(nn.Module):
-    """Multilayer perceptron: residue features → logits over the 20 amino-acid types."""
+    """Residue features → logits over the 20 amino-acid types (a small 3D CNN over the frame grid, or an MLP)."""
 
     def __init__(self, config: ResidueTypeConfig = ResidueTypeConfig()) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width = config.features
-        for _ in range(config.layers):
-            layers += [nn.Linear(width, config.hidden), nn.GELU(), nn.Dropout(config.dropout)]
-            width = config.hidden
-        layers.append(nn.Linear(width, len(AMINO_ACIDS)))
-        self.layers = nn.Sequential(*layers)
+        self.kind = config.kind
+        if config.kind == "mlp":
+            layers: list[nn.Module] = []
+            width = config.features
+            for _ in range(config.layers):
+                layers += [nn.Linear(width, config.hidden), nn.GELU(), nn.Dropout(config.dropout)]
+                width = config.hidden
+            layers.append(nn.Linear(width, len(AMINO_ACIDS)))
+            self.layers = nn.Sequential(*layers)
+            return
+        if config.kind != "cnn":
+            raise ValueError(f"unknown residue-type network kind {config.kind!r} (cnn or mlp)")
+        first, second, third = config.channels
+        self.convolutions = nn.Sequential(
+            nn.Conv3d(1, first, 3, padding=1),
+            nn.GELU(),
+            nn.Conv3d(first, second, 3, padding=1, stride=2),
+            nn.GELU(),
+            nn.Conv3d(second, third, 3, padding=1, stride=2),
+            nn.GELU(),
+            nn.Flatten(),
+        )
+        flattened = self.convolutions(torch.zeros(1, 1, *GRID_SHAPE)).shape[1]
+        self.layers = nn.Sequential(
+            nn.Linear(flattened + 1, config.hidden), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(config.hidden, len(AMINO_ACIDS))
+        )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.layers(features)
+        if self.kind == "mlp":
+            return self.layers(features)
+        grid = features[:, :-1].reshape(-1, 1, *GRID_SHAPE)  # the frame grid; the last feature is the backbone density
+        return self.layers(torch.cat([self.convolutions(grid), features[:, -1:]], dim=1))
 
 
 @dataclass(frozen=True)
@@ -136,8 +162,10 @@ def _load(path: Path) -> ResidueTypeClassifier:
     record = json.loads(path.read_text())
     if record.get("format") != FORMAT or record.get("feature_version") != FEATURE_VERSION:
         raise BadWeightsError(f"{path}: not residue-type weights for feature version {FEATURE_VERSION}; retrain them")
+    net = {"kind": "mlp", **record["net"]}  # records before the CNN describe an MLP
+    net["channels"] = tuple(net.get("channels", ResidueTypeConfig.channels))
     model = load_state(
-        ResidueTypeNet(ResidueTypeConfig(**record["net"])),
+        ResidueTypeNet(ResidueTypeConfig(**net)),
         path.parent / record["weights"],
         record["sha256"],
         path.name,

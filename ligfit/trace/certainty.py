@@ -18,11 +18,8 @@ from scipy.spatial import cKDTree
 
 from ligfit.measures import METAL_ELEMENTS
 from ligfit.trace.model import residue_keys
-from ligfit.trace.records import TracedChain, TraceResult
+from ligfit.trace.records import EXPLAINED, TracedChain, TraceResult
 
-#: Evidence (``TracedChain.evidence``) that places a fragment in the sequence on its own: a significant HMM
-#: alignment, or the one register next to a threaded piece that stands out.
-EXPLAINED = ("hmm", "register")
 #: Å: a residue with a heavy atom this close to a placed ligand's heavy (non-metal) atom is displaced by it.
 DISPLACED_DISTANCE = 2.0
 

@@ -68,7 +68,9 @@ class TraceOptions:
 
 #: The fragment tracer: links 2.6–4.6 Å, no gaps closed, no jumps in the threading, no lone residues, nothing pruned.
 #: Its HMMs keep the probabilities unflattened: flattened, EMD-3488's 95 fragments reach trace-wide E 0.022 only
-#: (refused; build then places 1 of 4 hemes right instead of 2).
+#: (refused; build then places 1 of 4 hemes right instead of 2). Unflattened they sit near the 0.01 limit too (0.0078 with
+#: the MLP residue-type classifier, 0.0105 with the CNN), so ``build_protein_model`` accepts the sequence on the joined
+#: chains of :func:`ligfit.trace.trace` (EMD-3488: trace-wide E 3e-12) and lets each fragment take it by its own E-value.
 FRAGMENT_TRACE = TraceOptions(
     min_chain=2, link_range=(2.6, 4.6), gap_range=(0.0, 0.0), split_penalty=float("inf"), prune_unassigned=0, hmm_sharpness=1.0
 )
@@ -93,6 +95,11 @@ COMPETING_TRACE = replace(FRAGMENT_TRACE, compete_below=6, dock_against="fitted"
 #: How ``build`` traces its de novo model (see :func:`ligfit.trace.build_protein_model`); FRAGMENT_TRACE subtracts every
 #: traced fragment.
 BUILD_TRACE = COMPETING_TRACE
+
+
+#: Evidence (``TracedChain.evidence``) that places a fragment in the sequence on its own: a significant HMM
+#: alignment, or the one register next to a threaded piece that stands out. Other residues' types are not established.
+EXPLAINED = ("hmm", "register")
 
 
 @dataclass(frozen=True)
