@@ -233,6 +233,7 @@ def test_build_accepts_the_sequence_on_the_joined_chains_when_fragments_fall_sho
     strict = replace(FRAGMENT_TRACE, max_trace_evalue=1e-30)
     built = build_protein_model(density, 3.2, [sequence], options=strict, network=network)
     assert built.sequence_score["joined_trace_evalue"] <= 0.01  # measured 1e-5
+    assert "accepted on the joined chains" in built.message
     chains_threaded = built.sequence_score["chains_threaded"]
     assert chains_threaded >= 1 and any(chain.evidence == "hmm" for chain in built.chains)
     wrong = "".join(np.random.default_rng(3).permutation(list(sequence)))

@@ -199,6 +199,7 @@ def build_protein_model(
             log.info("sequence matches the joined chains (trace-wide E %.2g); threading the fragments by their own E-values", joined)
             result = trace_predictions(predictions, sequences, options=dataclasses.replace(options, max_trace_evalue=np.inf))
             result.sequence_score["joined_trace_evalue"] = joined
+            result = dataclasses.replace(result, message=f"{result.message}; the sequence accepted on the joined chains (trace-wide E {joined:.1g})")
             result.timings["network"] = network_seconds
             say(result.message)
             return result
