@@ -193,20 +193,19 @@ def build_protein_model(
     try:
         result = trace_predictions(predictions, sequences, options=options)
     except SequenceMismatchError as error:
-        joined = _joined_trace_evalue(predictions, sequences)
+        joined = _joined_trace_evalue(predictions, sequences) if options.sequence_method == "hmm" else None
         if joined is not None:
             # The sequence is this map's (its joined chains align significantly); each fragment still needs its own E-value.
             log.info("sequence matches the joined chains (trace-wide E %.2g); threading the fragments by their own E-values", joined)
             result = trace_predictions(predictions, sequences, options=dataclasses.replace(options, max_trace_evalue=np.inf))
             result.sequence_score["joined_trace_evalue"] = joined
-            result = dataclasses.replace(result, message=f"{result.message}; the sequence accepted on the joined chains (trace-wide E {joined:.1g})")
-            result.timings["network"] = network_seconds
-            say(result.message)
-            return result
-        log.warning("%s; using the trace without the sequence (most likely residue types)", error)
-        result = trace_predictions(predictions, None, options=options)
-        traced = result.message.split(";")[0]
-        result = dataclasses.replace(result, message=f"{traced} with the most likely residue types; the sequence was not threaded: {error}")
+            message = f"{result.message}; the sequence accepted on the joined chains (trace-wide E {joined:.1g})"
+        else:
+            log.warning("%s; using the trace without the sequence (most likely residue types)", error)
+            result = trace_predictions(predictions, None, options=options)
+            traced = result.message.split(";")[0]
+            message = f"{traced} with the most likely residue types; the sequence was not threaded: {error}"
+        result = dataclasses.replace(result, message=message)
     result.timings["network"] = network_seconds
     say(result.message)
     return result
@@ -219,7 +218,7 @@ def _joined_trace_evalue(predictions: VoxelPredictions, sequences: list[str] | N
     best by the number of chains searched (95 fragments on EMD-3488): the joined chains tell more
     surely whether the sequence belongs to the map.
     """
-    if not sequences or DEFAULT_TRACE.sequence_method != "hmm":
+    if not sequences:
         return None
     try:
         return float(trace_predictions(predictions, sequences, options=DEFAULT_TRACE).sequence_score["trace_evalue"])

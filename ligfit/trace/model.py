@@ -9,6 +9,7 @@ import numpy as np
 
 from ligfit import io
 from ligfit.backbone import geometry, side_chains
+from ligfit.backbone.data import BACKBONE_ATOMS
 from ligfit.maps import DensityMap
 from ligfit.trace.chains import chain_backbone
 from ligfit.trace.records import EXPLAINED, TracedChain, TraceResult
@@ -22,7 +23,7 @@ def chain_names(count: int) -> list[str]:
 
 
 #: Atoms a side chain stopped at Cβ keeps.
-BACKBONE_AND_CB = frozenset({"N", "CA", "C", "O", "OXT", "CB"})
+BACKBONE_AND_CB = BACKBONE_ATOMS | {"CB"}
 
 
 def build_structure(chains: list[TracedChain], density: DensityMap | None = None, side_chains_as: str = "fitted") -> gemmi.Structure:
