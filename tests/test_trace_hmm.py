@@ -8,7 +8,7 @@ import pytest
 from ligfit.backbone.errors import SequenceMismatchError
 from ligfit.backbone.net import ONE_LETTER
 from ligfit.trace import TracedChain, TraceOptions, build_structure
-from ligfit.trace.hmm import assign, assign_all, chain_domains
+from ligfit.trace.hmm import assign, assign_all, chain_domains, without_surplus
 from ligfit.trace.order import model_chains, place_fragments
 from ligfit.trace.threading import BACKGROUND
 
@@ -73,3 +73,19 @@ def test_fragments_are_placed_and_ordered_into_one_chain():
     structure = build_structure(grouped, side_chains_as="cb")
     assert len(structure[0]) == 1 and len(structure[0][0]) == 65
     assert [r.seqid.num for r in structure[0][0]][-5:] == [72, 73, 74, 75, 76]
+
+
+def test_unassigned_short_pieces_go_only_while_the_trace_outnumbers_the_sequence():
+    assigned = assign(chain_on(np.arange(10, 130)), [SEQUENCE], evalue=0.01)[0]
+    assert all(p.sequence_positions is not None for p in assigned)
+    loose = [chain_on(np.arange(n), right=0.05, seed=n, start=np.array([0.0, 30.0 + 10 * n, 0.0])) for n in (6, 2, 9, 5)]
+    pieces = assigned + loose  # 120 + 22 traced residues
+    # 150 sequenced: no surplus, nothing goes.
+    kept, dropped = without_surplus(pieces, 150, below=7)
+    assert dropped == 0 and len(kept) == len(pieces)
+    # 130 sequenced: 12 too many; the 2- and 5-residue pieces go (7), the 6 would overshoot, the 9 is too long to go at all.
+    kept, dropped = without_surplus(pieces, 130, below=7)
+    assert dropped == 2 and sorted(len(p.ca) for p in kept if p.sequence_positions is None) == [6, 9]
+    assert sum(p.sequence_positions is not None for p in kept) == len(assigned)
+    # below=0 turns it off.
+    assert without_surplus(pieces, 100, below=0) == (pieces, 0)

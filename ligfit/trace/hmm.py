@@ -228,6 +228,28 @@ def _most_likely(chain: TracedChain) -> TracedChain:
     )
 
 
+def without_surplus(pieces: list[TracedChain], sequence_residues: int, below: int) -> tuple[list[TracedChain], int]:
+    """``pieces`` without unassigned ones shorter than ``below``, shortest first, while more residues are traced than sequenced.
+
+    The sequences (every copy) say how many residues the protein has; a trace holding more has at
+    least that many false ones, and short pieces no alignment placed are where they sit (EMD-3488:
+    14 of 16 residues in unassigned pieces of 4–6 lie on no deposited Cα). Returns the pieces kept
+    and how many were dropped.
+    """
+    surplus = sum(len(piece.ca) for piece in pieces) - sequence_residues
+    candidates = sorted(
+        (index for index, piece in enumerate(pieces) if piece.sequence_positions is None and len(piece.ca) < below),
+        key=lambda index: len(pieces[index].ca),
+    )
+    dropped = set()
+    for index in candidates:
+        if len(pieces[index].ca) > surplus:
+            break
+        dropped.add(index)
+        surplus -= len(pieces[index].ca)
+    return [piece for index, piece in enumerate(pieces) if index not in dropped], len(dropped)
+
+
 def assign_all(chains: list[TracedChain], sequences: list[str], options: TraceOptions) -> tuple[list[TracedChain], dict]:
     """Every chain assigned by its HMM (:func:`assign`), fragments placed next to threaded pieces, pieces grouped into model chains.
 
@@ -254,6 +276,8 @@ def assign_all(chains: list[TracedChain], sequences: list[str], options: TraceOp
     placed_pieces, placed = place_fragments(pieces, distinct, options.min_register_z)
     pruned = sum(p.sequence_positions is None and len(p.ca) < options.prune_unassigned for p in placed_pieces)
     placed_pieces = [p for p in placed_pieces if p.sequence_positions is not None or len(p.ca) >= options.prune_unassigned]
+    placed_pieces, surplus_pruned = without_surplus(placed_pieces, sum(map(len, sequences)), options.prune_surplus_below)
+    pruned += surplus_pruned
     filled = 0
     if options.fill_unassigned:
         completed = []

@@ -49,6 +49,8 @@ class TraceOptions:
     # by dynamic programming (0: never): on 3J6B chain 9 (EMD-2566) sequence match 0.40 → 0.61, on EMD-3488 22 → 12 chains
     prune_unassigned: int = 4  # hmm: chains shorter than this that no alignment explains are dropped (0: none); at 4
     # precision 0.84 → 0.85 (EMD-3488), 0.70 → 0.73 (EMD-2566), 0.73 → 0.83 (EMD-20026), recall −0.01 on the first two
+    prune_surplus_below: int = 7  # hmm: … and, shortest first, those shorter than this while the trace holds more residues
+    # than the sequences (copies counted) have: they cannot all be this protein (0: none)
     split_penalty: float = 8.0  # threading: the alignment may jump in the sequence at this cost (the chain is cut there)
     unknown_residue: str = "most-likely"  # without a sequence: "most-likely" type or "ALA"
     side_chains: str = "fitted"  # "fitted" (best rotamer in the density), "ideal" (CCD conformation) or "cb" (stop at Cβ)
@@ -72,7 +74,13 @@ class TraceOptions:
 #: the MLP residue-type classifier, 0.0105 with the CNN), so ``build_protein_model`` accepts the sequence on the joined
 #: chains of :func:`ligfit.trace.trace` (EMD-3488: trace-wide E 3e-12) and lets each fragment take it by its own E-value.
 FRAGMENT_TRACE = TraceOptions(
-    min_chain=2, link_range=(2.6, 4.6), gap_range=(0.0, 0.0), split_penalty=float("inf"), prune_unassigned=0, hmm_sharpness=1.0
+    min_chain=2,
+    link_range=(2.6, 4.6),
+    gap_range=(0.0, 0.0),
+    split_penalty=float("inf"),
+    prune_unassigned=0,
+    prune_surplus_below=0,
+    hmm_sharpness=1.0,
 )
 
 #: Joined chains for ``build``: no lone residues, no gaps closed through new residues, and chains under 6
