@@ -9,6 +9,9 @@ after threading the reference sequence (blank where the threading was refused as
 shuffled sequences), "final" what ``build --sequence`` ends with (threaded where accepted);
 "sequence_z" is the threading's significance: the best chain's HMMER E-value (profile HMM
 assignment, ``ligfit.trace.hmm``, the default) or z against shuffled sequences (``--sequence-method dp``).
+"types_deposited_frames" is the residue-type classifier's top-1 on the *deposited* backbone (N, Cα, C) in the same
+map: its ceiling there. The gap to "sequence_match" is roughly what the traced frames cost (roughly: that column
+also mixes in the network's own type head and counts every Cα matched within 3 Å).
 "chains" counts the model's chains (lone residues included; pieces the sequence orders into one
 chain count once). Helix and strand F1 are per residue:
 the traced model's secondary structure (``ligfit.trace.secondary``) against a DSSP-like H-bond
@@ -51,6 +54,7 @@ from ligfit import io, maps  # noqa: E402
 from ligfit.backbone.data import ResidueTable, read_split, residue_table  # noqa: E402
 from ligfit.backbone.infer import WEIGHTS_DIR, load_network, predict  # noqa: E402
 from ligfit.backbone.net import AMINO_ACIDS, ONE_LETTER  # noqa: E402
+from ligfit.backbone.residue_types import ResidueTypeClassifier, load_classifier  # noqa: E402
 from ligfit.errors import LigfitError  # noqa: E402
 from ligfit.trace import TraceOptions, TraceResult, check_traceable, trace_predictions  # noqa: E402
 from ligfit.trace.secondary import f1_scores  # noqa: E402
@@ -144,7 +148,14 @@ def chain_sequences(reference: ResidueTable) -> list[str]:
 
 
 def run_case(
-    name: str, kind: str, density: maps.DensityMap, reference: ResidueTable, resolution: float, network, options: TraceOptions | None = None
+    name: str,
+    kind: str,
+    density: maps.DensityMap,
+    reference: ResidueTable,
+    resolution: float,
+    network,
+    options: TraceOptions | None = None,
+    residue_types: ResidueTypeClassifier | None = None,
 ) -> dict:
     row = {
         "set": kind,
@@ -155,11 +166,14 @@ def run_case(
     started = time.perf_counter()
     check_traceable(density, resolution)
     predictions = predict(density, network)
-    untreaded = trace_predictions(predictions)  # what `trace` does without a sequence, timed as a whole
+    untreaded = trace_predictions(predictions, residue_types=residue_types)  # what `trace` does without a sequence, timed as a whole
     row["seconds"] = round(time.perf_counter() - started, 1)
     row.update({k: v for k, v in scores(reference, untreaded).items()})
+    row["types_deposited_frames"] = deposited_frame_types(predictions, reference, residue_types or load_classifier())
     try:
-        threaded = trace_predictions(predictions, chain_sequences(reference), options=options or TraceOptions())
+        threaded = trace_predictions(
+            predictions, chain_sequences(reference), options=options or TraceOptions(), residue_types=residue_types
+        )
         threaded_scores = scores(reference, threaded)
         row["threaded_sequence_match"] = threaded_scores["sequence_match"]
         score = threaded.sequence_score
@@ -175,6 +189,13 @@ def run_case(
     row["final_sequence_match"] = row["threaded_sequence_match"] if accepted else row["sequence_match"]
     row["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return row
+
+
+def deposited_frame_types(predictions, reference: ResidueTable, classifier: ResidueTypeClassifier) -> float:
+    """The classifier's top-1 accuracy on the deposited backbone (N, Cα, C) in the same map: its ceiling on this map."""
+    known = (reference.aa >= 0) & np.all(np.isfinite(np.concatenate([reference.n, reference.ca, reference.c], axis=1)), axis=1)
+    probabilities = classifier.probabilities(predictions.grid, reference.n[known], reference.ca[known], reference.c[known])
+    return float(np.mean(probabilities.argmax(axis=1) == reference.aa[known]))
 
 
 def simulated_cases(root: Path, count: int | None, resolution: float, seed: int):
@@ -197,7 +218,15 @@ def real_cases(root: Path):
 def summarise(rows: list[dict]) -> str:
     columns = ["set", "case", "resolution", "grid_1A", "reference_residues", "traced_residues", "recall", "precision", "ca_rmsd"]
     columns += ["chains", "helix_f1", "strand_f1"]
-    columns += ["sequence_match", "threaded_sequence_match", "final_sequence_match", "sequence_z", "seconds", "peak_memory_mb"]
+    columns += [
+        "types_deposited_frames",
+        "sequence_match",
+        "threaded_sequence_match",
+        "final_sequence_match",
+        "sequence_z",
+        "seconds",
+        "peak_memory_mb",
+    ]
     columns += ["final_recall", "final_precision", "final_chains"]  # the model with the sequence (pruned, ordered into chains)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
@@ -206,12 +235,13 @@ def summarise(rows: list[dict]) -> str:
     if simulated:
         mean = {
             k: float(np.nanmean([r[k] for r in simulated]))
-            for k in ("recall", "precision", "ca_rmsd", "sequence_match", "threaded_sequence_match", "final_sequence_match", "seconds")
+            for k in ("recall", "precision", "ca_rmsd", "types_deposited_frames", "sequence_match", "threaded_sequence_match")
+            + ("final_sequence_match", "seconds")
         }
         accepted = sum(not np.isnan(r["threaded_sequence_match"]) for r in simulated)
         lines.append(
             f"| simulated | mean of {len(simulated)} | 3 | | | | {mean['recall']:.2f} | {mean['precision']:.2f} | {mean['ca_rmsd']:.2f} | | | | "
-            f"{mean['sequence_match']:.2f} | {mean['threaded_sequence_match']:.2f} | {mean['final_sequence_match']:.2f} | "
+            f"{mean['types_deposited_frames']:.2f} | {mean['sequence_match']:.2f} | {mean['threaded_sequence_match']:.2f} | {mean['final_sequence_match']:.2f} | "
             f"accepted {accepted}/{len(simulated)} | {mean['seconds']:.1f} | |"
         )
     return "\n".join(lines)
@@ -230,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", default=["simulated", "real"], choices=["simulated", "real"])
     parser.add_argument("--resolution", type=float, default=3.0, help="resolution of the simulated maps (Å)")
     parser.add_argument("--weights", type=Path, help="backbone.json to use (default: the shipped weights)")
+    parser.add_argument("--residue-types", type=Path, help="residue-type classifier to use (default: the shipped one)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--sequence-method", choices=["hmm", "dp"], default="hmm", help="sequence assignment (TraceOptions.sequence_method)"
@@ -241,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         print("benchmarks/backbone.py: the shared data (../shared/data) is not available", file=sys.stderr)
         return 1
     network = load_network(args.weights)
+    residue_types = load_classifier(args.residue_types) if args.residue_types else None
     cases = []
     if "simulated" in args.sets:
         count = 4 if args.quick else args.entries
@@ -249,7 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         cases += [(c, "real") for c in real_cases(root)]
     rows = []
     for (name, density, reference, resolution), kind in cases:
-        row = run_case(name, kind, density, reference, resolution, network, TraceOptions(sequence_method=args.sequence_method))
+        row = run_case(
+            name, kind, density, reference, resolution, network, TraceOptions(sequence_method=args.sequence_method), residue_types
+        )
         print(f"{kind:9s} {name:30s} recall {row['recall']:.2f} precision {row['precision']:.2f} rmsd {row['ca_rmsd']:.2f} "
               f"types {row['sequence_match']:.2f} threaded {row['threaded_sequence_match']:.2f} ({row['seconds']} s)", flush=True)  # fmt: skip
         rows.append(row)
