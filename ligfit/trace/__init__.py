@@ -301,6 +301,11 @@ def trace_predictions(
                 f"traced {traced} residues in {sequence_score['model_chains']} chains, sequence threaded onto "
                 f"{sequence_score['aligned_residues']} of them by profile HMMs (best E-value {sequence_score['best_evalue']:.1g})"
             )
+            if sequence_score["surplus_pieces_dropped"]:
+                message += (
+                    f"; {sequence_score['surplus_pieces_dropped']} short pieces no alignment placed were left out "
+                    "(the trace held more residues than the sequence has)"
+                )
         say("threading", 1, 1)
     else:
         chains = [name_without_sequence(chain, options.unknown_residue) for chain in chains]

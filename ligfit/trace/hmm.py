@@ -277,7 +277,6 @@ def assign_all(chains: list[TracedChain], sequences: list[str], options: TraceOp
     pruned = sum(p.sequence_positions is None and len(p.ca) < options.prune_unassigned for p in placed_pieces)
     placed_pieces = [p for p in placed_pieces if p.sequence_positions is not None or len(p.ca) >= options.prune_unassigned]
     placed_pieces, surplus_pruned = without_surplus(placed_pieces, sum(map(len, sequences)), options.prune_surplus_below)
-    pruned += surplus_pruned
     filled = 0
     if options.fill_unassigned:
         completed = []
@@ -299,6 +298,7 @@ def assign_all(chains: list[TracedChain], sequences: list[str], options: TraceOp
         "fragments_placed": placed,
         "chains_filled_by_dp": filled,
         "chains_pruned": pruned,
+        "surplus_pieces_dropped": surplus_pruned,
         "aligned_residues": int(sum((p.sequence_positions >= 0).sum() for p in grouped if p.sequence_positions is not None)),
         "model_chains": len({p.model_chain for p in grouped}),
     }
