@@ -88,4 +88,5 @@ def test_unassigned_short_pieces_go_only_while_the_trace_outnumbers_the_sequence
     assert dropped == 2 and sorted(len(p.ca) for p in kept if p.sequence_positions is None) == [6, 9]
     assert sum(p.sequence_positions is not None for p in kept) == len(assigned)
     # below=0 turns it off.
-    assert without_surplus(pieces, 100, below=0) == (pieces, 0)
+    kept, dropped = without_surplus(pieces, 100, below=0)
+    assert dropped == 0 and len(kept) == len(pieces) and all(a is b for a, b in zip(kept, pieces))
