@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cases import Case, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case  # noqa: E402
 from benchmarks.ligand_placement import ligand_rmsd  # noqa: E402
+from ligfit.refine import RefinementOptions  # noqa: E402
 
 #: Stage → (module path ending, function name[, caller function name]): its time is that function's cumulative time
 #: (when called from that caller). Stages inside "docking" and "refinement" are parts of them.
@@ -92,8 +93,8 @@ def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
     return seconds
 
 
-def run(speed_case: SpeedCase, profile: bool, dump: Path | None = None) -> dict:
-    """Build once (under cProfile when ``profile``) and return the row: seconds per stage, RMSD, verdict."""
+def run(speed_case: SpeedCase, profile: bool, dump: Path | None = None, refinement: RefinementOptions | None = None) -> dict:
+    """Build once (under cProfile when ``profile``; ``refinement``: None for the defaults) and return the row: seconds per stage, RMSD, verdict."""
     import ligfit
     from ligfit.ligand import heavy_atom_mol
 
@@ -103,7 +104,13 @@ def run(speed_case: SpeedCase, profile: bool, dump: Path | None = None) -> dict:
     if profiler:
         profiler.enable()
     result = ligfit.build(
-        case.density, case.smiles, case.model, resolution=case.resolution, copies=speed_case.copies, max_blobs=max(3, speed_case.copies)
+        case.density,
+        case.smiles,
+        case.model,
+        resolution=case.resolution,
+        copies=speed_case.copies,
+        max_blobs=max(3, speed_case.copies),
+        refinement=refinement,
     )
     if profiler:
         profiler.disable()
@@ -214,8 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="no cProfile: the pipeline's own stage timer (fewer stages)")
     parser.add_argument("--dump", type=Path, help="write each case's cProfile stats into this folder (for pstats/snakeviz)")
     parser.add_argument("--only", nargs="+", help="run only the cases whose label contains one of these")
+    parser.add_argument("--cutoff", type=float, help="override RefinementOptions.cutoff (Å), to time it against the default")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "blob_speed.csv")
     args = parser.parse_args(argv)
+    refinement = None if args.cutoff is None else RefinementOptions(cutoff=args.cutoff)
 
     root = data_root()
     if root is None:
@@ -232,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.out, "w", newline="") as handle:
         writer = None
         for speed_case in cases:
-            row = run(speed_case, profile=not args.no_profile, dump=args.dump)
+            row = run(speed_case, profile=not args.no_profile, dump=args.dump, refinement=refinement)
             writer = writer or csv.DictWriter(handle, fieldnames=list(row))
             if handle.tell() == 0:
                 writer.writeheader()

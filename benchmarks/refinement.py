@@ -285,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", type=int, default=0, help="skip this many entries of the sample (e.g. to calibrate on others)")
     parser.add_argument("--weight-scale", type=float, help="override RefinementOptions.weight_scale")
     parser.add_argument("--solvent", choices=("distance-dependent", "gbn2"), help="override RefinementOptions.solvent")
+    parser.add_argument("--cutoff", type=float, help="override RefinementOptions.cutoff (Å)")
+    parser.add_argument("--refine-seed", type=int, help="override RefinementOptions.seed (the anneal's velocities)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "refinement.csv")
     parser.add_argument("--summarise", type=Path, nargs="+", metavar="CSV", help="print the table of earlier runs' CSV files and stop")
     args = parser.parse_args(argv)
@@ -305,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         options = replace(options, weight_scale=args.weight_scale)
     if args.solvent is not None:
         options = replace(options, solvent=args.solvent)
+    if args.cutoff is not None:
+        options = replace(options, cutoff=args.cutoff)
+    if args.refine_seed is not None:
+        options = replace(options, seed=args.refine_seed)
     count = 6 if args.quick else args.entries or None
     sample = sample_entries(root, None if count is None else count + args.skip, args.seed)[args.skip :]
 
