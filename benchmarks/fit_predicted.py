@@ -123,11 +123,14 @@ def protein_only(structure: gemmi.Structure) -> gemmi.Structure:
     return copy
 
 
+#: WholeModelOptions fields set from the command line (``--cutoff``), to measure a setting against its default.
+WHOLE_MODEL_OVERRIDES: dict = {}
+
+
 def flexible_fit(result: FitResult, density: maps.DensityMap, resolution: float, seed: int) -> WholeModelRefinement:
     """The flexible whole-model refinement as ``ligfit fit`` runs it after the rigid/domain fit."""
-    return refine_whole_model(
-        result.structure, density, resolution, confidence=plddt(result.structure), options=WholeModelOptions(seed=seed)
-    )
+    options = WholeModelOptions(seed=seed, **WHOLE_MODEL_OVERRIDES)
+    return refine_whole_model(result.structure, density, resolution, confidence=plddt(result.structure), options=options)
 
 
 def fit_columns(density: maps.DensityMap, result: FitResult, flexible: WholeModelRefinement, resolution: float, seconds: float) -> dict:
@@ -253,8 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", help="run only these cases: 5me2 5ni1 tyk2 1461 2513 8-chains hemes")
     parser.add_argument("--resolution-af2", type=float, default=4.0, help="resolution (Å) assumed for EMD-1461 and EMD-2513")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cutoff", type=float, help="override WholeModelOptions.cutoff (Å) of the flexible refinement")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fit_predicted.csv")
     args = parser.parse_args(argv)
+    if args.cutoff is not None:
+        WHOLE_MODEL_OVERRIDES["cutoff"] = args.cutoff
     root = data_root()
     if root is None:
         print("../shared/data is not available", file=sys.stderr)
