@@ -30,6 +30,7 @@ import argparse
 import csv
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import gemmi
@@ -123,13 +124,8 @@ def protein_only(structure: gemmi.Structure) -> gemmi.Structure:
     return copy
 
 
-#: WholeModelOptions fields set from the command line (``--cutoff``), to measure a setting against its default.
-WHOLE_MODEL_OVERRIDES: dict = {}
-
-
-def flexible_fit(result: FitResult, density: maps.DensityMap, resolution: float, seed: int) -> WholeModelRefinement:
+def flexible_fit(result: FitResult, density: maps.DensityMap, resolution: float, options: WholeModelOptions) -> WholeModelRefinement:
     """The flexible whole-model refinement as ``ligfit fit`` runs it after the rigid/domain fit."""
-    options = WholeModelOptions(seed=seed, **WHOLE_MODEL_OVERRIDES)
     return refine_whole_model(result.structure, density, resolution, confidence=plddt(result.structure), options=options)
 
 
@@ -151,12 +147,14 @@ def fit_columns(density: maps.DensityMap, result: FitResult, flexible: WholeMode
     }
 
 
-def known_case(name: str, density: maps.DensityMap, deposited: gemmi.Structure, resolution: float, seed: int) -> dict:
+def known_case(
+    name: str, density: maps.DensityMap, deposited: gemmi.Structure, resolution: float, seed: int, flexible_options: WholeModelOptions
+) -> dict:
     deposited = protein_only(deposited)
     start = time.perf_counter()
     result = fit_model(moved_chains(deposited, seed), density, resolution, seed=seed)
     seconds = time.perf_counter() - start
-    flexible = flexible_fit(result, density, resolution, seed)
+    flexible = flexible_fit(result, density, resolution, replace(flexible_options, seed=seed))
     deposited_cc = model_cc(density, deposited, resolution)
     return {
         "case": name,
@@ -168,7 +166,7 @@ def known_case(name: str, density: maps.DensityMap, deposited: gemmi.Structure, 
     }
 
 
-def af2_case(root: Path, entry: str, resolution: float) -> dict:
+def af2_case(root: Path, entry: str, resolution: float, flexible_options: WholeModelOptions) -> dict:
     """No deposited model: the flexible fit is judged against the same model rigidly fitted by an exhaustive search
     (EXHAUSTIVE_SPACING° rotation grid, EXHAUSTIVE_CANDIDATES peaks refined rigidly and by domains: what a careful rigid
     hand fit reaches) and the Q-score MapQ expects at this resolution."""
@@ -178,7 +176,7 @@ def af2_case(root: Path, entry: str, resolution: float) -> dict:
     start = time.perf_counter()
     result = fit_model(predicted, density, resolution)
     seconds = time.perf_counter() - start
-    flexible = flexible_fit(result, density, resolution, 0)
+    flexible = flexible_fit(result, density, resolution, replace(flexible_options, seed=0))
     exhaustive = fit_model(predicted, density, resolution, angular_spacing=EXHAUSTIVE_SPACING, candidates=EXHAUSTIVE_CANDIDATES)
     return {
         "cc_mask_exhaustive_rigid": round(model_cc(density, exhaustive.structure, resolution), 3),
@@ -240,13 +238,18 @@ def simulated_complex(deposited: gemmi.Structure, resolution: float) -> tuple[ma
     return maps.simulate(pair, resolution, like=like, noise=0.2, seed=3), pair
 
 
-def timing_case(seed: int) -> dict:
+def timing_case(seed: int, flexible_options: WholeModelOptions) -> dict:
     """The time target: the 290-residue TYK2 kinase model (examples/) moved, into a simulated 3.5 Å map of 200³ voxels (1.05 Å)."""
     deposited = io.read_structure(Path(__file__).resolve().parent.parent / "examples" / "tyk2" / "protein.pdb")
     centre = io.heavy_atoms(deposited).coordinates.mean(axis=0)
     like = maps.DensityMap(np.zeros((200, 200, 200), np.float32), 1.05, centre - 105.0 + np.array([20.0, -15.0, 10.0]))
     return known_case(
-        "simulated 3.5 Å, TYK2 (290 res), 200³", maps.simulate(deposited, 3.5, like=like, noise=0.2, seed=0), deposited, 3.5, seed
+        "simulated 3.5 Å, TYK2 (290 res), 200³",
+        maps.simulate(deposited, 3.5, like=like, noise=0.2, seed=0),
+        deposited,
+        3.5,
+        seed,
+        flexible_options,
     )
 
 
@@ -259,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cutoff", type=float, help="override WholeModelOptions.cutoff (Å) of the flexible refinement")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fit_predicted.csv")
     args = parser.parse_args(argv)
-    if args.cutoff is not None:
-        WHOLE_MODEL_OVERRIDES["cutoff"] = args.cutoff
+    flexible_options = WholeModelOptions() if args.cutoff is None else WholeModelOptions(cutoff=args.cutoff)
     root = data_root()
     if root is None:
         print("../shared/data is not available", file=sys.stderr)
@@ -272,17 +274,24 @@ def main(argv: list[str] | None = None) -> int:
 
     def simulated() -> dict:
         simulated_map, pair = simulated_complex(io.read_structure(hemoglobin / "5me2.pdb"), 4.0)
-        return known_case("simulated 4 Å, 2×Hb (8 chains), 250³", simulated_map, pair, 4.0, args.seed)
+        return known_case("simulated 4 Å, 2×Hb (8 chains), 250³", simulated_map, pair, 4.0, args.seed, flexible_options)
 
     jobs = {
-        "5me2": (True, lambda: known_case("EMD-3488 5ME2 moved", density(), io.read_structure(hemoglobin / "5me2.pdb"), 3.2, args.seed)),
+        "5me2": (
+            True,
+            lambda: known_case(
+                "EMD-3488 5ME2 moved", density(), io.read_structure(hemoglobin / "5me2.pdb"), 3.2, args.seed, flexible_options
+            ),
+        ),
         "5ni1": (
             False,
-            lambda: known_case("EMD-3488 5NI1 moved", density(), io.read_structure(hemoglobin / "5ni1_updated.cif"), 3.2, args.seed),
+            lambda: known_case(
+                "EMD-3488 5NI1 moved", density(), io.read_structure(hemoglobin / "5ni1_updated.cif"), 3.2, args.seed, flexible_options
+            ),
         ),
-        "tyk2": (True, lambda: timing_case(args.seed)),
-        "1461": (True, lambda: af2_case(root, "1461", args.resolution_af2)),
-        "2513": (True, lambda: af2_case(root, "2513", args.resolution_af2)),
+        "tyk2": (True, lambda: timing_case(args.seed, flexible_options)),
+        "1461": (True, lambda: af2_case(root, "1461", args.resolution_af2, flexible_options)),
+        "2513": (True, lambda: af2_case(root, "2513", args.resolution_af2, flexible_options)),
         "8-chains": (False, simulated),
         "hemes": (False, lambda: heme_case(root, args.seed)),
     }
