@@ -411,6 +411,8 @@ SIDE_CHAIN_ATOMS = {
 ATOMS_PER_RESIDUE = 8.5
 #: A blob within this distance (Å) of where unmodelled protein would attach starts at that attachment.
 ATTACHMENT_DISTANCE = 1.6
+#: Å: the C–N peptide bond, placing the next residue's N after an open C end (planar with the end's O and Cα).
+PEPTIDE_BOND = 1.33
 #: ... and the difference density there is at least this (σ) for a backbone continuation.
 ATTACHMENT_DENSITY = 2.0
 #: A blob within this distance (Å) of both ends of one gap in the chain fills that gap, whatever the
@@ -433,7 +435,7 @@ LIGAND_PIECE_MIN_ATOMS, LIGAND_PIECE_MIN_FRACTION, LIGAND_PIECE_MIN_MATCH = 15.0
 class Attachment:
     """Where the model stops but protein may go on: an open backbone end or a side chain cut short."""
 
-    point: np.ndarray  # Å: the next atom's approximate position (backbone) or the Cβ (side chain)
+    point: np.ndarray  # Å: the next atom's likely position (backbone) or the Cβ (side chain)
     what: str  # e.g. "chain A after residue 57", "the side chain of A123"
     capacity: float  # heavy atoms the unmodelled part can hold (inf at a chain terminus)
     backbone: bool
@@ -465,12 +467,14 @@ def attachments(structure: gemmi.Structure) -> list[Attachment]:
             if not _peptide_bonded(residue, after):
                 gap = (after.seqid.num - residue.seqid.num - 1) if after is not None else None
                 key = None if after is None else f"{chain.name}:{residue.seqid.num}-{after.seqid.num}"
-                found.append(_backbone_end(atoms["C"], atoms["CA"], f"chain {chain.name} after residue {residue.seqid.num}", gap, key))
+                following = _next_nitrogen(atoms["C"], atoms["CA"], atoms.get("O"))
+                found.append(_backbone_end(following, f"chain {chain.name} after residue {residue.seqid.num}", gap, key))
             before = residues[index - 1] if index > 0 else None
             if not _peptide_bonded(before, residue):
                 gap = (residue.seqid.num - before.seqid.num - 1) if before is not None else None
                 key = None if before is None else f"{chain.name}:{before.seqid.num}-{residue.seqid.num}"
-                found.append(_backbone_end(atoms["N"], atoms["CA"], f"chain {chain.name} before residue {residue.seqid.num}", gap, key))
+                previous = _beyond(atoms["N"], atoms["CA"])
+                found.append(_backbone_end(previous, f"chain {chain.name} before residue {residue.seqid.num}", gap, key))
     return found
 
 
@@ -481,10 +485,28 @@ def _peptide_bonded(first: gemmi.Residue | None, second: gemmi.Residue | None) -
     return carbon is not None and nitrogen is not None and carbon.pos.dist(nitrogen.pos) < 2.0
 
 
-def _backbone_end(end: np.ndarray, alpha: np.ndarray, what: str, gap: int | None, key: str | None) -> Attachment:
-    direction = (end - alpha) / max(float(np.linalg.norm(end - alpha)), 1e-9)
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-9)
+
+
+def _beyond(end: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """1.4 Å past ``end`` along Cα→end: a rough place for the next atom (1.3–1.5 Å from where it really is)."""
+    return end + 1.4 * _unit(end - alpha)
+
+
+def _next_nitrogen(carbon: np.ndarray, alpha: np.ndarray, oxygen: np.ndarray | None) -> np.ndarray:
+    """Where the next residue's N would be: in the peptide plane, opposite O and Cα (≤ 0.15 Å off on 5NI1); without O, the rough place.
+
+    The previous residue's C, before an open N end, has no such estimate: where it lies turns with φ.
+    """
+    if oxygen is None:
+        return _beyond(carbon, alpha)
+    return carbon + PEPTIDE_BOND * _unit(-(_unit(oxygen - carbon) + _unit(alpha - carbon)))
+
+
+def _backbone_end(point: np.ndarray, what: str, gap: int | None, key: str | None) -> Attachment:
     capacity = float("inf") if gap is None or gap <= 0 else gap * ATOMS_PER_RESIDUE + 4.0
-    return Attachment(end + 1.4 * direction, what, capacity, True, key if gap is not None and gap > 0 else None)
+    return Attachment(point, what, capacity, True, key if gap is not None and gap > 0 else None)
 
 
 def explain_as_protein(

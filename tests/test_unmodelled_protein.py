@@ -50,6 +50,15 @@ def test_attachments_name_open_ends_and_short_side_chains():
     assert f"the side chain of {cut_name} (cut short in the model)" in found
 
 
+def test_an_open_c_end_points_where_the_next_nitrogen_was():
+    """After a gap's first residue, the next atom's place is the removed residue's N (planar with O and Cα)."""
+    model, removed, _ = _incomplete_model(_reference())
+    full = io.read_structure(EXAMPLE / "protein.pdb")[0][0]
+    nitrogen = next(np.array(r["N"][0].pos.tolist()) for r in full if r.seqid.num == removed[0])
+    after = next(site for site in segment.attachments(model) if site.what == f"chain A after residue {removed[0] - 1}")
+    assert np.linalg.norm(after.point - nitrogen) < 0.3
+
+
 def test_missing_loop_is_explained_and_the_ligand_blob_is_not():
     reference = _reference()
     model, removed, _ = _incomplete_model(reference)
