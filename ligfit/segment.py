@@ -411,12 +411,12 @@ SIDE_CHAIN_ATOMS = {
 ATOMS_PER_RESIDUE = 8.5
 #: A blob within this distance (Å) of where unmodelled protein would attach starts at that attachment.
 ATTACHMENT_DISTANCE = 1.6
-#: Å: the C–N peptide bond, placing the next residue's N after an open C end (planar with the end's O and Cα).
-PEPTIDE_BOND = 1.33
 #: ... and the difference density there is at least this (σ) for a backbone continuation.
 ATTACHMENT_DENSITY = 2.0
+#: Å: the C–N peptide bond, placing the next residue's N after an open C end (planar with the end's O and Cα).
+PEPTIDE_BOND = 1.33
 #: A blob within this distance (Å) of both ends of one gap in the chain fills that gap, whatever the
-#: density at the guessed next-atom positions (a guess 1.4 Å along Cα→C is often off the density).
+#: density at the guessed next-atom positions (before an open N end the guess, 1.4 Å along Cα→N, is often off it).
 GAP_BOTH_ENDS_DISTANCE = 2.0
 #: Compact protein density is over-counted by the blob's heavy-atom estimate (a phenylalanine ring cut
 #: back to Cβ: 8.8 for 6 atoms; four-residue loops 25-48 for 38, on the realistic design set), so the
