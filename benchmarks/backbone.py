@@ -241,7 +241,8 @@ def summarise(rows: list[dict]) -> str:
         accepted = sum(not np.isnan(r["threaded_sequence_match"]) for r in simulated)
         lines.append(
             f"| simulated | mean of {len(simulated)} | 3 | | | | {mean['recall']:.2f} | {mean['precision']:.2f} | {mean['ca_rmsd']:.2f} | | | | "
-            f"{mean['types_deposited_frames']:.2f} | {mean['sequence_match']:.2f} | {mean['threaded_sequence_match']:.2f} | {mean['final_sequence_match']:.2f} | "
+            f"{mean['types_deposited_frames']:.2f} | {mean['sequence_match']:.2f} | {mean['threaded_sequence_match']:.2f} | "
+            f"{mean['final_sequence_match']:.2f} | "
             f"accepted {accepted}/{len(simulated)} | {mean['seconds']:.1f} | |"
         )
     return "\n".join(lines)

@@ -94,7 +94,10 @@ def stage_seconds(stats: pstats.Stats) -> dict[str, float]:
 
 
 def run(speed_case: SpeedCase, profile: bool, dump: Path | None = None, refinement: RefinementOptions | None = None) -> dict:
-    """Build once (under cProfile when ``profile``; ``refinement``: None for the defaults) and return the row: seconds per stage, RMSD, verdict."""
+    """Build once (under cProfile when ``profile``) and return the row: seconds per stage, RMSD, verdict.
+
+    ``refinement``: the refinement's options (None: the defaults).
+    """
     import ligfit
     from ligfit.ligand import heavy_atom_mol
 
