@@ -35,7 +35,7 @@ from rdkit import Chem
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import Case, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case  # noqa: E402
+from benchmarks.cases import Case, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case, with_overrides  # noqa: E402
 from benchmarks.ligand_placement import ligand_rmsd  # noqa: E402
 from ligfit.refine import RefinementOptions  # noqa: E402
 
@@ -225,9 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", type=Path, help="write each case's cProfile stats into this folder (for pstats/snakeviz)")
     parser.add_argument("--only", nargs="+", help="run only the cases whose label contains one of these")
     parser.add_argument("--cutoff", type=float, help="override RefinementOptions.cutoff (Å), to time it against the default")
+    parser.add_argument("--set", nargs="+", metavar="NAME=VALUE", help="override any RefinementOptions field, e.g. anneal_steps=300")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "blob_speed.csv")
     args = parser.parse_args(argv)
-    refinement = None if args.cutoff is None else RefinementOptions(cutoff=args.cutoff)
+    refinement = None
+    if args.cutoff is not None or args.set:
+        refinement = with_overrides(RefinementOptions() if args.cutoff is None else RefinementOptions(cutoff=args.cutoff), args.set)
 
     root = data_root()
     if root is None:

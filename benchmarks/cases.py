@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import gemmi
@@ -51,6 +51,24 @@ class Case:
     smiles: str
     reference: Chem.Mol  # deposited ligand, heavy atoms with coordinates
     resolution: float
+
+
+def with_overrides(options, settings: list[str] | None):
+    """``options`` (a frozen dataclass) with ``NAME=VALUE`` settings applied, each VALUE read as its field's type.
+
+    What the benchmarks' ``--set`` gives: e.g. ``--set anneal_steps=300 minimise_iterations=100`` to measure a
+    protocol against the defaults without editing them.
+    """
+    types = {field.name: type(getattr(options, field.name)) for field in fields(options)}
+    types = {name: float if kind is type(None) else kind for name, kind in types.items()}  # optional numbers
+    changes = {}
+    for setting in settings or []:
+        name, _, value = setting.partition("=")
+        if name not in types or not value:
+            raise SystemExit(f"--set {setting!r}: use NAME=VALUE with NAME one of {', '.join(types)}")
+        kind = types[name]
+        changes[name] = None if value == "None" else (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+    return replace(options, **changes)
 
 
 def complex_entries(root: Path) -> list[dict]:

@@ -43,7 +43,16 @@ from scipy.spatial.transform import Rotation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import Case, data_root, em_ligand_boxes, hemoglobin_hemes, sample_entries, simulated_case, xray_d2q  # noqa: E402
+from benchmarks.cases import (  # noqa: E402
+    Case,
+    data_root,
+    em_ligand_boxes,
+    hemoglobin_hemes,
+    sample_entries,
+    simulated_case,
+    with_overrides,
+    xray_d2q,
+)
 from benchmarks.ligand_placement import ligand_rmsd  # noqa: E402
 from ligfit import io  # noqa: E402
 from ligfit.ligand import posed_mol  # noqa: E402
@@ -287,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--solvent", choices=("distance-dependent", "gbn2"), help="override RefinementOptions.solvent")
     parser.add_argument("--cutoff", type=float, help="override RefinementOptions.cutoff (Å)")
     parser.add_argument("--refine-seed", type=int, help="override RefinementOptions.seed (the anneal's velocities)")
+    parser.add_argument("--set", nargs="+", metavar="NAME=VALUE", help="override any RefinementOptions field, e.g. anneal_steps=300")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "refinement.csv")
     parser.add_argument("--summarise", type=Path, nargs="+", metavar="CSV", help="print the table of earlier runs' CSV files and stop")
     args = parser.parse_args(argv)
@@ -311,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         options = replace(options, cutoff=args.cutoff)
     if args.refine_seed is not None:
         options = replace(options, seed=args.refine_seed)
+    options = with_overrides(options, args.set)
     count = 6 if args.quick else args.entries or None
     sample = sample_entries(root, None if count is None else count + args.skip, args.seed)[args.skip :]
 
