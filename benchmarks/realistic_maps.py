@@ -33,9 +33,20 @@ from benchmarks.realistic_cases import realistic_case  # noqa: E402
 
 FIELDS = [
     "case", "resolution", "decoy", "heavy_atoms", "occupancy", "status", "confidence", "label",
-    "rmsd", "right", "blob_note", "seconds", "message",
+    "rmsd", "right", "miss", "blob_note", "seconds", "message",
 ]  # fmt: skip
 CONFIDENCE_BINS = [(0.0, 0.4, "low"), (0.4, 0.7, "medium"), (0.7, 1.01, "high")]
+#: Å: a ligand atom this close to a blob voxel lies in that blob; a blob holding this share of its atoms holds the ligand.
+IN_BLOB_DISTANCE, IN_BLOB_SHARE = 1.5, 0.2
+#: Why a map holding the ligand was not answered right (``miss_reason``), in the order the summary lists them.
+MISS_REASONS = (
+    "no blob: the ligand's density is below the threshold",
+    "merged into a blob marked as unmodelled protein",
+    "its blob was not docked",
+    "right pose found, rejected (low confidence)",
+    "wrong pose in the ligand's blob",
+    "another blob's pose won",
+)
 
 
 def run_one(root: Path, entry: str, resolution: float, decoy: bool, seed: int) -> dict:
@@ -63,10 +74,35 @@ def run_one(root: Path, entry: str, resolution: float, decoy: bool, seed: int) -
         "label": confidence_label(confidence) if placed else "",
         "rmsd": "" if rmsd is None else round(rmsd, 2),
         "right": bool(right),
+        "miss": "" if right or decoy else miss_reason(result, case.reference),
         "blob_note": _blob_note(result),
         "seconds": round(seconds, 1),
         "message": result.message,
     }
+
+
+def miss_reason(result, reference) -> str:
+    """Which of ``MISS_REASONS`` explains a wrong or missing answer on a map holding the ligand (the deposited pose ``reference``)."""
+    from scipy.spatial import cKDTree
+
+    from ligfit.ligand import heavy_atom_mol
+
+    truth = reference.GetConformer().GetPositions()
+    shares = {blob.rank: float(np.mean(cKDTree(blob.points).query(truth)[0] < IN_BLOB_DISTANCE)) for blob in result.blobs}
+    holding = max(result.blobs, key=lambda blob: shares[blob.rank], default=None)
+    if holding is None or shares[holding.rank] < IN_BLOB_SHARE:
+        return MISS_REASONS[0]
+    if holding.explanation:
+        return MISS_REASONS[1]
+    in_blob = [pose for pose in result.poses if pose.blob_rank == holding.rank]
+    if not in_blob:
+        return MISS_REASONS[2]
+    if result.found and result.placements[0].blob_rank == holding.rank:
+        return MISS_REASONS[4]
+    rmsds = [ligand_rmsd(heavy_atom_mol(result.ligand, pose.coordinates), reference) for pose in in_blob]
+    if result.found:
+        return MISS_REASONS[5]
+    return MISS_REASONS[3] if min(rmsds) <= SUCCESS_RMSD else MISS_REASONS[4]
 
 
 def _blob_note(result) -> str:
@@ -94,6 +130,13 @@ def summarise(rows: list[dict]) -> str:
         right = sum(r["right"] for r in subset)
         rate = f"{right / len(subset):.0%}" if subset else "–"
         lines.append(f"| {label} ({low:.1f}–{min(high, 1.0):.1f}) | {len(subset)} | {right} | {rate} |")
+    misses = [r for r in rows if not r["decoy"] and not r["right"]]
+    if misses:
+        lines += ["", "| why a map with the ligand was missed | maps |", "|---|---|"]
+        for reason in MISS_REASONS:
+            count = sum(r["miss"] == reason for r in misses)
+            if count:
+                lines.append(f"| {reason} | {count} |")
     seconds = [r["seconds"] for r in rows]
     lines.append(
         f"\nmedian build {np.median(seconds):.1f} s, max {max(seconds):.1f} s (one build at a time; load {os.getloadavg()[0]:.1f} at the end)"
