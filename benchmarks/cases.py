@@ -15,6 +15,7 @@ import os
 import subprocess
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TypeVar
 
 import gemmi
 import numpy as np
@@ -53,7 +54,10 @@ class Case:
     resolution: float
 
 
-def with_overrides(options, settings: list[str] | None):
+Options = TypeVar("Options")  # a frozen options dataclass (RefinementOptions, ...)
+
+
+def with_overrides(options: Options, settings: list[str] | None) -> Options:
     """``options`` (a frozen dataclass) with ``NAME=VALUE`` settings applied, each VALUE read as its field's type.
 
     What the benchmarks' ``--set`` gives: e.g. ``--set anneal_steps=300 minimise_iterations=100`` to measure a

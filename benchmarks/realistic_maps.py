@@ -97,12 +97,10 @@ def miss_reason(result, reference) -> str:
     in_blob = [pose for pose in result.poses if pose.blob_rank == holding.rank]
     if not in_blob:
         return MISS_REASONS[2]
-    if result.found and result.placements[0].blob_rank == holding.rank:
-        return MISS_REASONS[4]
-    rmsds = [ligand_rmsd(heavy_atom_mol(result.ligand, pose.coordinates), reference) for pose in in_blob]
     if result.found:
-        return MISS_REASONS[5]
-    return MISS_REASONS[3] if min(rmsds) <= SUCCESS_RMSD else MISS_REASONS[4]
+        return MISS_REASONS[4] if result.placements[0].blob_rank == holding.rank else MISS_REASONS[5]
+    best = min(ligand_rmsd(heavy_atom_mol(result.ligand, pose.coordinates), reference) for pose in in_blob)
+    return MISS_REASONS[3] if best <= SUCCESS_RMSD else MISS_REASONS[4]
 
 
 def _blob_note(result) -> str:
