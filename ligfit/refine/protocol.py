@@ -1,10 +1,11 @@
-"""Joint protein–ligand refinement against the map: minimise, anneal, minimise, from several docked poses.
+"""Joint protein–ligand refinement against the map: minimise, anneal, minimise, from the top docked pose (or several).
 
-Per start pose: L-BFGS minimisation, then, for the top docked start and any start that fits
-the map about as well once minimised, a short Langevin anneal (ligand and pocket side chains
-moving in the map, backbone restrained, linear cooling to 0 K) and a final minimisation. The
-start whose refined complex has the lowest force field + restraint + map energy wins; a start
-whose ligand changed its stereochemistry on the way is discarded. Ligands no force field
+The first ``RefinementOptions.starts`` distinct docked poses are refined (default one). Per start pose:
+L-BFGS minimisation, then, for the top docked start and any start that fits the map about as well
+once minimised, a short Langevin anneal (ligand and pocket side chains moving in the map, backbone
+restrained, linear cooling to 0 K) and a final minimisation. Of several starts, the one whose
+refined complex has the lowest force field + restraint + map energy wins (:func:`choose_start`); a
+start whose ligand changed its stereochemistry on the way is discarded. Ligands no force field
 covers, and refinements that fail numerically, leave the docked pose as it was, with a message.
 """
 
