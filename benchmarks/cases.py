@@ -22,6 +22,7 @@ import numpy as np
 from rdkit import Chem
 
 from ligfit import io, maps
+from ligfit.errors import LigfitError
 from ligfit.maps import DensityMap
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,14 +66,17 @@ def with_overrides(options: Options, settings: list[str] | None) -> Options:
     """
     types = {field.name: type(getattr(options, field.name)) for field in fields(options)}
     types = {name: float if kind is type(None) else kind for name, kind in types.items()}  # optional numbers
-    changes = {}
     for setting in settings or []:
         name, _, value = setting.partition("=")
         if name not in types or not value:
             raise SystemExit(f"--set {setting!r}: use NAME=VALUE with NAME one of {', '.join(types)}")
         kind = types[name]
-        changes[name] = None if value == "None" else (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
-    return replace(options, **changes)
+        try:
+            parsed = None if value == "None" else (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+            options = replace(options, **{name: parsed})
+        except (ValueError, TypeError, LigfitError) as error:  # not of the field's type, or refused by the options' own checks
+            raise SystemExit(f"--set {setting!r}: {error}") from None
+    return options
 
 
 def complex_entries(root: Path) -> list[dict]:
