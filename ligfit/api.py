@@ -54,6 +54,7 @@ def build(
     sequence: SequenceInput = BuildOptions.sequence,
     trace: TraceOptions | None = None,
     fit_model: bool | None = BuildOptions.fit_model,
+    build_loops: bool = BuildOptions.build_loops,
     progress: Progress = no_progress,
 ) -> BuildResult:
     """Find where ``ligand`` sits in ``density_map`` around ``model`` and place it.
@@ -72,7 +73,10 @@ def build(
     model de novo with the backbone network and thread this sequence onto it (``trace`` sets how;
     default :data:`ligfit.trace.BUILD_TRACE`). ``fit_model``: place ``model`` in the map first, as
     :func:`fit` does (None: when it carries pLDDT and is not placed yet; an experimental model that
-    does not fit is refused instead). ``progress`` hears each stage (see :class:`ligfit.runtime.Progress`).
+    does not fit is refused instead). ``build_loops``: build the short gaps of ``model`` whose loop
+    the map holds (backbone and Cβ, used to explain their density; the written model is not
+    changed), so that an unmodelled loop is not taken for a ligand. ``progress`` hears each stage
+    (see :class:`ligfit.runtime.Progress`).
 
     Returns a :class:`BuildResult`; ``result.found`` says whether the density supports a pose.
     Raises a ``LigfitError`` for bad input.
@@ -96,6 +100,7 @@ def build(
         sequence=sequence,
         trace=trace or BUILD_TRACE,
         fit_model=fit_model,
+        build_loops=build_loops,
     )
     return run_build(density_map, ligand, model, options, progress, parameter_cache)
 

@@ -273,6 +273,11 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--no-templates", action="store_true", help="dock from the density alone, without template seeds")
     build.add_argument(
+        "--no-loops",
+        action="store_true",
+        help="do not build the short gaps of the model whose loop the map holds (built only to explain their density; never written)",
+    )
+    build.add_argument(
         "--no-refine", action="store_true", help="skip the OpenMM refinement of ligand and pocket against the map (write the docked pose)"
     )
     build.add_argument("--seed", type=_SEED, default=BuildOptions.seed, help="random seed (default: %(default)s)")
@@ -500,6 +505,7 @@ def _build(args: argparse.Namespace) -> int:
         templates=args.templates,
         refine=not args.no_refine,
         sequence=args.sequence,
+        build_loops=not args.no_loops,
         fit_model={"auto": None, "yes": True, "no": False}[args.fit_model],
         progress=args.progress,
     )

@@ -21,6 +21,10 @@ from ligfit.errors import BadModelError, OutputExistsError
 
 log = logging.getLogger(__name__)
 
+#: ``gemmi.Residue.flag`` of the residues ligfit builds into a given model (``ligfit.trace.loops``): read where the
+#: density around them is judged (``ligfit.segment.attachments``).
+BUILT_RESIDUE_FLAG = "b"
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:

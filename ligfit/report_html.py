@@ -236,10 +236,21 @@ def _scene_section(scene: LigandScene, density: DensityMap, level: float | None,
     return "\n".join(parts)
 
 
+def _loops_note(report: dict) -> str:
+    """What ``ligfit.trace.loops`` built into the model's gaps to explain their density (nothing when it built nothing)."""
+    built = ((report.get("inputs") or {}).get("missing_loops") or {}).get("built") or []
+    if not built:
+        return ""
+    return (
+        f"<p class=note>Loops the model leaves out and the map holds, built (backbone and Cβ) and subtracted with the model so that "
+        f"their density is not taken for a ligand; not written to the model: {escape(', '.join(built))}.</p>"
+    )
+
+
 def _blob_section(report: dict, difference: DensityMap | None, protein: io.AtomTable | None) -> str:
     blobs = report.get("blobs") or []
     if not blobs:
-        return "<h2>Unexplained density</h2><p>No blob above the threshold.</p>"
+        return f"<h2>Unexplained density</h2><p>No blob above the threshold.</p>{_loops_note(report)}"
     threshold = (report.get("options") or {}).get("threshold", 3.0)
     columns = [
         ("rank", "rank", 0), ("peak_sigma", "peak σ", 1), ("mean_sigma", "mean σ", 1), ("volume_A3", "volume Å³", 0),
@@ -262,7 +273,7 @@ def _blob_section(report: dict, difference: DensityMap | None, protein: io.AtomT
                 f"{_num(blob['volume_A3'], 0)} Å³</figcaption></figure>"
             )
     return (
-        f"<h2>Unexplained density (blobs of the difference map above {_num(threshold, 1)} σ)</h2>{table}"
+        f"<h2>Unexplained density (blobs of the difference map above {_num(threshold, 1)} σ)</h2>{_loops_note(report)}{table}"
         + (f"<div class=blobs>{''.join(figures)}</div><p class=note>Difference map (map minus the model's simulated density) at "
            f"{_num(threshold, 1)} σ within the blob; nearby model atoms in grey.</p>" if figures else "")
     )  # fmt: skip

@@ -402,15 +402,19 @@ def _distance_to_points(density_map: DensityMap, points: np.ndarray, cap: float)
     return np.minimum(distances, cap).reshape(density_map.shape)
 
 
-#: Heavy atoms beyond Cβ in each standard amino acid's side chain.
+#: Heavy atoms beyond Cβ in each standard amino acid's side chain; UNK (a residue of unknown type, as ``ligfit.trace.loops``
+#: builds where the model has no sequence) as the largest (Trp), since it may be any.
 SIDE_CHAIN_ATOMS = {
     "ALA": 0, "GLY": 0, "SER": 1, "CYS": 1, "VAL": 2, "THR": 2, "PRO": 2, "ILE": 3, "LEU": 3, "ASP": 3, "ASN": 3, "MET": 3,
     "GLU": 4, "GLN": 4, "LYS": 4, "HIS": 5, "PHE": 6, "ARG": 6, "TYR": 7, "TRP": 9,
+    "UNK": 9,
 }  # fmt: skip
 #: Heavy atoms per residue, for how much an unmodelled stretch of residues can hold.
 ATOMS_PER_RESIDUE = 8.5
 #: A blob within this distance (Å) of where unmodelled protein would attach starts at that attachment.
 ATTACHMENT_DISTANCE = 1.6
+#: ... from the Cβ of a residue ``ligfit.trace.loops`` built (its Cα lie 0.4–1.5 Å from the deposited ones on the realistic maps).
+BUILT_ATTACHMENT_DISTANCE = 2.5
 #: ... and the difference density there is at least this (σ) for a backbone continuation.
 ATTACHMENT_DENSITY = 2.0
 #: Å: the C–N peptide bond, placing the next residue's N after an open C end (planar with the end's O and Cα).
@@ -440,6 +444,12 @@ class Attachment:
     capacity: float  # heavy atoms the unmodelled part can hold (inf at a chain terminus)
     backbone: bool
     gap: str | None = None  # the chain gap this end opens onto (both ends of one gap share it; their capacity is one)
+    built: bool = False  # the side chain of a residue ``ligfit.trace.loops`` built (its Cβ less sure: a longer reach)
+
+    @property
+    def reach(self) -> float:
+        """Å: a blob this close to ``point`` starts there."""
+        return BUILT_ATTACHMENT_DISTANCE if self.built else ATTACHMENT_DISTANCE
 
 
 def attachments(structure: gemmi.Structure) -> list[Attachment]:
@@ -453,14 +463,13 @@ def attachments(structure: gemmi.Structure) -> list[Attachment]:
             missing = SIDE_CHAIN_ATOMS[residue.name] - side
             label = f"{chain.name}{residue.seqid.num}"
             if missing >= 2 and "CB" in atoms:
-                found.append(
-                    Attachment(
-                        atoms["CB"],
-                        f"the side chain of {residue.name} {label} (cut short in the model)",
-                        missing + 1.0,
-                        False,
-                    )
+                built = residue.flag == io.BUILT_RESIDUE_FLAG
+                why = (
+                    "(cut short in the model)"
+                    if not built
+                    else "(ligfit built the loop" + (", its type unknown)" if residue.name == "UNK" else ")")
                 )
+                found.append(Attachment(atoms["CB"], f"the side chain of {residue.name} {label} {why}", missing + 1.0, False, built=built))
             if not {"N", "CA", "C"} <= atoms.keys():
                 continue
             after = residues[index + 1] if index + 1 < len(residues) else None
@@ -537,7 +546,7 @@ def explain_as_protein(
     heights = difference.difference.interpolate(points)
     tree = cKDTree(protein_coordinates) if protein_coordinates is not None and len(protein_coordinates) else None
     marked = []
-    reach = max(ATTACHMENT_DISTANCE, GAP_BOTH_ENDS_DISTANCE)
+    reach = max(ATTACHMENT_DISTANCE, GAP_BOTH_ENDS_DISTANCE, *(site.reach for site in sites))
     for blob in blobs:
         distance, _ = cKDTree(blob.points).query(points, distance_upper_bound=reach + 1e-6)  # per site, inf beyond
         ends_reached: dict[str, int] = {}
@@ -547,7 +556,7 @@ def explain_as_protein(
         touching = [
             site
             for site, gap, height in zip(sites, distance, heights)
-            if (gap <= ATTACHMENT_DISTANCE and (not site.backbone or height >= ATTACHMENT_DENSITY)) or ends_reached.get(site.gap, 0) >= 2
+            if (gap <= site.reach and (not site.backbone or height >= ATTACHMENT_DENSITY)) or ends_reached.get(site.gap, 0) >= 2
         ]
         capacity = sum({site.gap or site.what: site.capacity for site in touching}.values())
         size = blob.estimated_heavy_atoms if blob.estimated_heavy_atoms is not None else blob.volume / 10.0
