@@ -36,8 +36,14 @@ RESOLUTION_GRADIENT = 0.8  # Å worse at the far side of the box
 SHARPENING_B = -30.0  # Å²
 
 
-def realistic_case(root, entry: str, resolution: float, with_ligand: bool = True, seed: int = 0) -> tuple[Case, dict]:
-    """The case (map, incomplete model, SMILES, reference) and a record of what was left unmodelled."""
+def realistic_case(
+    root, entry: str, resolution: float, with_ligand: bool = True, seed: int = 0, with_sequence: bool = False
+) -> tuple[Case, dict]:
+    """The case (map, incomplete model, SMILES, reference) and a record of what was left unmodelled.
+
+    ``with_sequence``: the model carries its chains' sequences (the pocket's residues in order, the
+    unmodelled loop's too), as a deposited mmCIF's entity_poly_seq does; without it, none (a bare PDB).
+    """
     rng = np.random.default_rng([seed, int(resolution * 10), sum(map(ord, entry))])
     folder = root / "complexes" / entry
     pocket = io.read_structure(folder / f"{entry}_pocket.pdb")
@@ -50,6 +56,8 @@ def realistic_case(root, entry: str, resolution: float, with_ligand: bool = True
     truth = pocket.clone()
     model = pocket.clone()
     loop = _unmodelled_loop(model, ligand_xyz, rng)
+    if with_sequence:
+        _give_sequences(model, truth)
     truncated = _truncate_side_chains(model, ligand_xyz, rng, exclude=set(loop))
     protein_xyz = io.heavy_atoms(truth, exclude_residues=frozenset()).coordinates
     b_protein = np.array([a.b_iso for ch in truth[0] for r in ch for a in r if not a.is_hydrogen()])
@@ -93,6 +101,26 @@ def realistic_case(root, entry: str, resolution: float, with_ligand: bool = True
         "truth": truth,  # the structure the map was simulated from (for diagnosing what a placement sits in)
     }
     return Case(name, density, model, smiles, reference, resolution), record
+
+
+def _give_sequences(model: gemmi.Structure, truth: gemmi.Structure) -> None:
+    """One polymer entity per chain of ``model`` whose sequence is ``truth``'s residues of that chain, label_seq numbered along it."""
+    entities = gemmi.EntityList()
+    for chain in truth[0]:
+        residues = [r for r in chain if _is_amino_acid(r)]
+        index = {(r.seqid.num, r.seqid.icode): k + 1 for k, r in enumerate(residues)}
+        entity = gemmi.Entity(f"{chain.name}_polymer")
+        entity.entity_type = gemmi.EntityType.Polymer
+        entity.polymer_type = gemmi.PolymerType.PeptideL
+        entity.full_sequence = [r.name for r in residues]
+        subchains = set()
+        for residue in model[0][chain.name]:
+            if (residue.seqid.num, residue.seqid.icode) in index and _is_amino_acid(residue):
+                residue.label_seq = index[(residue.seqid.num, residue.seqid.icode)]
+                subchains.add(residue.subchain)
+        entity.subchains = sorted(subchains)
+        entities.append(entity)
+    model.entities = entities
 
 
 def _realistic_map(truth: gemmi.Structure, grid: DensityMap, resolution: float, rng: np.random.Generator) -> DensityMap:

@@ -49,12 +49,14 @@ MISS_REASONS = (
 )
 
 
-def run_one(root: Path, entry: str, resolution: float, decoy: bool, seed: int, build_loops: bool = True) -> dict:
+def run_one(
+    root: Path, entry: str, resolution: float, decoy: bool, seed: int, build_loops: bool = True, with_sequence: bool = False
+) -> dict:
     import ligfit
     from ligfit.ligand import heavy_atom_mol
     from ligfit.records import confidence_label
 
-    case, record = realistic_case(root, entry, resolution, with_ligand=not decoy, seed=seed)
+    case, record = realistic_case(root, entry, resolution, with_ligand=not decoy, seed=seed, with_sequence=with_sequence)
     started = time.perf_counter()
     result = ligfit.build(case.density, case.smiles, case.model, resolution=resolution, build_loops=build_loops)
     seconds = time.perf_counter() - started
@@ -166,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="seed of the entry sample (0 is the placement benchmark's)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "realistic_maps.csv")
     parser.add_argument("--no-loops", action="store_true", help="build without ligfit.trace.loops (the unmodelled loop stays a gap)")
+    parser.add_argument("--with-sequence", action="store_true", help="the model carries its sequence (as a deposited mmCIF does)")
     args = parser.parse_args(argv)
     root = data_root()
     if root is None:
@@ -180,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         for resolution in args.resolutions:
             for decoy in (False, True):
                 for entry in sample:
-                    row = run_one(root, entry, resolution, decoy, args.seed, build_loops=not args.no_loops)
+                    row = run_one(
+                        root, entry, resolution, decoy, args.seed, build_loops=not args.no_loops, with_sequence=args.with_sequence
+                    )
                     writer.writerow(row)
                     handle.flush()
                     rows.append(row)
@@ -188,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {row['case']:24s} {what:24s} conf {row['confidence']:.2f} {row['seconds']:6.1f} s  {row['blob_note'][:60]}",
                           file=sys.stderr, flush=True)  # fmt: skip
     loops = "off (--no-loops)" if args.no_loops else "on"
-    print(f"ligfit realistic-map benchmark ({len(sample)} entries, seed {args.seed}, loop building {loops}); rows in {args.out}")
+    sequence = ", the model with its sequence" if args.with_sequence else ""
+    print(f"ligfit realistic-map benchmark ({len(sample)} entries, seed {args.seed}, loop building {loops}{sequence}); rows in {args.out}")
     print(summarise(rows))
     return 0
 

@@ -59,8 +59,9 @@ class LoopOptions:
     coarse_directions: int = 120
     coarse_margin: float = 1.0
 
-    def coarse(self) -> LoopOptions:
-        return replace(self, beam=self.coarse_beam, directions=self.coarse_directions, rescore=0)
+    def coarse(self, directions: int | None = None) -> LoopOptions:
+        """The coarse search's options (``directions``: another sphere than ``coarse_directions``)."""
+        return replace(self, beam=self.coarse_beam, directions=directions or self.coarse_directions, rescore=0)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,9 @@ def build_missing_loops(structure: gemmi.Structure, difference: DensityMap, opti
         label = f"{gap.chain}:{gap.first.seqid.num + 1}-{gap.last.seqid.num - 1} ({gap.missing} residues)"
         # a coarse search first: a gap whose loop is not in the map (most) costs a tenth of the full one
         path = _best_path(gap, difference, model_xyz, options.coarse())
-        if path is None or path[1] >= options.min_density - options.coarse_margin:  # (the coarse sphere may miss a tight path)
+        if path is None:  # the coarse sphere may miss a tight path: the full sphere, the coarse beam
+            path = _best_path(gap, difference, model_xyz, options.coarse(directions=options.directions))
+        if path is not None and path[1] >= options.min_density - options.coarse_margin:
             path = _best_path(gap, difference, model_xyz, options)
         if path is None:
             open_gaps.append(f"{label}: no path of that length joins its ends")
