@@ -6,11 +6,13 @@ then marks as unmodelled protein, ligand and all. For each gap of a few residues
 residues of one chain (numbering says how many are missing), the Cα path is searched as a beam:
 3.8 Å steps over a sphere of directions, the first and last Cα at peptide distance from the
 flanking C and N, Cα–Cα–Cα angles as in proteins, no clash with the model, and the path reaching
-the far end with the residues left; the path with the most difference density at its Cα and along
-its links wins. Backbone atoms come from the peptide table (``ligfit.backbone.geometry``), Cβ from
-ideal geometry, residue names from the model's sequence when it has one (else UNK): side chains are
-not built. A loop is kept only where the density holds it (``LoopOptions.min_density``); the rest
-stay gaps. The loops are used to explain density, never written into the user's model.
+the far end with the residues left, ranked by the difference density at its Cα and along its links;
+the best paths are then rescored by the density at their whole backbone and Cβ (a Cα path alone runs
+as well through a ligand beside the loop). Backbone atoms come from the peptide table
+(``ligfit.backbone.geometry``), Cβ from ideal geometry, residue names from the model's sequence
+when it has one (else UNK): side chains are not built. A loop is kept only where the density holds
+it (``LoopOptions.min_density``); the rest stay gaps. The loops are used to explain density, never
+written into the user's model.
 """
 
 from __future__ import annotations
@@ -143,8 +145,6 @@ def _gaps(structure: gemmi.Structure, options: LoopOptions) -> list[_Gap]:
             missing = last.seqid.num - first.seqid.num - 1
             if not 1 <= missing <= options.max_residues or last.seqid.icode != " " or first.seqid.icode != " ":
                 continue
-            if any(first.find_atom(name, "*") is None for name in ("C", "CA")) or last.find_atom("N", "*") is None:
-                continue
             if first.find_atom("C", "*").pos.dist(last.find_atom("N", "*").pos) < PEPTIDE_BOND_MAX:
                 continue  # numbered with a gap, but bonded: nothing is missing
             span = first.find_atom("CA", "*").pos.dist(last.find_atom("CA", "*").pos)
@@ -184,9 +184,7 @@ def _gap_names(sequence: list[str] | None, first: gemmi.Residue, last: gemmi.Res
     """The missing residues' names from the sequence when its numbering agrees with the model's, else UNK (unknown type)."""
     if sequence and first.label_seq and last.label_seq and last.label_seq - first.label_seq - 1 == missing:
         names = sequence[first.label_seq : last.label_seq - 1]
-        if len(names) == missing and all(
-            gemmi.find_tabulated_residue(n) and gemmi.find_tabulated_residue(n).is_amino_acid() for n in names
-        ):
+        if len(names) == missing and all(_is_amino_acid(name) for name in names):
             return list(names)
     return [UNKNOWN] * missing
 
