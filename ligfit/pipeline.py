@@ -333,9 +333,8 @@ class _ProteinInputs:
 
     density: DensityMap
     structure: gemmi.Structure | None  # the model written out with the ligand
-    search_structure: (
-        gemmi.Structure | None
-    )  # the model subtracted from the map (a traced one stopped at Cβ; with the loops ligfit.trace.loops built)
+    # the model subtracted from the map (a traced one stopped at Cβ; with the loops ligfit.trace.loops built)
+    search_structure: gemmi.Structure | None
     atoms: AtomTable | None  # heavy atoms of ``search_structure`` (a traced model: of ``trace.contact_model``)
     traced: TraceResult | None
     inputs: dict
@@ -586,7 +585,7 @@ def _unexplained_density(
     Short gaps in a given model whose loop is in the map are built first (``ligfit.trace.loops``) and
     subtracted with it: the protein comes back with them in its search model (which the blobs are
     judged against), not in its atoms (which docking avoids: a built loop is ~0.7 Å off, and as a
-    wall it pushed ligands beside it 1 Å off on the realistic maps).
+    wall it moved ligands beside it by up to 1.2 Å on the realistic maps, for no gain overall).
     """
     difference = segment.difference_map(protein.density, protein.search_structure, options.resolution)
     if protein.structure is not None and protein.traced is None:
@@ -613,7 +612,7 @@ def _unexplained_density(
 def _with_missing_loops(
     protein: _ProteinInputs, difference: segment.DifferenceMap, options: BuildOptions
 ) -> tuple[_ProteinInputs, segment.DifferenceMap]:
-    """The protein with the short loops its model leaves out and the map holds built into its search model, and the difference map without them."""
+    """The protein with the short loops its model leaves out (and the map holds) in its search model; the difference map again."""
     loops = build_missing_loops(protein.search_structure, difference.difference)
     inputs = {**protein.inputs, "missing_loops": loops.summary()}
     if not loops.built:
