@@ -259,6 +259,12 @@ def remove_residues(structure: gemmi.Structure, name: str) -> int:
     return removed
 
 
+def is_amino_acid(name: str) -> bool:
+    """Whether gemmi's residue table knows ``name`` as an amino acid (standard or modified)."""
+    info = gemmi.find_tabulated_residue(str(name))
+    return info is not None and info.is_amino_acid()
+
+
 def new_atom(name: str, element: str, position, occupancy: float = 1.0, b_factor: float = 30.0) -> gemmi.Atom:
     """A gemmi atom with these attributes (position in Å, any 3-sequence)."""
     atom = gemmi.Atom()

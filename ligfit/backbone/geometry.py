@@ -30,6 +30,13 @@ TABLE = WEIGHTS_DIR / "peptides.npz"
 BOND_N_CA, BOND_CA_C, BOND_C_O = 1.458, 1.525, 1.231
 
 
+def sphere_directions(count: int) -> np.ndarray:
+    """``count`` unit vectors (count, 3) spread evenly over the sphere (a Fibonacci lattice)."""
+    index = np.arange(count) + 0.5
+    polar, azimuth = np.arccos(1 - 2 * index / count), np.pi * (1 + 5**0.5) * index
+    return np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], axis=1)
+
+
 def peptide_frames(ca: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local frames (origin Cα(i), rows x, y, z) and quadrilateral features of each peptide of a chain.
 

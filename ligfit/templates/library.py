@@ -153,7 +153,7 @@ def pocket_around(protein: AtomTable, points: np.ndarray, radius: float = POCKET
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     atom_residue = np.cumsum(np.r_[True, keys[1:] != keys[:-1]]) - 1
     near = np.maximum.reduceat(np.isfinite(distances), starts)
-    amino = np.array([_is_amino_acid(name) for name in protein.residue_name[starts]], dtype=bool)
+    amino = np.array([io.is_amino_acid(name) for name in protein.residue_name[starts]], dtype=bool)
     chosen = np.flatnonzero(near & amino)
     if len(chosen) == 0:
         return _empty_pocket()
@@ -174,11 +174,6 @@ def pocket_around(protein: AtomTable, points: np.ndarray, radius: float = POCKET
 def _empty_pocket() -> Pocket:
     text = np.array([], dtype=str)
     return Pocket(text, np.array([], dtype=int), text, np.array([], dtype=int), text, text, np.zeros((0, 3)))
-
-
-def _is_amino_acid(name: str) -> bool:
-    info = gemmi.find_tabulated_residue(str(name))
-    return info is not None and info.is_amino_acid()
 
 
 def _one_letter(name: str) -> str:

@@ -243,9 +243,7 @@ def lone_residue_backbone(ca: np.ndarray, predictions: VoxelPredictions, directi
     P(N) + P(C) whose N–Cα–C angle lies within 100–122° (validation pockets at 3–4 Å: median
     direction error 26° for N, 17° for C at the true Cα).
     """
-    index = np.arange(directions) + 0.5
-    polar, azimuth = np.arccos(1 - 2 * index / directions), np.pi * (1 + 5**0.5) * index
-    unit = np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], axis=1)
+    unit = geometry.sphere_directions(directions)
     p_n = predictions.sample("n", ca + geometry.BOND_N_CA * unit)
     p_c = predictions.sample("c", ca + geometry.BOND_CA_C * unit)
     cosine = unit @ unit.T

@@ -24,8 +24,8 @@ import gemmi
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ligfit import io
 from ligfit.backbone import geometry
-from ligfit.io import BUILT_RESIDUE_FLAG
 from ligfit.maps import DensityMap
 
 log = logging.getLogger(__name__)
@@ -68,9 +68,10 @@ class LoopOptions:
 
 @dataclass(frozen=True)
 class BuiltLoop:
-    """One gap filled: chain, the residue numbers before and after it, and the new residues."""
+    """One gap filled: its chain (name, and place in the model: names may repeat), the residue numbers around it, the new residues."""
 
     chain: str
+    chain_index: int
     after: int
     before: int
     names: list[str]
@@ -96,6 +97,7 @@ class LoopResult:
 @dataclass(frozen=True)
 class _Gap:
     chain: str
+    chain_index: int
     first: gemmi.Residue  # the residue before the gap
     last: gemmi.Residue  # the residue after it
     missing: int
@@ -110,7 +112,7 @@ def build_missing_loops(structure: gemmi.Structure, difference: DensityMap, opti
     gaps = _gaps(structure, options)
     if not gaps:
         return LoopResult(structure)
-    model_xyz = np.array([atom.pos.tolist() for chain in structure[0] for residue in chain for atom in residue if not atom.is_hydrogen()])
+    model_xyz = io.heavy_atoms(structure, exclude_residues=frozenset()).coordinates
     built, open_gaps = [], []
     for gap in gaps:
         label = f"{gap.chain}:{gap.first.seqid.num + 1}-{gap.last.seqid.num - 1} ({gap.missing} residues)"
@@ -127,7 +129,9 @@ def build_missing_loops(structure: gemmi.Structure, difference: DensityMap, opti
         if density < options.min_density:
             open_gaps.append(f"{label}: the density along the best path is {density:.1f} σ")
             continue
-        built.append(BuiltLoop(gap.chain, gap.first.seqid.num, gap.last.seqid.num, gap.names, _residue_atoms(gap, ca), density))
+        built.append(
+            BuiltLoop(gap.chain, gap.chain_index, gap.first.seqid.num, gap.last.seqid.num, gap.names, _residue_atoms(gap, ca), density)
+        )
     if not built:
         return LoopResult(structure, [], open_gaps)
     for loop in built:
@@ -138,7 +142,7 @@ def build_missing_loops(structure: gemmi.Structure, difference: DensityMap, opti
 def _gaps(structure: gemmi.Structure, options: LoopOptions) -> list[_Gap]:
     found = []
     sequences = _sequences(structure)
-    for chain in structure[0]:
+    for chain_index, chain in enumerate(structure[0]):
         residues = [r for r in chain if all(r.find_atom(name, "*") is not None for name in ("N", "CA", "C"))]  # HIE, MSE, ... too
         for index in range(len(residues) - 1):
             first, last = residues[index], residues[index + 1]
@@ -155,28 +159,30 @@ def _gaps(structure: gemmi.Structure, options: LoopOptions) -> list[_Gap]:
             found.append(
                 _Gap(
                     chain.name,
+                    chain_index,
                     first,
                     last,
                     missing,
                     None if previous is None else _xyz(previous, "CA"),
                     None if following is None else _xyz(following, "CA"),
-                    _gap_names(sequences.get(chain.name), first, last, missing),
+                    _gap_names(sequences.get(chain_index), first, last, missing),
                 )
             )
     return found
 
 
-def _sequences(structure: gemmi.Structure) -> dict[str, list[str]]:
-    """Each chain's full sequence (residue names) where the file gives one (SEQRES, entity_poly_seq)."""
-    by_chain = {}
+def _sequences(structure: gemmi.Structure) -> dict[int, list[str]]:
+    """Each chain's full sequence (residue names) by its place in the model, where the file gives one (SEQRES, entity_poly_seq)."""
+    by_subchain = {}
     for entity in structure.entities:
-        if entity.entity_type != gemmi.EntityType.Polymer or not entity.full_sequence:
-            continue
-        names = [gemmi.Entity.first_mon(item) for item in entity.full_sequence]
-        for subchain in entity.subchains:
-            for chain in structure[0]:
-                if any(residue.subchain == subchain for residue in chain):
-                    by_chain[chain.name] = names
+        if entity.entity_type == gemmi.EntityType.Polymer and entity.full_sequence:
+            names = [gemmi.Entity.first_mon(item) for item in entity.full_sequence]
+            by_subchain.update(dict.fromkeys(entity.subchains, names))
+    by_chain = {}
+    for index, chain in enumerate(structure[0]):
+        names = next((by_subchain[residue.subchain] for residue in chain if residue.subchain in by_subchain), None)
+        if names is not None:
+            by_chain[index] = names
     return by_chain
 
 
@@ -184,24 +190,13 @@ def _gap_names(sequence: list[str] | None, first: gemmi.Residue, last: gemmi.Res
     """The missing residues' names from the sequence when its numbering agrees with the model's, else UNK (unknown type)."""
     if sequence and first.label_seq and last.label_seq and last.label_seq - first.label_seq - 1 == missing:
         names = sequence[first.label_seq : last.label_seq - 1]
-        if len(names) == missing and all(_is_amino_acid(name) for name in names):
+        if len(names) == missing and all(io.is_amino_acid(name) for name in names):
             return list(names)
     return [UNKNOWN] * missing
 
 
-def _is_amino_acid(name: str) -> bool:
-    info = gemmi.find_tabulated_residue(name)
-    return info is not None and info.is_amino_acid()
-
-
 def _xyz(residue: gemmi.Residue, name: str) -> np.ndarray:
     return np.array(residue.find_atom(name, "*").pos.tolist())
-
-
-def _sphere(count: int) -> np.ndarray:
-    index = np.arange(count) + 0.5
-    polar, azimuth = np.arccos(1 - 2 * index / count), np.pi * (1 + 5**0.5) * index
-    return np.stack([np.cos(azimuth) * np.sin(polar), np.sin(azimuth) * np.sin(polar), np.cos(polar)], axis=1)
 
 
 def _best_path(gap: _Gap, difference: DensityMap, model_xyz: np.ndarray, options: LoopOptions) -> tuple[np.ndarray, float] | None:
@@ -216,7 +211,7 @@ def _best_path(gap: _Gap, difference: DensityMap, model_xyz: np.ndarray, options
     # the flanking residues' own backbone may sit close to the first and last new Cα
     distance_to_flank, _ = flank_tree.query(near)
     walls = cKDTree(near[distance_to_flank > 0.01]) if len(near) else None
-    steps = _sphere(options.directions) * CA_STEP
+    steps = geometry.sphere_directions(options.directions) * CA_STEP
     capped = lambda points: np.clip(difference.interpolate(points), -options.density_cap, options.density_cap)  # noqa: E731
 
     paths = start[None, None]  # (beam, length, 3): the gap's start, then the new Cα
@@ -240,11 +235,10 @@ def _best_path(gap: _Gap, difference: DensityMap, model_xyz: np.ndarray, options
                 )
         else:
             keep &= to_end >= options.new_ca_distance
-        previous = (
-            paths[:, -2] if paths.shape[1] >= 2 else None if gap.previous_ca is None else np.repeat(gap.previous_ca[None], len(paths), 0)
-        )
-        if previous is not None:
-            keep &= _angle_ok(previous[parent], current[parent], candidates, options)
+        if paths.shape[1] >= 2:  # the angle at the Cα being extended: the one before it, or the model's before the gap
+            keep &= _angle_ok(paths[parent, -2], current[parent], candidates, options)
+        elif gap.previous_ca is not None:
+            keep &= _angle_ok(np.broadcast_to(gap.previous_ca, candidates.shape), current[parent], candidates, options)
         candidates, parent = candidates[keep], parent[keep]  # the cheap tests first, then these on what is left
         if len(candidates) and paths.shape[1] >= 2:
             earlier = paths[parent][:, :-1]  # the start and the new Cα so far, but the one being extended
@@ -309,24 +303,19 @@ def _residue_atoms(gap: _Gap, ca: np.ndarray, with_beta: bool = False) -> list[l
 def _with_loops(structure: gemmi.Structure, loops: list[BuiltLoop]) -> gemmi.Structure:
     out = structure.clone()
     for loop in loops:
-        chain = out[0][loop.chain]
-        template = next(r for r in chain if r.seqid.num == loop.after)
+        chain = out[0][loop.chain_index]
+        after = next(i for i, r in enumerate(chain) if r.seqid.num == loop.after and r.seqid.icode == " ")
+        subchain = chain[after].subchain  # read before inserting: gemmi's references into a chain move with it
+        b_factor = chain[after][0].b_iso if len(chain[after]) else 30.0
         for k, (name, atoms) in enumerate(zip(loop.names, loop.atoms)):
             residue = gemmi.Residue()
             residue.name = name
             residue.seqid = gemmi.SeqId(loop.after + 1 + k, " ")
-            residue.subchain = template.subchain
+            residue.subchain = subchain
             residue.entity_type = gemmi.EntityType.Polymer
             residue.het_flag = "A"
-            residue.flag = BUILT_RESIDUE_FLAG  # read by ligfit.segment.attachments
+            residue.flag = io.BUILT_RESIDUE_FLAG  # read by ligfit.segment.attachments
             for atom_name, element, xyz in atoms:
-                atom = gemmi.Atom()
-                atom.name = atom_name
-                atom.element = gemmi.Element(element)
-                atom.pos = gemmi.Position(*map(float, xyz))
-                atom.occ = 1.0
-                atom.b_iso = template[0].b_iso if len(template) else 30.0
-                residue.add_atom(atom)
-            position = next(i for i, r in enumerate(chain) if r.seqid.num > residue.seqid.num)
-            chain.add_residue(residue, position)
+                residue.add_atom(io.new_atom(atom_name, element, xyz, b_factor=b_factor))
+            chain.add_residue(residue, after + 1 + k)
     return out
