@@ -163,7 +163,14 @@ def speedup(
     }
 
 
-def identification(root: Path, quick: bool, workers: int, cases: list[str] | None = None, dump: Path | None = None) -> list[dict]:
+def identification(
+    root: Path,
+    quick: bool,
+    workers: int,
+    cases: list[str] | None = None,
+    dump: Path | None = None,
+    docking: DockingOptions = SCREEN_DOCKING,
+) -> list[dict]:
     """Right CCD code in the top 3? Hemes of EMD-3488, NADP of 3NZD, the EM ligand boxes whose ligand is in the library.
 
     3NZD's other ligand, the inhibitor D2Q, is not in the library (nor a common ligand), so only its
@@ -216,7 +223,7 @@ def identification(root: Path, quick: bool, workers: int, cases: list[str] | Non
     hemes = [b for b in (1, 2, 3, 4) if f"heme{b}" in chosen]
     density, structure, _ = hemoglobin_hemes(root) if hemes else (None, None, None)
     for blob in hemes:
-        result = run_identify(density, structure, ScreenOptions(resolution=3.2, blob=blob, max_blobs=1), workers=workers)
+        result = run_identify(density, structure, ScreenOptions(resolution=3.2, blob=blob, max_blobs=1, docking=docking), workers=workers)
         record(f"EMD-3488 heme blob {blob}", "HEM", result)
 
     if "3nzd" in chosen:
@@ -232,7 +239,11 @@ def identification(root: Path, quick: bool, workers: int, cases: list[str] | Non
 
         xray = maps.read_map(folder / "3nzd.ccp4.gz", around=io.heavy_atoms(model).coordinates)
         site = ",".join(f"{v:.2f}" for v in centre)
-        record("3NZD NADP(H)", "NDP", run_identify(xray, model, ScreenOptions(resolution=1.8, site=site, max_blobs=1), workers=workers))
+        record(
+            "3NZD NADP(H)",
+            "NDP",
+            run_identify(xray, model, ScreenOptions(resolution=1.8, site=site, max_blobs=1, docking=docking), workers=workers),
+        )
 
     library_codes = {
         row.split(",")[0]
@@ -247,7 +258,7 @@ def identification(root: Path, quick: bool, workers: int, cases: list[str] | Non
         record(
             f"{case.name} (EM box)",
             code,
-            run_identify(case.density, None, ScreenOptions(resolution=case.resolution, site=site), workers=workers),
+            run_identify(case.density, None, ScreenOptions(resolution=case.resolution, site=site, docking=docking), workers=workers),
         )
     return results
 
@@ -385,7 +396,7 @@ def main() -> None:
         print(f"workers ratio: {speed['speedup']}; stages 1 worker {speed['stages_1_worker_s']}, 2 workers {speed['stages_2_workers_s']}")
 
     if "identify" not in skip:
-        found = identification(root, not args.identify_all, args.workers, args.identify_cases, args.dump_rows)
+        found = identification(root, not args.identify_all, args.workers, args.identify_cases, args.dump_rows, DOCKING[args.docking])
         write_csv(RESULTS / f"screening_identify{suffix}.csv", found)
         print("\n| blob | true CCD | rank | top 3 (fit score) | hits | 'none fits' (before → after) | docked | time (s) |")
         print("|---|---|---|---|---|---|---|---|")

@@ -316,12 +316,15 @@ def identify(
     out: str | os.PathLike | None = None,
     seed: int = BuildOptions.seed,
     threshold: float = BuildOptions.threshold,
+    quick: bool = False,
+    docking: DockingOptions | None = None,
     progress: Progress = no_progress,
 ):
     """Rank the shipped library of common ligands (cofactors, nucleotides, heme, buffer, detergents,
     lipids, sugars, ions; see ligfit/screen/common_ligands.csv) for one blob (1 = the largest) or a site.
+    Each candidate gets ``screen``'s docking search; ``quick`` and ``docking`` as in :func:`screen`.
     """
-    from ligfit.screen import QUICK_SCREEN_DOCKING, ScreenOptions, run_identify
+    from ligfit.screen import QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, run_identify
 
     options = ScreenOptions(
         resolution=resolution,
@@ -330,7 +333,7 @@ def identify(
         threshold=threshold,
         max_blobs=1,
         seed=seed,
-        docking=QUICK_SCREEN_DOCKING,
+        docking=docking or (QUICK_SCREEN_DOCKING if quick else SCREEN_DOCKING),
     )
     return run_identify(density_map, model, options, top=top, workers=workers, scheduler=scheduler, out=out, progress=progress)
 

@@ -479,6 +479,12 @@ def _add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
 
 
+def _add_quick(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--quick", action="store_true", help="about a quarter of build's docking search per ligand: twice as fast, more true ligands missed"
+    )
+
+
 def _refuse_existing(*paths: Path | None, force: bool) -> None:
     """Refuse an output file that exists (unless --force), is a folder, or cannot be written (checked before any work starts)."""
     for path in paths:
@@ -705,9 +711,7 @@ def _add_screening_commands(commands: argparse._SubParsersAction) -> None:
         help="blob threshold in σ of the difference map (default: %(default)s)",
     )
     screen.add_argument("--seed", type=_SEED, default=BuildOptions.seed, help="random seed (default: %(default)s)")
-    screen.add_argument(
-        "--quick", action="store_true", help="about a quarter of build's docking search per ligand: twice as fast, more true ligands missed"
-    )
+    _add_quick(screen)
     _add_quiet(screen)
     screen.set_defaults(handler=_screen)
 
@@ -732,6 +736,7 @@ def _add_screening_commands(commands: argparse._SubParsersAction) -> None:
         default=BuildOptions.threshold,
         help="blob threshold in σ of the difference map (default: %(default)s)",
     )
+    _add_quick(identify)
     _add_quiet(identify)
     identify.set_defaults(handler=_identify)
 
@@ -769,6 +774,7 @@ def _identify(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         out=args.output,
         threshold=args.threshold,
+        quick=args.quick,
         progress=args.progress,
     )
     print(result.table(args.top))

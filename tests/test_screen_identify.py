@@ -3,15 +3,15 @@ hemes removed from the model) against part of the shipped library of common liga
 
 The library is cut to a few candidates that pass the prefilters (the heme and the three
 cofactors and nucleotide that came closest to it in the full run) and a few the size prefilter
-keeps out (buffer components, a sugar, an ion), so the test docks four ligands (~20 s on 2 cores), with
-the quick search `ligfit identify` uses.
+keeps out (buffer components, a sugar, an ion), so the test docks four ligands, with the full search
+`ligfit identify` uses (~40 s on 2 cores).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from ligfit.screen import QUICK_SCREEN_DOCKING, ScreenOptions, common_library, read_library, run_identify
+from ligfit.screen import SCREEN_DOCKING, ScreenOptions, common_library, read_library, run_identify
 from ligfit.screen.run import prefilter_lines
 
 CANDIDATES = ("HEM", "FAD", "NAD", "ATP", "GOL", "SO4", "NAG", "ZN")
@@ -24,7 +24,7 @@ def heme_identified(data, tmp_path_factory):
     density, structure, _ = hemoglobin_hemes(data)
     library = read_library([entry for entry in common_library().entries if entry.code in CANDIDATES])
     out = tmp_path_factory.mktemp("identify")
-    options = ScreenOptions(resolution=3.2, blob=1, max_blobs=1, docking=QUICK_SCREEN_DOCKING)
+    options = ScreenOptions(resolution=3.2, blob=1, max_blobs=1, docking=SCREEN_DOCKING)
     return run_identify(density, structure, options, library=library, workers=1, out=out), out
 
 
