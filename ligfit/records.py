@@ -105,6 +105,14 @@ class Pose:
     strain: float | None  # MMFF energy above the lowest conformer, kcal/mol
     source: str
     confidence: float = 0.0  # 0–1, set for placements (poses the density supports)
+    packing: float = 0.0  # protein heavy atoms within 4 Å of a ligand heavy atom, on average (ligfit.measures.packing)
+    packing_shift: float = 0.0  # what packing added to ``score`` to break a near-tie in its blob (DockingOptions.packing_weight)
+    chosen_by_packing: bool = False  # packing put it ahead of a pose in its blob that the density fits better
+
+    @property
+    def density_score(self) -> float:
+        """The score before packing broke near-ties: the density fit less the clash, strain and contact terms."""
+        return self.score - self.packing_shift
 
     def summary(self) -> dict:
         return {
@@ -116,6 +124,7 @@ class Pose:
             "clashes": self.clashes,
             "polar_contacts": self.polar_contacts,
             "strain_kcal_mol": None if self.strain is None else round(self.strain, 1),
+            "packing": round(self.packing, 2),
             "found_by": self.source,
             "confidence": round(self.confidence, 3),
         }

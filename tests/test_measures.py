@@ -22,6 +22,7 @@ from ligfit.measures import (
     count_clashes,
     ligand_cc,
     ligand_symmetry,
+    packing,
     polar_contacts,
     relax_pose,
     symmetric_rmsd,
@@ -151,6 +152,14 @@ def test_no_protein_means_no_clashes_or_contacts():
         assert count_clashes(_at(0.5), ["C"], protein) == 0
         assert close_contacts(_at(0.5), ["C"], protein) == 0
         assert polar_contacts(_at(2.9), ["N"], protein) == 0
+
+
+def test_packing_averages_the_protein_atoms_within_4_angstrom_of_each_ligand_atom():
+    protein = _protein(("C", (3.9, 0.0, 0.0)), ("O", (0.0, 3.0, 0.0)), ("N", (4.1, 0.0, 0.0)))
+    ligand = np.array([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]])
+    assert packing(ligand, protein) == pytest.approx(1.0)  # two atoms within 4 Å of the first, none of the second
+    assert packing(ligand[:1], protein) == pytest.approx(2.0)
+    assert packing(ligand, None) == 0.0
 
 
 def test_close_contacts_below_2_2_angstrom():

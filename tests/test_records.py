@@ -121,6 +121,7 @@ def _pose(**changes) -> Pose:
         strain=12.3456,
         source="conformer search",
         confidence=0.98765,
+        packing=2.3456,
     )
     fields.update(changes)
     return Pose(**fields)
@@ -170,6 +171,7 @@ def test_pose_summary_is_rounded_plain_data():
         "clashes": 2,
         "polar_contacts": 3,
         "strain_kcal_mol": 12.3,
+        "packing": 2.35,
         "found_by": "conformer search",
         "confidence": 0.988,
     }

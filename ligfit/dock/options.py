@@ -54,6 +54,12 @@ class DockingOptions:
     clash_penalty: float = 0.05  # final-score penalty per protein–ligand heavy-atom pair < 2.5 Å
     contact_bonus: float = 0.01  # final-score bonus per ligand atom in a hydrogen bond / salt bridge / coordination
     max_contacts: int = 5  # ... counted up to this many: a tie-breaker, not a docking score
+    # Packing breaks near-ties within a blob: at 3–3.5 Å a partly occupied ligand's density often fits a flipped pose
+    # as well as the right one, and the right one packs closer against the pocket. Each pose's score moves by
+    # packing_weight per protein heavy atom within 4 Å per ligand atom more (or fewer) than the blob's best-scoring
+    # pose has, by at most packing_cap either way (measured on the realistic maps, README "Round 9").
+    packing_weight: float = 0.1
+    packing_cap: float = 0.08
     # What counts as "supported by the density" for the best pose.
     min_mean_sigma: float = 1.5
     min_fraction_in_density: float = 0.6  # heavy atoms at ≥ 1 σ

@@ -30,6 +30,8 @@ METAL_ELEMENTS = frozenset(_PERIODIC_TABLE.GetElementSymbol(z) for z in range(1,
 COORDINATING_ELEMENTS = frozenset({"N", "O", "S"})
 #: Protein–ligand heavy-atom pairs closer than this (Å) count as close contacts.
 CLOSE_CONTACT = 2.2
+#: Å: protein heavy atoms this close to a ligand heavy atom count towards its packing (:func:`packing`).
+PACKING_DISTANCE = 4.0
 
 
 def ligand_cc(
@@ -118,6 +120,15 @@ def close_contacts(heavy_coordinates: np.ndarray, elements: list[str], protein: 
         if element not in METAL_ELEMENTS:
             count += int(np.count_nonzero(~protein_metal[neighbours])) if neighbours else 0
     return count
+
+
+def packing(heavy_coordinates: np.ndarray, protein: AtomTable | None) -> float:
+    """Protein heavy atoms within :data:`PACKING_DISTANCE` of each ligand heavy atom, on average (0 without a protein):
+    how closely a pose packs against the pocket."""
+    if protein is None or len(protein) == 0 or len(heavy_coordinates) == 0:
+        return 0.0
+    neighbours = cKDTree(protein.coordinates).query_ball_point(np.asarray(heavy_coordinates), PACKING_DISTANCE, return_length=True)
+    return float(np.mean(neighbours))
 
 
 def polar_contacts(heavy_coordinates: np.ndarray, elements: list[str], protein: AtomTable | None) -> int:
