@@ -91,8 +91,8 @@ def test_packing_breaks_a_near_tie_in_a_blob_but_not_a_clear_lead():
     from ligfit.dock.place import _with_packing
     from ligfit.records import Pose
 
-    def pose(score: float, packed: float) -> Pose:
-        return Pose(np.zeros((3, 3)), 0, score, score, 2.0, 1.0, 0, 0, 0.0, "test", packing=packed)
+    def pose(score: float, packed: float) -> Pose:  # poses 0.02 apart in score sit 3.5 Å apart: different answers
+        return Pose(np.full((3, 3), 100 * score), 0, score, score, 2.0, 1.0, 0, 0, 0.0, "test", packing=packed)
 
     options = DockingOptions()
     best, close, far = _with_packing([pose(0.80, 2.0), pose(0.78, 2.5), pose(0.70, 5.0)], options)

@@ -266,7 +266,7 @@ def _dock_blob(
 def _with_packing(poses: list[Pose], options: DockingOptions) -> list[Pose]:
     """One blob's poses with packing breaking near-ties: each score moves by ``packing_weight`` × its packing less that of
     the best-scoring pose, clipped to ± ``packing_cap`` (the best-scoring pose keeps its score). A pose that thereby
-    overtakes one the density fits better is marked ``chosen_by_packing``."""
+    overtakes one the density fits better, more than ``cluster_rmsd`` away, is marked ``chosen_by_packing``."""
     if not poses or options.packing_weight == 0:
         return poses
     reference = max(poses, key=lambda pose: pose.score).packing
@@ -275,9 +275,16 @@ def _with_packing(poses: list[Pose], options: DockingOptions) -> list[Pose]:
     )
     density = np.array([pose.score for pose in poses])
     ranking = density + shifts
+    xyz = np.array([pose.coordinates for pose in poses])
+    apart = np.sqrt(((xyz[:, None] - xyz[None]) ** 2).sum(-1).mean(-1)) > options.cluster_rmsd  # another answer, not a near-copy
     return [
-        replace(pose, score=float(rank), packing_shift=float(shift), chosen_by_packing=bool(np.any((density > fit) & (ranking < rank))))
-        for pose, shift, fit, rank in zip(poses, shifts, density, ranking)
+        replace(
+            pose,
+            score=float(rank),
+            packing_shift=float(shift),
+            chosen_by_packing=bool(np.any(apart[i] & (density > fit) & (ranking < rank))),
+        )
+        for i, (pose, shift, fit, rank) in enumerate(zip(poses, shifts, density, ranking))
     ]
 
 
