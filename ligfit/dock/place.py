@@ -512,8 +512,8 @@ def _with_site_evidence(
 
     Three factors: rivalry (another blob holding a supported pose that scores nearly as well, by
     :func:`site_score`, makes any one choice less certain), ligand size (small ligands fit chance density;
-    below SMALL_LIGAND_ATOMS never "high"; nor a pose packing chose over a better fit), and burial (ligands bind in pockets; surface blobs are often
-    detergent, lipid or waters).
+    below SMALL_LIGAND_ATOMS never "high"; nor is a pose packing chose over a better fit), and burial
+    (ligands bind in pockets; surface blobs are often detergent, lipid or waters).
     A full answer below ``MIN_CONFIDENCE`` is not reported as found; a partial one (the ligand
     explains only part of its blob) is, as "partial", with its low confidence, when it would reach
     ``MIN_CONFIDENCE`` but for the part of the blob it leaves unexplained.
