@@ -94,7 +94,7 @@ def test_packing_breaks_a_near_tie_in_a_blob_but_not_a_clear_lead():
     def pose(score: float, packed: float) -> Pose:  # poses 0.02 apart in score sit 3.5 Å apart: different answers
         return Pose(np.full((3, 3), 100 * score), 0, score, score, 2.0, 1.0, 0, 0, 0.0, "test", packing=packed)
 
-    options = DockingOptions()
+    options = DockingOptions(packing_weight=0.1)  # off by default (README "Round 9")
     best, close, far = _with_packing([pose(0.80, 2.0), pose(0.78, 2.5), pose(0.70, 5.0)], options)
     assert best.score == 0.80  # the best-scoring pose keeps its score
     assert close.score == pytest.approx(0.78 + 0.5 * options.packing_weight) and close.score > best.score
