@@ -221,7 +221,13 @@ def find_blobs(
     return [_with_rank(blob, rank) for rank, blob in enumerate(ranked)]
 
 
-def select_blobs(blobs: list[Blob], max_blobs: int, relative_match: float = 0.3) -> list[Blob]:
+#: A blob is docked into only when it matches the ligand at least this fraction as well as the best blob does. A weak
+#: ligand (occupancy 0.5–0.6, B well above the protein's) leaves a blob of a quarter to a third of its atoms, matching
+#: 0.07–0.2 where a detergent on the surface matches 0.3–0.7: at 0.3 those ligands were never docked (realistic maps).
+RELATIVE_MATCH_FLOOR = 0.1
+
+
+def select_blobs(blobs: list[Blob], max_blobs: int, relative_match: float = RELATIVE_MATCH_FLOOR) -> list[Blob]:
     """The blobs worth docking into: at most ``max_blobs``, each matching the ligand at least
     ``relative_match`` times as well as the best one (so noise specks do not compete); blobs
     with an ``explanation`` (unmodelled protein) are left out."""

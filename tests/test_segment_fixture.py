@@ -148,8 +148,8 @@ def test_select_blobs_keeps_the_competitive_ones(difference, shape, protein_xyz)
     made = [
         dataclasses.replace(best, rank=0, ligand_match=0.9),
         dataclasses.replace(best, rank=1, ligand_match=0.5),
-        dataclasses.replace(best, rank=2, ligand_match=0.28),  # above 0.3 × 0.9 = 0.27
-        dataclasses.replace(best, rank=3, ligand_match=0.26),  # below
+        dataclasses.replace(best, rank=2, ligand_match=0.095),  # above 0.1 × 0.9 = 0.09 (a weak ligand's blob)
+        dataclasses.replace(best, rank=3, ligand_match=0.085),  # below
     ]
     assert [b.rank for b in segment.select_blobs(made, 5)] == [0, 1, 2]
     assert [b.rank for b in segment.select_blobs(made, 2)] == [0, 1]
