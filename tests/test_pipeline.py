@@ -196,6 +196,15 @@ def test_bad_copies_are_refused_in_one_line(copies):
     assert "\n" not in str(caught.value)
 
 
+def test_a_map_with_a_different_voxel_size_along_each_axis_places_the_ligand(reference):
+    """The example map resampled to 0.9 × 1.0 × 1.15 of its voxel along x, y, z (as some EMDB maps are): same placement."""
+    density = maps.read_map(EXAMPLE / "map.mrc")
+    anisotropic = maps.resample(density, density.voxel_size * np.array([0.9, 1.0, 1.15]))
+    assert len(set(np.round(anisotropic.voxel_size, 3))) == 3
+    result = run_build(anisotropic, SMILES, str(EXAMPLE / "protein.pdb"), FAST_BUILD)
+    assert result.found and ligand_rmsd(heavy_atom_mol(result.ligand, result.best_pose.coordinates), reference) <= 1.0
+
+
 def test_a_map_much_larger_than_the_model_is_worked_on_around_the_model(reference):
     """The example map padded with 60 voxels of zeros on every side (as a masked EMDB map): same placement, smaller region."""
     density = maps.read_map(EXAMPLE / "map.mrc")
