@@ -56,7 +56,7 @@ class DockingOptions:
     max_contacts: int = 5  # ... counted up to this many: a tie-breaker, not a docking score
     # Packing as a tie-break within a blob (off): each pose's score moves by packing_weight per protein heavy atom
     # within 4 Å per ligand atom more (or fewer) than the blob's best-scoring pose has, by at most packing_cap either
-    # way. At 0.1 / 0.08 it gained 3 and lost 1 on the realistic maps but flipped real answers: D2Q in 3NZD (0.93 →
+    # way. At 0.1 / 0.08 it gained 3 and lost 2 on the realistic maps (7 seeds) and flipped real answers: D2Q in 3NZD (0.93 →
     # 5.2 Å, a density gap of 0.063) and a heme of EMD-3488 (0.47 → 5.8 Å, a gap of 0.009). README "Round 9".
     packing_weight: float = 0.0
     packing_cap: float = 0.08
