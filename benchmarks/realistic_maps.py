@@ -8,6 +8,7 @@ without the ligand: the right answer is "no ligand".
 
     python benchmarks/realistic_maps.py --quick            # 6 entries at 3.0 and 3.5 Å + their decoys
     python benchmarks/realistic_maps.py --entries 20       # a larger sample
+    python benchmarks/realistic_maps.py --summarise results/seed*.csv   # one table over runs already made (several seeds)
 
 Prints the table (top-1 ≤ 2 Å, decoys answered "no ligand", how right "high" confidence is, a
 reliability table by confidence bin) and writes one CSV row per map (benchmarks/results/).
@@ -126,7 +127,27 @@ def _blob_note(result) -> str:
     return blob.explanation
 
 
-def summarise(rows: list[dict]) -> str:
+def read_rows(paths: list[Path]) -> list[dict]:
+    """The rows of earlier runs' CSV files, typed as ``run_one`` returns them."""
+    rows = []
+    for path in paths:
+        with open(path, newline="") as handle:
+            for row in csv.DictReader(handle):
+                rows.append(
+                    {
+                        **row,
+                        "resolution": float(row["resolution"]),
+                        "decoy": row["decoy"] == "True",
+                        "right": row["right"] == "True",
+                        "confidence": float(row["confidence"]),
+                        "seconds": float(row["seconds"]),
+                    }
+                )
+    return rows
+
+
+def summarise(rows: list[dict], live: bool = True) -> str:
+    """The Markdown tables; ``live``: the rows were built by this process (say the machine's load)."""
     lines = ["| set | resolution | maps | right | rate |", "|---|---|---|---|---|"]
     for decoy in (False, True):
         for resolution in sorted({r["resolution"] for r in rows}):
@@ -154,9 +175,8 @@ def summarise(rows: list[dict]) -> str:
         built = sum(r["loop_built"] == "yes" for r in loops)
         lines.append(f"\nthe unmodelled loop built (ligfit.trace.loops) in {built} of {len(loops)} maps")
     seconds = [r["seconds"] for r in rows]
-    lines.append(
-        f"\nmedian build {np.median(seconds):.1f} s, max {max(seconds):.1f} s (one build at a time; load {os.getloadavg()[0]:.1f} at the end)"
-    )
+    when = f"one build at a time; load {os.getloadavg()[0]:.1f} at the end" if live else "as recorded"
+    lines.append(f"\nmedian build {np.median(seconds):.1f} s, max {max(seconds):.1f} s ({when})")
     return "\n".join(lines)
 
 
@@ -169,7 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "realistic_maps.csv")
     parser.add_argument("--no-loops", action="store_true", help="build without ligfit.trace.loops (the unmodelled loop stays a gap)")
     parser.add_argument("--with-sequence", action="store_true", help="the model carries its sequence (as a deposited mmCIF does)")
+    parser.add_argument("--summarise", type=Path, nargs="+", metavar="CSV", help="print one table over the rows of earlier runs and stop")
     args = parser.parse_args(argv)
+    if args.summarise:
+        print(f"ligfit realistic-map benchmark: {len(args.summarise)} earlier run(s) ({', '.join(p.name for p in args.summarise)})")
+        print(summarise(read_rows(args.summarise), live=False))
+        return 0
     root = data_root()
     if root is None:
         print("../shared/data is not available; nothing to benchmark", file=sys.stderr)
