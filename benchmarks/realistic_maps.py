@@ -192,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summarise", type=Path, nargs="+", metavar="CSV", help="print one table over the rows of earlier runs and stop")
     args = parser.parse_args(argv)
     if args.summarise:
+        missing = [str(path) for path in args.summarise if not path.is_file()]
+        if missing:
+            print(f"realistic_maps.py: no such CSV file: {', '.join(missing)}", file=sys.stderr)
+            return 2
         print(f"ligfit realistic-map benchmark: {len(args.summarise)} earlier run(s) ({', '.join(p.name for p in args.summarise)})")
         print(summarise(read_rows(args.summarise), live=False))
         return 0
