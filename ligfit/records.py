@@ -106,13 +106,13 @@ class Pose:
     source: str
     confidence: float = 0.0  # 0–1, set for placements (poses the density supports)
     packing: float = 0.0  # protein heavy atoms within 4 Å of a ligand heavy atom, on average (ligfit.measures.packing)
-    packing_shift: float = 0.0  # what packing added to ``score`` to break a near-tie in its blob (DockingOptions.packing_weight)
-    chosen_by_packing: bool = False  # packing put it ahead of a pose in its blob that the density fits better
+    tie_break_shift: float = 0.0  # what the near-tie breaks added to ``score`` (DockingOptions.density_tie_break_weight)
+    chosen_by_tie_break: bool = False  # a tie-break put it ahead of a pose in its blob that scored better before
 
     @property
-    def density_score(self) -> float:
-        """The score before packing broke near-ties: the density fit less the clash, strain and contact terms."""
-        return self.score - self.packing_shift
+    def score_before_tie_breaks(self) -> float:
+        """The density fit less the clash, strain and contact terms, before near-ties in its blob were broken."""
+        return self.score - self.tie_break_shift
 
     def summary(self) -> dict:
         return {

@@ -85,21 +85,62 @@ def test_a_small_ligand_placed_right_is_still_not_called_high(data):
     assert "small ligand (11 heavy atoms)" in result.message
 
 
-def test_packing_breaks_a_near_tie_in_a_blob_but_not_a_clear_lead():
-    """A pose 0.02 below the best that packs half a protein atom per ligand atom closer wins; one 0.1 below does not (cap 0.08)."""
-    from ligfit.dock import DockingOptions
-    from ligfit.dock.place import _with_packing
+def _tie_pose(score: float, sigma: float = 2.0, packed: float = 2.0):
+    """A pose for the tie-break tests; poses 0.02 apart in score sit 3.5 Å apart: different answers."""
     from ligfit.records import Pose
 
-    def pose(score: float, packed: float) -> Pose:  # poses 0.02 apart in score sit 3.5 Å apart: different answers
-        return Pose(np.full((3, 3), 100 * score), 0, score, score, 2.0, 1.0, 0, 0, 0.0, "test", packing=packed)
+    return Pose(np.full((3, 3), 100 * score), 0, score, score, sigma, 1.0, 0, 0, 0.0, "test", packing=packed)
 
-    options = DockingOptions(packing_weight=0.1)  # off by default (README "Round 9")
-    best, close, far = _with_packing([pose(0.80, 2.0), pose(0.78, 2.5), pose(0.70, 5.0)], options)
+
+def test_stronger_density_at_the_atoms_breaks_a_near_tie_in_a_blob_but_not_a_clear_lead():
+    """On by default: a pose 0.02 below the best whose atoms sit 0.5 σ higher wins; one 0.1 below does not (cap 0.03)."""
+    from ligfit.dock import DockingOptions
+    from ligfit.dock.place import _with_tie_breaks
+
+    options = DockingOptions()
+    best, close, far, weaker = _with_tie_breaks(
+        [_tie_pose(0.80, 2.0), _tie_pose(0.78, 2.5), _tie_pose(0.70, 5.0), _tie_pose(0.79, 1.0)], options
+    )
     assert best.score == 0.80  # the best-scoring pose keeps its score
+    assert close.score == pytest.approx(0.78 + 0.5 * options.density_tie_break_weight) and close.score > best.score
+    assert far.score == pytest.approx(0.70 + options.density_tie_break_cap) and far.score < best.score
+    assert weaker.score == pytest.approx(0.79 - options.density_tie_break_cap)
+    assert close.chosen_by_tie_break and not best.chosen_by_tie_break and not far.chosen_by_tie_break
+    assert close.score_before_tie_breaks == pytest.approx(0.78)
+    unchanged = _with_tie_breaks([_tie_pose(0.80, 2.0), _tie_pose(0.78, 3.0)], DockingOptions(density_tie_break_weight=0.0))
+    assert [p.score for p in unchanged] == [0.80, 0.78]
+
+
+def test_the_density_tie_break_picks_the_right_pose_of_a_near_tie_at_4_angstrom(data):
+    """7P85 at 4 Å (placement guard): two poses 2.6 Å apart in one blob score within 0.02; the right one's atoms sit on
+    stronger density. With the tie-break off the other one wins, 2.77 Å off (README "Round 11")."""
+    import ligfit
+    from benchmarks.cases import simulated_case
+    from benchmarks.ligand_placement import ligand_rmsd
+    from ligfit.dock import DockingOptions
+    from ligfit.ligand import heavy_atom_mol
+
+    case = simulated_case(data, "7P85_5ZG", 4.0)
+
+    def placed_rmsd(options: DockingOptions) -> float:
+        result = ligfit.build(case.density, case.smiles, case.model, resolution=4.0, docking=options, refine=False, use_templates=False)
+        assert result.found
+        return ligand_rmsd(heavy_atom_mol(result.ligand, result.placements[0].coordinates), case.reference)
+
+    assert placed_rmsd(DockingOptions()) < 1.5
+    assert placed_rmsd(DockingOptions(density_tie_break_weight=0.0)) > 2.0
+
+
+def test_packing_breaks_a_near_tie_in_a_blob_but_not_a_clear_lead():
+    """Off by default (README "Round 9"); when on, a pose 0.02 below the best that packs half a protein atom per ligand
+    atom closer wins; one 0.1 below does not (cap 0.08)."""
+    from ligfit.dock import DockingOptions
+    from ligfit.dock.place import _with_tie_breaks
+
+    options = DockingOptions(density_tie_break_weight=0.0, packing_weight=0.1)
+    best, close, far = _with_tie_breaks([_tie_pose(0.80, packed=2.0), _tie_pose(0.78, packed=2.5), _tie_pose(0.70, packed=5.0)], options)
+    assert best.score == 0.80
     assert close.score == pytest.approx(0.78 + 0.5 * options.packing_weight) and close.score > best.score
     assert far.score == pytest.approx(0.70 + options.packing_cap) and far.score < best.score
-    assert close.chosen_by_packing and not best.chosen_by_packing and not far.chosen_by_packing
-    assert close.density_score == pytest.approx(0.78)  # what the density said, before packing
-    unchanged = _with_packing([pose(0.80, 2.0), pose(0.78, 3.0)], DockingOptions(packing_weight=0.0))
-    assert [p.score for p in unchanged] == [0.80, 0.78]
+    assert close.chosen_by_tie_break and not best.chosen_by_tie_break and not far.chosen_by_tie_break
+    assert close.score_before_tie_breaks == pytest.approx(0.78)  # what the density said, before packing

@@ -54,10 +54,15 @@ class DockingOptions:
     clash_penalty: float = 0.05  # final-score penalty per protein–ligand heavy-atom pair < 2.5 Å
     contact_bonus: float = 0.01  # final-score bonus per ligand atom in a hydrogen bond / salt bridge / coordination
     max_contacts: int = 5  # ... counted up to this many: a tie-breaker, not a docking score
-    # Packing as a tie-break within a blob (off): each pose's score moves by packing_weight per protein heavy atom
-    # within 4 Å per ligand atom more (or fewer) than the blob's best-scoring pose has, by at most packing_cap either
-    # way. At 0.1 / 0.08 it gained 3 and lost 2 on the realistic maps (7 seeds) and flipped real answers: D2Q in 3NZD (0.93 →
-    # 5.2 Å, a density gap of 0.063) and a heme of EMD-3488 (0.47 → 5.8 Å, a gap of 0.009). README "Round 9".
+    # Near-ties within a blob: each pose's score moves by weight × (its measure − that of the blob's best-scoring pose),
+    # clipped to ± cap, and the shifts of the two measures add up (place._with_tie_breaks).
+    # Mean difference density at the heavy atoms (σ): of two poses that fit the map about as well, the one whose atoms
+    # sit on stronger density. On: README "Round 11" (realistic maps, placement guard, D2Q and the hemes of EMD-3488).
+    density_tie_break_weight: float = 0.05
+    density_tie_break_cap: float = 0.03
+    # Packing (protein heavy atoms within 4 Å per ligand atom): off. At 0.1 / 0.08 it gained 3 and lost 2 on the
+    # realistic maps (7 seeds) and flipped real answers: D2Q in 3NZD (0.93 → 5.2 Å, a density gap of 0.063) and a heme
+    # of EMD-3488 (0.47 → 5.8 Å, a gap of 0.009). README "Round 9".
     packing_weight: float = 0.0
     packing_cap: float = 0.08
     # What counts as "supported by the density" for the best pose.

@@ -45,9 +45,9 @@ MIN_CONFIDENCE = MEDIUM_CONFIDENCE
 #: realistic benchmark, five seeds, were right).
 SMALL_LIGAND_ATOMS = 15
 SMALL_LIGAND_MAX_CONFIDENCE = round(HIGH_CONFIDENCE - 0.01, 2)
-#: A pose that packing chose over one the density fits better (DockingOptions.packing_weight) stays below "high" too
-#: (realistic maps, seed 13: 7XG5 at 3.5 Å was put 2.44 Å off that way and called high, 0.76).
-PACKING_CHOICE_MAX_CONFIDENCE = SMALL_LIGAND_MAX_CONFIDENCE
+#: A pose a near-tie break chose over one in its blob that scored better (:func:`_with_tie_breaks`) stays below "high"
+#: too (realistic maps, seed 13: 7XG5 at 3.5 Å was put 2.44 Å off by packing and called high, 0.76).
+TIE_BREAK_CHOICE_MAX_CONFIDENCE = SMALL_LIGAND_MAX_CONFIDENCE
 #: A pose scoring this much (final score) above the best supported pose in any other blob is unrivalled.
 BLOB_RIVAL_GAP = 0.1
 #: Burial (see :func:`burial`) from which a site counts as a pocket (confidence unscaled), and below which it is
@@ -260,31 +260,37 @@ def _dock_blob(
         poses += [
             _final_pose(ligand, coordinates[i], _source_name(int(source[i]), seeds), site, blob, resolution, protein, options) for i in keep
         ]
-    return _with_packing(poses, options)
+    return _with_tie_breaks(poses, options)
 
 
-def _with_packing(poses: list[Pose], options: DockingOptions) -> list[Pose]:
-    """One blob's poses with packing breaking near-ties: each score moves by ``packing_weight`` × its packing less that of
-    the best-scoring pose, clipped to ± ``packing_cap`` (the best-scoring pose keeps its score). A pose that thereby
-    overtakes one the density fits better, more than ``cluster_rmsd`` away, is marked ``chosen_by_packing``."""
-    if not poses or options.packing_weight == 0:
+def _with_tie_breaks(poses: list[Pose], options: DockingOptions) -> list[Pose]:
+    """One blob's poses with near-ties broken: each score moves by ``density_tie_break_weight`` × its mean density (σ)
+    less that of the best-scoring pose, clipped to ± ``density_tie_break_cap``, plus the same for packing
+    (``packing_weight``, ``packing_cap``); the best-scoring pose keeps its score. A pose that thereby overtakes one
+    that scored better, more than ``cluster_rmsd`` away, is marked ``chosen_by_tie_break``."""
+    if not poses or (options.density_tie_break_weight == 0 and options.packing_weight == 0):
         return poses
-    reference = max(poses, key=lambda pose: pose.score).packing
-    shifts = np.clip(
-        options.packing_weight * (np.array([pose.packing for pose in poses]) - reference), -options.packing_cap, options.packing_cap
+    best = max(poses, key=lambda pose: pose.score)
+
+    def shift(measure: str, weight: float, cap: float) -> np.ndarray:
+        values = np.array([getattr(pose, measure) for pose in poses]) - getattr(best, measure)
+        return np.clip(weight * values, -cap, cap)
+
+    shifts = shift("mean_sigma", options.density_tie_break_weight, options.density_tie_break_cap) + shift(
+        "packing", options.packing_weight, options.packing_cap
     )
-    density = np.array([pose.score for pose in poses])
-    ranking = density + shifts
+    before = np.array([pose.score for pose in poses])
+    ranking = before + shifts
     xyz = np.array([pose.coordinates for pose in poses])
     apart = np.sqrt(((xyz[:, None] - xyz[None]) ** 2).sum(-1).mean(-1)) > options.cluster_rmsd  # another answer, not a near-copy
     return [
         replace(
             pose,
             score=float(rank),
-            packing_shift=float(shift),
-            chosen_by_packing=bool(np.any(apart[i] & (density > fit) & (ranking < rank))),
+            tie_break_shift=float(moved),
+            chosen_by_tie_break=bool(np.any(apart[i] & (before > fit) & (ranking < rank))),
         )
-        for i, (pose, shift, fit, rank) in enumerate(zip(poses, shifts, density, ranking))
+        for i, (pose, moved, fit, rank) in enumerate(zip(poses, shifts, before, ranking))
     ]
 
 
@@ -443,7 +449,7 @@ def _judge(poses: list[Pose], matches: np.ndarray, options: DockingOptions, copi
 
     Confidence = support × uniqueness: support grows with the correlation (0 at CC 0.3, 1 at
     0.8) and the fraction of atoms in density; uniqueness drops to 0.5 when another pose in
-    the same blob, more than 2 Å away, scores within 0.05 of it, both with packing and by the density alone.
+    the same blob, more than 2 Å away, scores within 0.05 of it, both with the near-tie breaks and without them.
     """
     placements: list[Pose] = []
     notes: list[str] = []
@@ -464,15 +470,21 @@ def _judge(poses: list[Pose], matches: np.ndarray, options: DockingOptions, copi
             if p.blob_rank == pose.blob_rank and p is not pose and symmetric_rmsd(pose.coordinates, p.coordinates, matches) > 2.0
         ]
         rival = max(rivals, key=lambda p: p.score) if rivals else None
-        # a rival that packing alone brought close is no rival when the density tells the two apart
-        gap = max(pose.score - rival.score, pose.density_score - max(p.density_score for p in rivals)) if rival is not None else 1.0
+        # a rival that a tie-break alone brought close is no rival when the scores before it tell the two apart
+        gap = (
+            max(pose.score - rival.score, pose.score_before_tie_breaks - max(p.score_before_tie_breaks for p in rivals))
+            if rival is not None
+            else 1.0
+        )
         uniqueness = float(np.clip(0.5 + gap / 0.1, 0.5, 1.0))
         if not placements and rival is not None and gap < 0.02:
             notes.append(
                 f"a different pose {symmetric_rmsd(pose.coordinates, rival.coordinates, matches):.1f} Å away in the same blob scores almost as well"
             )
-        if not placements and pose.chosen_by_packing:
-            notes.append("packing against the pocket chose it over a pose in the same blob that fits the density a little better")
+        if not placements and pose.chosen_by_tie_break:
+            notes.append(
+                "a near-tie break (stronger density at its atoms) chose it over a pose in the same blob that scored a little better"
+            )
         placements.append(replace(pose, confidence=round(support * uniqueness, 3)))
     if not placements:
         return DockingResult(poses, [], "no convincing density: " + "; ".join(first_failures), options)
@@ -512,7 +524,7 @@ def _with_site_evidence(
 
     Three factors: rivalry (another blob holding a supported pose that scores nearly as well, by
     :func:`site_score`, makes any one choice less certain), ligand size (small ligands fit chance density;
-    below SMALL_LIGAND_ATOMS never "high"; nor is a pose packing chose over a better fit), and burial
+    below SMALL_LIGAND_ATOMS never "high"; nor is a pose a near-tie break chose over a better score), and burial
     (ligands bind in pockets; surface blobs are often detergent, lipid or waters).
     A full answer below ``MIN_CONFIDENCE`` is not reported as found; a partial one (the ligand
     explains only part of its blob) is, as "partial", with its low confidence, when it would reach
@@ -542,8 +554,8 @@ def _with_site_evidence(
         confidence = round(pose.confidence * rivalry * size * pocket, 3)
         if heavy_atoms < SMALL_LIGAND_ATOMS:
             confidence = min(confidence, SMALL_LIGAND_MAX_CONFIDENCE)
-        if pose.chosen_by_packing:
-            confidence = min(confidence, PACKING_CHOICE_MAX_CONFIDENCE)
+        if pose.chosen_by_tie_break:
+            confidence = min(confidence, TIE_BREAK_CHOICE_MAX_CONFIDENCE)
         if not placements:
             if rivalry < 1.0:
                 notes.append(
