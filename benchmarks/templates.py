@@ -16,7 +16,7 @@ seeds (the same call when no template qualifies: nothing changes, only the searc
 added). Success: symmetry-corrected heavy-atom RMSD ≤ 2 Å to the deposited ligand (spyrmsd).
 
     python benchmarks/templates.py --quick      # 2 ligands per target, 6 PoseBusters entries, EM boxes; 3 and 4 Å
-    python benchmarks/templates.py --per-target 5 --entries 30 --jobs 2   # the README's sample (~50 min on 2 busy cores)
+    python benchmarks/templates.py --per-target 5 --entries 30 --jobs 2   # docs/benchmarks.md's sample (~50 min on 2 busy cores)
     python benchmarks/templates.py              # everything (hours on 2 cores)
     python benchmarks/templates.py --summarise benchmarks/results/templates.csv   # the tables of an earlier run
 

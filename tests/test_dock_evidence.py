@@ -113,7 +113,7 @@ def test_stronger_density_at_the_atoms_breaks_a_near_tie_in_a_blob_but_not_a_cle
 
 def test_the_density_tie_break_picks_the_right_pose_of_a_near_tie_at_4_angstrom(data):
     """7P85 at 4 Å (placement guard): two poses 2.6 Å apart in one blob score within 0.02; the right one's atoms sit on
-    stronger density. With the tie-break off the other one wins, 2.77 Å off (README "Round 11")."""
+    stronger density. With the tie-break off the other one wins, 2.77 Å off (docs/benchmarks.md "Round 11")."""
     import ligfit
     from benchmarks.cases import simulated_case
     from benchmarks.ligand_placement import ligand_rmsd
@@ -132,7 +132,7 @@ def test_the_density_tie_break_picks_the_right_pose_of_a_near_tie_at_4_angstrom(
 
 
 def test_packing_breaks_a_near_tie_in_a_blob_but_not_a_clear_lead():
-    """Off by default (README "Round 9"); when on, a pose 0.02 below the best that packs half a protein atom per ligand
+    """Off by default (docs/benchmarks.md "Round 9"); when on, a pose 0.02 below the best that packs half a protein atom per ligand
     atom closer wins; one 0.1 below does not (cap 0.08)."""
     from ligfit.dock import DockingOptions
     from ligfit.dock.place import _with_tie_breaks

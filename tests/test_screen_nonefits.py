@@ -7,7 +7,7 @@ near 0.7, above the former absolute threshold (0.65), so that rule answered "ZHR
 decoys alone; judged against the library, the true ligand stands ~0.12 above every decoy and the
 best decoy only ~0.00 above the next one. Docks five ligands (~5–10 s on 2 cores) with the quick
 search the rule was designed on (QUICK_SCREEN_DOCKING): with the screen's default full search, decoy ZHR
-fits well enough here to be called a hit for the decoys alone (README, "Screening a library").
+fits well enough here to be called a hit for the decoys alone (docs/benchmarks.md, "Screening a library").
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ class TrainConfig:
 
     net: ResidueTypeConfig = ResidueTypeConfig()
     # the backbone network's degradations, and side chains weakened as in cryo-EM maps (EMD-3488: sequence match after
-    # threading 0.71 with the earlier MLP, 0.74 with the shipped CNN; see README)
+    # threading 0.71 with the earlier MLP, 0.74 with the shipped CNN; see docs/benchmarks.md)
     augmentation: data.Augmentation = data.Augmentation(side_chain_b=(0.0, 80.0), acid_damage_b=(0.0, 60.0))
     maps_per_entry: int = 10
     position_noise: float = 0.45  # Å per axis on Cα (traced Cα RMSD is ~0.75 Å)

@@ -3,7 +3,7 @@
 ``fit_model(structure, density, resolution)`` trims low-confidence residues, places every chain
 by a global rotational + FFT translational search (``search.py``), refines the placements rigidly
 and by domains (``domains.py``), and returns a :class:`FitResult`; ``needs_fitting`` says whether a
-model still needs it. README ("Fitting predicted models") has the method and its benchmark.
+model still needs it. docs/benchmarks.md ("Fitting predicted models") has the method and its benchmark.
 """
 
 from ligfit.predicted.domains import PLDDT_CUTOFF, plddt, read_pae, split_domains, trim_low_confidence

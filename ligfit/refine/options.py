@@ -18,13 +18,13 @@ class RefinementOptions:
     """
 
     # Docked poses refined; the best by force field + map energy is kept (choose_start). One since round 5 of the speed
-    # work: three gave the same refinement and placement results and took 1.3 s more per 40-atom blob (README).
+    # work: three gave the same refinement and placement results and took 1.3 s more per 40-atom blob (docs/benchmarks.md).
     starts: int = 1
     mobile_radius: float = 5.0  # residues with a heavy atom this close to a start pose move
     shell_radius: float = 9.0  # residues out to here are kept, fixed, as the mobile atoms' surroundings
     solvent: str = "distance-dependent"  # Coulomb with ε = 4r, or "gbn2" (OpenMM's GBn2 implicit solvent)
     ligand_force_field: str = "auto"  # GAFF2/AM1-BCC where AmberTools is installed, else MMFF94
-    cutoff: float = 7.0  # nonbonded cutoff (switched from cutoff − 2 Å); 9 Å took 1.6× as long, no more accurate (README, Refinement)
+    cutoff: float = 7.0  # nonbonded cutoff (switched from cutoff − 2 Å); 9 Å took 1.6× as long, no more accurate (docs/benchmarks.md)
     backbone_restraint: float = 5.0  # harmonic, on backbone heavy atoms of moving residues
     side_chain_restraint: float = 5.0  # flat-bottomed, on side-chain heavy atoms of moving residues ...
     side_chain_tolerance: float = 1.5  # ... free within this distance of the input position

@@ -81,7 +81,7 @@ class WholeModelOptions:
     anneal_steps: int = 1000  # per pass, 2 fs steps, cooled linearly from anneal_temperature to 0 K
     anneal_temperature: float = 300.0
     segment_residues: int = 250  # residues per map grid
-    cutoff: float = 7.0  # nonbonded cutoff, Å; 9 Å took 1.5–1.6× as long for the same CC_mask, Q and geometry (README)
+    cutoff: float = 7.0  # nonbonded cutoff, Å; 9 Å took 1.5–1.6× as long for the same CC_mask, Q and geometry (docs/benchmarks.md)
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -107,7 +107,7 @@ CONFIDENCE_WIDTH = 0.06
 MARGIN_WIDTH = 0.03
 #: blob-to-ligand heavy-atom ratios a candidate must fall within to be docked at all. A weak ligand
 #: (partial occupancy, high B) leaves a blob of a third to a half of its atoms: true ligands held out of
-#: the design were turned away at 0.36–0.43 with 0.45 as the floor (README, "Screening a library").
+#: the design were turned away at 0.36–0.43 with 0.45 as the floor (docs/benchmarks.md, "Screening a library").
 SIZE_RATIO_RANGE = (0.33, 2.4)
 
 _BLUR_FACTORS = (1.0, 1.35, 1.8)

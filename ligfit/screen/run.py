@@ -43,7 +43,7 @@ from ligfit.screen.ranking_html import MAX_PICTURED_HITS, build_ranking_html
 log = logging.getLogger(__name__)
 
 #: Docking settings for screening: ``build``'s full search per blob. On held-out PoseBusters pockets
-#: (benchmarks/screening.py --docking full|quick, README "Screening a library") the quarter search
+#: (benchmarks/screening.py --docking full|quick, docs/benchmarks.md "Screening a library") the quarter search
 #: below lost true ligands that the full one docks (7U3J, 7QHG, 7MGT at 3–3.5 Å: fit 0.25–0.33 → 0.51–0.69).
 SCREEN_DOCKING = DockingOptions()
 
