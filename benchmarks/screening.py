@@ -11,7 +11,7 @@ PoseBusters ligands within ±25% of the true ligand's heavy-atom count (property
 size). The decoy-only verdict is ranking.call_hits over the decoy rows of the same run (each
 ligand is docked and scored on its own; only the library-relative hit call changes without the
 true ligand). "before" columns: the former absolute rule (fit ≥ HIT_SCORE) on the same rows.
---dump-rows keeps every row; --rows-from judges a dump again without docking (docs/notes/nonefits.md).
+--dump-rows keeps every row; --rows-from judges a dump again without docking (docs/benchmarks.md, "None of these explains the density").
 Speed: the first case is screened with 1 and with 2 workers back to back (a paired measurement
 on a machine shared with other jobs); the two rankings must be identical.
 Writes benchmarks/results/screening*.csv.

@@ -26,7 +26,7 @@ def test_every_benchmark_the_summary_names_is_a_script_in_benchmarks():
 
 
 def test_sections_that_code_comments_cite_exist_in_the_benchmarks_page():
-    headings = {line.lstrip("#").strip() for line in BENCHMARKS_PAGE.splitlines() if line.startswith("#")}
+    headings = {line.lstrip("#").strip().strip('"') for line in BENCHMARKS_PAGE.splitlines() if line.startswith("#")}
     cited = set()
     for path in [*ROOT.joinpath("ligfit").rglob("*.py"), *ROOT.joinpath("tests").glob("*.py"), *ROOT.joinpath("benchmarks").glob("*.py")]:
         cited |= set(re.findall(r'docs/benchmarks\.md,? \(?"([^"]+)"', path.read_text()))

@@ -1,5 +1,5 @@
 """The "none fits" call on a real simulated pocket: PoseBusters 7ZU2 with its ligand DHT simulated at 3.5 Å
-(benchmarks/cases.py, seed 1: the design split of docs/notes/nonefits.md).
+(benchmarks/cases.py, seed 1: the design split of docs/benchmarks.md, "None of these explains the density").
 
 The library is the true ligand and the four decoys (other PoseBusters ligands within ±25 % of its
 heavy atoms) that came closest to it in the design run. At 3.5 Å the best decoys reach fit scores

@@ -22,7 +22,7 @@ and shape fills a blurred blob about as well. The margin over the best distinct 
 fit score alone lacks (a decoy-only library's best is usually one of a crowd) but does not separate
 them either (three splits: 0.02–0.56 for true ligands ranked first, 0.00–0.51 for best decoys). Close analogs (same skeleton: HEM/HEC,
 ATP/ANP/AGS) are one answer, not rivals. A ligand with no distinct rival in its blob (a library of
-one) is a hit at the absolute :data:`HIT_SCORE`. Design and held-out measurements: docs/notes/nonefits.md.
+one) is a hit at the absolute :data:`HIT_SCORE`. Design and held-out measurements: docs/benchmarks.md, "None of these explains the density".
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class HitRule:
     and fit − rival ≥ ``clear_margin`` (it stands far out, e.g. a partly occupied ligand all decoys fail);
     without a rival, when fit ≥ ``alone_fit``.
 
-    How the numbers were set (docs/notes/nonefits.md; true ligand + 20 size-matched decoys, 12 PoseBusters
+    How the numbers were set (docs/benchmarks.md, "None of these explains the density"; true ligand + 20 size-matched decoys, 12 PoseBusters
     pockets at 3.0 and 3.5 Å per split; a case counts when the true ligand is a hit, and when the decoys
     alone get no hit). A first rule, fit ≥ 0.48 and ≥ 0.06 ahead, chosen on the design split (seed 1:
     true a hit 18/24 as before, none-fits 14 → 19/24), lost 8 true hits on the held-out split (seed 2:
