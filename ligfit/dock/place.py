@@ -211,8 +211,7 @@ def _dock_blob(
     rng = np.random.default_rng(options.seed)
     heavy = ligand.heavy_atom_count
     conformers = ligand.conformer_coordinates()
-    radius = float(np.max(np.linalg.norm(conformers[:, :heavy] - conformers[:, :heavy].mean(1, keepdims=True), axis=-1)))
-    site = Site.around(difference, blob.points, blob.values, radius, protein)
+    site = _site(ligand, difference, blob, protein)
     limits = clash_limits(ligand.elements[:heavy], options)
 
     # (1) Conformer search on the smoothed map.
@@ -261,6 +260,34 @@ def _dock_blob(
             _final_pose(ligand, coordinates[i], _source_name(int(source[i]), seeds), site, blob, resolution, protein, options) for i in keep
         ]
     return _with_tie_breaks(poses, options)
+
+
+def _site(ligand: Ligand, difference: DensityMap, blob: Blob, protein: AtomTable | None) -> Site:
+    """The box the search works in: ``blob`` plus the ligand's largest radius (any conformer) and 3 Å."""
+    heavy = ligand.heavy_atom_count
+    conformers = ligand.conformer_coordinates()[:, :heavy]
+    radius = float(np.max(np.linalg.norm(conformers - conformers.mean(1, keepdims=True), axis=-1)))
+    return Site.around(difference, blob.points, blob.values, radius, protein)
+
+
+def score_pose(
+    ligand: Ligand,
+    coordinates: np.ndarray,
+    difference: DensityMap,
+    blob: Blob,
+    resolution: float,
+    protein: AtomTable | None = None,
+    options: DockingOptions | None = None,
+) -> Pose:
+    """A given pose (all atoms, ligand order, Å) relaxed and scored in ``blob`` as :func:`dock` scores its own candidates.
+
+    The same MMFF relaxation, fit, clash, contact and strain terms, in the same box, without the near-tie shifts
+    (they compare poses). ``difference``: the map docking reads (σ units, explained blobs removed). E.g. how the
+    deposited pose would have scored: above the answer means the search missed it; below, the score preferred another.
+    """
+    options = options or DockingOptions()
+    site = _site(ligand, difference, blob, protein)
+    return _final_pose(ligand, np.asarray(coordinates, dtype=float), "given", site, blob, resolution, protein, options)
 
 
 def _with_tie_breaks(poses: list[Pose], options: DockingOptions) -> list[Pose]:
