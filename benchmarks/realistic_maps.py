@@ -34,7 +34,7 @@ from benchmarks.realistic_cases import realistic_case  # noqa: E402
 
 FIELDS = [
     "case", "resolution", "decoy", "heavy_atoms", "occupancy", "status", "confidence", "label",
-    "rmsd", "right", "miss", "loop_built", "blob_note", "seconds", "message",
+    "rmsd", "right", "miss", "deposited_score", "best_score", "loop_built", "blob_note", "seconds", "message",
 ]  # fmt: skip
 CONFIDENCE_BINS = [(0.0, 0.4, "low"), (0.4, 0.7, "medium"), (0.7, 1.01, "high")]
 #: Å: a ligand atom this close to a blob voxel lies in that blob; a blob holding this share of its atoms holds the ligand.
@@ -47,6 +47,14 @@ MISS_REASONS = (
     "right pose found, rejected (low confidence)",
     "wrong pose in the ligand's blob",
     "another blob's pose won",
+)
+#: A wrong pose in the ligand's blob, by how the deposited pose scores there against the best pose docking found (``wrong_pose_kind``):
+#: within this of each other the two are a tie the score cannot break.
+SCORE_TIE = 0.01
+WRONG_POSE_KINDS = (
+    "the deposited pose scores higher: the search did not find it",
+    "a tie (within 0.01): the score cannot tell them apart",
+    "the deposited pose scores lower: the score prefers another pose",
 )
 
 
@@ -66,6 +74,8 @@ def run_one(
     # A placement counts as right only on a map that holds the ligand and within 2 Å of it.
     right = (not placed) if decoy else (placed and rmsd is not None and rmsd <= SUCCESS_RMSD)
     confidence = result.confidence if placed else 0.0
+    miss = "" if right or decoy else miss_reason(result, case.reference)
+    deposited, best = deposited_pose_scores(result, case.reference, resolution) if miss == MISS_REASONS[4] else (None, None)
     return {
         "case": case.name,
         "resolution": resolution,
@@ -77,7 +87,9 @@ def run_one(
         "label": confidence_label(confidence) if placed else "",
         "rmsd": "" if rmsd is None else round(rmsd, 2),
         "right": bool(right),
-        "miss": "" if right or decoy else miss_reason(result, case.reference),
+        "miss": miss,
+        "deposited_score": "" if deposited is None else round(deposited, 3),
+        "best_score": "" if best is None else round(best, 3),
         "loop_built": loop_built(result, record["loop"]),
         "blob_note": _blob_note(result),
         "seconds": round(seconds, 1),
@@ -87,14 +99,10 @@ def run_one(
 
 def miss_reason(result, reference) -> str:
     """Which of ``MISS_REASONS`` explains a wrong or missing answer on a map holding the ligand (the deposited pose ``reference``)."""
-    from scipy.spatial import cKDTree
-
     from ligfit.ligand import heavy_atom_mol
 
-    truth = reference.GetConformer().GetPositions()
-    shares = {blob.rank: float(np.mean(cKDTree(blob.points).query(truth)[0] < IN_BLOB_DISTANCE)) for blob in result.blobs}
-    holding = max(result.blobs, key=lambda blob: shares[blob.rank], default=None)
-    if holding is None or shares[holding.rank] < IN_BLOB_SHARE:
+    holding, share = holding_blob(result, reference)
+    if holding is None or share < IN_BLOB_SHARE:
         return MISS_REASONS[0]
     if holding.explanation:
         return MISS_REASONS[1]
@@ -105,6 +113,77 @@ def miss_reason(result, reference) -> str:
         return MISS_REASONS[4] if result.placements[0].blob_rank == holding.rank else MISS_REASONS[5]
     best = min(ligand_rmsd(heavy_atom_mol(result.ligand, pose.coordinates), reference) for pose in in_blob)
     return MISS_REASONS[3] if best <= SUCCESS_RMSD else MISS_REASONS[4]
+
+
+def holding_blob(result, reference):
+    """The blob holding most of the deposited ligand's atoms, and that share (None, 0 without blobs)."""
+    from scipy.spatial import cKDTree
+
+    truth = reference.GetConformer().GetPositions()
+    shares = {blob.rank: float(np.mean(cKDTree(blob.points).query(truth)[0] < IN_BLOB_DISTANCE)) for blob in result.blobs}
+    holding = max(result.blobs, key=lambda blob: shares[blob.rank], default=None)
+    return holding, (shares[holding.rank] if holding is not None else 0.0)
+
+
+def reference_pose(ligand, reference) -> np.ndarray:
+    """The deposited pose as all-atom coordinates in ``ligand``'s atom order: heavy atoms where deposited, hydrogens
+    from the conformer that superposes best (docking's restrained MMFF relaxation then settles them)."""
+    from ligfit.measures import connectivity_mol, symmetry_matches
+
+    heavy = ligand.heavy_atom_count
+    reference_bonds = np.array([(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in reference.GetBonds()], dtype=int)
+    ligand_bonds = np.array(
+        [(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) for b in ligand.mol.GetBonds() if max(b.GetBeginAtomIdx(), b.GetEndAtomIdx()) < heavy],
+        dtype=int,
+    )
+    matches = symmetry_matches(
+        connectivity_mol([a.GetSymbol() for a in reference.GetAtoms()], reference_bonds),
+        connectivity_mol(list(ligand.elements[:heavy]), ligand_bonds),
+    )
+    if not len(matches):
+        raise ValueError("the deposited ligand's graph does not match the ligand's")
+    truth = np.zeros((heavy, 3))
+    truth[matches[0]] = reference.GetConformer().GetPositions()
+    best, best_rmsd = None, np.inf
+    for conformer in ligand.conformer_coordinates():
+        centre, target = conformer[:heavy].mean(0), truth.mean(0)
+        u, _, vt = np.linalg.svd((conformer[:heavy] - centre).T @ (truth - target))
+        rotation = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
+        moved = (conformer - centre) @ rotation + target
+        deviation = float(np.sqrt(((moved[:heavy] - truth) ** 2).sum(1).mean()))
+        if deviation < best_rmsd:
+            best, best_rmsd = moved, deviation
+    best[:heavy] = truth
+    return best
+
+
+def deposited_pose_scores(result, reference, resolution: float) -> tuple[float | None, float | None]:
+    """The deposited pose's docking score in the blob holding it (``ligfit.dock.score_pose``) and the best score docking
+    found there (before near-tie shifts, which score_pose does not apply): a wrong pose's miss is the search's or the score's."""
+    from ligfit import io, segment
+    from ligfit.dock import score_pose
+    from ligfit.measures import relax_pose
+
+    holding, _ = holding_blob(result, reference)
+    in_blob = [pose for pose in result.poses if holding is not None and pose.blob_rank == holding.rank]
+    if not in_blob:
+        return None, None
+    protein = io.heavy_atoms(result.model) if result.model is not None else None
+    difference = segment.without_explained(result.difference.difference, result.blobs)
+    options = result.options.docking
+    # Deposited bond lengths and angles are not MMFF's: held at docking's restraint they read as tens of kcal/mol of strain
+    # (NAD in 7UMW: 79 kcal/mol; 19 after a 0.08 Å shift). A loose relaxation first (0.1–0.55 Å) leaves the conformation's.
+    eased, _ = relax_pose(result.ligand, reference_pose(result.ligand, reference), options.flexible_relax_force)
+    pose = score_pose(result.ligand, eased, difference, holding, resolution, protein, options)
+    return pose.score, max(p.score_before_tie_breaks for p in in_blob)
+
+
+def wrong_pose_kind(row: dict) -> str:
+    """Which of ``WRONG_POSE_KINDS`` a "wrong pose in the ligand's blob" row is ("" when its scores were not recorded)."""
+    if row.get("deposited_score") in (None, "") or row.get("best_score") in (None, ""):
+        return ""
+    gap = float(row["deposited_score"]) - float(row["best_score"])
+    return WRONG_POSE_KINDS[0] if gap > SCORE_TIE else WRONG_POSE_KINDS[1] if gap >= -SCORE_TIE else WRONG_POSE_KINDS[2]
 
 
 def loop_built(result, loop: str) -> str:
@@ -170,6 +249,11 @@ def summarise(rows: list[dict], live: bool = True) -> str:
             count = sum(r["miss"] == reason for r in misses)
             if count:
                 lines.append(f"| {reason} | {count} |")
+            if reason == MISS_REASONS[4]:
+                for kind in WRONG_POSE_KINDS:
+                    count = sum(r["miss"] == reason and wrong_pose_kind(r) == kind for r in misses)
+                    if count:
+                        lines.append(f"| &nbsp;&nbsp;{kind} | {count} |")
     loops = [r for r in rows if r["loop_built"]]
     if loops:
         built = sum(r["loop_built"] == "yes" for r in loops)
