@@ -53,7 +53,7 @@ MISS_REASONS = (
 SCORE_TIE = 0.01
 WRONG_POSE_KINDS = (
     "the deposited pose scores higher: the search did not find it",
-    "a tie (within 0.01): the score cannot tell them apart",
+    f"a tie (within {SCORE_TIE}): the score cannot tell them apart",
     "the deposited pose scores lower: the score prefers another pose",
 )
 
@@ -128,6 +128,7 @@ def holding_blob(result, reference):
 def reference_pose(ligand, reference) -> np.ndarray:
     """The deposited pose as all-atom coordinates in ``ligand``'s atom order: heavy atoms where deposited, hydrogens
     from the conformer that superposes best (docking's restrained MMFF relaxation then settles them)."""
+    from ligfit.backbone.geometry import superpose
     from ligfit.measures import connectivity_mol, symmetry_matches
 
     heavy = ligand.heavy_atom_count
@@ -146,10 +147,8 @@ def reference_pose(ligand, reference) -> np.ndarray:
     truth[matches[0]] = reference.GetConformer().GetPositions()
     best, best_rmsd = None, np.inf
     for conformer in ligand.conformer_coordinates():
-        centre, target = conformer[:heavy].mean(0), truth.mean(0)
-        u, _, vt = np.linalg.svd((conformer[:heavy] - centre).T @ (truth - target))
-        rotation = u @ np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))]) @ vt
-        moved = (conformer - centre) @ rotation + target
+        rotation, shift = superpose(conformer[:heavy], truth[None])
+        moved = conformer @ rotation[0] + shift[0]
         deviation = float(np.sqrt(((moved[:heavy] - truth) ** 2).sum(1).mean()))
         if deviation < best_rmsd:
             best, best_rmsd = moved, deviation
