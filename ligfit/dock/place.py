@@ -27,7 +27,7 @@ from ligfit.io import AtomTable
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
 from ligfit.measures import count_clashes, ligand_cc, ligand_symmetry, packing, polar_contacts, relax_pose, symmetric_rmsd
-from ligfit.records import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, Blob, Pose, SeedPose
+from ligfit.records import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, Blob, Pose, SeedPose, principal_spread
 from ligfit.runtime import Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -404,12 +404,10 @@ def _conformer_starts(
 
 def _half_length(ligand: Ligand) -> float:
     """Half the ligand's extent along its longest axis (Å), the median over its conformers."""
-    heavy = ligand.heavy_atom_count
     halves = []
-    for conformer in ligand.conformer_coordinates():
-        local = conformer[:heavy] - conformer[:heavy].mean(0)
-        along = local @ np.linalg.eigh(local.T @ local)[1][:, -1]
-        halves.append((along.max() - along.min()) / 2)
+    for conformer in ligand.conformer_coordinates()[:, : ligand.heavy_atom_count]:
+        along = conformer @ principal_spread(conformer)[0][0]
+        halves.append(np.ptp(along) / 2)
     return float(np.median(halves))
 
 
