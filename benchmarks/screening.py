@@ -203,6 +203,7 @@ def identification(
                 "top3_fit": [fits[c] for c in codes[:3]],
                 "true_fit": fits.get(code),
                 "in_top3": rank is not None and rank <= 3,
+                "group": true_row.get("group"),  # 1: among the best ligand's analogs (one answer, ranking.call_hits)
                 "none_fits": result.none_fits,
                 "hits": " ".join(row.get("code") or row["name"] for row in result.hits),
                 "true_hit": bool(true_row.get("hit")),
@@ -214,7 +215,11 @@ def identification(
                 "prefilter": " | ".join(result.prefilter_lines()),
             }
         )
-        print(f"  {name}: {code} ranked {rank} (fit {fits.get(code)}); top 3 {codes[:3]}; {docked} docked; {wall} s", flush=True)
+        print(
+            f"  {name}: {code} ranked {rank} (fit {fits.get(code)}), analog group {true_row.get('group')}; top 3 {codes[:3]}; "
+            f"{docked} docked; {wall} s",
+            flush=True,
+        )
         print(f"    verdict: {result.verdict}", flush=True)
         for line in result.prefilter_lines():
             print(f"    {line}", flush=True)
@@ -398,15 +403,16 @@ def main() -> None:
     if "identify" not in skip:
         found = identification(root, not args.identify_all, args.workers, args.identify_cases, args.dump_rows, DOCKING[args.docking])
         write_csv(RESULTS / f"screening_identify{suffix}.csv", found)
-        print("\n| blob | true CCD | rank | top 3 (fit score) | hits | 'none fits' (before → after) | docked | time (s) |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("\n| blob | true CCD | rank | analog group | top 3 (fit score) | hits | 'none fits' (before → after) | docked | time (s) |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for row in found:
             top3 = ", ".join(f"{c} ({f:.2f})" for c, f in zip(row["top3"], row["top3_fit"]))
             print(
-                f"| {row['case']} | {row['true_code']} | {row['rank']} | {top3} | {row['hits'] or '-'} | "
+                f"| {row['case']} | {row['true_code']} | {row['rank']} | {row['group']} | {top3} | {row['hits'] or '-'} | "
                 f"{row['none_fits_before']} → {row['none_fits']} | {row['docked']} | {row['wall_s']} |"
             )
         print(f"right code in the top 3: {sum(r['in_top3'] for r in found)}/{len(found)}")
+        print(f"right code among the best ligand's analogs (group 1): {sum(r['group'] == 1 for r in found)}/{len(found)}")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ from ligfit.records import Blob
 #: Tanimoto similarity (Morgan radius 2 on the generic skeleton: every atom carbon, every bond single) at or above
 #: which two ligands count as analogs, i.e. one answer (HEM/HEC 1.0, HEM/HEA 0.67, ATP/ANP/AGS 1.0, NDP/NAD 0.83).
 ANALOG_SIMILARITY = 0.6
+#: analogs of the answer named in the verdict (all of them are in ranking.csv's ``group`` column).
+ANALOGS_NAMED = 4
 #: fit_score at or above which a ligand is a hit when nothing distinct was docked into its blob to compare it with
 #: (a library of one ligand or of analogs only); also the "good fit" of HitRule. Set in the first session
 #: between true ligands and decoys of the quick benchmark.
@@ -225,10 +227,11 @@ def skeleton_fingerprint(smiles: str):
 
 
 def call_hits(rows: list[dict], rule: HitRule | None = None, hit_score: float | None = None) -> list[dict]:
-    """Set each scored row's ``hit``, ``margin``, ``rival`` and ``confidence`` from the whole ranking (in place).
+    """Set each scored row's ``hit``, ``margin``, ``rival``, ``confidence`` and ``group`` from the whole ranking (in place).
 
     ``margin``: the row's fit score minus the best fit score of a ligand of a different skeleton (Tanimoto of
     :func:`skeleton_fingerprint` below ``rule.analog``) docked into the same blob (``rival``); None without one.
+    ``group``: 1 for the best-fitting ligand and its analogs in its blob, 2 for the next skeleton, … (see :func:`_analog_groups`).
     ``hit_score`` replaces ``rule.alone_fit`` (ScreenOptions.hit_score).
     """
     rule = rule or HIT_RULE
@@ -251,11 +254,41 @@ def call_hits(rows: list[dict], rule: HitRule | None = None, hit_score: float | 
             hit=rule.is_hit(fit, lead),
             confidence=round(rule.confidence(fit, lead), 3),
         )
+    for row, group in zip(scored, _analog_groups(scored, prints, rule.analog)):
+        row["group"] = group
     called = {id(row) for row in scored}
     for row in rows:
         if id(row) not in called:
             row["hit"] = False
+            row["group"] = None
     return rows
+
+
+def _analog_groups(scored: list[dict], prints: list, analog: float) -> list[int]:
+    """Each row's group: down the ranking by fit score, a ligand joins the first group whose best (its leader) is an
+    analog docked into the same blob, else starts the next group.
+
+    Analogs are one answer (:class:`HitRule`): in a real 3.7 Å map of ATP-γ-S (6W6E) the deposited pose correlates
+    0.917 with the map as AGS and 0.927 as ATP, so the order within a group says nothing the map supports.
+    """
+    order = sorted(range(len(scored)), key=lambda i: -float(scored[i]["fit_score"]))
+    leaders: list[int] = []
+    groups = [0] * len(scored)
+    for i in order:
+        joined = next(
+            (
+                number
+                for number, leader in enumerate(leaders, start=1)
+                if scored[leader].get("blob") == scored[i].get("blob")
+                and _analogs(prints[i], prints[leader], scored[i], scored[leader], analog)
+            ),
+            None,
+        )
+        if joined is None:
+            leaders.append(i)
+            joined = len(leaders)
+        groups[i] = joined
+    return groups
 
 
 def _analogs(first, second, row: dict, other: dict, analog: float) -> bool:
@@ -281,7 +314,13 @@ def verdict(rows: list[dict], rule: HitRule | None = None) -> str:
         return f"none of these explains the density{tail}"
     top = hits[0]
     lead = f", {top['margin']:+.2f} over {top['rival']}" if top.get("rival") else ""
+    alike = [row for row in rows if row is not top and row.get("group") is not None and row.get("group") == top.get("group")]
     analogs = ""
-    if len(hits) > 1:
-        analogs = f"; next {hits[1]['name']} at {hits[1]['fit_score']:.2f}"
+    if alike:
+        named = ", ".join(f"{row['name']} {row['fit_score']:.2f}" for row in alike[:ANALOGS_NAMED])
+        more = f" and {len(alike) - ANALOGS_NAMED} more" if len(alike) > ANALOGS_NAMED else ""
+        analogs = f"; analogs, counted as the same answer: {named}{more}"
+    others = [row for row in hits if row is not top and row not in alike]
+    if others:
+        analogs += f"; next {others[0]['name']} at {others[0]['fit_score']:.2f}"
     return f"{top['name']} explains blob {top['blob']} best (fit score {top['fit_score']:.2f}{lead}){analogs}; {len(hits)} hit(s)"

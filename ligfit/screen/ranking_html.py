@@ -29,6 +29,7 @@ _COLUMNS = (
     ("status", "status", None),
     ("fit_score", "fit score", 3),
     ("confidence", "confidence", 2),
+    ("group", "analog group", None),
     ("blob", "blob", None),
     ("blob_cc", "blob CC", 3),
     ("explained", "explained", 2),

@@ -85,6 +85,7 @@ RANKING_COLUMNS = (
     "confidence",
     "margin",
     "rival",
+    "group",
     "blob",
     "blob_cc",
     "explained",
@@ -173,12 +174,13 @@ class ScreenResult:
     def table(self, top: int = 20) -> str:
         """A plain-text table of the first ``top`` rows."""
         lines = [
-            f"{'#':>3} {'ligand':<24} {'status':<8} {'fit':>5} {'conf':>5} {'ahead':>6} {'blob':>4} {'blobCC':>6} {'expl':>5} {'Q':>5}"
+            f"{'#':>3} {'ligand':<24} {'status':<8} {'fit':>5} {'conf':>5} {'ahead':>6} {'group':>5} {'blob':>4} {'blobCC':>6} {'expl':>5} {'Q':>5}"
         ]
         for row in self.rows[:top]:
             lines.append(
                 f"{row['rank']:>3} {row['name'][:24]:<24} {row['status']:<8} {_fmt(row.get('fit_score'))} "
-                f"{_fmt(row.get('confidence'))} {_fmt(row.get('margin'), 6)} {row.get('blob') if row.get('blob') is not None else '-':>4} "
+                f"{_fmt(row.get('confidence'))} {_fmt(row.get('margin'), 6)} {row.get('group') or '-':>5} "
+                f"{row.get('blob') if row.get('blob') is not None else '-':>4} "
                 f"{_fmt(row.get('blob_cc'), 6)} {_fmt(row.get('explained'))} {_fmt(row.get('q_score'))}"
             )
         lines.append(self.verdict)

@@ -1,0 +1,44 @@
+"""Analogs are one answer: ranking.call_hits groups them, and the verdict names them with the answer."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ligfit.screen.ranking import call_hits, verdict
+
+LIBRARY = Path(__file__).resolve().parent.parent / "ligfit" / "screen" / "common_ligands.csv"
+
+
+def _smiles(*codes: str) -> dict[str, str]:
+    with open(LIBRARY) as handle:
+        return {row["code"]: row["smiles"] for row in csv.DictReader(handle) if row["code"] in codes}
+
+
+def _rows(fits: dict[str, float], blob: dict[str, int] | None = None) -> list[dict]:
+    smiles = _smiles(*fits)
+    rows = [
+        {"name": code, "smiles": smiles[code], "fit_score": fit, "blob": (blob or {}).get(code, 1), "status": "ok"}
+        for code, fit in sorted(fits.items(), key=lambda item: -item[1])
+    ]
+    return rows + [{"name": "filtered", "smiles": "CCO", "status": "filtered"}]
+
+
+def test_nucleotides_share_a_group_and_the_verdict_names_them():
+    # the fit scores identify gave the real 6W6E box (3.7 Å) with AGS deposited
+    rows = call_hits(_rows({"ANP": 0.83, "GTP": 0.81, "ATP": 0.80, "AGS": 0.78, "TPP": 0.76, "HEM": 0.40}))
+    groups = {row["name"]: row["group"] for row in rows}
+    assert groups["ANP"] == groups["ATP"] == groups["AGS"] == groups["GTP"] == 1
+    assert groups["TPP"] == 2 and groups["HEM"] == 3
+    assert groups["filtered"] is None
+    line = verdict(rows)
+    assert line.startswith("ANP explains blob 1 best")
+    assert "analogs, counted as the same answer: GTP 0.81, ATP 0.80, AGS 0.78" in line, line
+    assert "TPP" in line  # the best distinct skeleton, as the rival
+
+
+def test_an_analog_in_another_blob_is_another_group():
+    rows = call_hits(_rows({"HEM": 0.77, "HEC": 0.76, "ATP": 0.30}, blob={"HEM": 1, "HEC": 2, "ATP": 1}))
+    groups = {row["name"]: row["group"] for row in rows}
+    assert groups == {"HEM": 1, "HEC": 2, "ATP": 3, "filtered": None}
+    assert "same answer" not in verdict(rows)
