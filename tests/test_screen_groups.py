@@ -42,3 +42,8 @@ def test_an_analog_in_another_blob_is_another_group():
     groups = {row["name"]: row["group"] for row in rows}
     assert groups == {"HEM": 1, "HEC": 2, "ATP": 3, "filtered": None}
     assert "same answer" not in verdict(rows)
+
+
+def test_the_site_is_named_as_such():
+    rows = call_hits(_rows({"HEM": 0.77, "ATP": 0.30}, blob={"HEM": 0, "ATP": 0}))
+    assert verdict(rows).startswith("HEM explains the site's blob best"), verdict(rows)

@@ -320,7 +320,12 @@ def verdict(rows: list[dict], rule: HitRule | None = None) -> str:
         named = ", ".join(f"{row['name']} {row['fit_score']:.2f}" for row in alike[:ANALOGS_NAMED])
         more = f" and {len(alike) - ANALOGS_NAMED} more" if len(alike) > ANALOGS_NAMED else ""
         analogs = f"; analogs, counted as the same answer: {named}{more}"
-    others = [row for row in hits if row is not top and row not in alike]
+    others = [row for row in hits if row is not top and all(row is not analog for analog in alike)]
     if others:
         analogs += f"; next {others[0]['name']} at {others[0]['fit_score']:.2f}"
-    return f"{top['name']} explains blob {top['blob']} best (fit score {top['fit_score']:.2f}{lead}){analogs}; {len(hits)} hit(s)"
+    return f"{top['name']} explains {blob_name(top['blob'])} best (fit score {top['fit_score']:.2f}{lead}){analogs}; {len(hits)} hit(s)"
+
+
+def blob_name(number: int | str | None) -> str:
+    """How a screen's messages name a blob: numbered from 1 by size (blobs.csv); 0 is the density at ``--site``."""
+    return "the site's blob" if number is not None and str(number) == "0" else f"blob {number}"

@@ -634,7 +634,7 @@ def prefilter_lines(summary: list[dict]) -> list[str]:
             f"{row['category']} {row[reason]} {reason}" for row in rows for reason in (*PREFILTER_REASONS, "other") if row[reason]
         )
         lines.append(
-            f"blob {blob} ({size}spread {rows[0]['blob_extents_A'].replace(' ', '/')} Å): docked {docked}/{total}"
+            f"{ranking.blob_name(blob)} ({size}spread {rows[0]['blob_extents_A'].replace(' ', '/')} Å): docked {docked}/{total}"
             + (f": {kept}" if kept else "")
             + (f"; not docked: {dropped}" if dropped else "")
         )
