@@ -519,11 +519,11 @@ def _build(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     for blob in result.blobs[:5]:
         size = "" if blob.estimated_heavy_atoms is None else f", ~{blob.estimated_heavy_atoms:.0f} heavy atoms"
-        log.info("blob %d: peak %.1f σ, %.0f Å³%s, ligand match %.2f", blob.rank, blob.peak, blob.volume, size, blob.ligand_match)
+        log.info("blob %d: peak %.1f σ, %.0f Å³%s, ligand match %.2f", blob.rank + 1, blob.peak, blob.volume, size, blob.ligand_match)
     if result.found:
         for pose in result.placements:
             print(
-                f"ligfit: placed {args.ligand_name} in blob {pose.blob_rank}: CC {pose.cc:.2f}, {pose.fraction_in_density:.0%} of atoms "
+                f"ligfit: placed {args.ligand_name} in blob {pose.blob_rank + 1}: CC {pose.cc:.2f}, {pose.fraction_in_density:.0%} of atoms "
                 f"in density, confidence {pose.confidence:.2f} ({confidence_label(pose.confidence)}), found by {pose.source}"
             )
         for refinement in result.refinements:

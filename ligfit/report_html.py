@@ -191,7 +191,7 @@ def _verdict(report: dict) -> str:
             f"<span>atoms in density <b>{_percent(best.get('fraction_in_density'))}</b></span>",
             f"<span>clashes <b>{_num(best.get('clashes'), 0)}</b></span>",
             f"<span>strain <b>{_num(best.get('strain_kcal_mol'), 1)}</b> kcal/mol</span>",
-            f"<span>blob <b>{_num(best.get('blob'), 0)}</b></span>",
+            f"<span>blob <b>{_num(_blob_number(best.get('blob')), 0)}</b></span>",
             f"<span>found by {escape(str(best.get('found_by', '–')))}</span>",
         ]
     ligand = report.get("ligand") or {}
@@ -253,10 +253,11 @@ def _blob_section(report: dict, difference: DensityMap | None, protein: io.AtomT
         return f"<h2>Unexplained density</h2><p>No blob above the threshold.</p>{_loops_note(report)}"
     threshold = (report.get("options") or {}).get("threshold", 3.0)
     columns = [
-        ("rank", "rank", 0), ("peak_sigma", "peak σ", 1), ("mean_sigma", "mean σ", 1), ("volume_A3", "volume Å³", 0),
+        ("rank", "blob", 0), ("peak_sigma", "peak σ", 1), ("mean_sigma", "mean σ", 1), ("volume_A3", "volume Å³", 0),
         ("estimated_heavy_atoms", "≈ heavy atoms", 0), ("ligand_match", "shape match", 2), ("protein_distance_A", "to protein Å", 1),
         ("protein_contacts", "protein contacts", 0),
     ]  # fmt: skip
+    blobs = [{**blob, "rank": _blob_number(blob.get("rank"))} for blob in blobs]
     table = _table(blobs, columns)
     figures = []
     if difference is not None:
@@ -283,7 +284,7 @@ def _poses_section(report: dict) -> str:
     poses = report.get("poses") or []
     if not poses:
         return ""
-    rows = [{"#": index + 1, **pose} for index, pose in enumerate(poses[:MAX_POSES])]
+    rows = [{"#": index + 1, **pose, "blob": _blob_number(pose.get("blob"))} for index, pose in enumerate(poses[:MAX_POSES])]
     columns = [
         ("#", "#", 0), ("blob", "blob", 0), ("score", "score", 3), ("cc", "CC", 3), ("fraction_in_density", "in density", 2),
         ("mean_sigma", "mean σ", 1), ("clashes", "clashes", 0), ("polar_contacts", "polar contacts", 0),
@@ -322,7 +323,8 @@ def _templates_section(report: dict) -> str:
         ("template", "template", None), ("blob", "blob", 0), ("score", "score", 3), ("tanimoto", "Tanimoto", 2),
         ("common_atoms", "common atoms", 0), ("pocket_identity", "pocket identity", 2), ("pocket_rmsd_A", "pocket RMSD Å", 2),
     ]  # fmt: skip
-    return f"<h2>Template complexes that seeded docking</h2>{_table(matches[:8], columns)}"
+    matches = [{**match, "blob": _blob_number(match.get("blob"))} for match in matches[:8]]
+    return f"<h2>Template complexes that seeded docking</h2>{_table(matches, columns)}"
 
 
 def _run_section(report: dict) -> str:
@@ -354,6 +356,11 @@ def _expected_q(report: dict) -> float | None:
         return float(fit[0]["expected_q_score"])
     resolution = (report.get("inputs") or {}).get("resolution_A")
     return None if resolution is None else round(expected_q_score(float(resolution)), 3)
+
+
+def _blob_number(rank: object) -> object:
+    """The blob as the messages name it: report.json ranks blobs from 0 (the best match), the page from 1."""
+    return rank + 1 if isinstance(rank, (int, np.integer)) and not isinstance(rank, bool) else rank
 
 
 def _table(rows: Sequence[dict], columns: Sequence[tuple[str, str, int | None]]) -> str:

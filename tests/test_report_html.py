@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -40,6 +41,15 @@ def test_report_html_is_self_contained_and_says_the_verdict(example_build):
     assert "Placed</b> — confidence <b>1.00</b>" in html and "ligfit build" in html and "--no-refine" in html
     assert all(section in html for section in ("The ligand in its density", "Unexplained density", "Top poses", "Refinement", "Versions"))
     assert (example_build / "report.html").stat().st_size < 2_000_000
+
+
+def test_the_page_numbers_blobs_as_the_messages_do(example_build):
+    """report.json ranks blobs from 0; the page, like every message ("blob 1 holds a pose …"), from 1."""
+    report = json.loads((example_build / "report.json").read_text())
+    html = (example_build / "report.html").read_text()
+    placed = report["poses"][0]["blob"]
+    assert f"<span>blob <b>{placed + 1}</b></span>" in html
+    assert f"alt='blob {report['blobs'][0]['rank'] + 1}'" in html and "alt='blob 0'" not in html
 
 
 def test_output_sdfs_carry_the_ligand_as_given(example_build):
