@@ -320,7 +320,7 @@ def verdict(rows: list[dict], rule: HitRule | None = None) -> str:
         named = ", ".join(f"{row['name']} {row['fit_score']:.2f}" for row in alike[:ANALOGS_NAMED])
         more = f" and {len(alike) - ANALOGS_NAMED} more" if len(alike) > ANALOGS_NAMED else ""
         analogs = f"; analogs, counted as the same answer: {named}{more}"
-    others = [row for row in hits if row is not top and all(row is not analog for analog in alike)]
+    others = [row for row in hits if row.get("group") != top.get("group")]  # hits of another skeleton
     if others:
         analogs += f"; next {others[0]['name']} at {others[0]['fit_score']:.2f}"
     return f"{top['name']} explains {blob_name(top['blob'])} best (fit score {top['fit_score']:.2f}{lead}){analogs}; {len(hits)} hit(s)"
