@@ -493,6 +493,37 @@ def support_failures(pose: Pose, options: DockingOptions) -> list[str]:
     return failures
 
 
+#: Å (symmetric heavy-atom RMSD): another pose in the same blob farther than this from a pose is a different answer.
+DISTINCT_POSE_RMSD = 2.0
+
+
+def pose_gap(pose: Pose, poses: list[Pose], matches: np.ndarray) -> float | None:
+    """How far ``pose`` scores ahead of the best different pose in its blob among ``poses`` (None without one).
+
+    Small: the density takes the ligand about as well another way (an ambiguous pose). ``matches``: the
+    ligand's symmetry (:func:`ligfit.measures.ligand_symmetry`), so that a symmetric copy is not a different pose.
+    """
+    found = _distinct_rival(pose, poses, matches)
+    return None if found is None else found[0]
+
+
+def _distinct_rival(pose: Pose, poses: list[Pose], matches: np.ndarray) -> tuple[float, Pose] | None:
+    """(score gap, the best-scoring pose more than DISTINCT_POSE_RMSD Å from ``pose`` in its blob), or None without one.
+
+    A rival that a near-tie break alone brought close is no rival when the scores before the breaks tell the two apart.
+    """
+    rivals = [
+        p
+        for p in poses
+        if p.blob_rank == pose.blob_rank and p is not pose and symmetric_rmsd(pose.coordinates, p.coordinates, matches) > DISTINCT_POSE_RMSD
+    ]
+    if not rivals:
+        return None
+    rival = max(rivals, key=lambda p: p.score)
+    gap = max(pose.score - rival.score, pose.score_before_tie_breaks - max(p.score_before_tie_breaks for p in rivals))
+    return gap, rival
+
+
 def _judge(poses: list[Pose], matches: np.ndarray, options: DockingOptions, copies: int) -> DockingResult:
     """Pick up to ``copies`` supported placements in distinct blobs and give each a confidence.
 
@@ -513,18 +544,7 @@ def _judge(poses: list[Pose], matches: np.ndarray, options: DockingOptions, copi
             first_failures = first_failures or failures
             continue
         support = float(np.clip((pose.cc - 0.3) / 0.5, 0, 1) * pose.fraction_in_density)
-        rivals = [
-            p
-            for p in poses
-            if p.blob_rank == pose.blob_rank and p is not pose and symmetric_rmsd(pose.coordinates, p.coordinates, matches) > 2.0
-        ]
-        rival = max(rivals, key=lambda p: p.score) if rivals else None
-        # a rival that a tie-break alone brought close is no rival when the scores before it tell the two apart
-        gap = (
-            max(pose.score - rival.score, pose.score_before_tie_breaks - max(p.score_before_tie_breaks for p in rivals))
-            if rival is not None
-            else 1.0
-        )
+        gap, rival = _distinct_rival(pose, poses, matches) or (1.0, None)
         uniqueness = float(np.clip(0.5 + gap / 0.1, 0.5, 1.0))
         if not placements and rival is not None and gap < 0.02:
             notes.append(

@@ -34,6 +34,7 @@ _COLUMNS = (
     ("blob_cc", "blob CC", 3),
     ("explained", "explained", 2),
     ("q_score", "Q", 2),
+    ("pose_gap", "pose gap", 2),
     ("heavy_atoms", "heavy atoms", None),
     ("blob_heavy_atoms", "blob ~atoms", None),
     ("strain_kcal_mol", "strain", 1),
@@ -61,7 +62,9 @@ def build_ranking_html(
         f"<h1>{escape(title)}</h1>",
         f"<div class='verdict {'found' if found else 'empty'}'>{escape(verdict)}</div>",
         f"<p class=note>{len(rows)} ligand(s); {sum(1 for r in rows if r.get('hit'))} hit(s). "
-        "Fit score = blob CC · √explained · min(1, Q / expected Q): comparable across ligand sizes.</p>",
+        "Fit score = blob CC · √explained · min(1, Q / expected Q): comparable across ligand sizes. "
+        "Pose gap: how far the pose's docking score is ahead of the best different pose (over 2 Å away) in its blob; "
+        "near 0, the density takes the ligand about as well another way; blank, docking kept no different pose there.</p>",
     ]
     top = [row for row in rows if row.get("pose")][:pictured]
     if top:

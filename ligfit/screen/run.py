@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from ligfit import io, maps, segment
-from ligfit.dock import DockingOptions, dock
+from ligfit.dock import DockingOptions, dock, pose_gap
 from ligfit.errors import BadMapError, LigfitError
 from ligfit.ligand import heavy_atom_mol, load_ligand
 from ligfit.maps import DensityMap
+from ligfit.measures import ligand_symmetry
 from ligfit.measures.qscore import ReferenceGaussian, expected_q_score, q_scores
 from ligfit.pipeline import MapInput, ModelInput, site_center
 from ligfit.records import Blob, LigandShape
@@ -93,6 +94,7 @@ RANKING_COLUMNS = (
     "q_score",
     "expected_q_score",
     "fraction_in_density",
+    "pose_gap",
     "strain_kcal_mol",
     "clashes",
     "heavy_atoms",
@@ -328,6 +330,7 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
     elements = ligand.elements[:heavy]
     expected = expected_q_score(options.resolution)
     best: dict | None = None
+    best_pose = None
     for pose in _best_per_blob(poses):
         blob = next(b for b in blobs if b.rank == pose.blob_rank)
         xyz = pose.coordinates[:heavy]
@@ -338,6 +341,7 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
         q = None if np.all(np.isnan(q_values)) else float(np.nanmean(q_values))
         score = ranking.fit_score(blob_cc, explained, q, expected)
         if best is None or score > best["fit_score"]:
+            best_pose = pose
             best = {
                 "fit_score": round(score, 4),
                 "blob": blob.rank,
@@ -359,6 +363,7 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
             }
     if best is None:
         return {"status": "no_pose", "note": "docking found no pose in the blob(s)", "prefilter": verdicts}
+    best["pose_gap"] = _rounded(pose_gap(best_pose, poses, ligand_symmetry(ligand)), 3) if heavy > 1 else None
     best["prefilter"] = verdicts
     # provisional, from this ligand alone (progress lines); the screen calls hits against the whole library (ranking.call_hits)
     best["confidence"] = round(ranking.confidence(best["fit_score"], options.hit_score), 3)
