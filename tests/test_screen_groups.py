@@ -47,3 +47,13 @@ def test_an_analog_in_another_blob_is_another_group():
 def test_the_site_is_named_as_such():
     rows = call_hits(_rows({"HEM": 0.77, "ATP": 0.30}, blob={"HEM": 0, "ATP": 0}))
     assert verdict(rows).startswith("HEM explains the site's blob best"), verdict(rows)
+
+
+def test_an_ambiguous_pose_is_named_without_doubting_the_answer():
+    """EMD-3488's hemes: HEC/HEM explain the blob, but a heme flipped about its α–γ axis fits as well (gaps 0.003–0.036)."""
+    rows = _rows({"HEC": 0.78, "HEM": 0.76, "ATP": 0.40})
+    rows[0]["pose_gap"] = 0.003
+    line = verdict(call_hits(rows))
+    assert line.startswith("HEC explains blob 1 best") and "its pose is ambiguous" in line and "0.003 lower" in line, line
+    rows[0]["pose_gap"] = 0.2
+    assert "ambiguous" not in verdict(call_hits(rows))

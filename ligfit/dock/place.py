@@ -495,6 +495,9 @@ def support_failures(pose: Pose, options: DockingOptions) -> list[str]:
 
 #: Å (symmetric heavy-atom RMSD): another pose in the same blob farther than this from a pose is a different answer.
 DISTINCT_POSE_RMSD = 2.0
+#: A pose whose gap (:func:`pose_gap`) is below this is called ambiguous in messages: the map does not settle how the
+#: ligand sits (e.g. a heme flipped about its α–γ axis in EMD-3488 at 3.2 Å: gaps 0.003–0.036).
+AMBIGUOUS_POSE_GAP = 0.02
 
 
 def pose_gap(pose: Pose, poses: list[Pose], matches: np.ndarray) -> float | None:
@@ -546,7 +549,7 @@ def _judge(poses: list[Pose], matches: np.ndarray, options: DockingOptions, copi
         support = float(np.clip((pose.cc - 0.3) / 0.5, 0, 1) * pose.fraction_in_density)
         gap, rival = _distinct_rival(pose, poses, matches) or (1.0, None)
         uniqueness = float(np.clip(0.5 + gap / 0.1, 0.5, 1.0))
-        if not placements and rival is not None and gap < 0.02:
+        if not placements and rival is not None and gap < AMBIGUOUS_POSE_GAP:
             notes.append(
                 f"a different pose {symmetric_rmsd(pose.coordinates, rival.coordinates, matches):.1f} Å away in the same blob scores almost as well"
             )

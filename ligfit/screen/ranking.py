@@ -35,6 +35,7 @@ from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
+from ligfit.dock.place import AMBIGUOUS_POSE_GAP
 from ligfit.maps import DensityMap
 from ligfit.records import Blob
 
@@ -323,6 +324,9 @@ def verdict(rows: list[dict], rule: HitRule | None = None) -> str:
     others = [row for row in hits if row.get("group") != top.get("group")]  # hits of another skeleton
     if others:
         analogs += f"; next {others[0]['name']} at {others[0]['fit_score']:.2f}"
+    gap = top.get("pose_gap")
+    if gap is not None and gap < AMBIGUOUS_POSE_GAP:  # the identity may stand where the orientation does not (a flipped heme)
+        analogs += f"; its pose is ambiguous: a different pose of it there scores only {gap:.3f} lower"
     return f"{top['name']} explains {blob_name(top['blob'])} best (fit score {top['fit_score']:.2f}{lead}){analogs}; {len(hits)} hit(s)"
 
 
