@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 from em_box_site import random_rotations, site_1xr
 
+from ligfit.dock import search
 from ligfit.dock.grow import _overlap, _rotate, _rotate_each
 from ligfit.dock.options import DockingOptions
 from ligfit.dock.search import SMOOTH, PoseBatch, TorsionTree, clash_limits, fit_loss
@@ -103,3 +106,26 @@ def test_internal_overlap_of_grown_poses_sums_the_same_squares(poses):
     expected = options.internal_weight * (np.clip(limits - separation, 0, None) ** 2).sum((-1, -2))
     assert expected.max() > 0
     assert np.array_equal(_overlap(new_xyz, old_xyz, bonds_apart, options), expected)
+
+
+def test_a_large_batch_optimised_in_lanes_ends_where_one_lane_does(poses, monkeypatch):
+    """The conformer search's lanes (two threads, one torch thread each, with the survivors chosen across them) give
+    every pose, loss and source that one batch on torch's own threads gives, to the bit."""
+    ligand, tree, site, batch = poses
+    options = DockingOptions()
+    limits = clash_limits(ligand.elements[: ligand.heavy_atom_count], options)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = []
+        for lane_poses in (16, 10**9):  # all the poses, then the 48 survivors in two lanes; one lane
+            monkeypatch.setattr(search, "LANE_MIN_POSES", lane_poses)
+            run = copy.deepcopy(batch)
+            loss = search.optimise(run, site, tree, limits, SMOOTH, 12, options, survivors=48)
+            results.append((loss, run.current(tree), run.source))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    (lanes_loss, lanes_xyz, lanes_source), (one_loss, one_xyz, one_source) = results
+    assert len(batch) >= 96 and len(one_loss) == 48 and np.ptp(one_loss) > 0.1
+    assert np.array_equal(lanes_loss, one_loss) and np.array_equal(lanes_xyz, one_xyz) and np.array_equal(lanes_source, one_source)
