@@ -12,6 +12,7 @@ from em_box_site import random_rotations, site_1xr
 from ligfit.dock import search
 from ligfit.dock.grow import _overlap, _rotate, _rotate_each
 from ligfit.dock.options import DockingOptions
+from ligfit.dock.place import dock
 from ligfit.dock.search import SMOOTH, PoseBatch, TorsionTree, clash_limits, fit_loss
 
 
@@ -129,3 +130,22 @@ def test_a_large_batch_optimised_in_lanes_ends_where_one_lane_does(poses, monkey
     (lanes_loss, lanes_xyz, lanes_source), (one_loss, one_xyz, one_source) = results
     assert len(batch) >= 96 and len(one_loss) == 48 and np.ptp(one_loss) > 0.1
     assert np.array_equal(lanes_loss, one_loss) and np.array_equal(lanes_xyz, one_xyz) and np.array_equal(lanes_source, one_source)
+
+
+def test_docking_on_two_torch_threads_gives_the_poses_one_thread_gives(data, monkeypatch):
+    """With two torch threads the conformer search runs in lanes and anchor-and-grow beside it; the poses and scores
+    are those of one thread, to the bit (1XR in its real 8HFL box)."""
+    ligand, _, site, blob = site_1xr(data)
+    monkeypatch.setattr(search, "LANE_MIN_POSES", 32)  # this small search in lanes too
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            results.append(dock(ligand, site.density, [blob], 3.0))
+    finally:
+        torch.set_num_threads(threads)
+    one, two = ([pose.coordinates for pose in result.poses] for result in results)
+    assert len(one) >= 3 and results[0].best.cc > 0.6
+    assert all(np.array_equal(a, b) for a, b in zip(one, two)) and len(one) == len(two)
+    assert [pose.score for pose in results[0].poses] == [pose.score for pose in results[1].poses]
