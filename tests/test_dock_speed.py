@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 from em_box_site import random_rotations, site_1xr
+from test_screen import EXAMPLE, TEST_DOCKING, TRUE_LIGAND
 
+from ligfit import io, maps, segment
 from ligfit.dock import search
 from ligfit.dock.grow import _overlap, _rotate, _rotate_each
 from ligfit.dock.options import DockingOptions
 from ligfit.dock.place import dock
 from ligfit.dock.search import SMOOTH, PoseBatch, TorsionTree, clash_limits, fit_loss
+from ligfit.ligand import load_ligand
+from ligfit.records import LigandShape
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +154,27 @@ def test_docking_on_two_torch_threads_gives_the_poses_one_thread_gives(data, mon
     assert len(one) >= 3 and results[0].best.cc > 0.6
     assert all(np.array_equal(a, b) for a, b in zip(one, two)) and len(one) == len(two)
     assert [pose.score for pose in results[0].poses] == [pose.score for pose in results[1].poses]
+
+
+def test_blobs_docked_side_by_side_give_the_poses_of_one_after_the_other(monkeypatch):
+    """The shipped Tyk2 map's blobs (and the first again, as a third): on two torch threads two blobs go side by side,
+    the third in lanes on both; every pose, score and blob is what one thread gives, in the same order."""
+    ligand = load_ligand(TRUE_LIGAND, max_conformers=3, seed=0)
+    heavy = ligand.heavy_atom_count
+    difference = segment.difference_map(maps.read_map(EXAMPLE / "map.mrc"), io.read_structure(EXAMPLE / "protein.pdb"), 3.0)
+    blobs = segment.find_blobs(difference, LigandShape.from_conformers(ligand.conformer_coordinates()[:, :heavy]), None)
+    blobs = [*blobs[:2], dataclasses.replace(blobs[0], rank=2)]
+    assert len({len(blob.points) for blob in blobs[:2]}) == 2
+    monkeypatch.setattr(search, "LANE_MIN_POSES", 16)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            results.append(dock(ligand, difference.difference, blobs, 3.0, options=TEST_DOCKING))
+    finally:
+        torch.set_num_threads(threads)
+    one, two = results
+    assert {pose.blob_rank for pose in one.poses} == {0, 1}  # the third blob's poses are the first's, clustered away
+    assert [(pose.blob_rank, pose.score) for pose in one.poses] == [(pose.blob_rank, pose.score) for pose in two.poses]
+    assert all(np.array_equal(a.coordinates, b.coordinates) for a, b in zip(one.poses, two.poses))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -118,11 +118,13 @@ def dock(
         return DockingResult([], [], "no unexplained density above the threshold", options)
     tree = TorsionTree.from_ligand(ligand)
     matches = ligand_symmetry(ligand)
-    poses: list[Pose] = []
-    for number, blob in enumerate(blobs):
-        progress("docking blobs", number, len(blobs))
-        poses.extend(_dock_blob(ligand, tree, difference, blob, resolution, protein, options, seeds or []))
-    progress("docking blobs", len(blobs), len(blobs))
+    poses = [
+        pose
+        for blob_poses in _each_blob(
+            lambda blob: _dock_blob(ligand, tree, difference, blob, resolution, protein, options, seeds or []), blobs, progress
+        )
+        for pose in blob_poses
+    ]
     if keep is not None:
         poses = [pose for pose in poses if keep(pose)]
     ranked = _cluster(sorted(poses, key=lambda p: -p.score), matches, options.cluster_rmsd)
@@ -268,6 +270,61 @@ def _dock_blob(
             _final_pose(ligand, coordinates[i], _source_name(int(source[i]), seeds), site, blob, resolution, protein, options) for i in keep
         ]
     return _with_tie_breaks(poses, options)
+
+
+def _each_blob(dock_blob: Callable[[Blob], list[Pose]], blobs: list[Blob], progress: Progress) -> list[list[Pose]]:
+    """``dock_blob`` of every blob, in blob order; with several torch threads, several blobs at once.
+
+    Blobs go side by side one per torch thread, each on one; the last few (fewer than the threads) share the threads
+    among them, so that a lone last blob runs in lanes on all of them. Each blob's search is its own (its own random
+    stream; one torch thread gives the same poses as several): the poses are the same either way. A blob's
+    refinement and kicks are bound by per-step overhead and its MMFF relaxation by the GIL; another blob's search
+    fills that time better than lanes within one blob do.
+    """
+    threads = torch.get_num_threads()
+    finished = 0
+
+    def count_one() -> None:
+        nonlocal finished
+        finished += 1
+        progress("docking blobs", finished, len(blobs))
+
+    progress("docking blobs", 0, len(blobs))
+    if threads < 2 or len(blobs) < 2:
+        results = []
+        for blob in blobs:
+            results.append(dock_blob(blob))
+            count_one()
+        return results
+    last = len(blobs) % threads
+    queued, remaining = blobs[: len(blobs) - last], blobs[len(blobs) - last :]
+    try:
+        results = _at_once(dock_blob, queued, threads, 1, count_one)
+        if len(remaining) == 1:
+            torch.set_num_threads(threads)
+            results.append(dock_blob(remaining[0]))
+            count_one()
+        elif remaining:
+            results += _at_once(dock_blob, remaining, len(remaining), threads // len(remaining), count_one)
+        return results
+    finally:
+        torch.set_num_threads(threads)  # what new threads start with, as before
+
+
+def _at_once(
+    dock_blob: Callable[[Blob], list[Pose]], blobs: list[Blob], workers: int, threads: int, done: Callable[[], None]
+) -> list[list[Pose]]:
+    """``dock_blob`` of each blob, ``workers`` at a time, each on ``threads`` torch threads; in blob order."""
+
+    def on_its_threads(blob: Blob) -> list[Pose]:
+        torch.set_num_threads(threads)
+        return dock_blob(blob)
+
+    with ThreadPoolExecutor(workers) as pool:
+        running = [pool.submit(on_its_threads, blob) for blob in blobs]
+        for _ in as_completed(running):
+            done()
+        return [future.result() for future in running]
 
 
 def _side_by_side(first: Callable[[], First], second: Callable[[], Second]) -> tuple[First, Second]:
