@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ligfit.errors import SchedulerError
 from ligfit.records import LigandShape
@@ -121,10 +122,12 @@ def test_screen_on_dask_ranks_true_ligand_first_and_resumes(cluster, tmp_path):
 
 
 def test_local_workers_give_the_ranking_of_one_process():
-    """workers=2: a local pool of two spawned workers gives every fit score of one process."""
+    """workers=2: a local pool of two spawned workers gives every fit score of one process (which screens on one torch thread)."""
     library = [("tyk2", TRUE_LIGAND), *DECOYS]
     options = ScreenOptions(resolution=3.0, max_conformers=3, docking=TEST_DOCKING)
+    threads = torch.get_num_threads()
     alone = run_screen(EXAMPLE / "map.mrc", EXAMPLE / "protein.pdb", library, options, workers=1)
+    assert torch.get_num_threads() == threads  # one process screens on a torch thread of its own; the caller's are as they were
     shared = run_screen(EXAMPLE / "map.mrc", EXAMPLE / "protein.pdb", library, options, workers=2)
     assert [(row["name"], row["fit_score"]) for row in shared.rows] == [(row["name"], row["fit_score"]) for row in alone.rows]
     assert shared.rows[0]["name"] == "tyk2" and shared.rows[0]["hit"]
