@@ -300,8 +300,7 @@ def _each_blob(dock_blob: Callable[[Blob], list[Pose]], blobs: list[Blob], progr
     queued, remaining = blobs[: len(blobs) - last], blobs[len(blobs) - last :]
     try:
         results = _at_once(dock_blob, queued, threads, 1, count_one)
-        if len(remaining) == 1:
-            torch.set_num_threads(threads)
+        if len(remaining) == 1:  # here, on this thread's torch threads: in lanes
             results.append(dock_blob(remaining[0]))
             count_one()
         elif remaining:
