@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from ligfit import io, maps, segment
 from ligfit.dock import search
 from ligfit.dock.grow import _overlap, _rotate, _rotate_each
 from ligfit.dock.options import DockingOptions
-from ligfit.dock.place import dock
+from ligfit.dock.place import _each_blob, dock
 from ligfit.dock.search import SMOOTH, PoseBatch, TorsionTree, clash_limits, fit_loss
 from ligfit.ligand import load_ligand
 from ligfit.records import LigandShape
@@ -178,3 +179,26 @@ def test_blobs_docked_side_by_side_give_the_poses_of_one_after_the_other(monkeyp
     assert {pose.blob_rank for pose in one.poses} == {0, 1}  # the third blob's poses are the first's, clustered away
     assert [(pose.blob_rank, pose.score) for pose in one.poses] == [(pose.blob_rank, pose.score) for pose in two.poses]
     assert all(np.array_equal(a.coordinates, b.coordinates) for a, b in zip(one.poses, two.poses))
+
+
+def test_an_error_in_one_blob_stops_the_blobs_not_yet_started():
+    """Blobs side by side: a blob's error (or Ctrl-C) comes back at once, and the queued blobs are never docked."""
+    started = []
+
+    def dock_blob(blob: int) -> list[int]:
+        started.append(blob)
+        if blob == 1:
+            raise ValueError("no conformer fits")
+        time.sleep(0.2)
+        return [blob]
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(ValueError, match="no conformer fits"):
+            _each_blob(dock_blob, list(range(12)), lambda *_: None)
+        assert len(started) <= 4
+        assert _each_blob(lambda blob: [blob], list(range(5)), lambda *_: None) == [[0], [1], [2], [3], [4]]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

@@ -319,11 +319,15 @@ def _at_once(
         torch.set_num_threads(threads)
         return dock_blob(blob)
 
-    with ThreadPoolExecutor(workers) as pool:
+    pool = ThreadPoolExecutor(workers)
+    try:
         running = [pool.submit(on_its_threads, blob) for blob in blobs]
-        for _ in as_completed(running):
+        for future in as_completed(running):
+            future.result()  # a blob's error stops the docking now
             done()
         return [future.result() for future in running]
+    finally:
+        pool.shutdown(cancel_futures=True)  # on an error or Ctrl-C the blobs not yet started are not docked
 
 
 def _side_by_side(first: Callable[[], First], second: Callable[[], Second]) -> tuple[First, Second]:
