@@ -1,11 +1,15 @@
-"""What every run records about itself: package versions, wall time per stage, progress, JSON-ready values."""
+"""What every run records about itself (package versions, wall time per stage, progress, JSON-ready values) and how it
+spreads over threads and schedulers."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from typing import Protocol
 
@@ -56,6 +60,25 @@ class Progress(Protocol):
 
 def no_progress(stage: str, done: int | None = None, total: int | None = None) -> None:
     """The API's default: say nothing."""
+
+
+@contextlib.contextmanager
+def torch_thread_pool(workers: int, torch_threads: int = 1) -> Iterator[ThreadPoolExecutor]:
+    """A pool of ``workers`` threads, each running torch on ``torch_threads`` threads.
+
+    Leaving it cancels the tasks not yet started (an error or Ctrl-C comes back without docking the rest) and puts back
+    the torch thread count that new threads start with (setting it in a thread changes that too); the calling
+    thread's own count is never touched.
+    """
+    import torch  # here: the CLI imports this module before it needs torch
+
+    threads = torch.get_num_threads()
+    pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(torch_threads,))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
+        torch.set_num_threads(threads)
 
 
 def connect_scheduler(address: str, timeout: float = 10.0) -> object:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +23,7 @@ from ligfit.io import AtomTable
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
 from ligfit.measures import METAL_ELEMENTS, POLAR_ELEMENTS
+from ligfit.runtime import torch_thread_pool
 
 #: Ligand metals coordinate protein N/O/S at ~2 Å: they get a short clash distance.
 METAL_CLASH_DISTANCE = 1.8
@@ -493,18 +493,9 @@ def _in_lanes(run: _AdamRun, start: int, stop: int, lanes: int) -> _AdamRun:
     if lanes < 2 or start == stop:
         run.advance(start, stop)
         return run
-    threads = torch.get_num_threads()
     parts = run.split(lanes)
-
-    def advance(part: _AdamRun) -> None:
-        torch.set_num_threads(1)  # this thread's own torch threads: the lanes are the parallelism
-        part.advance(start, stop)
-
-    try:
-        with ThreadPoolExecutor(lanes) as pool:
-            list(pool.map(advance, parts))
-    finally:
-        torch.set_num_threads(threads)  # what new threads start with, as before (the calling thread's is its own)
+    with torch_thread_pool(lanes) as pool:  # one torch thread per lane: the lanes are the parallelism
+        list(pool.map(lambda part: part.advance(start, stop), parts))
     return _AdamRun.joined(parts)
 
 

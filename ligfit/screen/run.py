@@ -21,12 +21,11 @@ import tempfile
 import time
 import traceback
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ligfit import io, maps, segment
 from ligfit.dock import DockingOptions, dock, pose_gap
@@ -37,7 +36,7 @@ from ligfit.measures import ligand_symmetry
 from ligfit.measures.qscore import ReferenceGaussian, expected_q_score, q_scores
 from ligfit.pipeline import MapInput, ModelInput, site_center
 from ligfit.records import Blob, LigandShape
-from ligfit.runtime import Progress, connect_scheduler, no_progress
+from ligfit.runtime import Progress, connect_scheduler, no_progress, torch_thread_pool
 from ligfit.screen import ranking
 from ligfit.screen.library import Library, LibraryEntry, read_library
 from ligfit.screen.ranking_html import MAX_PICTURED_HITS, build_ranking_html
@@ -470,13 +469,9 @@ def _in_one_thread(context: ScreenContext, entries: list[LibraryEntry]) -> Itera
     (8A1H_DLZ at 3 Å, full search), on one thread 185.4 s, with the same ranking. The caller's own torch threads are
     left as they were.
     """
-    threads = torch.get_num_threads()
-    try:
-        with ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(1,)) as lone:
-            for entry in entries:
-                yield lone.submit(screen_ligand, context, entry).result()
-    finally:
-        torch.set_num_threads(threads)  # what new threads start with, as before
+    with torch_thread_pool(1) as lone:
+        for entry in entries:
+            yield lone.submit(screen_ligand, context, entry).result()
 
 
 def largest_first(entries: list[LibraryEntry]) -> list[LibraryEntry]:
