@@ -205,6 +205,9 @@ def run_build(
             parsed, name=options.ligand_name, protonation=options.protonation, max_conformers=options.max_conformers, seed=options.seed
         )
     protein.inputs["ligand"] = _describe_source(ligand) if not isinstance(ligand, Ligand) else prepared.smiles
+    parameter_cache = parameter_cache or LigandParameterCache(method=options.refinement.ligand_force_field)
+    if options.refine:  # made while the map is segmented and the ligand docked (GAFF2: ~1 s for 40 atoms, in processes)
+        parameter_cache.prefetch(prepared.mol)
     timer.lap("ligand")
 
     progress("computing the difference map")

@@ -71,6 +71,46 @@ def test_gaff2_parameters_are_made_once_per_ligand_and_keep_the_formal_charge():
 
 
 @needs_ambertools
+def test_parameters_started_ahead_are_made_once_and_are_those_made_on_demand(monkeypatch):
+    """build starts the ligand's parameters before docking: every later get() waits for that one making, and gets
+    exactly what get() alone would have made; a failed making is raised to whoever waits, then tried again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ligfit.refine import parameters as module
+
+    ligand = load_ligand("OC(=O)c1ccc(N)cc1CC[NH3+]", max_conformers=2)
+    expected = LigandParameterCache().get(ligand.mol)
+    made = []
+    real = module.parametrise
+    monkeypatch.setattr(module, "parametrise", lambda *args, **kw: made.append(1) or real(*args, **kw))
+    cache = LigandParameterCache()
+    cache.prefetch(ligand.mol)
+    assert ligand.mol in cache
+    with ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(cache.get, [ligand.mol] * 3))
+    assert len(made) == 1 and all(g is got[0] for g in got) and len(cache) == 1
+    assert got[0].system_xml == expected.system_xml and got[0].method == expected.method
+    cache.prefetch(ligand.mol)  # made already: nothing starts
+    assert len(made) == 1
+
+    failing = LigandParameterCache()
+    calls = []
+
+    def fail_once(*args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.3)  # get() below is waiting by then
+            raise RuntimeError("antechamber died")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(module, "parametrise", fail_once)
+    failing.prefetch(ligand.mol)
+    with pytest.raises(RuntimeError, match="antechamber died"):
+        failing.get(ligand.mol)
+    assert failing.get(ligand.mol).system_xml == expected.system_xml and len(calls) == 2
+
+
+@needs_ambertools
 def test_gaff2_gives_the_same_force_field_every_run_with_gaff2s_own_terms_for_newer_atom_types():
     """N-cyclohexylacetamide has GAFF2's newer types c6 (ring sp3 C) and ns (amide N–H). parmchk2 -s gaff2 replaced
     their terms by analogues in 11 of 30 runs (the N–H bond 403 instead of gaff2.dat's 473.59 kcal/mol/Å²): ten runs

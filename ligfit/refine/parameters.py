@@ -17,7 +17,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,24 +98,68 @@ class LigandParameterCache:
             raise ValueError(f"unknown ligand force field {method!r}; use 'auto', 'gaff2' or 'mmff94'")
         self.method = method
         self.folder = Path(folder) if folder is not None else None
-        self._entries: dict[str, LigandParameters] = {}
+        self._entries: dict[str, Future[LigandParameters]] = {}  # made, or being made
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def __contains__(self, mol_h: Chem.Mol) -> bool:
-        return f"{parameter_key(mol_h)}:{self.method}" in self._entries
+        """Whether ``mol_h``'s parameters are made or being made."""
+        return self._entry_key(parameter_key(mol_h)) in self._entries
 
     def get(self, mol_h: Chem.Mol) -> LigandParameters:
-        """Parameters for ``mol_h`` (explicit hydrogens, one conformer), computed on first use."""
+        """Parameters for ``mol_h`` (explicit hydrogens, one conformer): made on first use, or waited for when
+        :meth:`prefetch` started them."""
         key = parameter_key(mol_h)
-        entry_key = f"{key}:{self.method}"
-        if entry_key not in self._entries:
+        entry, mine = self._claim(key)
+        if mine:
+            self._make(Chem.Mol(mol_h), key, entry)
+        return entry.result()
+
+    def prefetch(self, mol_h: Chem.Mol) -> None:
+        """Start making ``mol_h``'s parameters in a thread of their own, so that a later :meth:`get` finds them made.
+
+        AmberTools' programs run as processes of their own, so on two cores this hides their time behind other work
+        (``build`` starts it before docking). A no-op when they are made or being made, or when no force field covers
+        the ligand (:meth:`get` then says why). The thread is not a daemon: a process that ends first waits for it,
+        so AmberTools' scratch files are always cleaned up.
+        """
+        try:
+            check_parametrisable(mol_h)
+        except (UnsupportedLigandError, ValueError):
+            return
+        key = parameter_key(mol_h)
+        entry, mine = self._claim(key)
+        if mine:
+            threading.Thread(target=self._make, args=(Chem.Mol(mol_h), key, entry), name="ligfit-ligand-parameters").start()
+
+    def _entry_key(self, key: str) -> str:
+        return f"{key}:{self.method}"
+
+    def _claim(self, key: str) -> tuple[Future[LigandParameters], bool]:
+        """The entry for ``key``, and whether the caller is the one to make it."""
+        with self._lock:
+            entry = self._entries.get(self._entry_key(key))
+            if entry is not None:
+                return entry, False
+            entry = self._entries[self._entry_key(key)] = Future()
+            return entry, True
+
+    def _make(self, mol_h: Chem.Mol, key: str, entry: Future[LigandParameters]) -> None:
+        try:
             stored = self._load(key)
-            self._entries[entry_key] = stored if stored is not None else parametrise(mol_h, self.method, key)
+            parameters = stored if stored is not None else parametrise(mol_h, self.method, key)
             if stored is None:
-                self._store(self._entries[entry_key])
-        return self._entries[entry_key]
+                self._store(parameters)
+        except BaseException as error:  # handed to whoever waits in get(), which raises it; then made again next time
+            with self._lock:
+                self._entries.pop(self._entry_key(key), None)
+            entry.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+        else:
+            entry.set_result(parameters)
 
     def _path(self, key: str) -> Path | None:
         return None if self.folder is None else self.folder / f"{key}.{self.method}.json"
