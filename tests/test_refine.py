@@ -92,6 +92,10 @@ def test_parameters_started_ahead_are_made_once_and_are_those_made_on_demand(mon
     assert got[0].system_xml == expected.system_xml and got[0].method == expected.method
     cache.prefetch(ligand.mol)  # made already: nothing starts
     assert len(made) == 1
+    import pickle
+
+    copied = pickle.loads(pickle.dumps(cache))  # to another process: what is made goes along
+    assert ligand.mol in copied and copied.get(ligand.mol).system_xml == expected.system_xml and len(made) == 1
 
     failing = LigandParameterCache()
     calls = []

@@ -104,6 +104,17 @@ class LigandParameterCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __getstate__(self) -> dict:
+        """Pickled (to another process, a Dask worker) with the parameters made so far; those being made stay behind."""
+        made = {key: entry for key, entry in self._entries.items() if entry.done() and entry.exception() is None}
+        return {"method": self.method, "folder": self.folder, "made": {key: entry.result() for key, entry in made.items()}}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["folder"], state["method"])
+        for key, parameters in state["made"].items():
+            self._entries[key] = Future()
+            self._entries[key].set_result(parameters)
+
     def __contains__(self, mol_h: Chem.Mol) -> bool:
         """Whether ``mol_h``'s parameters are made or being made."""
         return self._entry_key(parameter_key(mol_h)) in self._entries
