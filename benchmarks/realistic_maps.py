@@ -34,9 +34,12 @@ from benchmarks.realistic_cases import realistic_case  # noqa: E402
 
 FIELDS = [
     "case", "resolution", "decoy", "heavy_atoms", "occupancy", "status", "confidence", "label",
-    "rmsd", "right", "miss", "deposited_score", "best_score", "loop_built", "blob_note", "seconds", "message",
+    "rmsd", "right", "miss", "deposited_score", "best_score", "turned_away_confidence", "turned_away_rmsd", "loop_built",
+    "blob_note", "seconds", "message",
 ]  # fmt: skip
 CONFIDENCE_BINS = [(0.0, 0.4, "low"), (0.4, 0.7, "medium"), (0.7, 1.01, "high")]
+#: Confidence bins of the answers build turned away as "low" (``turned_away_confidence``), for the summary.
+TURNED_AWAY_BINS = [(0.0, 0.2), (0.2, 0.3), (0.3, 0.4)]
 #: Å: a ligand atom this close to a blob voxel lies in that blob; a blob holding this share of its atoms holds the ligand.
 IN_BLOB_DISTANCE, IN_BLOB_SHARE = 1.5, 0.2
 #: Why a map holding the ligand was not answered right (``miss_reason``), in the order the summary lists them.
@@ -76,6 +79,12 @@ def run_one(
     confidence = result.confidence if placed else 0.0
     miss = "" if right or decoy else miss_reason(result, case.reference)
     deposited, best = deposited_pose_scores(result, case.reference, resolution) if miss == MISS_REASONS[4] else (None, None)
+    turned_away, turned_away_pose = turned_away_answer(result)
+    turned_away_rmsd = (
+        ligand_rmsd(heavy_atom_mol(result.ligand, turned_away_pose.coordinates), case.reference)
+        if turned_away_pose is not None and not decoy
+        else None
+    )
     return {
         "case": case.name,
         "resolution": resolution,
@@ -90,11 +99,31 @@ def run_one(
         "miss": miss,
         "deposited_score": "" if deposited is None else round(deposited, 3),
         "best_score": "" if best is None else round(best, 3),
+        "turned_away_confidence": "" if turned_away is None else turned_away,
+        "turned_away_rmsd": "" if turned_away_rmsd is None else round(turned_away_rmsd, 2),
         "loop_built": loop_built(result, record["loop"]),
         "blob_note": _blob_note(result),
         "seconds": round(seconds, 1),
         "message": result.message,
     }
+
+
+def turned_away_answer(result) -> tuple[float | None, object]:
+    """The confidence of the answer that was turned away at low confidence, and its pose (None, None when none was).
+
+    Read from build's message ("the best pose (blob N, CC c) has low confidence x"): the pose is the best-scoring pose
+    of blob N whose CC rounds to c.
+    """
+    import re
+
+    if result.found:
+        return None, None
+    said = re.search(r"best pose \(blob (\d+), CC (-?\d+\.\d+)\) has low confidence (-?\d+\.\d+)", result.message)
+    if said is None:
+        return None, None
+    rank, cc, confidence = int(said.group(1)) - 1, float(said.group(2)), float(said.group(3))
+    candidates = [pose for pose in result.poses if pose.blob_rank == rank and abs(pose.cc - cc) <= 0.0051]
+    return confidence, max(candidates, key=lambda pose: pose.score, default=None)
 
 
 def miss_reason(result, reference) -> str:
@@ -241,6 +270,18 @@ def summarise(rows: list[dict], live: bool = True) -> str:
         right = sum(r["right"] for r in subset)
         rate = f"{right / len(subset):.0%}" if subset else "–"
         lines.append(f"| {label} ({low:.1f}–{min(high, 1.0):.1f}) | {len(subset)} | {right} | {rate} |")
+    turned = [r for r in rows if r.get("turned_away_confidence") not in (None, "")]
+    if turned:
+        lines += [
+            "",
+            "| answers turned away at low confidence | ligand maps: right pose (≤ 2 Å) | ligand maps: wrong pose | decoys |",
+            "|---|---|---|---|",
+        ]
+        for low, high in TURNED_AWAY_BINS:
+            subset = [r for r in turned if low <= float(r["turned_away_confidence"]) < high]
+            right = sum(not r["decoy"] and r["turned_away_rmsd"] != "" and float(r["turned_away_rmsd"]) <= SUCCESS_RMSD for r in subset)
+            decoys = sum(r["decoy"] for r in subset)
+            lines.append(f"| {low:.1f}–{high:.1f} | {right} | {len(subset) - right - decoys} | {decoys} |")
     misses = [r for r in rows if not r["decoy"] and not r["right"]]
     if misses:
         lines += ["", "| why a map with the ligand was missed | maps |", "|---|---|"]
