@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -114,8 +115,6 @@ def turned_away_answer(result) -> tuple[float | None, object]:
     Read from build's message ("the best pose (blob N, CC c) has low confidence x"): the pose is the best-scoring pose
     of blob N whose CC rounds to c.
     """
-    import re
-
     if result.found:
         return None, None
     said = re.search(r"best pose \(blob (\d+), CC (-?\d+\.\d+)\) has low confidence (-?\d+\.\d+)", result.message)

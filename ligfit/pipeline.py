@@ -205,7 +205,8 @@ def run_build(
             parsed, name=options.ligand_name, protonation=options.protonation, max_conformers=options.max_conformers, seed=options.seed
         )
     protein.inputs["ligand"] = _describe_source(ligand) if not isinstance(ligand, Ligand) else prepared.smiles
-    parameter_cache = parameter_cache or LigandParameterCache(method=options.refinement.ligand_force_field)
+    if parameter_cache is None:  # not `cache or …`: an empty cache is falsy, and the caller's would be dropped
+        parameter_cache = LigandParameterCache(method=options.refinement.ligand_force_field)
     if options.refine:  # made while the map is segmented and the ligand docked (GAFF2: ~1 s for 40 atoms, in processes)
         parameter_cache.prefetch(prepared.mol)
     timer.lap("ligand")
@@ -691,7 +692,7 @@ def refine_placements(
 
     Placements are refined one after another, each in the protein as the previous ones left it.
     """
-    cache = parameter_cache or LigandParameterCache(method=options.refinement.ligand_force_field)
+    cache = parameter_cache if parameter_cache is not None else LigandParameterCache(method=options.refinement.ligand_force_field)
     results: list[RefinementResult] = []
     current = model
     for number, placement in enumerate(docking.placements, start=1):

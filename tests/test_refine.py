@@ -114,6 +114,21 @@ def test_parameters_started_ahead_are_made_once_and_are_those_made_on_demand(mon
     assert failing.get(ligand.mol).system_xml == expected.system_xml and len(calls) == 2
 
 
+def test_a_refined_build_fills_the_callers_empty_parameter_cache():
+    """The cache a caller shares across builds is used even while empty (an empty cache is falsy: `cache or new`
+    dropped it, and nothing was ever shared)."""
+    import dataclasses
+
+    from tyk2_example import EXAMPLE, FAST_BUILD, SMILES
+
+    from ligfit.pipeline import run_build
+
+    cache = LigandParameterCache(method="mmff94")
+    options = dataclasses.replace(FAST_BUILD, refine=True)
+    result = run_build(str(EXAMPLE / "map.mrc"), SMILES, str(EXAMPLE / "protein.pdb"), options, parameter_cache=cache)
+    assert result.refinements and len(cache) == 1 and result.ligand.mol in cache
+
+
 @needs_ambertools
 def test_gaff2_gives_the_same_force_field_every_run_with_gaff2s_own_terms_for_newer_atom_types():
     """N-cyclohexylacetamide has GAFF2's newer types c6 (ring sp3 C) and ns (amide N–H). parmchk2 -s gaff2 replaced

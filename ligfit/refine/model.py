@@ -46,7 +46,8 @@ def refine_model(
     the starting model of the next (the other copies are left out of each refinement). Residue
     names, numbers and chains are kept.
     """
-    cache = cache or LigandParameterCache(method=(options or RefinementOptions()).ligand_force_field)
+    if cache is None:  # not `cache or …`: an empty cache is falsy, and the caller's would be dropped
+        cache = LigandParameterCache(method=(options or RefinementOptions()).ligand_force_field)
     copies = [(chain.name, residue.seqid) for chain in model[0] for residue in chain if residue.name == ligand_name]
     if not copies:
         names = sorted({residue.name for chain in model[0] for residue in chain if residue.het_flag == "H"})

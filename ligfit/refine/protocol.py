@@ -172,7 +172,8 @@ def refine(
             False, poses[0], model, before, before, message, notes=notes, seconds=seconds, timings=timer.timings, options=options
         )
 
-    cache = cache or LigandParameterCache(method=options.ligand_force_field)
+    if cache is None:  # not `cache or …`: an empty cache is falsy, and the caller's would be dropped
+        cache = LigandParameterCache(method=options.ligand_force_field)
     progress("parametrising the ligand and building the pocket")
     start_poses = np.stack([poses[i] for i in starts])
     pocket = find_pocket(model, start_poses[:, : ligand.heavy_atom_count].reshape(-1, 3), options)
