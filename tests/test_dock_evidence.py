@@ -93,18 +93,18 @@ def _tie_pose(score: float, sigma: float = 2.0, packed: float = 2.0):
 
 
 def test_stronger_density_at_the_atoms_breaks_a_near_tie_in_a_blob_but_not_a_clear_lead():
-    """On by default: a pose 0.02 below the best whose atoms sit 0.5 σ higher wins; one 0.1 below does not (cap 0.03)."""
+    """On by default: a pose 0.02 below the best whose atoms sit 0.15 σ higher wins; one 0.2 below does not (cap 0.1)."""
     from ligfit.dock import DockingOptions
     from ligfit.dock.place import _with_tie_breaks
 
     options = DockingOptions()
     best, close, far, weaker = _with_tie_breaks(
-        [_tie_pose(0.80, 2.0), _tie_pose(0.78, 2.5), _tie_pose(0.70, 5.0), _tie_pose(0.79, 1.0)], options
+        [_tie_pose(0.80, 2.0), _tie_pose(0.78, 2.15), _tie_pose(0.60, 5.0), _tie_pose(0.79, 1.6)], options
     )
     assert best.score == 0.80  # the best-scoring pose keeps its score
-    assert close.score == pytest.approx(0.78 + 0.5 * options.density_tie_break_weight) and close.score > best.score
-    assert far.score == pytest.approx(0.70 + options.density_tie_break_cap) and far.score < best.score
-    assert weaker.score == pytest.approx(0.79 - options.density_tie_break_cap)
+    assert close.score == pytest.approx(0.78 + 0.15 * options.density_tie_break_weight) and close.score > best.score
+    assert far.score == pytest.approx(0.60 + options.density_tie_break_cap) and far.score < best.score
+    assert weaker.score == pytest.approx(0.79 - 0.4 * options.density_tie_break_weight)
     assert close.chosen_by_tie_break and not best.chosen_by_tie_break and not far.chosen_by_tie_break
     assert close.score_before_tie_breaks == pytest.approx(0.78)
     unchanged = _with_tie_breaks([_tie_pose(0.80, 2.0), _tie_pose(0.78, 3.0)], DockingOptions(density_tie_break_weight=0.0))

@@ -43,16 +43,21 @@ from ligfit.screen.ranking_html import MAX_PICTURED_HITS, build_ranking_html
 
 log = logging.getLogger(__name__)
 
+#: The near-tie break within a blob that the screen's rankings were measured with (docs/benchmarks.md "Round 11":
+#: 0.05 per σ, capped at ± 0.03). Build's stronger one (Round 18) was measured on build's maps, not on rankings across ligands.
+SCREEN_TIE_BREAK = {"density_tie_break_weight": 0.05, "density_tie_break_cap": 0.03}
+
 #: Docking settings for screening: ``build``'s full search per blob. On held-out PoseBusters pockets
 #: (benchmarks/screening.py --docking full|quick, docs/benchmarks.md "Screening a library") the quarter search
 #: below lost true ligands that the full one docks (7U3J, 7QHG, 7MGT at 3–3.5 Å: fit 0.25–0.33 → 0.51–0.69).
 #: Without the starts at a long blob's ends (``blob_end_starts``): measured on build's maps, not on screening's
 #: rankings, where a small ligand must not win by fitting one end of a big blob.
-SCREEN_DOCKING = DockingOptions(blob_end_starts=False)
+SCREEN_DOCKING = DockingOptions(blob_end_starts=False, **SCREEN_TIE_BREAK)
 
 #: About a quarter of ``build``'s search per blob, about twice as fast per ligand (``ligfit screen --quick``,
 #: ``identify --quick``). On the real identification blobs it ranked AGS 6th in its EM box, the full search 3rd.
 QUICK_SCREEN_DOCKING = DockingOptions(
+    **SCREEN_TIE_BREAK,
     blob_end_starts=False,
     random_orientations=6,
     smooth_steps=50,
