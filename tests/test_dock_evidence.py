@@ -98,13 +98,14 @@ def test_stronger_density_at_the_atoms_breaks_a_near_tie_in_a_blob_but_not_a_cle
     from ligfit.dock.place import _with_tie_breaks
 
     options = DockingOptions()
-    best, close, far, weaker = _with_tie_breaks(
-        [_tie_pose(0.80, 2.0), _tie_pose(0.78, 2.15), _tie_pose(0.60, 5.0), _tie_pose(0.79, 1.6)], options
+    best, close, far, weaker, weakest = _with_tie_breaks(
+        [_tie_pose(0.80, 2.0), _tie_pose(0.78, 2.15), _tie_pose(0.58, 5.0), _tie_pose(0.79, 1.6), _tie_pose(0.795, 0.5)], options
     )
     assert best.score == 0.80  # the best-scoring pose keeps its score
     assert close.score == pytest.approx(0.78 + 0.15 * options.density_tie_break_weight) and close.score > best.score
-    assert far.score == pytest.approx(0.60 + options.density_tie_break_cap) and far.score < best.score
+    assert far.score == pytest.approx(0.58 + options.density_tie_break_cap) and far.score < best.score
     assert weaker.score == pytest.approx(0.79 - 0.4 * options.density_tie_break_weight)
+    assert weakest.score == pytest.approx(0.795 - options.density_tie_break_cap)
     assert close.chosen_by_tie_break and not best.chosen_by_tie_break and not far.chosen_by_tie_break
     assert close.score_before_tie_breaks == pytest.approx(0.78)
     unchanged = _with_tie_breaks([_tie_pose(0.80, 2.0), _tie_pose(0.78, 3.0)], DockingOptions(density_tie_break_weight=0.0))
