@@ -692,7 +692,9 @@ def refine_placements(
 
     Placements are refined one after another, each in the protein as the previous ones left it.
     """
-    cache = parameter_cache if parameter_cache is not None else LigandParameterCache(method=options.refinement.ligand_force_field)
+    cache = parameter_cache
+    if cache is None:  # not `cache or …`: an empty cache is falsy, and the caller's would be dropped
+        cache = LigandParameterCache(method=options.refinement.ligand_force_field)
     results: list[RefinementResult] = []
     current = model
     for number, placement in enumerate(docking.placements, start=1):
