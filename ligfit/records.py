@@ -106,6 +106,7 @@ class Pose:
     source: str
     confidence: float = 0.0  # 0–1, set for placements (poses the density supports)
     packing: float = 0.0  # protein heavy atoms within 4 Å of a ligand heavy atom, on average (ligfit.measures.packing)
+    interaction: float = 0.0  # Vina-like protein–ligand score per heavy atom, lower is better (ligfit.measures.interactions)
     tie_break_shift: float = 0.0  # what the near-tie breaks added to ``score`` (DockingOptions.density_tie_break_weight)
     chosen_by_tie_break: bool = False  # a tie-break put it ahead of a pose in its blob that scored better before
 
@@ -125,6 +126,7 @@ class Pose:
             "polar_contacts": self.polar_contacts,
             "strain_kcal_mol": None if self.strain is None else round(self.strain, 1),
             "packing": round(self.packing, 2),
+            "interaction": round(self.interaction, 3),
             "found_by": self.source,
             "confidence": round(self.confidence, 3),
         }

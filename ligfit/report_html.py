@@ -288,7 +288,7 @@ def _poses_section(report: dict) -> str:
     columns = [
         ("#", "#", 0), ("blob", "blob", 0), ("score", "score", 3), ("cc", "CC", 3), ("fraction_in_density", "in density", 2),
         ("mean_sigma", "mean σ", 1), ("clashes", "clashes", 0), ("polar_contacts", "polar contacts", 0),
-        ("packing", "packing", 1), ("strain_kcal_mol", "strain kcal/mol", 1), ("found_by", "found by", None),
+        ("packing", "packing", 1), ("interaction", "Vina-like / atom", 2), ("strain_kcal_mol", "strain kcal/mol", 1), ("found_by", "found by", None),
     ]  # fmt: skip
     return f"<h2>Top poses</h2>{_table(rows, columns)}<p class=note>All poses are in <code>poses.sdf</code>, best first.</p>"
 

@@ -85,11 +85,11 @@ def test_a_small_ligand_placed_right_is_still_not_called_high(data):
     assert "small ligand (11 heavy atoms)" in result.message
 
 
-def _tie_pose(score: float, sigma: float = 2.0, packed: float = 2.0):
+def _tie_pose(score: float, sigma: float = 2.0, packed: float = 2.0, interaction: float = -0.3):
     """A pose for the tie-break tests; poses 0.02 apart in score sit 3.5 Å apart: different answers."""
     from ligfit.records import Pose
 
-    return Pose(np.full((3, 3), 100 * score), 0, score, score, sigma, 1.0, 0, 0, 0.0, "test", packing=packed)
+    return Pose(np.full((3, 3), 100 * score), 0, score, score, sigma, 1.0, 0, 0, 0.0, "test", packing=packed, interaction=interaction)
 
 
 def test_stronger_density_at_the_atoms_breaks_a_near_tie_in_a_blob_but_not_a_clear_lead():
@@ -114,7 +114,7 @@ def test_stronger_density_at_the_atoms_breaks_a_near_tie_in_a_blob_but_not_a_cle
 
 def test_the_density_tie_break_picks_the_right_pose_of_a_near_tie_at_4_angstrom(data):
     """7P85 at 4 Å (placement guard): two poses 2.6 Å apart in one blob score within 0.02; the right one's atoms sit on
-    stronger density. With the tie-break off the other one wins, 2.77 Å off (docs/benchmarks.md "Round 11")."""
+    stronger density. With the tie-breaks off the other one wins, 2.77 Å off (docs/benchmarks.md "Round 11")."""
     import ligfit
     from benchmarks.cases import simulated_case
     from benchmarks.ligand_placement import ligand_rmsd
@@ -129,7 +129,9 @@ def test_the_density_tie_break_picks_the_right_pose_of_a_near_tie_at_4_angstrom(
         return ligand_rmsd(heavy_atom_mol(result.ligand, result.placements[0].coordinates), case.reference)
 
     assert placed_rmsd(DockingOptions()) < 1.5
-    assert placed_rmsd(DockingOptions(density_tie_break_weight=0.0)) > 2.0
+    assert placed_rmsd(DockingOptions(density_tie_break_weight=0.0, interaction_tie_break_weight=0.0)) > 2.0
+    # The pocket's chemistry alone picks the same pose (1.09 Å; docs/benchmarks.md "Round 19").
+    assert placed_rmsd(DockingOptions(density_tie_break_weight=0.0)) < 1.5
 
 
 def test_packing_breaks_a_near_tie_in_a_blob_but_not_a_clear_lead():
@@ -145,3 +147,50 @@ def test_packing_breaks_a_near_tie_in_a_blob_but_not_a_clear_lead():
     assert far.score == pytest.approx(0.70 + options.packing_cap) and far.score < best.score
     assert close.chosen_by_tie_break and not best.chosen_by_tie_break and not far.chosen_by_tie_break
     assert close.score_before_tie_breaks == pytest.approx(0.78)  # what the density said, before packing
+
+
+def test_pocket_chemistry_breaks_a_near_tie_in_a_blob_but_not_a_clear_lead():
+    """On by default (docs/benchmarks.md "Round 19"): a pose 0.01 below the best that scores 0.04 lower per atom on the
+    Vina-like interaction score wins; one 0.12 below does not (cap 0.05); a pose with worse chemistry moves down."""
+    from ligfit.dock import DockingOptions
+    from ligfit.dock.place import _with_tie_breaks
+
+    options = DockingOptions(density_tie_break_weight=0.0)
+    best, close, far, worse = _with_tie_breaks(
+        [
+            _tie_pose(0.80, interaction=-0.30),
+            _tie_pose(0.79, interaction=-0.34),
+            _tie_pose(0.68, interaction=-0.60),
+            _tie_pose(0.795, interaction=-0.2),
+        ],
+        options,
+    )
+    assert best.score == 0.80
+    assert close.score == pytest.approx(0.79 + 0.04 * options.interaction_tie_break_weight) and close.score > best.score
+    assert far.score == pytest.approx(0.68 + options.interaction_tie_break_cap) and far.score < best.score
+    assert worse.score == pytest.approx(0.795 - options.interaction_tie_break_cap)
+    assert close.chosen_by_tie_break and not far.chosen_by_tie_break
+    off = _with_tie_breaks(
+        [_tie_pose(0.80), _tie_pose(0.79, interaction=-0.6)], DockingOptions(density_tie_break_weight=0.0, interaction_tie_break_weight=0.0)
+    )
+    assert [p.score for p in off] == [0.80, 0.79]
+
+
+def test_a_pose_overtaking_its_own_symmetric_copy_is_not_a_tie_break_choice():
+    """Two poses of a symmetric ligand that differ by swapping equivalent atoms are one answer: the pose that overtakes
+    the other is not marked as chosen by a tie-break (which would hold its confidence below "high"). Plain RMSD calls
+    them 2.3 Å apart; under the ligand's symmetry they coincide."""
+    from ligfit.dock import DockingOptions
+    from ligfit.dock.place import _with_tie_breaks
+    from ligfit.records import Pose
+
+    xyz = np.array([[0.0, 0.0, 0.0], [1.4, 0.0, 0.0], [2.8, 0.0, 0.0]])
+    swapped = xyz[[2, 1, 0]]  # the ends exchanged: 2.29 Å plain RMSD, 0 under the symmetry
+    first = Pose(xyz, 0, 0.800, 0.8, 2.0, 1.0, 0, 0, 0.0, "test", interaction=-0.30)
+    second = Pose(swapped, 0, 0.799, 0.8, 2.0, 1.0, 0, 0, 0.0, "test", interaction=-0.34)
+    options = DockingOptions()
+    symmetry = np.array([[0, 1, 2], [2, 1, 0]])
+    plain = _with_tie_breaks([first, second], options)
+    assert plain[1].score > plain[0].score and plain[1].chosen_by_tie_break  # without the symmetry: marked
+    aware = _with_tie_breaks([first, second], options, symmetry)
+    assert aware[1].score > aware[0].score and not aware[1].chosen_by_tie_break

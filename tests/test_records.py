@@ -122,6 +122,7 @@ def _pose(**changes) -> Pose:
         source="conformer search",
         confidence=0.98765,
         packing=2.3456,
+        interaction=-0.43219,
     )
     fields.update(changes)
     return Pose(**fields)
@@ -172,6 +173,7 @@ def test_pose_summary_is_rounded_plain_data():
         "polar_contacts": 3,
         "strain_kcal_mol": 12.3,
         "packing": 2.35,
+        "interaction": -0.432,
         "found_by": "conformer search",
         "confidence": 0.988,
     }

@@ -28,7 +28,17 @@ from ligfit.dock.search import SHARP, SMOOTH, PoseBatch, Site, TorsionTree, clas
 from ligfit.io import AtomTable
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
-from ligfit.measures import count_clashes, ligand_cc, ligand_symmetry, packing, polar_contacts, relax_pose, symmetric_rmsd
+from ligfit.measures import (
+    count_clashes,
+    interaction_score,
+    ligand_cc,
+    ligand_symmetry,
+    ligand_types,
+    packing,
+    polar_contacts,
+    relax_pose,
+    symmetric_rmsd,
+)
 from ligfit.records import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, Blob, Pose, SeedPose, principal_spread
 from ligfit.runtime import Progress, no_progress, torch_thread_pool
 
@@ -121,7 +131,7 @@ def dock(
     poses = [
         pose
         for blob_poses in _each_blob(
-            lambda blob: _dock_blob(ligand, tree, difference, blob, resolution, protein, options, seeds or []), blobs, progress
+            lambda blob: _dock_blob(ligand, tree, matches, difference, blob, resolution, protein, options, seeds or []), blobs, progress
         )
         for pose in blob_poses
     ]
@@ -208,6 +218,7 @@ def _with_blob_coverage(result: DockingResult, blobs: list[Blob], heavy_atoms: i
 def _dock_blob(
     ligand: Ligand,
     tree: TorsionTree,
+    matches: np.ndarray,
     difference: DensityMap,
     blob: Blob,
     resolution: float,
@@ -269,7 +280,7 @@ def _dock_blob(
         poses += [
             _final_pose(ligand, coordinates[i], _source_name(int(source[i]), seeds), site, blob, resolution, protein, options) for i in keep
         ]
-    return _with_tie_breaks(poses, options)
+    return _with_tie_breaks(poses, options, matches)
 
 
 def _each_blob(dock_blob: Callable[[Blob], list[Pose]], blobs: list[Blob], progress: Progress) -> list[list[Pose]]:
@@ -360,12 +371,15 @@ def score_pose(
     return _final_pose(ligand, np.asarray(coordinates, dtype=float), "given", site, blob, resolution, protein, options)
 
 
-def _with_tie_breaks(poses: list[Pose], options: DockingOptions) -> list[Pose]:
+def _with_tie_breaks(poses: list[Pose], options: DockingOptions, matches: np.ndarray | None = None) -> list[Pose]:
     """One blob's poses with near-ties broken: each score moves by ``density_tie_break_weight`` × its mean density (σ)
     less that of the best-scoring pose, clipped to ± ``density_tie_break_cap``, plus the same for packing
-    (``packing_weight``, ``packing_cap``); the best-scoring pose keeps its score. A pose that thereby overtakes one
-    that scored better, more than ``cluster_rmsd`` away, is marked ``chosen_by_tie_break``."""
-    if not poses or (options.density_tie_break_weight == 0 and options.packing_weight == 0):
+    (``packing_weight``, ``packing_cap``) and for the Vina-like interaction score, lower being better
+    (``interaction_tie_break_weight``, ``interaction_tie_break_cap``); the best-scoring pose keeps its score.
+    A pose that thereby overtakes one that scored better, more than ``cluster_rmsd`` away (symmetric heavy-atom RMSD
+    under ``matches``, the ligand's symmetry; without them plain all-atom RMSD), is marked ``chosen_by_tie_break``."""
+    weights = (options.density_tie_break_weight, options.packing_weight, options.interaction_tie_break_weight)
+    if not poses or not any(weights):
         return poses
     best = max(poses, key=lambda pose: pose.score)
 
@@ -373,13 +387,19 @@ def _with_tie_breaks(poses: list[Pose], options: DockingOptions) -> list[Pose]:
         values = np.array([getattr(pose, measure) for pose in poses]) - getattr(best, measure)
         return np.clip(weight * values, -cap, cap)
 
-    shifts = shift("mean_sigma", options.density_tie_break_weight, options.density_tie_break_cap) + shift(
-        "packing", options.packing_weight, options.packing_cap
+    shifts = (
+        shift("mean_sigma", options.density_tie_break_weight, options.density_tie_break_cap)
+        + shift("packing", options.packing_weight, options.packing_cap)
+        + shift("interaction", -options.interaction_tie_break_weight, options.interaction_tie_break_cap)  # lower is better
     )
     before = np.array([pose.score for pose in poses])
     ranking = before + shifts
-    xyz = np.array([pose.coordinates for pose in poses])
-    apart = np.sqrt(((xyz[:, None] - xyz[None]) ** 2).sum(-1).mean(-1)) > options.cluster_rmsd  # another answer, not a near-copy
+    if matches is None:
+        xyz = np.array([pose.coordinates for pose in poses])
+        distance = np.sqrt(((xyz[:, None] - xyz[None]) ** 2).sum(-1).mean(-1))
+    else:
+        distance = np.array([[symmetric_rmsd(a.coordinates, b.coordinates, matches) for b in poses] for a in poses])
+    apart = distance > options.cluster_rmsd  # another answer, not a near-copy (e.g. a ring flipped onto itself)
     return [
         replace(
             pose,
@@ -513,6 +533,7 @@ def _final_pose(
     clashes = count_clashes(heavy_xyz, elements, protein)
     contacts = polar_contacts(heavy_xyz, elements, protein)
     packed = packing(heavy_xyz, protein)
+    interaction = interaction_score(heavy_xyz, ligand_types(ligand.mol), protein)
     penalty = options.clash_penalty * clashes - options.contact_bonus * min(contacts, options.max_contacts)
     if strain is not None:
         penalty += options.strain_weight * max(0.0, strain - strain_allowance(ligand, options))
@@ -528,6 +549,7 @@ def _final_pose(
         strain=strain,
         source=source,
         packing=packed,
+        interaction=interaction,
     )
 
 

@@ -44,8 +44,9 @@ from ligfit.screen.ranking_html import MAX_PICTURED_HITS, build_ranking_html
 log = logging.getLogger(__name__)
 
 #: The near-tie break within a blob that the screen's rankings were measured with (docs/benchmarks.md "Round 11":
-#: 0.05 per σ, capped at ± 0.03). Build's stronger one (Round 18) was measured on build's maps, not on rankings across ligands.
-SCREEN_TIE_BREAK = {"density_tie_break_weight": 0.05, "density_tie_break_cap": 0.03}
+#: 0.05 per σ, capped at ± 0.03), without the interaction tie-break. Build's stronger density one (Round 18) and its
+#: interaction one (Round 19) were measured on build's maps, not on rankings across ligands.
+SCREEN_TIE_BREAK = {"density_tie_break_weight": 0.05, "density_tie_break_cap": 0.03, "interaction_tie_break_weight": 0.0}
 
 #: Docking settings for screening: ``build``'s full search per blob. On held-out PoseBusters pockets
 #: (benchmarks/screening.py --docking full|quick, docs/benchmarks.md "Screening a library") the quarter search
