@@ -394,20 +394,19 @@ def _with_tie_breaks(poses: list[Pose], options: DockingOptions, matches: np.nda
     )
     before = np.array([pose.score for pose in poses])
     ranking = before + shifts
-    if matches is None:
-        xyz = np.array([pose.coordinates for pose in poses])
-        distance = np.sqrt(((xyz[:, None] - xyz[None]) ** 2).sum(-1).mean(-1))
-    else:
-        distance = np.array([[symmetric_rmsd(a.coordinates, b.coordinates, matches) for b in poses] for a in poses])
-    apart = distance > options.cluster_rmsd  # another answer, not a near-copy (e.g. a ring flipped onto itself)
+
+    def apart(first: Pose, second: Pose) -> bool:
+        """Another answer, not a near-copy (e.g. a ring turned onto itself)."""
+        if matches is None:
+            return float(np.sqrt(((first.coordinates - second.coordinates) ** 2).sum(-1).mean())) > options.cluster_rmsd
+        return symmetric_rmsd(first.coordinates, second.coordinates, matches) > options.cluster_rmsd
+
+    def overtook(i: int) -> bool:  # distances only for the pairs whose order the shifts swapped
+        return any(before[j] > before[i] and ranking[j] < ranking[i] and apart(poses[i], poses[j]) for j in range(len(poses)))
+
     return [
-        replace(
-            pose,
-            score=float(rank),
-            tie_break_shift=float(moved),
-            chosen_by_tie_break=bool(np.any(apart[i] & (before > fit) & (ranking < rank))),
-        )
-        for i, (pose, moved, fit, rank) in enumerate(zip(poses, shifts, before, ranking))
+        replace(pose, score=float(ranking[i]), tie_break_shift=float(shifts[i]), chosen_by_tie_break=overtook(i))
+        for i, pose in enumerate(poses)
     ]
 
 
