@@ -107,7 +107,7 @@ class Pose:
     confidence: float = 0.0  # 0–1, set for placements (poses the density supports)
     packing: float = 0.0  # protein heavy atoms within 4 Å of a ligand heavy atom, on average (ligfit.measures.packing)
     interaction: float = 0.0  # Vina-like protein–ligand score per heavy atom, lower is better (ligfit.measures.interactions)
-    tie_break_shift: float = 0.0  # what the near-tie breaks added to ``score`` (DockingOptions.density_tie_break_weight)
+    tie_break_shift: float = 0.0  # what the near-tie breaks added to ``score`` (density, packing, interaction: DockingOptions)
     chosen_by_tie_break: bool = False  # a tie-break put it ahead of a pose in its blob that scored better before
 
     @property
