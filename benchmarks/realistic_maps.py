@@ -36,7 +36,7 @@ from benchmarks.realistic_cases import realistic_case  # noqa: E402
 FIELDS = [
     "case", "resolution", "decoy", "heavy_atoms", "occupancy", "status", "confidence", "label",
     "rmsd", "right", "miss", "deposited_score", "best_score", "turned_away_confidence", "turned_away_rmsd", "loop_built",
-    "blob_note", "seconds", "message",
+    "answer_interaction", "answer_burial", "blob_note", "seconds", "message",
 ]  # fmt: skip
 CONFIDENCE_BINS = [(0.0, 0.4, "low"), (0.4, 0.7, "medium"), (0.7, 1.01, "high")]
 #: Confidence bins of the answers build turned away as "low" (``turned_away_confidence``), for the summary.
@@ -86,6 +86,7 @@ def run_one(
         if turned_away_pose is not None and not decoy
         else None
     )
+    interaction, buried = answer_chemistry(result, result.placements[0] if placed else turned_away_pose)
     return {
         "case": case.name,
         "resolution": resolution,
@@ -103,10 +104,23 @@ def run_one(
         "turned_away_confidence": "" if turned_away is None else turned_away,
         "turned_away_rmsd": "" if turned_away_rmsd is None else round(turned_away_rmsd, 2),
         "loop_built": loop_built(result, record["loop"]),
+        "answer_interaction": "" if interaction is None else round(interaction, 3),
+        "answer_burial": "" if buried is None else round(buried, 3),
         "blob_note": _blob_note(result),
         "seconds": round(seconds, 1),
         "message": result.message,
     }
+
+
+def answer_chemistry(result, pose) -> tuple[float | None, float | None]:
+    """The answer's (placed or turned away) Vina-like interaction per heavy atom and its site's burial against the given model."""
+    from ligfit.dock.place import burial
+    from ligfit.io import heavy_atoms
+
+    if pose is None or result.model is None:
+        return None, None
+    heavy = result.ligand.heavy_atom_count
+    return pose.interaction, burial(pose.coordinates[:heavy], heavy_atoms(result.model))
 
 
 def turned_away_answer(result) -> tuple[float | None, object]:
