@@ -23,17 +23,20 @@ def test_ligand_atoms_are_typed_as_vina_types_them():
     assert not types.hydrophobic[methylene] and types.hydrophobic[2]  # bonded to O: polar; the ring carbon beside it is not
     assert types.acceptor[ring_n] and not types.donor[ring_n]
     assert not types.hydrophobic[amide_c] and types.donor[amide_n]
+    # Vina calls a carbon polar when it is bonded to anything but C and H: halogens and sulfur too
+    halogenated = ligand_types(Chem.AddHs(Chem.MolFromSmiles("CSc1ccc(Cl)cc1C(F)(F)F")))
+    assert halogenated.hydrophobic.tolist() == [False, False, False, True, True, False, True, True, True, False, True, True, True]
 
 
 def test_protein_atoms_are_typed_from_residue_and_atom_names():
     names = [("N", "GLY", "N"), ("N", "PRO", "N"), ("C", "ALA", "CA"), ("C", "LEU", "CD1"), ("C", "SER", "CB"), ("O", "SER", "OG"),
-             ("O", "ASP", "OD1"), ("N", "HIS", "NE2"), ("ZN", "ZN", "ZN")]  # fmt: skip
+             ("O", "ASP", "OD1"), ("N", "HIS", "NE2"), ("C", "MET", "CE"), ("C", "CYS", "CB"), ("ZN", "ZN", "ZN")]  # fmt: skip
     elements, residues, atoms = (np.array(column, dtype=object) for column in zip(*names))
     table = AtomTable(np.zeros((len(names), 3)), elements, np.full(len(names), "A", object), np.arange(len(names)), residues, atoms)
     types = protein_types(table)
-    assert types.donor.tolist() == [True, False, False, False, False, True, False, True, True]
-    assert types.acceptor.tolist() == [False, False, False, False, False, True, True, True, False]
-    assert types.hydrophobic.tolist() == [False, False, False, True, False, False, False, False, False]
+    assert types.donor.tolist() == [True, False, False, False, False, True, False, True, False, False, True]
+    assert types.acceptor.tolist() == [False, False, False, False, False, True, True, True, False, False, False]
+    assert types.hydrophobic.tolist() == [False, False, False, True, False, False, False, False, False, False, False]
     assert types.radius[-1] == pytest.approx(1.2)  # a metal
 
 

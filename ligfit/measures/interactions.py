@@ -28,8 +28,12 @@ WEIGHTS = np.array([-0.0356, -0.00516, 0.840, -0.0351, -0.587])
 RADII = {"C": 1.9, "N": 1.8, "O": 1.7, "S": 2.0, "P": 2.1, "F": 1.5, "CL": 1.8, "BR": 2.0, "I": 2.2, "SE": 2.1}
 METAL_RADIUS = 1.2
 _HALOGENS = frozenset({"F", "CL", "BR", "I"})
-#: Side-chain carbons bonded to N or O (polar in Vina's typing); backbone C and CA are polar in every residue.
+#: Side-chain carbons bonded to N, O or S (polar in Vina's typing, where any element but C and H makes its carbons
+#: polar); backbone C and CA are polar in every residue.
 _POLAR_CARBONS = {
+    "CYS": {"CB"},
+    "MET": {"CG", "CE"},
+    "MSE": {"CG", "CE"},
     "SER": {"CB"},
     "THR": {"CB"},
     "TYR": {"CZ"},
@@ -71,7 +75,7 @@ def ligand_types(mol: Chem.Mol) -> AtomTypes:
         radius[i] = RADII.get(element, METAL_RADIUS)
         hydrogens = atom.GetTotalNumHs(includeNeighbors=True)
         if element == "C":
-            hydrophobic[i] = not any(n.GetSymbol() in ("N", "O") for n in atom.GetNeighbors())
+            hydrophobic[i] = all(n.GetAtomicNum() in (1, 6) for n in atom.GetNeighbors())  # Vina: bonded to C and H only
         elif element == "N":
             donor[i] = hydrogens > 0
             acceptor[i] = hydrogens == 0 and atom.GetFormalCharge() <= 0 and atom.GetDegree() < 3
