@@ -25,12 +25,16 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cases import data_root  # noqa: E402
+
+if TYPE_CHECKING:
+    from ligfit.io import AtomTable
 
 #: Å of box around the ligand for Vina's grid maps (beyond ligfit's 8 Å cutoff on every side).
 BOX_MARGIN = 20.0
@@ -48,7 +52,7 @@ class Receptor:
     """A pocket prepared by Meeko: its PDBQT text and its heavy atoms as ligfit reads them."""
 
     pdbqt: str
-    heavy_atoms: object  # ligfit.io.AtomTable
+    heavy_atoms: AtomTable
 
 
 def prepare_receptor(pdb_text: str) -> Receptor:

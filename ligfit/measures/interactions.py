@@ -28,7 +28,7 @@ WEIGHTS = np.array([-0.0356, -0.00516, 0.840, -0.0351, -0.587])
 RADII = {"C": 1.9, "N": 1.8, "O": 1.7, "S": 2.0, "P": 2.1, "F": 1.5, "CL": 1.8, "BR": 2.0, "I": 2.2, "SE": 2.1}
 METAL_RADIUS = 1.2
 _HALOGENS = frozenset({"F", "CL", "BR", "I"})
-#: Side-chain carbons bonded to N, O or S (polar in Vina's typing, where any element but C and H makes its carbons
+#: Side-chain carbons bonded to N, O, S or Se (polar in Vina's typing, where any element but C and H makes its carbons
 #: polar); backbone C and CA are polar in every residue.
 _POLAR_CARBONS = {
     "CYS": {"CB"},
