@@ -8,7 +8,7 @@ Simulated cases: a PoseBusters pocket with its deposited ligand simulated at 3.0
 (benchmarks/cases.py: B-factor blur, occupancy 0.6–1.0, noise); the screen sees the pocket
 alone. No part of the screen is trained, so every pocket is held out. Decoys are other
 PoseBusters ligands within ±25% of the true ligand's heavy-atom count (property-matched by
-size). The decoy-only verdict is ranking.call_hits over the decoy rows of the same run (each
+size), none of them an analog of it (its skeleton: the screen's own "one answer"). The decoy-only verdict is ranking.call_hits over the decoy rows of the same run (each
 ligand is docked and scored on its own; only the library-relative hit call changes without the
 true ligand). "before" columns: the former absolute rule (fit ≥ HIT_SCORE) on the same rows.
 --dump-rows keeps every row; --rows-from judges a dump again without docking (docs/benchmarks.md, "None of these explains the density").
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from rdkit import Chem
+from rdkit.DataStructs import TanimotoSimilarity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,7 +37,7 @@ from benchmarks.cases import complex_entries, data_root, em_ligand_boxes, hemogl
 from ligfit import io  # noqa: E402
 from ligfit.dock import DockingOptions  # noqa: E402
 from ligfit.screen import HIT_SCORE, QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, run_identify, run_screen  # noqa: E402
-from ligfit.screen.ranking import call_hits  # noqa: E402
+from ligfit.screen.ranking import ANALOG_SIMILARITY, call_hits, skeleton_fingerprint  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,7 +47,14 @@ DOCKING: dict[str, DockingOptions] = {"full": SCREEN_DOCKING, "quick": QUICK_SCR
 
 
 def decoys_for(rows: list[dict], entry: str, count: int, seed: int) -> list[tuple[str, str]]:
-    """Other PoseBusters ligands within ±25% of the true ligand's heavy-atom count (widened if too few)."""
+    """Other PoseBusters ligands within ±25% of the true ligand's heavy-atom count (widened if too few), none of them an
+    analog of it.
+
+    An analog (the same generic skeleton: ``ranking.ANALOG_SIMILARITY``, the screen's own "one answer") is not a decoy:
+    GCP fits GDP's blob because it is GDP's chemistry, and a benchmark that counts it as a wrong hit measures nothing
+    (DUD-E's decoys are topologically unlike the actives for the same reason). Analogs drawn are replaced by further draws
+    from the same pool, so a library that drew none is the one earlier runs screened.
+    """
     true = next(row for row in rows if row["entry"] == entry)
     size = int(true["lig_heavy_atoms"])
     rng = np.random.default_rng([seed, sum(map(ord, entry))])
@@ -55,8 +63,20 @@ def decoys_for(rows: list[dict], entry: str, count: int, seed: int) -> list[tupl
         pool = [row for row in others if abs(int(row["lig_heavy_atoms"]) - size) <= width * size]
         if len(pool) >= count:
             break
-    chosen = rng.choice(len(pool), size=min(count, len(pool)), replace=False)
-    return [(f"decoy_{pool[i]['ligand_ccd']}", pool[i]["lig_smiles"]) for i in sorted(chosen)]
+    chosen = [int(i) for i in rng.choice(len(pool), size=min(count, len(pool)), replace=False)]
+    skeleton = skeleton_fingerprint(true["lig_smiles"])
+
+    def analog(i: int) -> bool:
+        other = skeleton_fingerprint(pool[i]["lig_smiles"])
+        return skeleton is not None and other is not None and TanimotoSimilarity(skeleton, other) >= ANALOG_SIMILARITY
+
+    kept = [i for i in chosen if not analog(i)]
+    if len(kept) < len(chosen):
+        drawn = set(chosen)
+        spare = [i for i in range(len(pool)) if i not in drawn and not analog(i)]
+        if spare:
+            kept += [int(i) for i in rng.choice(spare, size=min(len(chosen) - len(kept), len(spare)), replace=False)]
+    return [(f"decoy_{pool[i]['ligand_ccd']}", pool[i]["lig_smiles"]) for i in sorted(kept)]
 
 
 def screen_case(

@@ -47,3 +47,27 @@ def test_decoys_alone_are_answered_none_fits_although_they_fit_well(screened):
     assert not any(row["hit"] for row in decoys), decoys
     assert best["margin"] < HIT_RULE.good_margin
     assert verdict(decoys).startswith("none of these explains the density")
+
+
+def test_benchmark_decoys_are_size_matched_and_never_analogs_of_the_true_ligand(data):
+    """The screening benchmark's decoys (benchmarks/screening.py): GDP's library once drew GCP, ADX and ATP, which share
+    its skeleton and fit its blob as its chemistry does; they are drawn again from the non-analogs. A library that drew
+    no analog is the one earlier runs screened."""
+    from rdkit.DataStructs import TanimotoSimilarity
+
+    from benchmarks.cases import complex_entries
+    from benchmarks.screening import decoys_for
+    from ligfit.screen.ranking import ANALOG_SIMILARITY, skeleton_fingerprint
+
+    rows = complex_entries(data)
+    size = {row["ligand_ccd"]: int(row["lig_heavy_atoms"]) for row in rows}
+    for entry, seed in (("6XAF_GDP", 1), ("7MGT_ZD4", 3), ("7ZU2_DHT", 1)):
+        true = next(row for row in rows if row["entry"] == entry)
+        decoys = decoys_for(rows, entry, 20, seed)
+        assert len(decoys) == 20 and len({name for name, _ in decoys}) == 20
+        skeleton = skeleton_fingerprint(true["lig_smiles"])
+        for name, smiles in decoys:
+            assert TanimotoSimilarity(skeleton, skeleton_fingerprint(smiles)) < ANALOG_SIMILARITY, (entry, name)
+            assert abs(size[name.removeprefix("decoy_")] - size[true["ligand_ccd"]]) <= 0.25 * size[true["ligand_ccd"]]
+    # 7ZU2's draw holds no analog: the library this file's other tests were chosen from.
+    assert {name.removeprefix("decoy_") for name, _ in decoys_for(rows, "7ZU2_DHT", 20, 1)} >= set(DECOYS)
