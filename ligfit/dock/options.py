@@ -41,7 +41,7 @@ class DockingOptions:
     hop_steps: int = 60
     # Per blob: poses that get MMFF relaxation and the final score (a quarter as many of the template seeds' poses). 16 → 32
     # in Round 21 (docs/benchmarks.md "Realistic maps"): right poses of weakly occupied ligands beside stronger density
-    # ranked 17th–32nd by the search loss and never reached the score; on sixteen seeds 3 Å 75 → 78/96, nothing lost,
+    # came out of refinement 26th–35th by the search loss and never reached the score; on sixteen seeds 3 Å 75 → 78/96, nothing lost,
     # decoys unchanged, for ~0.8 s more per 40-atom blob. The screen keeps 16 (screen.run.SCREEN_DOCKING).
     scored_poses: int = 32
     final_poses: int = 10  # clusters reported
