@@ -8,7 +8,8 @@ Simulated cases: a PoseBusters pocket with its deposited ligand simulated at 3.0
 (benchmarks/cases.py: B-factor blur, occupancy 0.6–1.0, noise); the screen sees the pocket
 alone. No part of the screen is trained, so every pocket is held out. Decoys are other
 PoseBusters ligands within ±25% of the true ligand's heavy-atom count (property-matched by
-size), none of them an analog of it (its skeleton: the screen's own "one answer"). The decoy-only verdict is ranking.call_hits over the decoy rows of the same run (each
+size), none of them an analog of it (its skeleton: the screen's own "one answer"). The
+decoy-only verdict is ranking.call_hits over the decoy rows of the same run (each
 ligand is docked and scored on its own; only the library-relative hit call changes without the
 true ligand). "before" columns: the former absolute rule (fit ≥ HIT_SCORE) on the same rows.
 --dump-rows keeps every row; --rows-from judges a dump again without docking (docs/benchmarks.md, "None of these explains the density").
