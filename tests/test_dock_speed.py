@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from em_box_site import random_rotations, site_1xr
+from rdkit.Chem import AllChem
 from test_screen import EXAMPLE, TEST_DOCKING, TRUE_LIGAND
 
 from ligfit import io, maps, segment
@@ -18,7 +19,8 @@ from ligfit.dock.grow import _overlap, _rotate, _rotate_each
 from ligfit.dock.options import DockingOptions
 from ligfit.dock.place import _each_blob, dock
 from ligfit.dock.search import SMOOTH, PoseBatch, TorsionTree, clash_limits, fit_loss
-from ligfit.ligand import load_ligand
+from ligfit.ligand import load_ligand, mmff_properties, posed_mol
+from ligfit.measures import relax_pose
 from ligfit.records import LigandShape
 
 
@@ -138,9 +140,36 @@ def test_a_large_batch_optimised_in_lanes_ends_where_one_lane_does(poses, monkey
     assert np.array_equal(lanes_loss, one_loss) and np.array_equal(lanes_xyz, one_xyz) and np.array_equal(lanes_source, one_source)
 
 
+def _plain_relax(ligand, coordinates: np.ndarray, force: float) -> tuple[np.ndarray, float]:
+    """relax_pose as it was written before: ForceField.Minimize, which holds the GIL."""
+    mol = posed_mol(ligand, coordinates)
+    properties = mmff_properties(mol)
+    restrained = AllChem.MMFFGetMoleculeForceField(mol, properties)
+    for index in range(ligand.heavy_atom_count):
+        restrained.MMFFAddPositionConstraint(index, 0.0, force)
+    restrained.Minimize(maxIts=500)
+    relaxed = np.array(restrained.Positions()).reshape(-1, 3)
+    energy = AllChem.MMFFGetMoleculeForceField(mol, properties).CalcEnergy(relaxed.ravel().tolist())
+    return relaxed, float(energy - ligand.conformer_energies.min())
+
+
+def test_relaxation_that_lets_go_of_the_gil_ends_where_forcefield_minimize_does(poses):
+    """relax_pose minimises through OptimizeMoleculeConfs (so that poses relax on two cores at once): the coordinates
+    and strain are ForceField.Minimize's, to the bit, at docking's restraint and the looser flexible one."""
+    ligand, tree, _, batch = poses
+    assert ligand.force_field == "MMFF94"
+    options = DockingOptions()
+    for coordinates in batch.current(tree)[::24].astype(float):
+        for force in (options.restraint_force, options.flexible_relax_force):
+            relaxed, strain = relax_pose(ligand, coordinates, force)
+            plain, plain_strain = _plain_relax(ligand, coordinates, force)
+            assert np.abs(relaxed - coordinates).max() > 0.05  # it did move
+            assert np.array_equal(relaxed, plain) and strain == plain_strain
+
+
 def test_docking_on_two_torch_threads_gives_the_poses_one_thread_gives(data, monkeypatch):
-    """With two torch threads the conformer search runs in lanes and anchor-and-grow beside it; the poses and scores
-    are those of one thread, to the bit (1XR in its real 8HFL box)."""
+    """With two torch threads the conformer search runs in lanes, anchor-and-grow beside it and the scored poses relax
+    two at a time; the poses and scores are those of one thread, to the bit (1XR in its real 8HFL box)."""
     ligand, _, site, blob = site_1xr(data)
     monkeypatch.setattr(search, "LANE_MIN_POSES", 32)  # this small search in lanes too
     threads = torch.get_num_threads()

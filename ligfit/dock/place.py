@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -262,9 +262,9 @@ def _dock_blob(
 
     # (4) Relax and score the best distinct poses.
     keep = diverse_best(coordinates[:, :heavy], loss, options.scored_poses, min_rmsd=0.5)
-    poses = [
-        _final_pose(ligand, coordinates[i], _source_name(int(source[i]), seeds), site, blob, resolution, protein, options) for i in keep
-    ]
+    poses = _final_poses(
+        ligand, coordinates[keep], [_source_name(int(source[i]), seeds) for i in keep], site, blob, resolution, protein, options
+    )
 
     # Seed poses whose centre lies in this blob's box: refined in a batch of their own, with their own budget and
     # random stream, so that the density search above is the same with or without them; they join only the final ranking.
@@ -277,9 +277,9 @@ def _dock_blob(
         seed_rng = np.random.default_rng([options.seed, 1])
         coordinates, loss, source = _refine(seeded[keep], SEEDED + np.array(inside)[keep], site, tree, limits, heavy, options, seed_rng)
         keep = diverse_best(coordinates[:, :heavy], loss, max(1, options.scored_poses // 4), min_rmsd=0.5)
-        poses += [
-            _final_pose(ligand, coordinates[i], _source_name(int(source[i]), seeds), site, blob, resolution, protein, options) for i in keep
-        ]
+        poses += _final_poses(
+            ligand, coordinates[keep], [_source_name(int(source[i]), seeds) for i in keep], site, blob, resolution, protein, options
+        )
     return _with_tie_breaks(poses, options, matches)
 
 
@@ -517,6 +517,32 @@ def _start_points(blob: Blob, heavy_atoms: int, half_length: float | None) -> np
         return np.vstack([blob.centroid, blob.centroid + ends[:, None] * blob.principal_axes[0]])
     centres, _ = kmeans2(blob.points, count, seed=0, minit="++")
     return centres
+
+
+def _final_poses(
+    ligand: Ligand,
+    coordinates: np.ndarray,
+    sources: list[str],
+    site: Site,
+    blob: Blob,
+    resolution: float,
+    protein,
+    options: DockingOptions,
+) -> list[Pose]:
+    """:func:`_final_pose` of each pose (``coordinates``: (n, atoms, 3)), in order, on as many threads as this thread's torch.
+
+    The MMFF relaxation is most of the time and RDKit's minimiser lets go of the GIL (:func:`relax_pose`), so the poses
+    of a lone blob are relaxed on both cores; blobs docked side by side get one thread each. Identical poses either way.
+    """
+    threads = min(torch.get_num_threads(), len(coordinates))
+
+    def one(index: int) -> Pose:
+        return _final_pose(ligand, coordinates[index], sources[index], site, blob, resolution, protein, options)
+
+    if threads < 2:
+        return [one(index) for index in range(len(coordinates))]
+    with ThreadPoolExecutor(threads, thread_name_prefix="ligfit-relax") as pool:
+        return list(pool.map(one, range(len(coordinates))))
 
 
 def _final_pose(

@@ -155,7 +155,9 @@ def relax_pose(ligand: Ligand, coordinates: np.ndarray, restraint_force: float) 
     """MMFF-minimise with heavy atoms held near the pose; return coordinates and strain (kcal/mol).
 
     Strain is the unrestrained MMFF energy of the relaxed pose above the lowest conformer energy.
-    Without MMFF parameters the pose is returned unchanged and strain is None.
+    Without MMFF parameters the pose is returned unchanged and strain is None. The minimisation is RDKit's
+    ``OptimizeMoleculeConfs`` on the one conformer: the same minimiser and tolerances as ``ForceField.Minimize``
+    (the same coordinates to the bit), but it lets go of the GIL, so poses relaxed in threads use several cores.
     """
     if ligand.force_field != "MMFF94":
         return coordinates, None
@@ -164,8 +166,8 @@ def relax_pose(ligand: Ligand, coordinates: np.ndarray, restraint_force: float) 
     restrained = AllChem.MMFFGetMoleculeForceField(mol, properties)
     for index in range(ligand.heavy_atom_count):
         restrained.MMFFAddPositionConstraint(index, 0.0, restraint_force)
-    restrained.Minimize(maxIts=500)
-    relaxed = np.array(restrained.Positions()).reshape(-1, 3)
+    AllChem.OptimizeMoleculeConfs(mol, restrained, numThreads=1, maxIters=500)
+    relaxed = mol.GetConformer().GetPositions()
     energy = AllChem.MMFFGetMoleculeForceField(mol, properties).CalcEnergy(relaxed.ravel().tolist())
     return relaxed, float(energy - ligand.conformer_energies.min())
 
