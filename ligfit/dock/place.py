@@ -289,8 +289,8 @@ def _each_blob(dock_blob: Callable[[Blob], list[Pose]], blobs: list[Blob], progr
     Blobs go side by side one per torch thread, each on one; the last few (fewer than the threads) share the threads
     among them, so that a lone last blob runs in lanes on all of them. Each blob's search is its own (its own random
     stream; one torch thread gives the same poses as several): the poses are the same either way. A blob's
-    refinement and kicks are bound by per-step overhead and its MMFF relaxation by the GIL; another blob's search
-    fills that time better than lanes within one blob do.
+    refinement and kicks are bound by per-step overhead; another blob's search fills that time better than lanes
+    within one blob do (a blob docked alone relaxes its scored poses on all its threads: :func:`_final_poses`).
     """
     threads = torch.get_num_threads()
     finished = 0
