@@ -114,7 +114,10 @@ def test_stronger_density_at_the_atoms_breaks_a_near_tie_in_a_blob_but_not_a_cle
 
 def test_the_density_tie_break_picks_the_right_pose_of_a_near_tie_at_4_angstrom(data):
     """7P85 at 4 Å (placement guard): two poses 2.6 Å apart in one blob score within 0.02; the right one's atoms sit on
-    stronger density. With the tie-breaks off the other one wins, 2.77 Å off (docs/benchmarks.md "Round 11")."""
+    stronger density (docs/benchmarks.md "Round 11"). With the tie-breaks off the other one won, 2.77 Å off, when this
+    was written. In a fresh install of 2026-12-04 (RDKit 2026.9.1, numpy 2.4.6) the right one wins without them too
+    (0.96 Å), also at the commit that wrote this test and with 16 poses scored: the tie is that near. So only the
+    placement with them is asserted here; what they do to a near tie is pinned by the tests above."""
     import ligfit
     from benchmarks.cases import simulated_case
     from benchmarks.ligand_placement import ligand_rmsd
@@ -129,7 +132,6 @@ def test_the_density_tie_break_picks_the_right_pose_of_a_near_tie_at_4_angstrom(
         return ligand_rmsd(heavy_atom_mol(result.ligand, result.placements[0].coordinates), case.reference)
 
     assert placed_rmsd(DockingOptions()) < 1.5
-    assert placed_rmsd(DockingOptions(density_tie_break_weight=0.0, interaction_tie_break_weight=0.0)) > 2.0
     # The pocket's chemistry alone picks the same pose (1.09 Å; docs/benchmarks.md "Round 19").
     assert placed_rmsd(DockingOptions(density_tie_break_weight=0.0)) < 1.5
 
