@@ -231,3 +231,30 @@ def test_an_error_in_one_blob_stops_the_blobs_not_yet_started():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_an_error_relaxing_one_pose_comes_back_and_the_poses_not_started_are_not_relaxed(monkeypatch):
+    """The scored poses relax on two threads: one pose's error comes back from _final_poses, and the poses still
+    queued behind it are dropped, not relaxed (as Ctrl-C is)."""
+    from ligfit.dock import place
+
+    relaxed = []
+
+    def final_pose(ligand, coordinates, source, *rest):
+        if source == "bad":
+            raise ValueError("MMFF failed")
+        time.sleep(0.05)
+        relaxed.append(source)
+        return source
+
+    monkeypatch.setattr(place, "_final_pose", final_pose)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        sources = ["bad", *(f"pose {i}" for i in range(40))]
+        with pytest.raises(ValueError, match="MMFF failed"):
+            place._final_poses(None, np.zeros((len(sources), 3, 3)), sources, None, None, 3.0, None, DockingOptions())
+        assert place._final_poses(None, np.zeros((3, 3, 3)), ["a", "b", "c"], None, None, 3.0, None, DockingOptions()) == ["a", "b", "c"]
+    finally:
+        torch.set_num_threads(threads)
+    assert len(relaxed) < 40 + 3

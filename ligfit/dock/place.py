@@ -541,8 +541,11 @@ def _final_poses(
 
     if threads < 2:
         return [one(index) for index in range(len(coordinates))]
-    with ThreadPoolExecutor(threads, thread_name_prefix="ligfit-relax") as pool:
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="ligfit-relax")
+    try:
         return list(pool.map(one, range(len(coordinates))))
+    finally:
+        pool.shutdown(cancel_futures=True)  # an error or Ctrl-C comes back without relaxing the rest
 
 
 def _final_pose(
