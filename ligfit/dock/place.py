@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -541,11 +541,8 @@ def _final_poses(
 
     if threads < 2:
         return [one(index) for index in range(len(coordinates))]
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="ligfit-relax")
-    try:
+    with torch_thread_pool(threads) as pool:  # an error or Ctrl-C comes back without relaxing the rest
         return list(pool.map(one, range(len(coordinates))))
-    finally:
-        pool.shutdown(cancel_futures=True)  # an error or Ctrl-C comes back without relaxing the rest
 
 
 def _final_pose(
