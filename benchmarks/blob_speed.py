@@ -13,6 +13,8 @@ the cumulative time of the functions that do them (see ``STAGES``):
     python benchmarks/blob_speed.py --quick     # AGS box, one heme, the 10- and 40-atom pockets
     python benchmarks/blob_speed.py             # every case above (about 10 min on 2 idle cores)
 
+    python benchmarks/blob_speed.py --quick --device cuda   # the docking search on a CUDA GPU (one untimed warm-up build first)
+
 Prints a Markdown table (seconds per stage, RMSD to the deposited pose) and writes CSV rows to
 benchmarks/results/blob_speed.csv. Times are wall seconds of one process with torch on
 ``--threads`` threads (OpenMM's from OPENMM_CPU_THREADS, else every core); the profiler adds ~10 % to Python-heavy stages.
@@ -42,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cases import Case, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case, with_overrides  # noqa: E402
 from benchmarks.ligand_placement import ligand_rmsd  # noqa: E402
+from ligfit.dock import DockingOptions  # noqa: E402
 from ligfit.refine import RefinementOptions  # noqa: E402
 
 #: Stage → (module path ending, function name[, caller function name]): its time is that function's cumulative time
@@ -119,10 +122,16 @@ def _profiling_threads(profiles: list[cProfile.Profile]) -> Iterator[None]:
         threading.Thread.run = original  # type: ignore[method-assign]
 
 
-def run(speed_case: SpeedCase, profile: bool, dump: Path | None = None, refinement: RefinementOptions | None = None) -> dict:
+def run(
+    speed_case: SpeedCase,
+    profile: bool,
+    dump: Path | None = None,
+    refinement: RefinementOptions | None = None,
+    device: str = DockingOptions.device,
+) -> dict:
     """Build once (under cProfile when ``profile``) and return the row: seconds per stage, RMSD, verdict.
 
-    ``refinement``: the refinement's options (None: the defaults).
+    ``refinement``: the refinement's options (None: the defaults); ``device``: where the docking search runs.
     """
     import ligfit
     from ligfit.ligand import heavy_atom_mol
@@ -142,6 +151,7 @@ def run(speed_case: SpeedCase, profile: bool, dump: Path | None = None, refineme
             copies=speed_case.copies,
             max_blobs=max(3, speed_case.copies),
             refinement=refinement,
+            docking=DockingOptions(device=device),
         )
     if profiler:
         profiler.disable()
@@ -179,21 +189,29 @@ def run(speed_case: SpeedCase, profile: bool, dump: Path | None = None, refineme
     }
 
 
-def speed_cases(root: Path, quick: bool) -> list[SpeedCase]:
-    """The cases of the module docstring (a subset with ``quick``)."""
+def speed_cases(root: Path, quick: bool, only: list[str] | None = None) -> list[SpeedCase]:
+    """The cases of the module docstring (a subset with ``quick``; with ``only``, those whose label holds one of its words)."""
+
+    def wanted(label: str) -> bool:
+        return not only or any(word in label for word in only)
+
     cases = []
-    boxes = {case.name: case for case in em_ligand_boxes(root)}
-    ags = boxes["6W6E AGS"]
-    cases.append(SpeedCase("em-box", "6W6E AGS", ags, [ags.reference]))
-    density, model, hemes = hemoglobin_hemes(root)
-    for copies in (1,) if quick else (1, 2, 4):
+    if wanted("6W6E AGS"):
+        boxes = {case.name: case for case in em_ligand_boxes(root)}
+        ags = boxes["6W6E AGS"]
+        cases.append(SpeedCase("em-box", "6W6E AGS", ags, [ags.reference]))
+    heme_copies = [copies for copies in ((1,) if quick else (1, 2, 4)) if wanted(f"EMD-3488 {copies} heme(s)")]
+    if heme_copies:
+        density, model, hemes = hemoglobin_hemes(root)
+    for copies in heme_copies:
         case = Case("EMD-3488 HEM", density, model, "ccd:HEM", hemes["5NI1"][0], 3.2)
         cases.append(SpeedCase("hemes", f"EMD-3488 {copies} heme(s)", case, hemes["5NI1"], copies))
     sizes = (10, 40) if quick else tuple(LIGAND_SIZES)
     for heavy in sizes:
         entry = LIGAND_SIZES[heavy]
-        case = simulated_case(root, entry, 3.0)
-        cases.append(SpeedCase("ligand", f"{entry} ({heavy} atoms)", case, [case.reference]))
+        if wanted(f"{entry} ({heavy} atoms)"):
+            case = simulated_case(root, entry, 3.0)
+            cases.append(SpeedCase("ligand", f"{entry} ({heavy} atoms)", case, [case.reference]))
     if not quick:
         entry = LIGAND_SIZES[21]
         for margin in BOX_MARGINS[1:]:
@@ -257,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", help="run only the cases whose label contains one of these")
     parser.add_argument("--cutoff", type=float, help="override RefinementOptions.cutoff (Å), to time it against the default")
     parser.add_argument("--set", nargs="+", metavar="NAME=VALUE", help="override any RefinementOptions field, e.g. anneal_steps=300")
+    parser.add_argument(
+        "--device", default=DockingOptions.device, help="where the docking search runs: auto, cpu, cuda (default: %(default)s)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "blob_speed.csv")
     args = parser.parse_args(argv)
     refinement = None
@@ -269,16 +290,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
+    from ligfit.runtime import torch_device
+
     torch.set_num_threads(args.threads)
-    cases = speed_cases(root, args.quick)
-    if args.only:
-        cases = [c for c in cases if any(word in c.label for word in args.only)]
+    device = torch_device(args.device)
+    cases = [c for c in speed_cases(root, args.quick, args.only) if not args.only or any(word in c.label for word in args.only)]
+    if device.type == "cuda" and cases:  # the CUDA context and kernels load on first use: not a blob's time
+        run(cases[0], profile=False, device=args.device)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     with open(args.out, "w", newline="") as handle:
         writer = None
         for speed_case in cases:
-            row = run(speed_case, profile=not args.no_profile, dump=args.dump, refinement=refinement)
+            row = run(speed_case, profile=not args.no_profile, dump=args.dump, refinement=refinement, device=args.device)
             writer = writer or csv.DictWriter(handle, fieldnames=list(row))
             if handle.tell() == 0:
                 writer.writeheader()
@@ -290,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-    print(f"ligfit speed per blob ({'quick' if args.quick else 'full'}, torch/OpenMM threads {args.threads}); rows in {args.out}")
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(
+        f"ligfit speed per blob ({'quick' if args.quick else 'full'}, torch/OpenMM threads {args.threads}, docking on {where}); rows in {args.out}"
+    )
     print(table(rows))
     return 0
 

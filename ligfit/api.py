@@ -13,7 +13,7 @@ import gemmi
 
 from ligfit import checks, io, maps
 from ligfit.dock import DockingOptions
-from ligfit.errors import BadModelError, BadOptionError
+from ligfit.errors import BadModelError
 from ligfit.evaluate import ChallengeResult, Evaluation, evaluate_model, run_challenge
 from ligfit.evaluate.chemistry import LigandDefinition
 from ligfit.evaluate.metrics import ModelSource
@@ -22,7 +22,7 @@ from ligfit.maps import DensityMap, MapSource, load_map
 from ligfit.pipeline import BuildOptions, BuildResult, LigandInput, MapInput, ModelInput, run_build
 from ligfit.predicted import PLDDT_CUTOFF, FitResult, fit_model, plddt, read_pae
 from ligfit.refine import LigandParameterCache, ModelRefinement, RefinementOptions, WholeModelOptions, refine_model, refine_whole_model
-from ligfit.runtime import Progress, no_progress
+from ligfit.runtime import Progress, no_progress, torch_device
 from ligfit.templates import TemplateLibrary, TemplateOptions, build_library, load_library, shipped_library_path
 from ligfit.trace import BUILD_TRACE, SequenceInput, TraceOptions, TraceResult
 from ligfit.trace import trace as trace_map
@@ -147,20 +147,10 @@ def trace(
     that fit the trace no better than shuffled ones. ``.write(path)`` writes the model.
     """
     resolution = checks.check_resolution(resolution)
-    _check_device(device)
-    return trace_map(load_map(density_map), resolution, sequence, options=options or TraceOptions(), device=device, progress=progress)
-
-
-def _check_device(device: str) -> None:
-    """Refuse a torch device name that torch does not know or this machine does not have."""
-    import torch
-
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, TypeError):
-        raise BadOptionError(f"device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise BadOptionError(f"device {device!r}: no CUDA GPU is available here; use --device cpu")
+    network_device = str(torch_device(device))  # a bad name or a missing GPU: a BadOptionError now, not after loading the map
+    return trace_map(
+        load_map(density_map), resolution, sequence, options=options or TraceOptions(), device=network_device, progress=progress
+    )
 
 
 def refine(

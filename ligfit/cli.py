@@ -27,6 +27,7 @@ from pathlib import Path
 from rdkit import rdBase
 
 from ligfit import api, checks, io, maps
+from ligfit.dock import DockingOptions
 from ligfit.errors import LigfitError
 from ligfit.pipeline import AUTO_COPIES, BuildOptions
 from ligfit.predicted import PLDDT_CUTOFF
@@ -281,6 +282,11 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
         "--no-refine", action="store_true", help="skip the OpenMM refinement of ligand and pocket against the map (write the docked pose)"
     )
     build.add_argument("--seed", type=_SEED, default=BuildOptions.seed, help="random seed (default: %(default)s)")
+    build.add_argument(
+        "--device",
+        default=DockingOptions.device,
+        help="where the docking search runs: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N (default: %(default)s)",
+    )
     build.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     build.add_argument("--allow-empty", action="store_true", help="exit 0 even when the density supports no pose")
     _add_quiet(build)
@@ -507,6 +513,7 @@ def _build(args: argparse.Namespace) -> int:
         copies=args.copies,
         protonation=args.protonation,
         seed=args.seed,
+        docking=DockingOptions(seed=args.seed, device=args.device),
         use_templates=not args.no_templates,
         templates=args.templates,
         refine=not args.no_refine,

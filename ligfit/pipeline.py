@@ -23,7 +23,7 @@ from ligfit.predicted import fit_model, needs_fitting, plddt
 from ligfit.records import Blob, LigandShape, Pose
 from ligfit.refine import LigandParameterCache, RefinementOptions, RefinementResult, WholeModelOptions, refine, refine_whole_model
 from ligfit.report import build_report, write_build_outputs
-from ligfit.runtime import Progress, StageTimer, no_progress
+from ligfit.runtime import Progress, StageTimer, no_progress, torch_device
 from ligfit.templates import TemplateOptions, TemplateSeeds, seeds_for_build
 from ligfit.trace import (
     BUILD_TRACE,
@@ -326,6 +326,7 @@ def check_build_options(options: BuildOptions) -> BuildOptions:
         checks.check_number(options.max_conformers, "max_conformers", minimum=1, integer=True)
     if options.protonation not in ("ph7", "as-given"):
         raise BadOptionError(f"protonation must be 'ph7' or 'as-given', got {options.protonation!r}")
+    torch_device(options.docking.device)  # a bad name or a missing GPU is refused before any work
     return dataclasses.replace(
         options, resolution=checks.check_resolution(options.resolution), ligand_name=checks.check_residue_name(options.ligand_name)
     )

@@ -14,7 +14,7 @@ from ligfit.ligand import Ligand, protonation_summary, write_ligand_sdf
 from ligfit.maps import DensityMap
 from ligfit.records import Blob, Pose, confidence_label
 from ligfit.report_html import write_build_presentation
-from ligfit.runtime import json_ready, versions
+from ligfit.runtime import json_ready, torch_device, versions
 
 
 class BuildOutcome(Protocol):
@@ -98,6 +98,7 @@ def build_report(result: BuildOutcome, command: str | None = None) -> dict:
         "templates": None if result.templates is None else result.templates.summary(None if best is None else result.docking.best.source),
         "refinement": [refinement.summary() for refinement in result.refinements],
         "timings_s": result.timings,
+        "docking_device": str(torch_device(options.docking.device)),
     }
     return json_ready(report)
 

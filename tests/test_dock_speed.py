@@ -169,7 +169,8 @@ def test_relaxation_that_lets_go_of_the_gil_ends_where_forcefield_minimize_does(
 
 def test_docking_on_two_torch_threads_gives_the_poses_one_thread_gives(data, monkeypatch):
     """With two torch threads the conformer search runs in lanes, anchor-and-grow beside it and the scored poses relax
-    two at a time; the poses and scores are those of one thread, to the bit (1XR in its real 8HFL box)."""
+    two at a time; the poses and scores are those of one thread, to the bit (1XR in its real 8HFL box; on the CPU: a GPU
+    sums in another order)."""
     ligand, _, site, blob = site_1xr(data)
     monkeypatch.setattr(search, "LANE_MIN_POSES", 32)  # this small search in lanes too
     threads = torch.get_num_threads()
@@ -177,7 +178,7 @@ def test_docking_on_two_torch_threads_gives_the_poses_one_thread_gives(data, mon
     try:
         for count in (1, 2):
             torch.set_num_threads(count)
-            results.append(dock(ligand, site.density, [blob], 3.0))
+            results.append(dock(ligand, site.density, [blob], 3.0, options=DockingOptions(device="cpu")))
     finally:
         torch.set_num_threads(threads)
     one, two = ([pose.coordinates for pose in result.poses] for result in results)
@@ -201,7 +202,7 @@ def test_blobs_docked_side_by_side_give_the_poses_of_one_after_the_other(monkeyp
     try:
         for count in (1, 2):
             torch.set_num_threads(count)
-            results.append(dock(ligand, difference.difference, blobs, 3.0, options=TEST_DOCKING))
+            results.append(dock(ligand, difference.difference, blobs, 3.0, options=dataclasses.replace(TEST_DOCKING, device="cpu")))
     finally:
         torch.set_num_threads(threads)
     one, two = results

@@ -51,7 +51,7 @@ def grow_poses(
     sizes = np.bincount(heavy_labels)
     anchors = [f for f in np.argsort(-sizes) if sizes[f] >= max(3, 0.6 * sizes.max())][: options.anchors]
     template = ligand.conformer_coordinates()[0]
-    limits = clash_limits(ligand.elements[:heavy], options)
+    limits = clash_limits(ligand.elements[:heavy], options, site.device)
     distances = Chem.GetDistanceMatrix(ligand.mol)
     flexible = len(ligand.rotatable_bonds) >= options.flexible_rotatable
 
@@ -98,8 +98,8 @@ def _place_anchor(
     with torch.no_grad():
         for chunk in np.array_split(np.arange(len(points)), max(1, len(points) // 25)):
             xyz = rotated[None, :, :, :] + points[chunk, None, None, :]  # (P, R, A, 3)
-            loss = fit_loss(torch.as_tensor(xyz.reshape(-1, *local.shape), dtype=torch.float32), site, limits, SHARP, options)
-            scores.append(loss.numpy().reshape(len(chunk), len(rotations)))
+            loss = fit_loss(site.tensor(xyz.reshape(-1, *local.shape)), site, limits, SHARP, options)
+            scores.append(loss.cpu().numpy().reshape(len(chunk), len(rotations)))
     loss = np.concatenate(scores)  # (P, R)
     if flexible:
         per_point = max(1, 12 * count // len(points))
@@ -110,7 +110,7 @@ def _place_anchor(
         point_index, rotation_index = np.unravel_index(best, loss.shape)
     candidates = rotated[rotation_index] + points[point_index][:, None, :]
 
-    batch = PoseBatch.from_poses(candidates, len(local), np.zeros(len(candidates), dtype=int))
+    batch = PoseBatch.from_poses(candidates, len(local), np.zeros(len(candidates), dtype=int), site.device)
     polished_loss = optimise(batch, site, None, limits, SHARP, 40, options)
     polished = batch.current()
     keep = diverse_best(polished, polished_loss, count, min_rmsd=spacing)
@@ -176,9 +176,9 @@ def _grow(
         new_xyz = _rotate(beams, a, b, moving, angles, new)  # (placements, beam, angles, new atoms, 3)
         shape = new_xyz.shape[:3]
         with torch.no_grad():
-            loss = fit_loss(torch.as_tensor(new_xyz.reshape(-1, len(new), 3), dtype=torch.float32), site, limits[:, new], SHARP, options)
+            loss = fit_loss(site.tensor(new_xyz.reshape(-1, len(new), 3)), site, limits[:, new], SHARP, options)
         old_xyz = _rotate(beams, a, b, moving, angles, old)
-        loss = loss.numpy().reshape(shape) + _overlap(new_xyz, old_xyz, distances[np.ix_(new, old)], options)
+        loss = loss.cpu().numpy().reshape(shape) + _overlap(new_xyz, old_xyz, distances[np.ix_(new, old)], options)
         total = scores[:, :, None] + loss
         flat = total.reshape(len(total), -1)
         width = min(beam_width, flat.shape[1])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ligfit.runtime import AUTO_DEVICE
+
 
 @dataclass(frozen=True)
 class DockingOptions:
@@ -86,6 +88,10 @@ class DockingOptions:
     min_fraction_in_density: float = 0.6  # heavy atoms at ≥ 1 σ
     min_cc: float = 0.4
     seed: int = 0
+    # Where the search's torch work runs: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu", "cuda" or "cuda:N".
+    # The CPU gives the same poses to the bit on any number of threads; a GPU sums in another order (docs/benchmarks.md,
+    # "Docking on a GPU").
+    device: str = AUTO_DEVICE
 
     def as_dict(self) -> dict:
         return asdict(self)

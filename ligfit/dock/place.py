@@ -40,7 +40,7 @@ from ligfit.measures import (
     symmetric_rmsd,
 )
 from ligfit.records import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, Blob, Pose, SeedPose, principal_spread
-from ligfit.runtime import Progress, no_progress, torch_thread_pool
+from ligfit.runtime import Progress, no_progress, torch_device, torch_thread_pool
 
 log = logging.getLogger(__name__)
 First, Second = TypeVar("First"), TypeVar("Second")
@@ -126,12 +126,16 @@ def dock(
     options = options or DockingOptions()
     if not blobs:
         return DockingResult([], [], "no unexplained density above the threshold", options)
+    device = torch_device(options.device)
     tree = TorsionTree.from_ligand(ligand)
     matches = ligand_symmetry(ligand)
     poses = [
         pose
         for blob_poses in _each_blob(
-            lambda blob: _dock_blob(ligand, tree, matches, difference, blob, resolution, protein, options, seeds or []), blobs, progress
+            lambda blob: _dock_blob(ligand, tree, matches, difference, blob, resolution, protein, options, seeds or [], device),
+            blobs,
+            progress,
+            parallel=device.type == "cpu",
         )
         for pose in blob_poses
     ]
@@ -225,16 +229,17 @@ def _dock_blob(
     protein,
     options: DockingOptions,
     seeds: list[SeedPose],
+    device: torch.device,
 ) -> list[Pose]:
     rng = np.random.default_rng(options.seed)
     heavy = ligand.heavy_atom_count
     conformers = ligand.conformer_coordinates()
-    site = _site(ligand, difference, blob, protein)
-    limits = clash_limits(ligand.elements[:heavy], options)
+    site = _site(ligand, difference, blob, protein, device)
+    limits = clash_limits(ligand.elements[:heavy], options, device)
 
     # (1) Conformer search on the smoothed map.
     conformer_index, rotations, positions = _conformer_starts(ligand, blob, options, rng)
-    batch = PoseBatch(conformers[conformer_index], rotations, positions, heavy, np.full(len(conformer_index), CONFORMER_SEARCH))
+    batch = PoseBatch(conformers[conformer_index], rotations, positions, heavy, np.full(len(conformer_index), CONFORMER_SEARCH), device)
     batch.enable_torsions(len(tree.axes))
     survivors = options.survivors_per_candidate * max(1, options.refine_poses // 2) if options.survivors_per_candidate else None
 
@@ -242,7 +247,9 @@ def _dock_blob(
         return optimise(batch, site, tree, limits, SMOOTH, options.smooth_steps, options, survivors=survivors)
 
     # (2) Anchor and grow on the sharp map, beside (1) when torch may use more than one thread (neither reads the other).
-    loss, (grown, grown_loss) = _side_by_side(conformer_search, lambda: grow_poses(ligand, site, blob.points, options, rng))
+    loss, (grown, grown_loss) = _side_by_side(
+        conformer_search, lambda: grow_poses(ligand, site, blob.points, options, rng), together=device.type == "cpu"
+    )
     pool = [batch.current(tree)]
     pool_loss = [loss]
     pool_source = [batch.source]
@@ -272,7 +279,7 @@ def _dock_blob(
     if inside:
         seeded = np.array([seeds[i].coordinates for i in inside])
         with torch.no_grad():
-            seeded_loss = fit_loss(torch.as_tensor(seeded[:, :heavy], dtype=torch.float32), site, limits, SHARP, options).numpy()
+            seeded_loss = fit_loss(site.tensor(seeded[:, :heavy]), site, limits, SHARP, options).cpu().numpy()
         keep = diverse_best(seeded[:, :heavy], seeded_loss.astype(float), max(1, options.refine_poses // 4), min_rmsd=1.0)
         seed_rng = np.random.default_rng([options.seed, 1])
         coordinates, loss, source = _refine(seeded[keep], SEEDED + np.array(inside)[keep], site, tree, limits, heavy, options, seed_rng)
@@ -283,7 +290,7 @@ def _dock_blob(
     return _with_tie_breaks(poses, options, matches)
 
 
-def _each_blob(dock_blob: Callable[[Blob], list[Pose]], blobs: list[Blob], progress: Progress) -> list[list[Pose]]:
+def _each_blob(dock_blob: Callable[[Blob], list[Pose]], blobs: list[Blob], progress: Progress, parallel: bool = True) -> list[list[Pose]]:
     """``dock_blob`` of every blob, in blob order; with several torch threads, several blobs at once.
 
     Blobs go side by side one per torch thread, each on one; the last few (fewer than the threads) share the threads
@@ -291,8 +298,9 @@ def _each_blob(dock_blob: Callable[[Blob], list[Pose]], blobs: list[Blob], progr
     stream; one torch thread gives the same poses as several): the poses are the same either way. A blob's
     refinement and kicks are bound by per-step overhead; another blob's search fills that time better than lanes
     within one blob do (a blob docked alone relaxes its scored poses on all its threads: :func:`_final_poses`).
+    Not ``parallel`` (the search on a GPU, which one thread drives): one blob after another.
     """
-    threads = torch.get_num_threads()
+    threads = torch.get_num_threads() if parallel else 1
     finished = 0
 
     def count_one() -> None:
@@ -330,25 +338,26 @@ def _at_once(
         return [future.result() for future in running]
 
 
-def _side_by_side(first: Callable[[], First], second: Callable[[], Second]) -> tuple[First, Second]:
-    """``first()`` and ``second()``: the second in a thread of its own on one torch thread when torch has several.
+def _side_by_side(first: Callable[[], First], second: Callable[[], Second], together: bool = True) -> tuple[First, Second]:
+    """``first()`` and ``second()``: the second in a thread of its own on one torch thread when torch has several
+    (and ``together``: not for the search on a GPU, which one thread drives).
 
     The conformer search (in lanes on every torch thread) and anchor-and-grow run together: the 40-atom 7BTT blob's
     docking 5.8 → 5.1 s (in-process, ten pairs, median ratio 0.93). Identical poses either way.
     """
-    if torch.get_num_threads() < 2:
+    if torch.get_num_threads() < 2 or not together:
         return first(), second()
     with torch_thread_pool(1) as beside:
         running = beside.submit(second)
         return first(), running.result()
 
 
-def _site(ligand: Ligand, difference: DensityMap, blob: Blob, protein: AtomTable | None) -> Site:
+def _site(ligand: Ligand, difference: DensityMap, blob: Blob, protein: AtomTable | None, device: torch.device) -> Site:
     """The box the search works in: ``blob`` plus the ligand's largest radius (any conformer) and 3 Å."""
     heavy = ligand.heavy_atom_count
     conformers = ligand.conformer_coordinates()[:, :heavy]
     radius = float(np.max(np.linalg.norm(conformers - conformers.mean(1, keepdims=True), axis=-1)))
-    return Site.around(difference, blob.points, blob.values, radius, protein)
+    return Site.around(difference, blob.points, blob.values, radius, protein, device)
 
 
 def score_pose(
@@ -421,7 +430,7 @@ def _refine(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Optimise poses at full resolution, then rounds of kicks; (coordinates, loss, source)."""
-    batch = PoseBatch.from_poses(xyz, heavy, source)
+    batch = PoseBatch.from_poses(xyz, heavy, source, site.device)
     batch.enable_torsions(len(tree.axes))
     loss = optimise(batch, site, tree, limits, SHARP, options.refine_steps, options)
     coordinates = batch.current(tree)
@@ -447,14 +456,14 @@ def _hop(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Kick each pose (torsions, orientation, position), re-optimise, keep the better of old and new."""
     count = len(coordinates)
-    kicked = PoseBatch.from_poses(coordinates, heavy, source)
+    kicked = PoseBatch.from_poses(coordinates, heavy, source, site.device)
     kicked.enable_torsions(len(tree.axes))
     with torch.no_grad():
-        kicked.rotation += torch.as_tensor(rng.normal(0, 0.2, (count, 3)), dtype=torch.float32)
-        kicked.translation += torch.as_tensor(rng.normal(0, 0.4, (count, 3)), dtype=torch.float32)
+        kicked.rotation += site.tensor(rng.normal(0, 0.2, (count, 3)))
+        kicked.translation += site.tensor(rng.normal(0, 0.4, (count, 3)))
         if len(tree.axes):
             chosen = rng.random((count, len(tree.axes))) < 0.3
-            kicked.torsion += torch.as_tensor(chosen * rng.uniform(-np.pi, np.pi, chosen.shape), dtype=torch.float32)
+            kicked.torsion += site.tensor(chosen * rng.uniform(-np.pi, np.pi, chosen.shape))
     new_loss = optimise(kicked, site, tree, limits, SHARP, options.hop_steps, options)
     better = new_loss < loss
     merged = np.where(better[:, None, None], kicked.current(tree), coordinates)

@@ -2,7 +2,8 @@
 
 Poses are optimised in batches with torch: rigid-body parameters (translation and rotation
 vector) plus one angle per rotatable bond, against trilinear samples of the difference map
-and of distance-to-protein grids.
+and of distance-to-protein grids. Everything lives on the site's torch device (the CPU, or a
+CUDA GPU: ``DockingOptions.device``); poses come and go as numpy arrays.
 """
 
 from __future__ import annotations
@@ -75,6 +76,34 @@ class TorsionTree:
         """
         return _chain(self.moving.tobytes(), self.moving.shape, atoms)
 
+    def chain_on(self, atoms: int, device: torch.device) -> _ChainIndices:
+        """:meth:`chain` and the bonds' atoms as index tensors on ``device``, made once: on a GPU, indexing with numpy
+        arrays copies them to it at every step, and each copy from host memory waits for the work queued before it."""
+        return _chain_on(self.moving.tobytes(), self.moving.shape, self.axes.tobytes(), atoms, device)
+
+
+@dataclass(frozen=True)
+class _ChainIndices:
+    """:meth:`TorsionTree.chain` as tensors: each bond's two atoms, the levels (bonds, parents, whether they have parents), fragments."""
+
+    first: torch.Tensor
+    second: torch.Tensor
+    levels: list[tuple[torch.Tensor, torch.Tensor, bool]]
+    fragment: torch.Tensor
+
+
+@functools.lru_cache(maxsize=64)
+def _chain_on(moving_bytes: bytes, shape: tuple[int, int], axes_bytes: bytes, atoms: int, device: torch.device) -> _ChainIndices:
+    levels, fragment = _chain(moving_bytes, shape, atoms)
+    axes = np.frombuffer(axes_bytes, dtype=np.int64).reshape(-1, 2)
+
+    def on(values: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.int64, device=device)
+
+    return _ChainIndices(
+        on(axes[:, 0]), on(axes[:, 1]), [(on(bonds), on(parents), bool(parents[0] >= 0)) for bonds, parents in levels], on(fragment)
+    )
+
 
 @functools.lru_cache(maxsize=64)
 def _chain(moving_bytes: bytes, shape: tuple[int, int], atoms: int) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
@@ -129,7 +158,7 @@ def rotation_matrices(rotation_vectors: torch.Tensor) -> torch.Tensor:
     kx, ky, kz = k.unbind(-1)
     zero = torch.zeros_like(kx)
     cross = torch.stack([zero, -kz, ky, kz, zero, -kx, -ky, kx, zero], -1).reshape(-1, 3, 3)
-    eye = torch.eye(3, dtype=rotation_vectors.dtype).expand_as(cross)
+    eye = torch.eye(3, dtype=rotation_vectors.dtype, device=rotation_vectors.device).expand_as(cross)
     sin, cos = torch.sin(angle)[..., None], torch.cos(angle)[..., None]
     return eye + sin * cross + (1 - cos) * (cross @ cross)
 
@@ -146,9 +175,9 @@ def apply_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: Torsio
     count = len(tree.axes)
     if count == 0:
         return coordinates
-    n = coordinates.shape[1]
-    levels, fragment = tree.chain(n)
-    a, b = torch.as_tensor(tree.axes[:, 0]), torch.as_tensor(tree.axes[:, 1])
+    device = coordinates.device
+    chain = tree.chain_on(coordinates.shape[1], device)
+    a, b = chain.first, chain.second
     origin = coordinates[:, b]  # (B, t, 3)
     axis = origin - coordinates[:, a]
     axis = axis / torch.sqrt((axis**2).sum(-1, keepdim=True) + 1e-12)
@@ -156,20 +185,20 @@ def apply_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: Torsio
     zero = torch.zeros_like(x)
     cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*axis.shape[:2], 3, 3)
     sin, cos = torch.sin(angles)[..., None, None], torch.cos(angles)[..., None, None]
-    rotation = torch.eye(3, dtype=coordinates.dtype) + sin * cross + (1 - cos) * (cross @ cross)  # (B, t, 3, 3)
+    rotation = torch.eye(3, dtype=coordinates.dtype, device=device) + sin * cross + (1 - cos) * (cross @ cross)  # (B, t, 3, 3)
     shift = origin - (rotation @ origin[..., None])[..., 0]  # x → R x + shift turns about the bond
     composed_rotation, composed_shift = rotation[:, :0], shift[:, :0]  # the bonds composed so far, in level order
-    for bonds, parents in levels:
+    for bonds, parents, nested in chain.levels:
         turn, offset = rotation[:, bonds], shift[:, bonds]
-        if parents[0] >= 0:  # a level's bonds all have parents, or (the first) none
+        if nested:  # a level's bonds all have parents, or (the first) none
             above, above_shift = composed_rotation[:, parents], composed_shift[:, parents]
             turn, offset = above @ turn, (above @ offset[..., None])[..., 0] + above_shift
         composed_rotation = torch.cat([composed_rotation, turn], 1)
         composed_shift = torch.cat([composed_shift, offset], 1)
-    identity = torch.eye(3, dtype=coordinates.dtype).expand(len(coordinates), 1, 3, 3)
+    identity = torch.eye(3, dtype=coordinates.dtype, device=device).expand(len(coordinates), 1, 3, 3)
     fragment_rotation = torch.cat([identity, composed_rotation], 1)  # fragment 0: the root, unmoved
     fragment_shift = torch.cat([torch.zeros_like(shift[:, :1]), composed_shift], 1)
-    index = torch.as_tensor(fragment)
+    index = chain.fragment
     return (fragment_rotation[:, index] @ coordinates[..., None])[..., 0] + fragment_shift[:, index]
 
 
@@ -179,7 +208,8 @@ class Site:
 
     Channels: the difference map smoothed by 1 Å and as is (both divided by the blob's 90th
     percentile and clipped to [-0.5, 1.2], so one atom in strong density scores about 1), and
-    the distance (Å, capped at 8) to the nearest protein C/S atom and N/O atom.
+    the distance (Å, capped at 8) to the nearest protein C/S atom and N/O atom. The grids live on
+    the device the search runs on.
     """
 
     grids: torch.Tensor  # (1, 4, nx, ny, nz)
@@ -188,7 +218,13 @@ class Site:
 
     @classmethod
     def around(
-        cls, difference: DensityMap, points: np.ndarray, values: np.ndarray, ligand_radius: float, protein: AtomTable | None
+        cls,
+        difference: DensityMap,
+        points: np.ndarray,
+        values: np.ndarray,
+        ligand_radius: float,
+        protein: AtomTable | None,
+        device: torch.device | str = "cpu",
     ) -> Site:
         lower = points.min(axis=0) - ligand_radius - 3.0
         upper = points.max(axis=0) + ligand_radius + 3.0
@@ -198,13 +234,29 @@ class Site:
         smooth = ndimage.gaussian_filter(sharp, 1.0 / density.voxel_size)
         apolar, polar = _protein_distance_grids(density, protein)
         stacked = np.stack([smooth, sharp, apolar, polar])[None].astype(np.float32)
-        return cls(torch.from_numpy(stacked), density, scale)
+        return cls(torch.from_numpy(stacked).to(device), density, scale)
+
+    @property
+    def device(self) -> torch.device:
+        return self.grids.device
+
+    def tensor(self, values: np.ndarray) -> torch.Tensor:
+        """``values`` as float32 on the site's device (poses to score, kicks to add)."""
+        return torch.as_tensor(values, dtype=torch.float32, device=self.grids.device)
+
+    @functools.cached_property
+    def _frame(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Origin, voxel size and last voxel index as float32 tensors on the device, made once (see :meth:`TorsionTree.chain_on`)."""
+        values = (self.density.origin, self.density.voxel_size, np.array(self.density.shape) - 1)
+        return tuple(torch.as_tensor(value, dtype=torch.float32, device=self.grids.device) for value in values)  # type: ignore[return-value]
 
     def sample(self, points: torch.Tensor) -> torch.Tensor:
         """Trilinear values of the four grids at points (B, N, 3) Å → (4, B, N); density outside reads 0."""
-        origin = torch.as_tensor(self.density.origin, dtype=points.dtype)
-        voxel = torch.as_tensor(self.density.voxel_size, dtype=points.dtype)
-        last = torch.as_tensor(np.array(self.density.shape) - 1, dtype=points.dtype)
+        if points.dtype == torch.float32 and points.device == self.grids.device:
+            origin, voxel, last = self._frame
+        else:
+            frame = (self.density.origin, self.density.voxel_size, np.array(self.density.shape) - 1)
+            origin, voxel, last = (torch.as_tensor(value, dtype=points.dtype, device=points.device) for value in frame)
         normalised = 2 * ((points - origin) / voxel) / last - 1
         grid = normalised.flip(-1).reshape(1, -1, 1, 1, 3)  # grid_sample indexes (W, H, D) = (z, y, x)
         values = torch.nn.functional.grid_sample(self.grids, grid, mode="bilinear", padding_mode="border", align_corners=True)
@@ -231,14 +283,14 @@ def _protein_distance_grids(density: DensityMap, protein: AtomTable | None) -> t
     return grids[0], grids[1]
 
 
-def clash_limits(elements: list[str], options: DockingOptions) -> torch.Tensor:
-    """(2, n) closest allowed distances (Å) of each ligand atom to protein C/S and to protein N/O."""
+def clash_limits(elements: list[str], options: DockingOptions, device: torch.device | str = "cpu") -> torch.Tensor:
+    """(2, n) closest allowed distances (Å) of each ligand atom to protein C/S and to protein N/O, on ``device``."""
     apolar = [METAL_CLASH_DISTANCE if e in METAL_ELEMENTS else options.clash_distance for e in elements]
     polar = [
         METAL_CLASH_DISTANCE if e in METAL_ELEMENTS else options.polar_clash_distance if e in POLAR_ELEMENTS else options.clash_distance
         for e in elements
     ]
-    return torch.tensor([apolar, polar], dtype=torch.float32)
+    return torch.tensor([apolar, polar], dtype=torch.float32, device=device)
 
 
 def fit_loss(
@@ -247,13 +299,14 @@ def fit_loss(
     limits: torch.Tensor,
     channel: int,
     options: DockingOptions,
-    internal_pairs: np.ndarray | None = None,
-    internal_limits: np.ndarray | None = None,
+    internal_pairs: np.ndarray | torch.Tensor | None = None,
+    internal_limits: np.ndarray | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-pose loss (lower is better): −density at the heavy atoms + protein clash + internal overlap.
 
     ``limits`` comes from :func:`clash_limits`: polar pairs (ligand N/O to protein N/O) may come
-    as close as a hydrogen bond, metals as close as a coordination bond.
+    as close as a hydrogen bond, metals as close as a coordination bond. ``internal_pairs`` may come as
+    (p, 2) tensors on the poses' device already (:class:`_Objective` makes them once per optimisation).
     """
     samples = site.sample(heavy_xyz)
     density = samples[channel].sum(-1)
@@ -261,10 +314,10 @@ def fit_loss(
     clash = clash + (torch.relu(limits[1] - samples[POLAR_DISTANCE]) ** 2).sum(-1)
     loss = -density + options.clash_weight * clash
     if internal_pairs is not None and len(internal_pairs):
-        i, j = torch.as_tensor(internal_pairs.T)
+        i, j = torch.as_tensor(internal_pairs.T, device=heavy_xyz.device)
         by_atom = _AtomsFirst.apply(heavy_xyz)
         separation = torch.sqrt(((by_atom.index_select(0, i) - by_atom.index_select(0, j)) ** 2).sum(-1) + 1e-9).T
-        limits = torch.as_tensor(internal_limits, dtype=separation.dtype)
+        limits = torch.as_tensor(internal_limits, dtype=separation.dtype, device=separation.device)
         loss = loss + options.internal_weight * (torch.relu(limits - separation) ** 2).contiguous().sum(-1)
     return loss
 
@@ -291,30 +344,36 @@ class PoseBatch:
     """Poses being optimised: starting coordinates plus rigid-body and torsion parameters."""
 
     def __init__(
-        self, coordinates: np.ndarray | torch.Tensor, rotations: np.ndarray, positions: np.ndarray, heavy: int, source: np.ndarray
+        self,
+        coordinates: np.ndarray | torch.Tensor,
+        rotations: np.ndarray,
+        positions: np.ndarray,
+        heavy: int,
+        source: np.ndarray,
+        device: torch.device | str = "cpu",
     ):
-        coordinates = torch.as_tensor(coordinates, dtype=torch.float32)
+        coordinates = torch.as_tensor(coordinates, dtype=torch.float32, device=device)
         self.heavy = heavy
         self.source = np.asarray(source)
         self.local = coordinates - coordinates[:, :heavy].mean(1, keepdim=True)
-        self.rotation0 = torch.as_tensor(rotations, dtype=torch.float32)
-        self.position0 = torch.as_tensor(positions, dtype=torch.float32)
-        self.translation = torch.zeros(len(self.local), 3, requires_grad=True)
-        self.rotation = torch.zeros(len(self.local), 3, requires_grad=True)
+        self.rotation0 = torch.as_tensor(rotations, dtype=torch.float32, device=device)
+        self.position0 = torch.as_tensor(positions, dtype=torch.float32, device=device)
+        self.translation = torch.zeros(len(self.local), 3, device=device, requires_grad=True)
+        self.rotation = torch.zeros(len(self.local), 3, device=device, requires_grad=True)
         self.torsion: torch.Tensor | None = None
 
     @classmethod
-    def from_poses(cls, coordinates: np.ndarray, heavy: int, source: np.ndarray) -> PoseBatch:
+    def from_poses(cls, coordinates: np.ndarray, heavy: int, source: np.ndarray, device: torch.device | str = "cpu") -> PoseBatch:
         """A batch starting exactly at the given poses (B, N, 3)."""
         centres = coordinates[:, :heavy].mean(1)
         rotations = np.repeat(np.eye(3)[None], len(coordinates), 0)
-        return cls(coordinates, rotations, centres, heavy, source)
+        return cls(coordinates, rotations, centres, heavy, source, device)
 
     def __len__(self) -> int:
         return len(self.local)
 
     def enable_torsions(self, count: int) -> None:
-        self.torsion = torch.zeros(len(self), count, requires_grad=True)
+        self.torsion = torch.zeros(len(self), count, device=self.local.device, requires_grad=True)
 
     def coordinates(self, tree: TorsionTree | None = None, heavy_only: bool = False) -> torch.Tensor:
         """Posed coordinates (B, N, 3); with ``heavy_only`` just the heavy atoms (what the score reads: half the work)."""
@@ -326,7 +385,8 @@ class PoseBatch:
 
     def keep(self, indices: torch.Tensor) -> None:
         """Keep only the poses at ``indices`` (their parameters as they are now)."""
-        self.source = self.source[indices.numpy()]
+        self.source = self.source[indices.cpu().numpy()]
+        indices = indices.to(self.local.device)
         self.local, self.rotation0, self.position0 = self.local[indices], self.rotation0[indices], self.position0[indices]
         self.translation = self.translation.detach()[indices].requires_grad_(True)
         self.rotation = self.rotation.detach()[indices].requires_grad_(True)
@@ -372,8 +432,11 @@ class PoseBatch:
 
     def current(self, tree: TorsionTree | None = None) -> np.ndarray:
         with torch.no_grad():
-            return self.coordinates(tree).numpy().astype(float)
+            return self.coordinates(tree).cpu().numpy().astype(float)
 
+
+#: On a CUDA GPU an optimisation runs this many steps eagerly (torch's lazy set-up), then replays the next as a CUDA graph.
+GRAPH_WARMUP_STEPS = 2
 
 #: A batch is optimised in lanes of at least this many poses, one Python thread per torch thread and one torch thread
 #: per lane: the conformer search's ~1,000 poses are compute-bound, and two lanes ran its 80 steps in 2.2 s against 3.2 s
@@ -402,11 +465,11 @@ def optimise(
     ``torch.optim.Adam``, defaults β = (0.9, 0.999), ε = 1e-8, with ``CosineAnnealingLR``'s
     learning rates): torch's optimiser imports torch._dynamo on first use (2.4 s) and adds
     Python overhead to every one of the thousands of small steps a blob takes. A large batch runs in
-    lanes (``LANE_MIN_POSES``), with the same result.
+    lanes (``LANE_MIN_POSES``) on the CPU, with the same result; on a GPU in one.
     """
     run = _AdamRun(batch, _AdamRun.zero_moments(batch), _Objective(site, tree, clash, channel, steps, options))
     prune_step = int(options.prune_after * steps) if survivors is not None and survivors < len(batch) else -1
-    lanes = torch.get_num_threads()
+    lanes = torch.get_num_threads() if site.device.type == "cpu" else 1
     if prune_step >= 0:
         run = _in_lanes(run, 0, prune_step, lanes)
         kept = torch.argsort(torch.as_tensor(run.loss()))[:survivors].sort().values
@@ -429,11 +492,18 @@ class _Objective:
     steps: int
     options: DockingOptions
 
+    @functools.cached_property
+    def internal(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The torsion tree's internal-clash pairs and limits on the site's device, made once (not at every step)."""
+        if self.tree is None:
+            return None, None
+        pairs = torch.as_tensor(self.tree.internal_pairs, device=self.site.device)
+        return pairs, torch.as_tensor(self.tree.internal_limits, dtype=torch.float32, device=self.site.device)
+
     def loss(self, batch: PoseBatch) -> torch.Tensor:
-        pairs = self.tree.internal_pairs if self.tree is not None else None
-        internal = self.tree.internal_limits if self.tree is not None else None
+        pairs, limits = self.internal
         coordinates = batch.coordinates(self.tree, heavy_only=True)
-        return fit_loss(coordinates, self.site, self.clash, self.channel, self.options, pairs, internal)
+        return fit_loss(coordinates, self.site, self.clash, self.channel, self.options, pairs, limits)
 
 
 class _AdamRun:
@@ -448,6 +518,12 @@ class _AdamRun:
 
     def advance(self, start: int, stop: int) -> None:
         """Adam steps ``start`` … ``stop`` − 1 of the objective's (the cosine schedule runs over all of them)."""
+        if self.batch.local.device.type == "cuda" and stop - start > GRAPH_WARMUP_STEPS + 1:
+            self._advance_graphed(start, stop)
+        else:
+            self._advance_eager(start, stop)
+
+    def _advance_eager(self, start: int, stop: int) -> None:
         beta1, beta2, epsilon = ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPSILON
         groups = self.batch.parameter_groups()
         parameters = [parameter for parameter, _ in groups]
@@ -464,12 +540,55 @@ class _AdamRun:
                     denominator = (square.sqrt() / math.sqrt(correction2)).add_(epsilon)
                     parameter.addcdiv_(mean, denominator, value=-rate * schedule / correction1)
 
+    def _advance_graphed(self, start: int, stop: int) -> None:
+        """:meth:`_advance_eager` on a CUDA GPU: one Adam step captured as a CUDA graph and replayed for every step.
+
+        Eagerly, each of the step's ~150 small kernels waits for Python and torch to launch it, and the GPU idles (a
+        blob docked 1.2–1.6× slower on an H200 than on two CPU threads). Replayed, they run back to back. The step's
+        learning-rate factors come from tables on the GPU, read at a step counter the graph advances.
+        """
+        beta1, beta2, epsilon = ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPSILON
+        groups = self.batch.parameter_groups()
+        parameters = [parameter for parameter, _ in groups]
+        device = parameters[0].device
+        steps = np.arange(start, stop)
+        schedule = 0.5 * (1.0 + np.cos(np.pi * steps / max(self.objective.steps, 1)))
+        factors = torch.as_tensor(schedule / (1.0 - beta1 ** (steps + 1)), dtype=torch.float32, device=device)
+        roots = torch.as_tensor(np.sqrt(1.0 - beta2 ** (steps + 1)), dtype=torch.float32, device=device)
+        position = torch.zeros(1, dtype=torch.int64, device=device)
+
+        def step() -> None:
+            with torch.enable_grad():
+                loss = self.objective.loss(self.batch)
+                gradients = torch.autograd.grad(loss.sum(), parameters, allow_unused=True)
+            with torch.no_grad():
+                factor, root = factors.index_select(0, position), roots.index_select(0, position)
+                for (parameter, rate), gradient, (mean, square) in zip(groups, gradients, self.moments):
+                    gradient = torch.zeros_like(parameter) if gradient is None else gradient
+                    mean.mul_(beta1).add_(gradient, alpha=1.0 - beta1)
+                    square.mul_(beta2).addcmul_(gradient, gradient, value=1.0 - beta2)
+                    parameter.sub_(mean / (square.sqrt() / root).add_(epsilon) * (rate * factor))
+                position.add_(1)
+
+        side = torch.cuda.Stream(device)  # warm-up steps (real ones) off the default stream, as capture requires
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(GRAPH_WARMUP_STEPS):
+                step()
+        torch.cuda.current_stream(device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            step()
+        for _ in range(stop - start - GRAPH_WARMUP_STEPS):
+            graph.replay()
+
     def loss(self) -> np.ndarray:
         with torch.no_grad():
-            return self.objective.loss(self.batch).numpy()
+            return self.objective.loss(self.batch).cpu().numpy()
 
     def keep(self, indices: torch.Tensor) -> None:
         self.batch.keep(indices)
+        indices = indices.to(self.batch.local.device)
         self.moments = [(mean[indices], square[indices]) for mean, square in self.moments]
 
     def split(self, parts: int) -> list[_AdamRun]:

@@ -1,0 +1,157 @@
+"""Where docking's search runs: the device option, its refusals, and (where there is a CUDA GPU) the same answer on it.
+
+The GPU tests run only where torch sees a CUDA GPU (never in CI); the rest run everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from rdkit import Chem
+from tyk2_example import EXAMPLE, FAST_BUILD, SMILES
+
+from benchmarks.ligand_placement import ligand_rmsd
+from ligfit.cli import main
+from ligfit.dock import DockingOptions, search
+from ligfit.dock.search import SHARP, SMOOTH, PoseBatch, Site, TorsionTree, clash_limits, fit_loss, optimise
+from ligfit.errors import BadOptionError
+from ligfit.ligand import heavy_atom_mol, load_ligand
+from ligfit.pipeline import run_build
+from ligfit.runtime import torch_device
+
+GPU = torch.cuda.is_available()
+needs_gpu = pytest.mark.skipif(not GPU, reason="no CUDA GPU here")
+
+
+def test_auto_is_the_gpu_when_there_is_one_else_the_cpu():
+    assert DockingOptions().device == "auto"
+    assert torch_device("auto").type == ("cuda" if GPU else "cpu")
+    assert torch_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.parametrize(("name", "says"), [("gpu7", "not a torch device"), ("meta", "runs on cpu or cuda"), ("cuda:99", "CUDA GPU")])
+def test_bad_device_names_are_refused_before_any_work(name, says):
+    if name == "cuda:99" and not GPU:
+        says = "no CUDA GPU is available"
+    options = dataclasses.replace(FAST_BUILD, docking=dataclasses.replace(FAST_BUILD.docking, device=name))
+    with pytest.raises(BadOptionError, match=says):
+        run_build(str(EXAMPLE / "map.mrc"), SMILES, str(EXAMPLE / "protein.pdb"), options)
+
+
+def test_the_cli_refuses_a_bad_device_in_one_line_with_nothing_written(tmp_path, capsys):
+    arguments = ["build", str(EXAMPLE / "map.mrc"), "--ligand", SMILES, "--model", str(EXAMPLE / "protein.pdb")]
+    assert main([*arguments, "--resolution", "3", "-o", str(tmp_path / "out"), "-q", "--device", "gpu7"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ligfit: error:") and "device 'gpu7'" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(GPU, reason="this machine has a CUDA GPU")
+def test_asking_for_cuda_without_a_gpu_is_refused_with_the_fix():
+    with pytest.raises(BadOptionError, match="no CUDA GPU is available here; use --device cpu"):
+        torch_device("cuda")
+
+
+# --------------------------------------------------------------------------- on a GPU
+
+
+@pytest.fixture(scope="module")
+def example_site():
+    """The example's ligand, its torsion tree and a few poses near its blob, with the site on the CPU."""
+    from ligfit.pipeline import _read_protein, _unexplained_density
+    from ligfit.runtime import StageTimer
+
+    ligand = load_ligand(SMILES, max_conformers=8)
+    protein = _read_protein(str(EXAMPLE / "map.mrc"), str(EXAMPLE / "protein.pdb"), FAST_BUILD, lambda *a, **k: None, StageTimer())
+    protein, difference, blobs = _unexplained_density(protein, ligand, FAST_BUILD)
+    blob = blobs[0]
+    heavy = ligand.heavy_atom_count
+    conformers = ligand.conformer_coordinates()
+    radius = float(np.max(np.linalg.norm(conformers[:, :heavy] - conformers[:, :heavy].mean(1, keepdims=True), axis=-1)))
+    site = Site.around(difference.difference, blob.points, blob.values, radius, protein.atoms)
+    return ligand, site, blob
+
+
+@needs_gpu
+def test_the_score_grids_read_the_same_on_the_gpu(example_site):
+    ligand, site, blob = example_site
+    gpu = Site(site.grids.cuda(), site.density, site.scale)
+    rng = np.random.default_rng(0)
+    points = blob.centroid + rng.normal(0, 4, (64, ligand.heavy_atom_count, 3))
+    on_cpu, on_gpu = site.sample(site.tensor(points)), gpu.sample(gpu.tensor(points))
+    assert on_gpu.device.type == "cuda"
+    np.testing.assert_allclose(on_gpu.cpu().numpy(), on_cpu.numpy(), atol=1e-5)
+    limits = clash_limits(ligand.elements[: ligand.heavy_atom_count], DockingOptions())
+    loss_cpu = fit_loss(site.tensor(points), site, limits, SHARP, DockingOptions())
+    loss_gpu = fit_loss(gpu.tensor(points), gpu, limits.cuda(), SHARP, DockingOptions())
+    np.testing.assert_allclose(loss_gpu.cpu().numpy(), loss_cpu.numpy(), rtol=1e-5, atol=1e-4)
+
+
+@needs_gpu
+def test_an_optimisation_on_the_gpu_ends_where_the_cpu_one_does(example_site):
+    ligand, site, blob = example_site
+    gpu = Site(site.grids.cuda(), site.density, site.scale)
+    tree = TorsionTree.from_ligand(ligand)
+    heavy, options = ligand.heavy_atom_count, DockingOptions()
+    conformers = ligand.conformer_coordinates()
+    count = 256
+    index = np.arange(count) % len(conformers)
+    rotations = np.repeat(np.eye(3)[None], count, 0)
+    positions = blob.centroid + np.random.default_rng(1).normal(0, 1.0, (count, 3))
+    results = []
+    for where in (site, gpu):
+        batch = PoseBatch(conformers[index], rotations, positions, heavy, np.arange(count), where.device)
+        batch.enable_torsions(len(tree.axes))
+        loss = optimise(batch, where, tree, clash_limits(ligand.elements[:heavy], options, where.device), SMOOTH, 80, options, survivors=64)
+        results.append((loss, batch.current(tree), batch.source))
+    (cpu_loss, cpu_xyz, cpu_source), (gpu_loss, gpu_xyz, gpu_source) = results
+    # Float sums in another order: the same poses survive the pruning but for near ties, and end within a hair.
+    assert len(set(cpu_source) & set(gpu_source)) >= 60
+    assert abs(float(np.sort(gpu_loss)[:8].mean() - np.sort(cpu_loss)[:8].mean())) < 0.05 * abs(float(np.sort(cpu_loss)[:8].mean()))
+    same = [int(np.flatnonzero(gpu_source == s)[0]) for s in cpu_source if s in set(gpu_source)]
+    shared = [i for i, s in enumerate(cpu_source) if s in set(gpu_source)]
+    deviation = np.sqrt(((cpu_xyz[shared] - gpu_xyz[same]) ** 2).sum(-1).mean(-1))
+    assert np.median(deviation) < 0.05
+
+
+@needs_gpu
+def test_the_example_docked_on_the_gpu_lands_where_the_cpu_puts_it():
+    reference = Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf"))
+    placed = {}
+    for device in ("cpu", "cuda"):
+        options = dataclasses.replace(FAST_BUILD, docking=dataclasses.replace(FAST_BUILD.docking, device=device))
+        result = run_build(str(EXAMPLE / "map.mrc"), SMILES, str(EXAMPLE / "protein.pdb"), options)
+        assert result.found
+        placed[device] = result.best_pose
+    for pose in placed.values():
+        assert ligand_rmsd(heavy_atom_mol(result.ligand, pose.coordinates), reference) <= 2.0
+    assert np.sqrt(((placed["cpu"].coordinates - placed["cuda"].coordinates) ** 2).sum(-1).mean()) < 0.5
+    assert abs(placed["cpu"].score - placed["cuda"].score) < 0.02
+
+
+@needs_gpu
+def test_the_adam_steps_replayed_as_a_cuda_graph_are_the_eager_ones(example_site):
+    ligand, site, blob = example_site
+    gpu = Site(site.grids.cuda(), site.density, site.scale)
+    tree = TorsionTree.from_ligand(ligand)
+    heavy, options = ligand.heavy_atom_count, DockingOptions()
+    conformers = ligand.conformer_coordinates()
+    count = 64
+    index = np.arange(count) % len(conformers)
+    positions = blob.centroid + np.random.default_rng(2).normal(0, 1.0, (count, 3))
+    objective = search._Objective(gpu, tree, clash_limits(ligand.elements[:heavy], options, gpu.device), SHARP, 60, options)
+    ends = []
+    for advance in ("_advance_eager", "_advance_graphed"):
+        batch = PoseBatch(conformers[index], np.repeat(np.eye(3)[None], count, 0), positions, heavy, np.arange(count), gpu.device)
+        batch.enable_torsions(len(tree.axes))
+        run = search._AdamRun(batch, search._AdamRun.zero_moments(batch), objective)
+        getattr(run, advance)(0, 60)
+        ends.append((run.loss(), batch.current(tree)))
+    (eager_loss, eager_xyz), (graphed_loss, graphed_xyz) = ends
+    deviation = np.sqrt(((eager_xyz - graphed_xyz) ** 2).sum(-1).mean(-1))
+    assert np.ptp(eager_loss) > 0.1  # the poses moved somewhere different from one another
+    assert np.median(deviation) < 1e-3 and np.percentile(deviation, 90) < 0.05
+    np.testing.assert_allclose(np.median(graphed_loss), np.median(eager_loss), rtol=1e-3)
