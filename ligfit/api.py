@@ -6,6 +6,7 @@ many times in one process.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -265,6 +266,7 @@ def screen(
     max_conformers: int | None = 8,
     docking: DockingOptions | None = None,
     quick: bool = False,
+    device: str | None = None,
     progress: Progress = no_progress,
 ):
     """Dock every ligand of a library into the map's unexplained density and rank them.
@@ -277,7 +279,8 @@ def screen(
     resumes) and a folder per top ligand. Returns a :class:`ligfit.screen.ScreenResult`: one
     row per ligand, best first, and a verdict (``.none_fits`` when no ligand explains the density).
     Each ligand gets ``build``'s docking search; ``quick``: about a quarter of it (twice as fast,
-    more true ligands missed), ``docking``: settings of your own.
+    more true ligands missed), ``docking``: settings of your own. ``device``: where the docking search runs
+    (``auto``, ``cpu``, ``cuda``, ``cuda:N``; None: the docking settings' own, ``auto`` unless set there).
     """
     from ligfit.screen import QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, run_screen
 
@@ -288,7 +291,7 @@ def screen(
         max_blobs=max_blobs,
         max_conformers=max_conformers,
         seed=seed,
-        docking=docking or (QUICK_SCREEN_DOCKING if quick else SCREEN_DOCKING),
+        docking=_on_device(docking or (QUICK_SCREEN_DOCKING if quick else SCREEN_DOCKING), device),
     )
     return run_screen(density_map, model, ligands, options, top=top, workers=workers, scheduler=scheduler, out=out, progress=progress)
 
@@ -308,11 +311,12 @@ def identify(
     threshold: float = BuildOptions.threshold,
     quick: bool = False,
     docking: DockingOptions | None = None,
+    device: str | None = None,
     progress: Progress = no_progress,
 ):
     """Rank the shipped library of common ligands (cofactors, nucleotides, heme, buffer, detergents,
     lipids, sugars, ions; see ligfit/screen/common_ligands.csv) for one blob (1 = the largest) or a site.
-    Each candidate gets ``screen``'s docking search; ``quick`` and ``docking`` as in :func:`screen`.
+    Each candidate gets ``screen``'s docking search; ``quick``, ``docking`` and ``device`` as in :func:`screen`.
     """
     from ligfit.screen import QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, run_identify
 
@@ -323,9 +327,13 @@ def identify(
         threshold=threshold,
         max_blobs=1,
         seed=seed,
-        docking=docking or (QUICK_SCREEN_DOCKING if quick else SCREEN_DOCKING),
+        docking=_on_device(docking or (QUICK_SCREEN_DOCKING if quick else SCREEN_DOCKING), device),
     )
     return run_identify(density_map, model, options, top=top, workers=workers, scheduler=scheduler, out=out, progress=progress)
+
+
+def _on_device(docking: DockingOptions, device: str | None) -> DockingOptions:
+    return docking if device is None else dataclasses.replace(docking, device=device)
 
 
 def fit(

@@ -282,11 +282,7 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
         "--no-refine", action="store_true", help="skip the OpenMM refinement of ligand and pocket against the map (write the docked pose)"
     )
     build.add_argument("--seed", type=_SEED, default=BuildOptions.seed, help="random seed (default: %(default)s)")
-    build.add_argument(
-        "--device",
-        default=DockingOptions.device,
-        help="where the docking search runs: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N (default: %(default)s)",
-    )
+    _add_device(build)
     build.add_argument("--force", action="store_true", help="replace the output folder if it exists")
     build.add_argument("--allow-empty", action="store_true", help="exit 0 even when the density supports no pose")
     _add_quiet(build)
@@ -483,6 +479,14 @@ def _add_challenge(commands: argparse._SubParsersAction) -> None:
 
 def _add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print warnings and errors only")
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default=DockingOptions.device,
+        help="where the docking search runs: auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N (default: %(default)s)",
+    )
 
 
 def _add_quick(parser: argparse.ArgumentParser) -> None:
@@ -718,6 +722,7 @@ def _add_screening_commands(commands: argparse._SubParsersAction) -> None:
         help="blob threshold in σ of the difference map (default: %(default)s)",
     )
     screen.add_argument("--seed", type=_SEED, default=BuildOptions.seed, help="random seed (default: %(default)s)")
+    _add_device(screen)
     _add_quick(screen)
     _add_quiet(screen)
     screen.set_defaults(handler=_screen)
@@ -743,6 +748,7 @@ def _add_screening_commands(commands: argparse._SubParsersAction) -> None:
         default=BuildOptions.threshold,
         help="blob threshold in σ of the difference map (default: %(default)s)",
     )
+    _add_device(identify)
     _add_quick(identify)
     _add_quiet(identify)
     identify.set_defaults(handler=_identify)
@@ -762,6 +768,7 @@ def _screen(args: argparse.Namespace) -> int:
         seed=args.seed,
         threshold=args.threshold,
         quick=args.quick,
+        device=args.device,
         progress=args.progress,
     )
     print(result.table(args.top))
@@ -782,6 +789,7 @@ def _identify(args: argparse.Namespace) -> int:
         out=args.output,
         threshold=args.threshold,
         quick=args.quick,
+        device=args.device,
         progress=args.progress,
     )
     print(result.table(args.top))

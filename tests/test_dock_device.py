@@ -14,6 +14,7 @@ from rdkit import Chem
 from tyk2_example import EXAMPLE, FAST_BUILD, SMILES
 
 from benchmarks.ligand_placement import ligand_rmsd
+from ligfit import api
 from ligfit.cli import main
 from ligfit.dock import DockingOptions, search
 from ligfit.dock.search import SHARP, SMOOTH, PoseBatch, Site, TorsionTree, clash_limits, fit_loss, optimise
@@ -47,6 +48,20 @@ def test_the_cli_refuses_a_bad_device_in_one_line_with_nothing_written(tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ligfit: error:") and "device 'gpu7'" in err[0], err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_screen_refuses_a_bad_device_before_any_work(tmp_path):
+    with pytest.raises(BadOptionError, match="not a torch device"):
+        api.screen(EXAMPLE / "map.mrc", model=EXAMPLE / "protein.pdb", ligands=[SMILES], resolution=3.0, device="gpu7", out=tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+def test_identify_on_the_cli_refuses_a_bad_device_in_one_line(tmp_path, capsys):
+    arguments = ["identify", str(EXAMPLE / "map.mrc"), "--model", str(EXAMPLE / "protein.pdb"), "--resolution", "3"]
+    assert main([*arguments, "-o", str(tmp_path / "what"), "-q", "--device", "tpu"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "device 'tpu'" in err[0], err
+    assert not (tmp_path / "what").exists()
 
 
 @pytest.mark.skipif(GPU, reason="this machine has a CUDA GPU")

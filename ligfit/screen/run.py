@@ -36,7 +36,7 @@ from ligfit.measures import ligand_symmetry
 from ligfit.measures.qscore import ReferenceGaussian, expected_q_score, q_scores
 from ligfit.pipeline import MapInput, ModelInput, site_center
 from ligfit.records import Blob, LigandShape
-from ligfit.runtime import Progress, connect_scheduler, no_progress, torch_thread_pool
+from ligfit.runtime import Progress, connect_scheduler, no_progress, torch_device, torch_thread_pool
 from ligfit.screen import ranking
 from ligfit.screen.library import Library, LibraryEntry, read_library
 from ligfit.screen.ranking_html import MAX_PICTURED_HITS, build_ranking_html
@@ -207,6 +207,7 @@ def prepare_context(
     """Read map and model, compute the difference map and the blobs (once for the whole screen)."""
     if not options.resolution or options.resolution <= 0:
         raise BadMapError(f"resolution must be a positive number of Å, got {options.resolution!r}")
+    torch_device(options.docking.device)  # a bad name or a missing GPU: refused here, not once per ligand in the workers
     structure = io.read_structure(model) if model is not None else None
     protein = io.heavy_atoms(structure) if structure is not None else None
     around = protein.coordinates if protein is not None and len(protein) else None
