@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -437,6 +438,9 @@ class PoseBatch:
 
 #: On a CUDA GPU an optimisation runs this many steps eagerly (torch's lazy set-up), then replays the next as a CUDA graph.
 GRAPH_WARMUP_STEPS = 2
+#: One graphed optimisation at a time per process: captures share torch's capture stream, so two threads (blobs docked
+#: from threads of a caller's own, a Dask worker's threads) must not capture at once. Build docks on a GPU from one thread.
+_GRAPH_CAPTURE = threading.Lock()
 
 #: A batch is optimised in lanes of at least this many poses, one Python thread per torch thread and one torch thread
 #: per lane: the conformer search's ~1,000 poses are compute-bound, and two lanes ran its 80 steps in 2.2 s against 3.2 s
@@ -570,17 +574,18 @@ class _AdamRun:
                     parameter.sub_(mean / (square.sqrt() / root).add_(epsilon) * (rate * factor))
                 position.add_(1)
 
-        side = torch.cuda.Stream(device)  # warm-up steps (real ones) off the default stream, as capture requires
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(GRAPH_WARMUP_STEPS):
+        with _GRAPH_CAPTURE:
+            side = torch.cuda.Stream(device)  # warm-up steps (real ones) off the default stream, as capture requires
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(GRAPH_WARMUP_STEPS):
+                    step()
+            torch.cuda.current_stream(device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 step()
-        torch.cuda.current_stream(device).wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            step()
-        for _ in range(stop - start - GRAPH_WARMUP_STEPS):
-            graph.replay()
+            for _ in range(stop - start - GRAPH_WARMUP_STEPS):
+                graph.replay()
 
     def loss(self) -> np.ndarray:
         with torch.no_grad():
