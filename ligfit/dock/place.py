@@ -376,7 +376,7 @@ def score_pose(
     deposited pose would have scored: above the answer means the search missed it; below, the score preferred another.
     """
     options = options or DockingOptions()
-    site = _site(ligand, difference, blob, protein)
+    site = _site(ligand, difference, blob, protein, torch.device("cpu"))  # no search: the score reads the map on the CPU
     return _final_pose(ligand, np.asarray(coordinates, dtype=float), "given", site, blob, resolution, protein, options)
 
 
