@@ -127,6 +127,8 @@ def dock(
     if not blobs:
         return DockingResult([], [], "no unexplained density above the threshold", options)
     device = torch_device(options.device)
+    if device.type == "cuda":
+        log.info("docking search on the GPU (%s); --device cpu keeps it on the CPU", torch.cuda.get_device_name(device))
     tree = TorsionTree.from_ligand(ligand)
     matches = ligand_symmetry(ligand)
     poses = [
