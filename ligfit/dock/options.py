@@ -89,8 +89,8 @@ class DockingOptions:
     min_cc: float = 0.4
     seed: int = 0
     # Where the search's torch work runs: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu", "cuda" or "cuda:N".
-    # The CPU gives the same poses to the bit on any number of threads; a GPU sums in another order (docs/benchmarks.md,
-    # "Docking on a GPU").
+    # The CPU gives the same poses to the bit on any number of threads; a GPU sums in another order, 2.1–2.8× faster on an
+    # H200 than two CPU threads (docs/benchmarks.md, Speed per blob, "Round 9").
     device: str = AUTO_DEVICE
 
     def as_dict(self) -> dict:
