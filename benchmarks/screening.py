@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import sys
@@ -339,7 +340,7 @@ def run_cases(root: Path, rows: list[dict], entries: list[str], resolutions: lis
         for entry in entries:
             row = {
                 "split": label,
-                **screen_case(root, rows, entry, resolution, decoys, args.seed, args.workers, args.dump_rows, DOCKING[args.docking]),
+                **screen_case(root, rows, entry, resolution, decoys, args.seed, args.workers, args.dump_rows, args.docking_options),
             }
             cases.append(row)
             print(
@@ -368,8 +369,12 @@ def main() -> None:
     parser.add_argument("--rows-from", type=Path, help="judge the cases of a --dump-rows file again (no docking) and print the table")
     parser.add_argument("--identify", action="store_true", help="only the identification part (real maps)")
     parser.add_argument("--docking", choices=sorted(DOCKING), default="full", help="search effort per ligand (default: %(default)s)")
+    parser.add_argument(
+        "--device", default=DockingOptions.device, help="where each ligand's docking search runs: auto, cpu, cuda (default: %(default)s)"
+    )
     parser.add_argument("--workers-ratio", action="store_true", help="only the paired 1- vs 2-worker timing on one library")
     args = parser.parse_args()
+    args.docking_options = docking = dataclasses.replace(DOCKING[args.docking], device=args.device)
     root = data_root()
     if root is None:
         sys.exit("../shared/data is not available")
@@ -411,7 +416,7 @@ def main() -> None:
 
     if "speed" not in skip:
         ligands = 9 if args.quick else args.decoys
-        speed = speedup(root, rows, entries[0], args.resolutions[0], ligands, args.seed, DOCKING[args.docking])
+        speed = speedup(root, rows, entries[0], args.resolutions[0], ligands, args.seed, docking)
         write_csv(RESULTS / f"screening_speed{suffix}.csv", [speed])
         print("\n| case | ligands | 1 worker (s) | 2 workers (s) | speed-up (paired) | identical ranking | ligands/hour/core (1 worker) |")
         print("|---|---|---|---|---|---|---|")
@@ -422,7 +427,7 @@ def main() -> None:
         print(f"workers ratio: {speed['speedup']}; stages 1 worker {speed['stages_1_worker_s']}, 2 workers {speed['stages_2_workers_s']}")
 
     if "identify" not in skip:
-        found = identification(root, not args.identify_all, args.workers, args.identify_cases, args.dump_rows, DOCKING[args.docking])
+        found = identification(root, not args.identify_all, args.workers, args.identify_cases, args.dump_rows, docking)
         write_csv(RESULTS / f"screening_identify{suffix}.csv", found)
         print("\n| blob | true CCD | rank | analog group | top 3 (fit score) | hits | 'none fits' (before → after) | docked | time (s) |")
         print("|---|---|---|---|---|---|---|---|---|")
