@@ -170,3 +170,15 @@ def test_the_adam_steps_replayed_as_a_cuda_graph_are_the_eager_ones(example_site
     assert np.ptp(eager_loss) > 0.1  # the poses moved somewhere different from one another
     assert np.median(deviation) < 1e-3 and np.percentile(deviation, 90) < 0.05
     np.testing.assert_allclose(np.median(graphed_loss), np.median(eager_loss), rtol=1e-3)
+
+
+def test_a_gpu_out_of_memory_in_the_search_says_to_rerun_on_the_cpu(monkeypatch):
+    from ligfit.dock import place
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(place, "_dock_blob", out_of_memory)
+    options = dataclasses.replace(FAST_BUILD, docking=dataclasses.replace(FAST_BUILD.docking, device="cpu"))
+    with pytest.raises(BadOptionError, match="ran out of memory in the docking search; rerun with --device cpu"):
+        run_build(str(EXAMPLE / "map.mrc"), SMILES, str(EXAMPLE / "protein.pdb"), options)

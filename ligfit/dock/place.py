@@ -25,6 +25,7 @@ from scipy.spatial.transform import Rotation
 from ligfit.dock.grow import grow_poses
 from ligfit.dock.options import DockingOptions
 from ligfit.dock.search import SHARP, SMOOTH, PoseBatch, Site, TorsionTree, clash_limits, diverse_best, fit_loss, optimise
+from ligfit.errors import BadOptionError
 from ligfit.io import AtomTable
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
@@ -131,16 +132,19 @@ def dock(
         log.info("docking search on the GPU (%s); --device cpu keeps it on the CPU", torch.cuda.get_device_name(device))
     tree = TorsionTree.from_ligand(ligand)
     matches = ligand_symmetry(ligand)
-    poses = [
-        pose
-        for blob_poses in _each_blob(
-            lambda blob: _dock_blob(ligand, tree, matches, difference, blob, resolution, protein, options, seeds or [], device),
-            blobs,
-            progress,
-            parallel=device.type == "cpu",
-        )
-        for pose in blob_poses
-    ]
+    try:
+        poses = [
+            pose
+            for blob_poses in _each_blob(
+                lambda blob: _dock_blob(ligand, tree, matches, difference, blob, resolution, protein, options, seeds or [], device),
+                blobs,
+                progress,
+                parallel=device.type == "cpu",
+            )
+            for pose in blob_poses
+        ]
+    except torch.cuda.OutOfMemoryError:
+        raise BadOptionError("the GPU ran out of memory in the docking search; rerun with --device cpu (or free the GPU)") from None
     if keep is not None:
         poses = [pose for pose in poses if keep(pose)]
     ranked = _cluster(sorted(poses, key=lambda p: -p.score), matches, options.cluster_rmsd)
