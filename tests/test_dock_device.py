@@ -182,3 +182,33 @@ def test_a_gpu_out_of_memory_in_the_search_says_to_rerun_on_the_cpu(monkeypatch)
     options = dataclasses.replace(FAST_BUILD, docking=dataclasses.replace(FAST_BUILD.docking, device="cpu"))
     with pytest.raises(BadOptionError, match="ran out of memory in the docking search; rerun with --device cpu"):
         run_build(str(EXAMPLE / "map.mrc"), SMILES, str(EXAMPLE / "protein.pdb"), options)
+
+
+def test_the_replayable_adam_step_is_the_eager_one_on_the_cpu_too(example_site):
+    """The step a CUDA graph replays (learning-rate factors read from tables at a counter) runs on any device: here it
+    must end where the eager Adam does, so that its arithmetic is checked where there is no GPU."""
+    ligand, site, blob = example_site
+    tree = TorsionTree.from_ligand(ligand)
+    heavy, options = ligand.heavy_atom_count, DockingOptions()
+    conformers = ligand.conformer_coordinates()
+    count, steps = 64, 60
+    index = np.arange(count) % len(conformers)
+    positions = blob.centroid + np.random.default_rng(2).normal(0, 1.0, (count, 3))
+    objective = search._Objective(site, tree, clash_limits(ligand.elements[:heavy], options), SHARP, steps, options)
+    ends = []
+    for replayable in (False, True):
+        batch = PoseBatch(conformers[index], np.repeat(np.eye(3)[None], count, 0), positions, heavy, np.arange(count))
+        batch.enable_torsions(len(tree.axes))
+        run = search._AdamRun(batch, search._AdamRun.zero_moments(batch), objective)
+        if replayable:
+            step = run._replayable_step(0, steps)
+            for _ in range(steps):
+                step()
+        else:
+            run._advance_eager(0, steps)
+        ends.append((run.loss(), batch.current(tree)))
+    (eager_loss, eager_xyz), (replayed_loss, replayed_xyz) = ends
+    deviation = np.sqrt(((eager_xyz - replayed_xyz) ** 2).sum(-1).mean(-1))
+    assert np.ptp(eager_loss) > 0.1
+    assert np.median(deviation) < 1e-3 and np.percentile(deviation, 90) < 0.05
+    np.testing.assert_allclose(np.median(replayed_loss), np.median(eager_loss), rtol=1e-3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -548,9 +549,27 @@ class _AdamRun:
         """:meth:`_advance_eager` on a CUDA GPU: one Adam step captured as a CUDA graph and replayed for every step.
 
         Eagerly, each of the step's ~150 small kernels waits for Python and torch to launch it, and the GPU idles (a
-        blob docked 1.2–1.6× slower on an H200 than on two CPU threads). Replayed, they run back to back. The step's
-        learning-rate factors come from tables on the GPU, read at a step counter the graph advances.
+        blob docked 1.2–1.6× slower on an H200 than on two CPU threads). Replayed, they run back to back.
         """
+        step = self._replayable_step(start, stop)
+        device = self.batch.local.device
+        with _GRAPH_CAPTURE:
+            side = torch.cuda.Stream(device)  # warm-up steps (real ones) off the default stream, as capture requires
+            side.wait_stream(torch.cuda.current_stream(device))
+            with torch.cuda.stream(side):
+                for _ in range(GRAPH_WARMUP_STEPS):
+                    step()
+            torch.cuda.current_stream(device).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                step()
+            for _ in range(stop - start - GRAPH_WARMUP_STEPS):
+                graph.replay()
+
+    def _replayable_step(self, start: int, stop: int) -> Callable[[], None]:
+        """One Adam step of ``start`` … ``stop`` − 1 per call, in a form a CUDA graph can replay: no value comes back to
+        Python. The step's learning-rate factors come from tables on the device, read at a step counter each call advances
+        (the same Adam as :meth:`_advance_eager`, to float rounding; it runs on any device, so the CPU tests check it)."""
         beta1, beta2, epsilon = ADAM_BETAS[0], ADAM_BETAS[1], ADAM_EPSILON
         groups = self.batch.parameter_groups()
         parameters = [parameter for parameter, _ in groups]
@@ -574,18 +593,7 @@ class _AdamRun:
                     parameter.sub_(mean / (square.sqrt() / root).add_(epsilon) * (rate * factor))
                 position.add_(1)
 
-        with _GRAPH_CAPTURE:
-            side = torch.cuda.Stream(device)  # warm-up steps (real ones) off the default stream, as capture requires
-            side.wait_stream(torch.cuda.current_stream(device))
-            with torch.cuda.stream(side):
-                for _ in range(GRAPH_WARMUP_STEPS):
-                    step()
-            torch.cuda.current_stream(device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                step()
-            for _ in range(stop - start - GRAPH_WARMUP_STEPS):
-                graph.replay()
+        return step
 
     def loss(self) -> np.ndarray:
         with torch.no_grad():
