@@ -70,12 +70,12 @@ def test_asking_for_cuda_without_a_gpu_is_refused_with_the_fix():
         torch_device("cuda")
 
 
-# --------------------------------------------------------------------------- on a GPU
+# --------------------------------------------------------------------------- the search on a GPU (and its arithmetic on the CPU)
 
 
 @pytest.fixture(scope="module")
 def example_site():
-    """The example's ligand, its torsion tree and a few poses near its blob, with the site on the CPU."""
+    """The example's ligand, the docking site around its blob (on the CPU) and the blob."""
     from ligfit.pipeline import _read_protein, _unexplained_density
     from ligfit.runtime import StageTimer
 
