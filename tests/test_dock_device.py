@@ -90,6 +90,26 @@ def example_site():
     return ligand, site, blob
 
 
+def _poses_near(ligand, tree: TorsionTree, blob, count: int, seed: int, device: torch.device | str = "cpu") -> PoseBatch:
+    """``count`` of the ligand's conformers, unrotated, within ~1 Å of the blob's centre, torsions on."""
+    conformers = ligand.conformer_coordinates()
+    index = np.arange(count) % len(conformers)
+    positions = blob.centroid + np.random.default_rng(seed).normal(0, 1.0, (count, 3))
+    rotations = np.repeat(np.eye(3)[None], count, 0)
+    batch = PoseBatch(conformers[index], rotations, positions, ligand.heavy_atom_count, np.arange(count), device)
+    batch.enable_torsions(len(tree.axes))
+    return batch
+
+
+def _assert_the_same_optimisation(first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray]) -> None:
+    """Two runs' (loss, coordinates) of the same poses: the same ends, to float rounding amplified by 60 steps."""
+    (first_loss, first_xyz), (second_loss, second_xyz) = first, second
+    deviation = np.sqrt(((first_xyz - second_xyz) ** 2).sum(-1).mean(-1))
+    assert np.ptp(first_loss) > 0.1  # the poses moved somewhere different from one another
+    assert np.median(deviation) < 1e-3 and np.percentile(deviation, 90) < 0.05
+    np.testing.assert_allclose(np.median(second_loss), np.median(first_loss), rtol=1e-3)
+
+
 @needs_gpu
 def test_the_score_grids_read_the_same_on_the_gpu(example_site):
     ligand, site, blob = example_site
@@ -111,15 +131,9 @@ def test_an_optimisation_on_the_gpu_ends_where_the_cpu_one_does(example_site):
     gpu = Site(site.grids.cuda(), site.density, site.scale)
     tree = TorsionTree.from_ligand(ligand)
     heavy, options = ligand.heavy_atom_count, DockingOptions()
-    conformers = ligand.conformer_coordinates()
-    count = 256
-    index = np.arange(count) % len(conformers)
-    rotations = np.repeat(np.eye(3)[None], count, 0)
-    positions = blob.centroid + np.random.default_rng(1).normal(0, 1.0, (count, 3))
     results = []
     for where in (site, gpu):
-        batch = PoseBatch(conformers[index], rotations, positions, heavy, np.arange(count), where.device)
-        batch.enable_torsions(len(tree.axes))
+        batch = _poses_near(ligand, tree, blob, 256, 1, where.device)
         loss = optimise(batch, where, tree, clash_limits(ligand.elements[:heavy], options, where.device), SMOOTH, 80, options, survivors=64)
         results.append((loss, batch.current(tree), batch.source))
     (cpu_loss, cpu_xyz, cpu_source), (gpu_loss, gpu_xyz, gpu_source) = results
@@ -153,23 +167,14 @@ def test_the_adam_steps_replayed_as_a_cuda_graph_are_the_eager_ones(example_site
     gpu = Site(site.grids.cuda(), site.density, site.scale)
     tree = TorsionTree.from_ligand(ligand)
     heavy, options = ligand.heavy_atom_count, DockingOptions()
-    conformers = ligand.conformer_coordinates()
-    count = 64
-    index = np.arange(count) % len(conformers)
-    positions = blob.centroid + np.random.default_rng(2).normal(0, 1.0, (count, 3))
     objective = search._Objective(gpu, tree, clash_limits(ligand.elements[:heavy], options, gpu.device), SHARP, 60, options)
     ends = []
     for advance in ("_advance_eager", "_advance_graphed"):
-        batch = PoseBatch(conformers[index], np.repeat(np.eye(3)[None], count, 0), positions, heavy, np.arange(count), gpu.device)
-        batch.enable_torsions(len(tree.axes))
+        batch = _poses_near(ligand, tree, blob, 64, 2, gpu.device)
         run = search._AdamRun(batch, search._AdamRun.zero_moments(batch), objective)
         getattr(run, advance)(0, 60)
         ends.append((run.loss(), batch.current(tree)))
-    (eager_loss, eager_xyz), (graphed_loss, graphed_xyz) = ends
-    deviation = np.sqrt(((eager_xyz - graphed_xyz) ** 2).sum(-1).mean(-1))
-    assert np.ptp(eager_loss) > 0.1  # the poses moved somewhere different from one another
-    assert np.median(deviation) < 1e-3 and np.percentile(deviation, 90) < 0.05
-    np.testing.assert_allclose(np.median(graphed_loss), np.median(eager_loss), rtol=1e-3)
+    _assert_the_same_optimisation(*ends)
 
 
 def test_a_gpu_out_of_memory_in_the_search_says_to_rerun_on_the_cpu(monkeypatch):
@@ -189,16 +194,11 @@ def test_the_replayable_adam_step_is_the_eager_one_on_the_cpu_too(example_site):
     must end where the eager Adam does, so that its arithmetic is checked where there is no GPU."""
     ligand, site, blob = example_site
     tree = TorsionTree.from_ligand(ligand)
-    heavy, options = ligand.heavy_atom_count, DockingOptions()
-    conformers = ligand.conformer_coordinates()
-    count, steps = 64, 60
-    index = np.arange(count) % len(conformers)
-    positions = blob.centroid + np.random.default_rng(2).normal(0, 1.0, (count, 3))
+    heavy, options, steps = ligand.heavy_atom_count, DockingOptions(), 60
     objective = search._Objective(site, tree, clash_limits(ligand.elements[:heavy], options), SHARP, steps, options)
     ends = []
     for replayable in (False, True):
-        batch = PoseBatch(conformers[index], np.repeat(np.eye(3)[None], count, 0), positions, heavy, np.arange(count))
-        batch.enable_torsions(len(tree.axes))
+        batch = _poses_near(ligand, tree, blob, 64, 2)
         run = search._AdamRun(batch, search._AdamRun.zero_moments(batch), objective)
         if replayable:
             step = run._replayable_step(0, steps)
@@ -207,8 +207,4 @@ def test_the_replayable_adam_step_is_the_eager_one_on_the_cpu_too(example_site):
         else:
             run._advance_eager(0, steps)
         ends.append((run.loss(), batch.current(tree)))
-    (eager_loss, eager_xyz), (replayed_loss, replayed_xyz) = ends
-    deviation = np.sqrt(((eager_xyz - replayed_xyz) ** 2).sum(-1).mean(-1))
-    assert np.ptp(eager_loss) > 0.1
-    assert np.median(deviation) < 1e-3 and np.percentile(deviation, 90) < 0.05
-    np.testing.assert_allclose(np.median(replayed_loss), np.median(eager_loss), rtol=1e-3)
+    _assert_the_same_optimisation(*ends)

@@ -253,12 +253,9 @@ class Site:
         return tuple(torch.as_tensor(value, dtype=torch.float32, device=self.grids.device) for value in values)  # type: ignore[return-value]
 
     def sample(self, points: torch.Tensor) -> torch.Tensor:
-        """Trilinear values of the four grids at points (B, N, 3) Å → (4, B, N); density outside reads 0."""
-        if points.dtype == torch.float32 and points.device == self.grids.device:
-            origin, voxel, last = self._frame
-        else:
-            frame = (self.density.origin, self.density.voxel_size, np.array(self.density.shape) - 1)
-            origin, voxel, last = (torch.as_tensor(value, dtype=points.dtype, device=points.device) for value in frame)
+        """Trilinear values of the four grids at points (B, N, 3) Å, float32 on the site's device (:meth:`tensor`) → (4, B, N);
+        density outside reads 0."""
+        origin, voxel, last = self._frame
         normalised = 2 * ((points - origin) / voxel) / last - 1
         grid = normalised.flip(-1).reshape(1, -1, 1, 1, 3)  # grid_sample indexes (W, H, D) = (z, y, x)
         values = torch.nn.functional.grid_sample(self.grids, grid, mode="bilinear", padding_mode="border", align_corners=True)
