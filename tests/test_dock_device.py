@@ -6,6 +6,7 @@ The GPU tests run only where torch sees a CUDA GPU (never in CI); the rest run e
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -68,6 +69,20 @@ def test_identify_on_the_cli_refuses_a_bad_device_in_one_line(tmp_path, capsys):
 def test_asking_for_cuda_without_a_gpu_is_refused_with_the_fix():
     with pytest.raises(BadOptionError, match="no CUDA GPU is available here; use --device cpu"):
         torch_device("cuda")
+
+
+def test_the_torsion_chain_is_put_on_a_device_without_a_warning():
+    """Its index tensors are made from read-only views of the cache key's bytes: torch warned on every screen and build.
+
+    (torch warns once per process: run alone, this fails when the tensors share the read-only memory.)
+    """
+    moving = np.array([[False, False, True, True]])  # one torsion: a column of ``axes`` is then a contiguous view
+    axes = np.array([[1, 2]], dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chain = search._chain_on(moving.tobytes(), moving.shape, axes.tobytes(), 4, torch.device("cpu"))
+    assert chain.first.tolist() == [1] and chain.second.tolist() == [2]
+    assert chain.fragment.tolist() == [0, 0, 1, 1]  # the two atoms beyond the bond move with it
 
 
 # --------------------------------------------------------------------------- the search on a GPU (and its arithmetic on the CPU)

@@ -99,8 +99,8 @@ def _chain_on(moving_bytes: bytes, shape: tuple[int, int], axes_bytes: bytes, at
     levels, fragment = _chain(moving_bytes, shape, atoms)
     axes = np.frombuffer(axes_bytes, dtype=np.int64).reshape(-1, 2)
 
-    def on(values: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.int64, device=device)
+    def on(values: np.ndarray) -> torch.Tensor:  # a copy: ``axes`` is a read-only view of the cache key's bytes
+        return torch.tensor(values, dtype=torch.int64, device=device)
 
     return _ChainIndices(
         on(axes[:, 0]), on(axes[:, 1]), [(on(bonds), on(parents), bool(parents[0] >= 0)) for bonds, parents in levels], on(fragment)
