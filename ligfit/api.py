@@ -24,6 +24,7 @@ from ligfit.pipeline import BuildOptions, BuildResult, LigandInput, MapInput, Mo
 from ligfit.predicted import PLDDT_CUTOFF, FitResult, fit_model, plddt, read_pae
 from ligfit.refine import LigandParameterCache, ModelRefinement, RefinementOptions, WholeModelOptions, refine_model, refine_whole_model
 from ligfit.runtime import Progress, no_progress, torch_device
+from ligfit.screen.run import ScreenOptions
 from ligfit.templates import TemplateLibrary, TemplateOptions, build_library, load_library, shipped_library_path
 from ligfit.trace import BUILD_TRACE, SequenceInput, TraceOptions, TraceResult
 from ligfit.trace import trace as trace_map
@@ -261,9 +262,9 @@ def screen(
     scheduler: str | object | None = None,
     out: str | os.PathLike | None = None,
     seed: int = BuildOptions.seed,
-    threshold: float = BuildOptions.threshold,
-    max_blobs: int = 2,
-    max_conformers: int | None = 8,
+    threshold: float = ScreenOptions.threshold,
+    max_blobs: int = ScreenOptions.max_blobs,
+    max_conformers: int | None = ScreenOptions.max_conformers,
     docking: DockingOptions | None = None,
     quick: bool = False,
     device: str | None = None,
@@ -282,7 +283,7 @@ def screen(
     more true ligands missed), ``docking``: settings of your own. ``device``: where the docking search runs
     (``auto``, ``cpu``, ``cuda``, ``cuda:N``; None: the docking settings' own, ``auto`` unless set there).
     """
-    from ligfit.screen import QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, run_screen
+    from ligfit.screen import QUICK_SCREEN_DOCKING, SCREEN_DOCKING, run_screen
 
     options = ScreenOptions(
         resolution=resolution,
@@ -308,7 +309,7 @@ def identify(
     scheduler: str | object | None = None,
     out: str | os.PathLike | None = None,
     seed: int = BuildOptions.seed,
-    threshold: float = BuildOptions.threshold,
+    threshold: float = ScreenOptions.threshold,
     quick: bool = False,
     docking: DockingOptions | None = None,
     device: str | None = None,
@@ -318,7 +319,7 @@ def identify(
     lipids, sugars, ions; see ligfit/screen/common_ligands.csv) for one blob (1 = the largest) or a site.
     Each candidate gets ``screen``'s docking search; ``quick``, ``docking`` and ``device`` as in :func:`screen`.
     """
-    from ligfit.screen import QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, run_identify
+    from ligfit.screen import QUICK_SCREEN_DOCKING, SCREEN_DOCKING, run_identify
 
     options = ScreenOptions(
         resolution=resolution,

@@ -34,7 +34,7 @@ from ligfit.ligand import heavy_atom_mol, load_ligand
 from ligfit.maps import DensityMap
 from ligfit.measures import ligand_symmetry
 from ligfit.measures.qscore import ReferenceGaussian, expected_q_score, q_scores
-from ligfit.pipeline import MapInput, ModelInput, site_center
+from ligfit.pipeline import BuildOptions, MapInput, ModelInput, site_center
 from ligfit.records import Blob, LigandShape
 from ligfit.runtime import Progress, connect_scheduler, no_progress, torch_device, torch_thread_pool
 from ligfit.screen import ranking
@@ -84,6 +84,13 @@ QUICK_SCREEN_DOCKING = DockingOptions(
 #: was a measuring error, output held in a pipe's buffer).
 FLEXIBLE_ROTORS = 13
 
+#: molecules with more rotatable bonds than this, up to FLEXIBLE_ROTORS, are docked with at least
+#: ``ScreenOptions.many_rotor_conformers`` conformers: eight left the search too little to start from (7ZZB's 51-atom
+#: bis-adenosine, 11 rotatable bonds, at 3 Å: fit score 0.16, ranked 8th of 21; with 24 conformers 0.40, first).
+#: Beyond FLEXIBLE_ROTORS the anchor-and-grow search explores the torsions, and 24 conformers did not help
+#: (propionyl-CoA, 20: 0.63 → 0.35). docs/benchmarks.md, "Conformers by flexibility".
+MANY_ROTORS = 8
+
 RANKING_COLUMNS = (
     "rank",
     "name",
@@ -121,15 +128,16 @@ class ScreenOptions:
     resolution: float
     site: str | tuple[float, float, float] | None = None
     blob: int | None = None  # dock only into this blob (1 = the largest; see blobs.csv)
-    threshold: float = 3.0  # σ of the difference map
+    threshold: float = BuildOptions.threshold  # σ of the difference map, as build segments it
     max_blobs: int = 2  # blobs tried per ligand, best size/shape match first
     protonation: str = "ph7"
-    max_conformers: int | None = 8
+    max_conformers: int | None = 8  # conformers per ligand (None: build's count, 10 + 6 per rotatable bond, at most 60)
     seed: int = 0
     docking: DockingOptions = SCREEN_DOCKING
     prefilter: bool = True
     hit_score: float = ranking.HIT_SCORE  # a hit without a distinct rival in its blob (ranking.call_hits)
-    flexible_conformers: int | None = None  # conformers for molecules with > FLEXIBLE_ROTORS rotatable bonds (None: max_conformers)
+    many_rotor_conformers: int | None = 24  # at least this many with MANY_ROTORS–FLEXIBLE_ROTORS rotatable bonds (None: max_conformers)
+    flexible_conformers: int | None = None  # at most this many for molecules with > FLEXIBLE_ROTORS rotatable bonds (None: no cap)
 
     def fingerprint(self) -> dict:
         data = dataclasses.asdict(self)
@@ -312,9 +320,7 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
         if all(reasons):
             return _filtered(reasons[0], blobs[0], verdicts)
         blobs = [blob for blob, reason in zip(blobs, reasons) if not reason]
-    conformer_count = options.max_conformers
-    if options.flexible_conformers is not None and _rotatable_bonds(entry.smiles) > FLEXIBLE_ROTORS:
-        conformer_count = min(conformer_count or options.flexible_conformers, options.flexible_conformers)
+    conformer_count = conformers_for(_rotatable_bonds(entry.smiles), options)
     ligand = load_ligand(entry.smiles, name="LIG", protonation=options.protonation, max_conformers=conformer_count, seed=options.seed)
     heavy = ligand.heavy_atom_count
     conformers = ligand.conformer_coordinates()[:, :heavy]
@@ -382,6 +388,16 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
 
 def _filtered(reason: str, blob: Blob, verdicts: dict[str, str]) -> dict:
     return {"status": "filtered", "note": reason, "blob_heavy_atoms": _rounded(blob.estimated_heavy_atoms, 1), "prefilter": verdicts}
+
+
+def conformers_for(rotatable_bonds: int, options: ScreenOptions) -> int | None:
+    """How many conformers a ligand with this many rotatable bonds (RDKit's count) is docked with (None: build's count)."""
+    count = options.max_conformers
+    if count is not None and options.many_rotor_conformers is not None and MANY_ROTORS < rotatable_bonds <= FLEXIBLE_ROTORS:
+        count = max(count, options.many_rotor_conformers)
+    if options.flexible_conformers is not None and rotatable_bonds > FLEXIBLE_ROTORS:
+        count = min(count or options.flexible_conformers, options.flexible_conformers)
+    return count
 
 
 def _rotatable_bonds(smiles: str) -> int:
