@@ -91,6 +91,7 @@ def test_the_torsion_chain_is_put_on_a_device_without_a_warning():
 @pytest.fixture(scope="module")
 def example_site():
     """The example's ligand, the docking site around its blob (on the CPU) and the blob."""
+    from ligfit.dock.place import _site
     from ligfit.pipeline import _read_protein, _unexplained_density
     from ligfit.runtime import StageTimer
 
@@ -98,11 +99,7 @@ def example_site():
     protein = _read_protein(str(EXAMPLE / "map.mrc"), str(EXAMPLE / "protein.pdb"), FAST_BUILD, lambda *a, **k: None, StageTimer())
     protein, difference, blobs = _unexplained_density(protein, ligand, FAST_BUILD)
     blob = blobs[0]
-    heavy = ligand.heavy_atom_count
-    conformers = ligand.conformer_coordinates()
-    radius = float(np.max(np.linalg.norm(conformers[:, :heavy] - conformers[:, :heavy].mean(1, keepdims=True), axis=-1)))
-    site = Site.around(difference.difference, blob.points, blob.values, radius, protein.atoms)
-    return ligand, site, blob
+    return ligand, _site(ligand, difference.difference, blob, protein.atoms, torch.device("cpu")), blob
 
 
 def _poses_near(ligand, tree: TorsionTree, blob, count: int, seed: int, device: torch.device | str = "cpu") -> PoseBatch:
