@@ -196,3 +196,23 @@ def test_a_pose_overtaking_its_own_symmetric_copy_is_not_a_tie_break_choice():
     assert plain[1].score > plain[0].score and plain[1].chosen_by_tie_break  # without the symmetry: marked
     aware = _with_tie_breaks([first, second], options, symmetry)
     assert aware[1].score > aware[0].score and not aware[1].chosen_by_tie_break
+
+
+def test_a_pose_that_explains_none_of_its_blob_is_no_answer():
+    """A placement outside the blob it was docked into (it explains 0 % of it) has its confidence scaled to 0 by its
+    coverage; the partial-answer rule must not let that through ("partial: the ligand explains only 0 % of its blob")."""
+    from tyk2_example import FAST_BUILD, SMILES
+
+    from ligfit.dock.place import PARTIAL_FRACTION, _with_site_evidence
+    from ligfit.pipeline import run_build
+
+    result = run_build(str(EXAMPLE / "map.mrc"), SMILES, str(EXAMPLE / "protein.pdb"), FAST_BUILD)
+    protein = io.heavy_atoms(result.model)
+    heavy = result.ligand.heavy_atom_count
+    best = result.docking.placements[0]
+    outside = dataclasses.replace(result.docking, placements=[dataclasses.replace(best, confidence=0.0)], explained=(0.0,))
+    judged = _with_site_evidence(outside, heavy, protein, result.options.docking)
+    assert not judged.placements and "outside the blob" in judged.reason
+    half = 0.5 * PARTIAL_FRACTION  # a real partial answer, with its confidence halved by its coverage, is still one
+    part = dataclasses.replace(result.docking, placements=[dataclasses.replace(best, confidence=best.confidence * 0.5)], explained=(half,))
+    assert _with_site_evidence(part, heavy, protein, result.options.docking).placements

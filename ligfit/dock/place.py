@@ -768,8 +768,12 @@ def _with_site_evidence(
             if pocket < 1.0:
                 notes.append(f"the site is on the surface (burial {buried:.2f}): detergent, lipid or waters there look alike")
         coverage = min(1.0, fraction / PARTIAL_FRACTION)  # the factor _with_blob_coverage applied
-        if confidence >= MIN_CONFIDENCE or (fraction < PARTIAL_FRACTION and confidence >= MIN_CONFIDENCE * coverage):
-            # a partial answer stays one, with its low confidence, when only the blob it leaves unexplained lowers it
+        if not placements and fraction == 0.0:
+            notes.append("the pose lies outside the blob it was docked into (it explains none of it)")
+        # a partial answer stays one, with its low confidence, when only the blob it leaves unexplained lowers it; a pose
+        # that explains none of its blob is no answer (its coverage, 0, would otherwise let any confidence through)
+        partial = 0.0 < fraction < PARTIAL_FRACTION and confidence >= MIN_CONFIDENCE * coverage
+        if confidence >= MIN_CONFIDENCE or partial:
             placements.append(replace(pose, confidence=confidence))
             explained.append(fraction)
         elif not placements:
