@@ -183,3 +183,41 @@ def test_a_weak_ligands_small_blob_beside_a_surface_detergent_is_docked(data):
     assert holding and holding[0].ligand_match < 0.3 * result.blobs[0].ligand_match  # what the old floor left out
     assert holding[0].rank in {pose.blob_rank for pose in result.poses}
     assert result.found and ligand_rmsd(heavy_atom_mol(result.ligand, result.placements[0].coordinates), case.reference) < 2.0
+
+
+SPIKE = "em/maps_with_models/EMD-21457_6VYB_spike_NTD_segment"
+
+
+def _spike_without_glycans(data) -> gemmi.Structure:
+    """6VYB's NTD (its deposited model: gaps of 4-22 residues where the loops are disordered) without its NAG."""
+    model = io.read_structure(data / SPIKE / "6vyb_Ndom.pdb")
+    io.remove_residues(model, "NAG")
+    return model
+
+
+def test_the_pieces_of_a_long_disordered_loop_are_marked_as_protein(data):
+    """EMD-21457: 6VYB leaves residues 144-165 out; their weak density breaks at 3 σ into pieces away from the chain
+    end, and one of them (near G142, ~39 heavy atoms) drew ATP in at medium confidence. Above 2 σ it runs on, unbroken, to
+    the end after residue 143, and is marked as unmodelled protein."""
+    density = maps.read_map(data / SPIKE / "emd_21457_seg.mrc")
+    model = _spike_without_glycans(data)
+    difference = segment.difference_map(density, model, 3.2)
+    ligand = ligfit.ligand.load_ligand("ccd:ATP", max_conformers=10)
+    shape = LigandShape.from_conformers(ligand.conformer_coordinates()[:, : ligand.heavy_atom_count])
+    protein_xyz = io.heavy_atoms(model).coordinates
+    found = segment.find_blobs(difference, shape, protein_xyz)
+    near_g142 = np.array([173.5, 268.8, 237.3])  # where ATP was placed (medium confidence 0.62) before this rule
+    piece = min(found, key=lambda b: np.linalg.norm(b.centroid - near_g142))
+    assert np.linalg.norm(piece.centroid - near_g142) < 2.0 and not piece.explanation
+    blobs = segment.explain_as_protein(found, model, difference, shape, protein_xyz)
+    marked = min(blobs, key=lambda b: np.linalg.norm(b.centroid - near_g142))
+    assert "runs on (above 2 σ) to chain A after residue 143" in marked.explanation, marked.explanation
+
+
+def test_no_ligand_is_placed_in_the_disordered_loops_of_a_real_map(data):
+    """ATP is not in EMD-21457's spike NTD; its unmodelled loops' density must not be answered as ATP (every site the
+    density supports, as a whole map is built: before the rule above, ATP was found there at medium confidence 0.62)."""
+    density = maps.read_map(data / SPIKE / "emd_21457_seg.mrc")
+    model = _spike_without_glycans(data)
+    result = ligfit.build(density, "ccd:ATP", model, resolution=3.2, refine=False, use_templates=False, copies="auto")
+    assert not result.found, result.message
