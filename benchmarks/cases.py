@@ -51,7 +51,7 @@ class Case:
     density: DensityMap
     model: gemmi.Structure | None  # protein without the ligand
     smiles: str
-    reference: Chem.Mol  # deposited ligand, heavy atoms with coordinates
+    reference: Chem.Mol | None  # deposited ligand, heavy atoms with coordinates; None: not in the map (a real decoy)
     resolution: float
 
 
@@ -217,6 +217,21 @@ def hemoglobin_hemes(root: Path, model: str = "5NI1") -> tuple[DensityMap, gemmi
     io.remove_residues(structure, "HEM")
     _remove_waters(structure)
     return maps.read_map(folder / "emd_3488.mrc"), structure, hemes
+
+
+def spike_ntd(root: Path) -> tuple[DensityMap, gemmi.Structure, list[Chem.Mol]]:
+    """EMD-21457's 3.2 Å segment around the SARS-CoV-2 spike's N-terminal domain, 6VYB's model of it without its
+    N-glycans, and those glycans (NAG, bonded to asparagine ND2).
+
+    A real map as users bring it: the deposited model leaves 4–22-residue loops and side chains out, and the map holds
+    their weak density, the glycans' and more, all on the surface.
+    """
+    folder = root / "em" / "maps_with_models" / "EMD-21457_6VYB_spike_NTD_segment"
+    structure = io.read_structure(folder / "6vyb_Ndom.pdb")
+    glycans = residues_as_mols(structure, "NAG")
+    io.remove_residues(structure, "NAG")
+    _remove_waters(structure)
+    return maps.read_map(folder / "emd_21457_seg.mrc"), structure, glycans
 
 
 def _remove_waters(structure: gemmi.Structure) -> None:

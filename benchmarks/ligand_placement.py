@@ -8,8 +8,13 @@ Sets (all from ../shared/data; see benchmarks/cases.py):
   d2q        real 1.8 Å 2mFo-DFc density of D2Q in 3NZD, model minus D2Q
   hemes      the real 3.2 Å EMD-3488 map, its model 5NI1 minus the hemes, four copies placed at
              once, scored against 5NI1's hemes (and, as a second row set, the 5ME2 crystal structure's)
+  real-decoys  the real 3.2 Å EMD-21457 spike NTD segment with 6VYB's model (gaps of 4–22 residues,
+             glycans removed), every site the density supports (copies auto), for nine ligands that are not
+             there (the EM boxes' seven, ATP, heme: "no convincing density" is right), and its N-glycans
+             (NAG, bonded to asparagine) as one case more
 
     python benchmarks/ligand_placement.py --quick          # CI-sized
+    python benchmarks/ligand_placement.py --sets real-decoys
     python benchmarks/ligand_placement.py --entries 100    # a random sample of entries
     python benchmarks/ligand_placement.py                  # everything (hours on 2 cores)
 
@@ -33,7 +38,17 @@ from rdkit import Chem
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import Case, data_root, em_ligand_boxes, hemoglobin_hemes, sample_entries, simulated_case, xray_d2q  # noqa: E402
+from benchmarks.cases import (  # noqa: E402
+    Case,
+    data_root,
+    em_ligand_boxes,
+    hemoglobin_hemes,
+    sample_entries,
+    simulated_case,
+    spike_ntd,
+    xray_d2q,
+)
+from ligfit.pipeline import AUTO_COPIES  # noqa: E402
 
 SUCCESS_RMSD = 2.0
 
@@ -57,7 +72,7 @@ def ligand_rmsd(pose: Chem.Mol, reference: Chem.Mol) -> float:
 def run_case(
     case: Case,
     kind: str,
-    copies: int = 1,
+    copies: int | str = 1,
     references: list[Chem.Mol] | None = None,
     other_references: dict[str, list[Chem.Mol]] | None = None,
 ) -> list[dict]:
@@ -75,7 +90,9 @@ def run_case(
     return rows
 
 
-def _score_rows(result, case: Case, kind: str, references: list[Chem.Mol], copies: int, elapsed: float, memory_mb: float) -> list[dict]:
+def _score_rows(
+    result, case: Case, kind: str, references: list[Chem.Mol], copies: int | str, elapsed: float, memory_mb: float
+) -> list[dict]:
     from ligfit.ligand import heavy_atom_mol
 
     rows = []
@@ -84,7 +101,7 @@ def _score_rows(result, case: Case, kind: str, references: list[Chem.Mol], copie
             "set": kind,
             "case": case.name if len(references) == 1 else f"{case.name} #{index + 1}",
             "resolution": case.resolution,
-            "heavy_atoms": reference.GetNumAtoms(),
+            "heavy_atoms": reference.GetNumAtoms() if reference is not None else "",
             "found": result.found,
             "confidence": result.confidence,
             "rmsd": "",
@@ -93,9 +110,9 @@ def _score_rows(result, case: Case, kind: str, references: list[Chem.Mol], copie
             "peak_memory_mb": round(memory_mb),
             "message": result.message,
         }
-        if result.found:
+        if result.found and reference is not None:
             distances = [ligand_rmsd(heavy_atom_mol(result.ligand, pose.coordinates), reference) for pose in result.placements]
-            best = int(np.argmin(distances)) if copies > 1 else 0
+            best = int(np.argmin(distances)) if copies != 1 else 0
             row.update(
                 rmsd=round(distances[best], 3), cc=round(result.placements[best].cc, 3), confidence=result.placements[best].confidence
             )
@@ -125,6 +142,29 @@ def run_simulated(root: Path, entries: list[str], resolutions: list[float], deco
     return rows
 
 
+#: Ligands that are not in EMD-21457's spike NTD (real-decoys): the EM boxes' seven, ATP and heme.
+REAL_DECOY_EXTRA = ("ccd:ATP", "ccd:HEM")
+
+
+def run_real_decoys(root: Path, writer) -> list[dict]:
+    """A real map whose unexplained density is protein, glycans and more: ligands not there must get no placement.
+
+    EMD-21457 with 6VYB's model (glycans removed), built as a whole map is (``copies="auto"``), for each ligand of the
+    EM boxes, ATP and heme: "no convincing density" is right. The glycans themselves (NAG, bonded to asparagine) are one
+    case more ("em-glycans"), measured beside them.
+    """
+    density, model, glycans = spike_ntd(root)
+    ligands = [(case.name.split()[-1], case.smiles) for case in em_ligand_boxes(root)]
+    ligands += [(source.split(":")[1], source) for source in REAL_DECOY_EXTRA]
+    rows = []
+    for code, smiles in ligands:
+        case = Case(f"EMD-21457 {code}", density, model, smiles, None, 3.2)
+        rows += _emit(run_case(case, "real-decoy", copies=AUTO_COPIES), writer)
+    glycan = Case("EMD-21457 NAG", density, model, Chem.MolToSmiles(glycans[0]), glycans[0], 3.2)
+    rows += _emit(run_case(glycan, "em-glycans", copies=AUTO_COPIES, references=glycans), writer)
+    return rows
+
+
 def _emit(rows: list[dict], writer) -> list[dict]:
     for row in rows:
         writer.writerow(row)
@@ -146,7 +186,7 @@ def summarise(rows: list[dict]) -> str:
     for (kind, resolution), group in sorted(groups.items()):
         times = [r["seconds"] for r in group]
         memory = max(r["peak_memory_mb"] for r in group)
-        if kind == "decoy":
+        if kind in ("decoy", "real-decoy"):
             rejected = sum(not r["found"] for r in group)
             success = f"{rejected}/{len(group)} rejected ({100 * rejected / len(group):.0f}%)"
             median = "–"
@@ -199,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += _emit(
                 run_case(case, "em-hemes", copies=4, references=hemes["5NI1"], other_references={"vs 5ME2": hemes["5ME2"]}), writer
             )
+        if "real-decoys" in args.sets:
+            rows += run_real_decoys(root, writer)
     scope = "quick" if args.quick else f"{len(sample)} entries" if "simulated" in args.sets else "real sets"
     print(f"ligfit ligand placement benchmark ({scope}, sets: {' '.join(args.sets)}, seed {args.seed}); rows in {args.out}")
     print(summarise(rows))
