@@ -425,8 +425,9 @@ BUILT_ATTACHMENT_DISTANCE = 2.5
 ATTACHMENT_DENSITY = 2.0
 #: σ: a blob whose density runs on at this height, unbroken, to an open backbone end continues that end, however far
 #: away the blob lies (a long disordered loop is weak near its ends and breaks into pieces at the threshold). On a real
-#: map (EMD-21457's spike NTD, 6VYB's gaps of 12–22 residues) such pieces drew ATP in at medium confidence; of the
-#: realistic benchmark's 181 ligand blobs, three run on to an open end at 2 σ (two held wrong answers), none at 2.5 σ.
+#: map (EMD-21457's spike NTD, 6VYB's gaps of 12–22 residues) such pieces drew AGS, ATP and A1N in at medium confidence;
+#: on the realistic benchmark (384 maps) it marks a blob in 46, gains 2 decoys and loses 1 ligand, whose loop the pocket's
+#: numbering makes look too long to build (docs/benchmarks.md, "Round 22").
 CONTINUATION_DENSITY = ATTACHMENT_DENSITY
 #: Å: the C–N peptide bond, placing the next residue's N after an open C end (planar with the end's O and Cα).
 PEPTIDE_BOND = 1.33
