@@ -223,7 +223,7 @@ def spike_ntd(root: Path) -> tuple[DensityMap, gemmi.Structure, list[Chem.Mol]]:
     """EMD-21457's 3.2 Å segment around the SARS-CoV-2 spike's N-terminal domain, 6VYB's model of it without its
     N-glycans, and those glycans (NAG, bonded to asparagine ND2).
 
-    A real map as users bring it: the deposited model leaves 4–22-residue loops and side chains out, and the map holds
+    A real map as users bring it: the deposited model leaves loops of 2–22 residues and side chains out, and the map holds
     their weak density, the glycans' and more, all on the surface.
     """
     folder = root / "em" / "maps_with_models" / "EMD-21457_6VYB_spike_NTD_segment"

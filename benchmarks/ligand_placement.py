@@ -8,7 +8,7 @@ Sets (all from ../shared/data; see benchmarks/cases.py):
   d2q        real 1.8 Å 2mFo-DFc density of D2Q in 3NZD, model minus D2Q
   hemes      the real 3.2 Å EMD-3488 map, its model 5NI1 minus the hemes, four copies placed at
              once, scored against 5NI1's hemes (and, as a second row set, the 5ME2 crystal structure's)
-  real-decoys  the real 3.2 Å EMD-21457 spike NTD segment with 6VYB's model (gaps of 4–22 residues,
+  real-decoys  the real 3.2 Å EMD-21457 spike NTD segment with 6VYB's model (gaps of 2–22 residues,
              glycans removed), every site the density supports (copies auto), for nine ligands that are not
              there (the EM boxes' seven, ATP, heme: "no convincing density" is right), and its N-glycans
              (NAG, bonded to asparagine) as one case more

@@ -10,6 +10,7 @@ from scipy.spatial import cKDTree
 from tyk2_example import EXAMPLE, FAST_BUILD, FAST_DOCKING, SMILES
 
 import ligfit
+from benchmarks.cases import spike_ntd
 from benchmarks.realistic_cases import realistic_case
 from ligfit import io, maps, segment
 from ligfit.records import LigandShape
@@ -185,22 +186,11 @@ def test_a_weak_ligands_small_blob_beside_a_surface_detergent_is_docked(data):
     assert result.found and ligand_rmsd(heavy_atom_mol(result.ligand, result.placements[0].coordinates), case.reference) < 2.0
 
 
-SPIKE = "em/maps_with_models/EMD-21457_6VYB_spike_NTD_segment"
-
-
-def _spike_without_glycans(data) -> gemmi.Structure:
-    """6VYB's NTD (its deposited model: gaps of 4-22 residues where the loops are disordered) without its NAG."""
-    model = io.read_structure(data / SPIKE / "6vyb_Ndom.pdb")
-    io.remove_residues(model, "NAG")
-    return model
-
-
 def test_the_pieces_of_a_long_disordered_loop_are_marked_as_protein(data):
     """EMD-21457: 6VYB leaves residues 144-165 out; their weak density breaks at 3 σ into pieces away from the chain
     end, and one of them (near G142, ~39 heavy atoms) drew ATP in at medium confidence. Above 2 σ it runs on, unbroken, to
     the end after residue 143, and is marked as unmodelled protein."""
-    density = maps.read_map(data / SPIKE / "emd_21457_seg.mrc")
-    model = _spike_without_glycans(data)
+    density, model, _ = spike_ntd(data)
     difference = segment.difference_map(density, model, 3.2)
     ligand = ligfit.ligand.load_ligand("ccd:ATP", max_conformers=10)
     shape = LigandShape.from_conformers(ligand.conformer_coordinates()[:, : ligand.heavy_atom_count])
@@ -217,7 +207,6 @@ def test_the_pieces_of_a_long_disordered_loop_are_marked_as_protein(data):
 def test_no_ligand_is_placed_in_the_disordered_loops_of_a_real_map(data):
     """ATP is not in EMD-21457's spike NTD; its unmodelled loops' density must not be answered as ATP (every site the
     density supports, as a whole map is built: before the rule above, ATP was found there at medium confidence 0.62)."""
-    density = maps.read_map(data / SPIKE / "emd_21457_seg.mrc")
-    model = _spike_without_glycans(data)
+    density, model, _ = spike_ntd(data)
     result = ligfit.build(density, "ccd:ATP", model, resolution=3.2, refine=False, use_templates=False, copies="auto")
     assert not result.found, result.message
