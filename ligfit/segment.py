@@ -247,11 +247,16 @@ def without_explained(difference: DensityMap, blobs: list[Blob]) -> DensityMap:
     explained = [blob.points for blob in blobs if blob.explanation]
     if not explained:
         return difference
-    indices = np.rint(difference.to_index(np.concatenate(explained))).astype(int)
-    inside = np.all((indices >= 0) & (indices < np.array(difference.shape)), axis=1)
     values = difference.values.copy()
-    values[tuple(indices[inside].T)] = 0.0
+    values[_voxels(difference, np.concatenate(explained))] = 0.0
     return difference.with_values(values)
+
+
+def _voxels(grid: DensityMap, points: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The index arrays of the voxels nearest ``points`` (Å) that lie in the grid (for ``values[...]``)."""
+    indices = np.rint(grid.to_index(points)).astype(int)
+    inside = np.all((indices >= 0) & (indices < np.array(grid.shape)), axis=1)
+    return tuple(indices[inside].T)
 
 
 def site_blob(
@@ -634,9 +639,7 @@ class _Continuations:
         """The open ends whose region holds the blob."""
         if not self.starts:
             return []
-        indices = np.rint(self.grid.to_index(blob.points)).astype(int)
-        inside = np.all((indices >= 0) & (indices < np.array(self.grid.shape)), axis=1)
-        labels = set(self.regions[tuple(indices[inside].T)].tolist()) - {0}
+        labels = set(self.regions[_voxels(self.grid, blob.points)].tolist()) - {0}
         return [end for end, starts in self.starts if starts & labels]
 
 
