@@ -9,9 +9,10 @@ Sets (all from ../shared/data; see benchmarks/cases.py):
   hemes      the real 3.2 Å EMD-3488 map, its model 5NI1 minus the hemes, four copies placed at
              once, scored against 5NI1's hemes (and, as a second row set, the 5ME2 crystal structure's)
   real-decoys  the real 3.2 Å EMD-21457 spike NTD segment with 6VYB's model (gaps of 2–22 residues,
-             glycans removed), every site the density supports (copies auto), for nine ligands that are not
-             there (the EM boxes' seven, ATP, heme: "no convincing density" is right), and its N-glycans
-             (NAG, bonded to asparagine) as one case more
+             glycans removed), and the ligand-free crops of EMD-20026 (apoferritin, 1.75 Å) and EMD-2566
+             (ribosomal protein, 3.2 Å) with their deposited models; every site the density supports
+             (copies auto), for nine ligands that are not there (the EM boxes' seven, ATP, heme: "no
+             convincing density" is right); and EMD-21457's N-glycans (NAG, bonded to asparagine) as one case more
 
     python benchmarks/ligand_placement.py --quick          # CI-sized
     python benchmarks/ligand_placement.py --sets real-decoys
@@ -43,6 +44,7 @@ from benchmarks.cases import (  # noqa: E402
     data_root,
     em_ligand_boxes,
     hemoglobin_hemes,
+    ligand_free_crops,
     sample_entries,
     simulated_case,
     spike_ntd,
@@ -142,24 +144,26 @@ def run_simulated(root: Path, entries: list[str], resolutions: list[float], deco
     return rows
 
 
-#: Ligands that are not in EMD-21457's spike NTD (real-decoys): the EM boxes' seven, ATP and heme.
+#: Ligands that are in none of the real-decoys maps: the EM boxes' seven, ATP and heme.
 REAL_DECOY_EXTRA = ("ccd:ATP", "ccd:HEM")
 
 
 def run_real_decoys(root: Path, writer) -> list[dict]:
-    """A real map whose unexplained density is protein, glycans and more: ligands not there must get no placement.
+    """Real maps whose unexplained density is protein, glycans and more: ligands not there must get no placement.
 
-    EMD-21457 with 6VYB's model (glycans removed), built as a whole map is (``copies="auto"``), for each ligand of the
-    EM boxes, ATP and heme: "no convincing density" is right. The glycans themselves (NAG, bonded to asparagine) are one
-    case more ("em-glycans"), measured beside them.
+    EMD-21457 with 6VYB's model (glycans removed), and the two ligand-free crops of ``ligand_free_crops`` (EMD-20026,
+    EMD-2566) with their deposited models, each built as a whole map is (``copies="auto"``), for each ligand of the EM
+    boxes, ATP and heme: "no convincing density" is right. EMD-21457's glycans (NAG, bonded to asparagine) are one case
+    more ("em-glycans"), measured beside them.
     """
     density, model, glycans = spike_ntd(root)
     ligands = [(case.name.split()[-1], case.smiles) for case in em_ligand_boxes(root)]
     ligands += [(source.split(":")[1], source) for source in REAL_DECOY_EXTRA]
     rows = []
-    for code, smiles in ligands:
-        case = Case(f"EMD-21457 {code}", density, model, smiles, None, 3.2)
-        rows += _emit(run_case(case, "real-decoy", copies=AUTO_COPIES), writer)
+    for name, crop_density, crop_model, resolution in [("EMD-21457", density, model, 3.2), *ligand_free_crops(root)]:
+        for code, smiles in ligands:
+            case = Case(f"{name} {code}", crop_density, crop_model, smiles, None, resolution)
+            rows += _emit(run_case(case, "real-decoy", copies=AUTO_COPIES), writer)
     glycan = Case("EMD-21457 NAG", density, model, Chem.MolToSmiles(glycans[0]), glycans[0], 3.2)
     rows += _emit(run_case(glycan, "em-glycans", copies=AUTO_COPIES, references=glycans), writer)
     return rows
@@ -182,7 +186,10 @@ def summarise(rows: list[dict]) -> str:
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         simulated = row["set"] in ("simulated", "decoy")
-        groups.setdefault((row["set"], f"{float(row['resolution']):g}" if simulated else "as deposited"), []).append(row)
+        resolution = f"{float(row['resolution']):g}" if simulated else "as deposited"
+        if row["set"] == "real-decoy":  # one line per map
+            resolution = f"{row['case'].split()[0]}, {float(row['resolution']):g}"
+        groups.setdefault((row["set"], resolution), []).append(row)
     for (kind, resolution), group in sorted(groups.items()):
         times = [r["seconds"] for r in group]
         memory = max(r["peak_memory_mb"] for r in group)
