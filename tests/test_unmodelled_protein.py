@@ -212,10 +212,10 @@ def test_no_ligand_is_placed_in_the_disordered_loops_of_a_real_map(data):
     assert not result.found, result.message
 
 
-def test_no_nucleotide_is_placed_in_the_rna_density_of_a_ribosomal_protein_crop(data):
+def test_no_atp_is_placed_in_a_ligand_free_ribosomal_protein_crop(data):
     """EMD-2566's crop around ribosomal protein 3J6B chain 9 holds rRNA and neighbouring proteins that the given model
     lacks: strong unexplained density, with no ligand in it. ATP must not be answered there (when this test was written,
     its best pose scored confidence 0.30, with another blob's pose 0.09 behind it)."""
-    name, density, model, resolution = next(crop for crop in ligand_free_crops(data) if crop[0] == "EMD-2566")
+    _, density, model, resolution = next(crop for crop in ligand_free_crops(data) if crop[0] == "EMD-2566")
     result = ligfit.build(density, "ccd:ATP", model, resolution=resolution, refine=False, use_templates=False, copies="auto")
     assert not result.found, result.message
