@@ -57,3 +57,20 @@ def test_an_ambiguous_pose_is_named_without_doubting_the_answer():
     assert line.startswith("HEC explains blob 1 best") and "its pose is ambiguous" in line and "0.003 lower" in line, line
     rows[0]["pose_gap"] = 0.2
     assert "ambiguous" not in verdict(call_hits(rows))
+
+
+def test_a_small_ligand_is_never_a_high_confidence_hit_and_the_verdict_says_why():
+    """Under 15 heavy atoms (as in build): ligands of its size often fill a small blob as well."""
+    rows = _rows({"ACT": 0.90, "HEM": 0.40})
+    for row, atoms in zip(rows, (4, 43)):
+        row["heavy_atoms"] = atoms
+    called = call_hits(rows)
+    acetate = next(row for row in called if row["name"] == "ACT")
+    assert acetate["hit"] and acetate["confidence"] < 0.7
+    assert "a small ligand (4 heavy atoms)" in verdict(called)
+    rows = _rows({"HEM": 0.90, "ACT": 0.40})
+    for row, atoms in zip(rows, (43, 4)):
+        row["heavy_atoms"] = atoms
+    large = call_hits(rows)
+    assert next(row for row in large if row["name"] == "HEM")["confidence"] > 0.9
+    assert "small ligand" not in verdict(large)

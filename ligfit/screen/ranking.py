@@ -35,7 +35,7 @@ from rdkit import Chem, DataStructs
 from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
-from ligfit.dock.place import AMBIGUOUS_POSE_GAP
+from ligfit.dock.place import AMBIGUOUS_POSE_GAP, SMALL_LIGAND_ATOMS, SMALL_LIGAND_MAX_CONFIDENCE
 from ligfit.maps import DensityMap
 from ligfit.records import Blob
 
@@ -253,7 +253,7 @@ def call_hits(rows: list[dict], rule: HitRule | None = None, hit_score: float | 
             margin=lead,
             rival=None if rival is None else rival["name"],
             hit=rule.is_hit(fit, lead),
-            confidence=round(rule.confidence(fit, lead), 3),
+            confidence=round(_capped_for_size(rule.confidence(fit, lead), row.get("heavy_atoms")), 3),
         )
     for row, group in zip(scored, _analog_groups(scored, prints, rule.analog)):
         row["group"] = group
@@ -263,6 +263,18 @@ def call_hits(rows: list[dict], rule: HitRule | None = None, hit_score: float | 
             row["hit"] = False
             row["group"] = None
     return rows
+
+
+def _capped_for_size(confidence: float, heavy_atoms: int | None) -> float:
+    """A ligand of fewer than SMALL_LIGAND_ATOMS heavy atoms is never called with high confidence, as in ``build``.
+
+    Ligands of its size often fill a small blob as well: on the screening benchmark's splits 1, 2, 6 and 7 (96 cases,
+    each with and without its true ligand), a best hit of under 15 heavy atoms was the true ligand 11 times in 23 (4 of
+    8 at confidence ≥ 0.7), a larger one 56 times in 77 (47 of 54). docs/benchmarks.md, "Fresh held-out splits".
+    """
+    if heavy_atoms is not None and heavy_atoms < SMALL_LIGAND_ATOMS:
+        return min(confidence, SMALL_LIGAND_MAX_CONFIDENCE)
+    return confidence
 
 
 def _analog_groups(scored: list[dict], prints: list, analog: float) -> list[int]:
@@ -324,6 +336,11 @@ def verdict(rows: list[dict], rule: HitRule | None = None) -> str:
     others = [row for row in hits if row.get("group") != top.get("group")]  # hits of another skeleton
     if others:
         analogs += f"; next {others[0]['name']} at {others[0]['fit_score']:.2f}"
+    heavy_atoms = top.get("heavy_atoms")
+    if heavy_atoms is not None and heavy_atoms < SMALL_LIGAND_ATOMS:
+        analogs += (
+            f"; a small ligand ({heavy_atoms} heavy atoms): others of its size often fill such a blob as well, so weigh the next ones too"
+        )
     gap = top.get("pose_gap")
     if gap is not None and gap < AMBIGUOUS_POSE_GAP:  # the identity may stand where the orientation does not (a flipped heme)
         analogs += f"; its pose is ambiguous: a different pose of it there scores only {gap:.3f} lower"
