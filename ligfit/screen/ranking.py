@@ -232,6 +232,7 @@ def call_hits(rows: list[dict], rule: HitRule | None = None, hit_score: float | 
 
     ``margin``: the row's fit score minus the best fit score of a ligand of a different skeleton (Tanimoto of
     :func:`skeleton_fingerprint` below ``rule.analog``) docked into the same blob (``rival``); None without one.
+    ``confidence``: :meth:`HitRule.confidence`, below "high" for a ligand under SMALL_LIGAND_ATOMS heavy atoms (:func:`_capped_for_size`).
     ``group``: 1 for the best-fitting ligand and its analogs in its blob, 2 for the next skeleton, … (see :func:`_analog_groups`).
     ``hit_score`` replaces ``rule.alone_fit`` (ScreenOptions.hit_score).
     """
