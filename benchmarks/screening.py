@@ -146,6 +146,20 @@ def judge(rows: list[dict]) -> dict:
     }
 
 
+def split_order(rows: list[dict], seed: int, exclude: list[str]) -> list[str]:
+    """The entries in the order a split of this seed draws them, those in ``exclude`` left out."""
+    excluded = set(exclude)
+    return [str(e) for e in np.random.default_rng(seed).permutation([r["entry"] for r in rows]) if str(e) not in excluded]
+
+
+def earlier_splits(rows: list[dict], seed: int, count: int) -> list[str]:
+    """The entries of the splits of seeds 1 … ``seed`` − 1, each drawn disjoint from the ones before it (``--disjoint``)."""
+    taken: list[str] = []
+    for earlier in range(1, seed):
+        taken += split_order(rows, earlier, taken)[:count]
+    return taken
+
+
 def cases_from_rows(path: Path) -> list[dict]:
     """Judge again the cases dumped by --dump-rows (no docking): for changing the "none fits" rule."""
     by_case: dict[str, list[dict]] = {}
@@ -365,6 +379,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", nargs="*", default=[], choices=["screen", "speed", "identify"])
     parser.add_argument("--exclude", nargs="*", default=[], help="entries never used (e.g. the design set of a rule)")
+    parser.add_argument(
+        "--disjoint",
+        action="store_true",
+        help="also exclude the entries of every lower seed's split (seeds 1 … SEED−1, each drawn this way): a split no earlier one holds",
+    )
     parser.add_argument("--dump-rows", type=Path, help="append every ranked row (with its pose) of every case to this JSON-lines file")
     parser.add_argument("--rows-from", type=Path, help="judge the cases of a --dump-rows file again (no docking) and print the table")
     parser.add_argument("--identify", action="store_true", help="only the identification part (real maps)")
@@ -380,7 +399,8 @@ def main() -> None:
         sys.exit("../shared/data is not available")
     rows = complex_entries(root)
     count, args.decoys_used = (3, 9) if args.quick else (args.entries, args.decoys)
-    order = [str(e) for e in np.random.default_rng(args.seed).permutation([r["entry"] for r in rows]) if str(e) not in set(args.exclude)]
+    exclude = list(args.exclude) + (earlier_splits(rows, args.seed, count) if args.disjoint else [])
+    order = split_order(rows, args.seed, exclude)
     entries = order[:count]
     calibration = order[count : count + args.calibration_entries]  # disjoint from the reported entries
     suffix = "_quick" if args.quick else ""
