@@ -234,20 +234,21 @@ def spike_ntd(root: Path) -> tuple[DensityMap, gemmi.Structure, list[Chem.Mol]]:
     return maps.read_map(folder / "emd_21457_seg.mrc"), structure, glycans
 
 
-def ligand_free_crops(root: Path) -> list[tuple[str, DensityMap, gemmi.Structure, float]]:
-    """Two real map crops with no organic ligand: (name, map, deposited model, resolution Å).
+#: Real map crops with no organic ligand: name → (folder under em/maps_with_models, map, deposited model, resolution Å).
+#: EMD-20026, apoferritin at 1.75 Å, with its fitted model as deposited (229 waters, 12 Mg); EMD-2566, 3.2 Å, around
+#: ribosomal protein 3J6B chain 9. Each crop also holds density of neighbouring chains (and, in EMD-2566, rRNA) that the
+#: model lacks: unexplained density that is not a ligand, as in a map built with part of its model.
+LIGAND_FREE_CROPS = {
+    "EMD-20026": ("EMD-20026_apoferritin_crop", "emd20026_prot.mrc", "3ajo_fitted_refined.pdb", 1.75),
+    "EMD-2566": ("EMD-2566_3J6B_chain9", "emd_2566_3J6B_chain9_crop.mrc", "3J6B_chain9.pdb", 3.2),
+}
 
-    EMD-20026, apoferritin at 1.75 Å, with its fitted model as deposited (229 waters, 12 Mg); EMD-2566, 3.2 Å, around
-    ribosomal protein 3J6B chain 9. Each crop also holds density of neighbouring chains (and, in EMD-2566, rRNA) that
-    the model lacks: unexplained density that is not a ligand, as in a map built with part of its model.
-    """
-    folder = root / "em" / "maps_with_models"
-    apoferritin = folder / "EMD-20026_apoferritin_crop"
-    ribosome = folder / "EMD-2566_3J6B_chain9"
-    return [
-        ("EMD-20026", maps.read_map(apoferritin / "emd20026_prot.mrc"), io.read_structure(apoferritin / "3ajo_fitted_refined.pdb"), 1.75),
-        ("EMD-2566", maps.read_map(ribosome / "emd_2566_3J6B_chain9_crop.mrc"), io.read_structure(ribosome / "3J6B_chain9.pdb"), 3.2),
-    ]
+
+def ligand_free_crop(root: Path, name: str) -> tuple[DensityMap, gemmi.Structure, float]:
+    """One of ``LIGAND_FREE_CROPS``: its map, deposited model and resolution (Å)."""
+    folder, map_file, model_file, resolution = LIGAND_FREE_CROPS[name]
+    path = root / "em" / "maps_with_models" / folder
+    return maps.read_map(path / map_file), io.read_structure(path / model_file), resolution
 
 
 def _remove_waters(structure: gemmi.Structure) -> None:

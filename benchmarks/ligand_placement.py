@@ -40,11 +40,12 @@ from rdkit import Chem
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.cases import (  # noqa: E402
+    LIGAND_FREE_CROPS,
     Case,
     data_root,
     em_ligand_boxes,
     hemoglobin_hemes,
-    ligand_free_crops,
+    ligand_free_crop,
     sample_entries,
     simulated_case,
     spike_ntd,
@@ -151,7 +152,7 @@ REAL_DECOY_EXTRA = ("ccd:ATP", "ccd:HEM")
 def run_real_decoys(root: Path, writer) -> list[dict]:
     """Real maps whose unexplained density is protein, glycans and more: ligands not there must get no placement.
 
-    EMD-21457 with 6VYB's model (glycans removed), and the two ligand-free crops of ``ligand_free_crops`` (EMD-20026,
+    EMD-21457 with 6VYB's model (glycans removed), and the two ligand-free crops of ``LIGAND_FREE_CROPS`` (EMD-20026,
     EMD-2566) with their deposited models, each built as a whole map is (``copies="auto"``), for each ligand of the EM
     boxes, ATP and heme: "no convincing density" is right. EMD-21457's glycans (NAG, bonded to asparagine) are one case
     more ("em-glycans"), measured beside them.
@@ -160,7 +161,8 @@ def run_real_decoys(root: Path, writer) -> list[dict]:
     ligands = [(case.name.split()[-1], case.smiles) for case in em_ligand_boxes(root)]
     ligands += [(source.split(":")[1], source) for source in REAL_DECOY_EXTRA]
     rows = []
-    for name, crop_density, crop_model, resolution in [("EMD-21457", density, model, 3.2), *ligand_free_crops(root)]:
+    maps_used = [("EMD-21457", density, model, 3.2)] + [(name, *ligand_free_crop(root, name)) for name in LIGAND_FREE_CROPS]
+    for name, crop_density, crop_model, resolution in maps_used:
         for code, smiles in ligands:
             case = Case(f"{name} {code}", crop_density, crop_model, smiles, None, resolution)
             rows += _emit(run_case(case, "real-decoy", copies=AUTO_COPIES), writer)

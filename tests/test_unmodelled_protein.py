@@ -10,7 +10,7 @@ from scipy.spatial import cKDTree
 from tyk2_example import EXAMPLE, FAST_BUILD, FAST_DOCKING, SMILES
 
 import ligfit
-from benchmarks.cases import ligand_free_crops, spike_ntd
+from benchmarks.cases import ligand_free_crop, spike_ntd
 from benchmarks.realistic_cases import realistic_case
 from ligfit import io, maps, segment
 from ligfit.records import LigandShape
@@ -216,6 +216,6 @@ def test_no_atp_is_placed_in_a_ligand_free_ribosomal_protein_crop(data):
     """EMD-2566's crop around ribosomal protein 3J6B chain 9 holds rRNA and neighbouring proteins that the given model
     lacks: strong unexplained density, with no ligand in it. ATP must not be answered there (when this test was written,
     its best pose scored confidence 0.30, with another blob's pose 0.09 behind it)."""
-    _, density, model, resolution = next(crop for crop in ligand_free_crops(data) if crop[0] == "EMD-2566")
+    density, model, resolution = ligand_free_crop(data, "EMD-2566")
     result = ligfit.build(density, "ccd:ATP", model, resolution=resolution, refine=False, use_templates=False, copies="auto")
     assert not result.found, result.message
