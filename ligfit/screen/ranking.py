@@ -343,7 +343,9 @@ def verdict(rows: list[dict], rule: HitRule | None = None) -> str:
             f"; a small ligand ({heavy_atoms} heavy atoms): others of its size often fill such a blob as well, so weigh the next ones too"
         )
     gap = top.get("pose_gap")
-    if gap is not None and gap < AMBIGUOUS_POSE_GAP:  # the identity may stand where the orientation does not (a flipped heme)
+    if gap is not None and gap < 0:  # the pose that fits the blob best is not the one docking scores best
+        analogs += f"; its pose is uncertain: docking scores a different pose of it there {-gap:.3f} higher, this one fits the blob better"
+    elif gap is not None and gap < AMBIGUOUS_POSE_GAP:  # the identity may stand where the orientation does not (a flipped heme)
         analogs += f"; its pose is ambiguous: a different pose of it there scores only {gap:.3f} lower"
     return f"{top['name']} explains {blob_name(top['blob'])} best (fit score {top['fit_score']:.2f}{lead}){analogs}; {len(hits)} hit(s)"
 
