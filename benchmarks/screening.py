@@ -160,12 +160,20 @@ def earlier_splits(rows: list[dict], seed: int, count: int) -> list[str]:
     return taken
 
 
-def cases_from_rows(path: Path) -> list[dict]:
-    """Judge again the cases dumped by --dump-rows (no docking): for changing the "none fits" rule."""
+def cases_from_rows(path: Path, docking_choice: bool = False) -> list[dict]:
+    """Judge again the cases dumped by --dump-rows (no docking): for changing the "none fits" rule.
+
+    ``docking_choice``: rank each ligand by the fit of docking's own best pose (``docking_choice_fit``), as the screen did
+    before it took each ligand's best-fitting pose (docs/benchmarks.md, "The pose the ranking judges").
+    """
     by_case: dict[str, list[dict]] = {}
     for line in path.read_text().splitlines():
         record = json.loads(line)
+        if docking_choice and record.get("docking_choice_fit") is not None:
+            record["fit_score"] = record["docking_choice_fit"]
         by_case.setdefault(record["case"], []).append(record)
+    for group in by_case.values():  # ranked as the screen ranks: scored rows by fit score, then the rest
+        group.sort(key=lambda r: (r.get("status") != "ok", -(r.get("fit_score") or 0.0) if r.get("status") == "ok" else 0.0))
     return [
         {"split": "rows", "case": name, "ligands": len(group), "docked": sum(1 for r in group if r.get("status") == "ok"), **judge(group)}
         for name, group in by_case.items()
@@ -386,6 +394,11 @@ def main() -> None:
     )
     parser.add_argument("--dump-rows", type=Path, help="append every ranked row (with its pose) of every case to this JSON-lines file")
     parser.add_argument("--rows-from", type=Path, help="judge the cases of a --dump-rows file again (no docking) and print the table")
+    parser.add_argument(
+        "--docking-choice",
+        action="store_true",
+        help="with --rows-from: rank by the fit of docking's own best pose (the screen before 2026-12-05)",
+    )
     parser.add_argument("--identify", action="store_true", help="only the identification part (real maps)")
     parser.add_argument("--docking", choices=sorted(DOCKING), default="full", help="search effort per ligand (default: %(default)s)")
     parser.add_argument(
@@ -411,7 +424,7 @@ def main() -> None:
         skip |= {"screen", "identify"}
 
     if args.rows_from is not None:
-        again = cases_from_rows(args.rows_from)
+        again = cases_from_rows(args.rows_from, args.docking_choice)
         for case in again:
             print(
                 f"  {case['case']}: true rank {case['true_rank']} (fit {case['true_fit']}, margin {case['true_margin']}, hit {case['true_hit']}); "

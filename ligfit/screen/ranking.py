@@ -273,9 +273,11 @@ def _capped_for_size(confidence: float, heavy_atoms: int | None) -> float:
     each with and without its true ligand), a best hit of under 15 heavy atoms was the true ligand 11 times in 23 (4 of
     8 at confidence ≥ 0.7), a larger one 56 times in 77 (47 of 54). docs/benchmarks.md, "Fresh held-out splits".
     """
-    if heavy_atoms is not None and heavy_atoms < SMALL_LIGAND_ATOMS:
-        return min(confidence, SMALL_LIGAND_MAX_CONFIDENCE)
-    return confidence
+    return min(confidence, SMALL_LIGAND_MAX_CONFIDENCE) if _is_small(heavy_atoms) else confidence
+
+
+def _is_small(heavy_atoms: int | None) -> bool:
+    return heavy_atoms is not None and heavy_atoms < SMALL_LIGAND_ATOMS
 
 
 def _analog_groups(scored: list[dict], prints: list, analog: float) -> list[int]:
@@ -337,11 +339,8 @@ def verdict(rows: list[dict], rule: HitRule | None = None) -> str:
     others = [row for row in hits if row.get("group") != top.get("group")]  # hits of another skeleton
     if others:
         analogs += f"; next {others[0]['name']} at {others[0]['fit_score']:.2f}"
-    heavy_atoms = top.get("heavy_atoms")
-    if heavy_atoms is not None and heavy_atoms < SMALL_LIGAND_ATOMS:
-        analogs += (
-            f"; a small ligand ({heavy_atoms} heavy atoms): others of its size often fill such a blob as well, so weigh the next ones too"
-        )
+    if _is_small(top.get("heavy_atoms")):
+        analogs += f"; a small ligand ({top['heavy_atoms']} heavy atoms): others of its size often fill such a blob as well, so weigh the next ones too"
     gap = top.get("pose_gap")
     if gap is not None and gap < 0:  # the pose that fits the blob best is not the one docking scores best
         analogs += f"; its pose is uncertain: docking scores a different pose of it there {-gap:.3f} higher, this one fits the blob better"

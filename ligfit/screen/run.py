@@ -352,8 +352,7 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
     expected = expected_q_score(options.resolution)
     best: dict | None = None
     best_pose = None
-    docking_choices = {id(pose) for pose in _best_per_blob(poses)}
-    docking_choice_fit: float | None = None
+    fits: dict[int, float] = {}  # id(pose) -> fit score
     for pose in poses:
         blob = next(b for b in blobs if b.rank == pose.blob_rank)
         xyz = pose.coordinates[:heavy]
@@ -362,9 +361,7 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
             context.density, np.concatenate([xyz, context.protein_coordinates]), np.arange(heavy), reference=context.q_reference
         )
         q = None if np.all(np.isnan(q_values)) else float(np.nanmean(q_values))
-        score = ranking.fit_score(blob_cc, explained, q, expected)
-        if id(pose) in docking_choices:
-            docking_choice_fit = max(score, docking_choice_fit if docking_choice_fit is not None else score)
+        score = fits[id(pose)] = ranking.fit_score(blob_cc, explained, q, expected)
         if best is None or score > best["fit_score"]:
             best_pose = pose
             best = {
@@ -389,7 +386,7 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
     if best is None:
         return {"status": "no_pose", "note": "docking found no pose in the blob(s)", "prefilter": verdicts}
     best["pose_gap"] = _rounded(pose_gap(best_pose, poses, ligand_symmetry(ligand)), 3) if heavy > 1 else None
-    best["docking_choice_fit"] = _rounded(docking_choice_fit, 4)
+    best["docking_choice_fit"] = round(max(fits[id(pose)] for pose in _best_per_blob(poses)), 4)
     best["prefilter"] = verdicts
     # provisional, from this ligand alone (progress lines); the screen calls hits against the whole library (ranking.call_hits)
     best["confidence"] = round(ranking.confidence(best["fit_score"], options.hit_score), 3)
