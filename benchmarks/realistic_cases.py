@@ -3,7 +3,7 @@
 Each case starts from a PoseBusters pocket and its deposited ligand (``../shared/data``) and
 simulates a map that holds, besides the protein that the model describes:
 
-- an unmodelled loop: four consecutive residues next to the ligand, in the map but not the model;
+- an unmodelled loop: four consecutive residues next to the ligand, flanked by modelled ones, in the map but not the model;
 - three truncated side chains (atoms beyond Cβ in the map only), as real models leave them;
 - 15 ordered waters and one sodium ion at hydrogen-bonding distance from protein N/O;
 - a detergent molecule (SDS, 17 heavy atoms) lying on the protein surface away from the ligand;
@@ -156,10 +156,18 @@ def _residue_distance(residue: gemmi.Residue, points: np.ndarray) -> float:
 
 
 def _unmodelled_loop(model: gemmi.Structure, ligand_xyz: np.ndarray, rng: np.random.Generator) -> list[str]:
-    """Remove ``LOOP_LENGTH`` consecutive residues, one of them within 6 Å of the ligand, from ``model``."""
+    """Remove ``LOOP_LENGTH`` consecutive residues, one of them within 6 Å of the ligand, from ``model``.
+
+    The loop is a loop: the residues on both sides of it stay in the model. A stretch at an end of the
+    pocket's crop would leave a gap whose numbering runs on into residues the crop left out of map and
+    model alike (8AUH: B175–178 removed beside a crop that ends at 160, so 18 residues look missing where
+    4 are; a whole model has no such gap). Where the draw falls on such a stretch, the next stretch in
+    order that has both neighbours is taken, so that every other case keeps the loop it had.
+    """
     chains = {chain.name: [r for r in chain if _is_amino_acid(r)] for chain in model[0]}
-    starts = []
+    starts, flanked = [], []
     for name, residues in chains.items():
+        present = {r.seqid.num for r in residues}
         for index in range(len(residues) - LOOP_LENGTH + 1):
             stretch = residues[index : index + LOOP_LENGTH]
             numbers = [r.seqid.num for r in stretch]
@@ -167,9 +175,12 @@ def _unmodelled_loop(model: gemmi.Structure, ligand_xyz: np.ndarray, rng: np.ran
                 continue
             if min(_residue_distance(r, ligand_xyz) for r in stretch) < 6.0:
                 starts.append((name, numbers[0]))
+                flanked.append(numbers[0] - 1 in present and numbers[-1] + 1 in present)
     if not starts:
         return []
-    name, first = starts[int(rng.integers(len(starts)))]
+    drawn = int(rng.integers(len(starts)))
+    order = [(drawn + step) % len(starts) for step in range(len(starts))]
+    name, first = starts[next((index for index in order if flanked[index]), drawn)]
     removed = []
     for chain in model[0]:
         if chain.name != name:
