@@ -9,6 +9,7 @@ without the ligand: the right answer is "no ligand".
     python benchmarks/realistic_maps.py --quick            # 6 entries at 3.0 and 3.5 Å + their decoys
     python benchmarks/realistic_maps.py --entries 20       # a larger sample
     python benchmarks/realistic_maps.py --summarise results/seed*.csv   # one table over runs already made (several seeds)
+    python benchmarks/realistic_maps.py --quick --seed 3 --dump-poses poses.jsonl   # + every docked pose of every map
 
 Prints the table (top-1 ≤ 2 Å, decoys answered "no ligand", how right "high" confidence is, a
 reliability table by confidence bin) and writes one CSV row per map (benchmarks/results/).
@@ -19,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import re
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -63,7 +66,14 @@ WRONG_POSE_KINDS = (
 
 
 def run_one(
-    root: Path, entry: str, resolution: float, decoy: bool, seed: int, build_loops: bool = True, with_sequence: bool = False
+    root: Path,
+    entry: str,
+    resolution: float,
+    decoy: bool,
+    seed: int,
+    build_loops: bool = True,
+    with_sequence: bool = False,
+    dump: TextIO | None = None,
 ) -> dict:
     import ligfit
     from ligfit.ligand import heavy_atom_mol
@@ -87,6 +97,15 @@ def run_one(
         else None
     )
     interaction, buried = answer_chemistry(result, result.placements[0] if placed else turned_away_pose)
+    if dump is not None:
+        holding = None if decoy else holding_blob(result, case.reference)[0]
+        dumped = {"case": case.name, "resolution": resolution, "decoy": decoy, "seed": seed, "right": bool(right)}
+        dumped.update(
+            placed_blob=result.placements[0].blob_rank if placed else None, holding_blob=None if holding is None else holding.rank
+        )
+        dumped["poses"] = pose_records(result, None if decoy else case.reference)
+        dump.write(json.dumps(dumped) + "\n")
+        dump.flush()
     return {
         "case": case.name,
         "resolution": resolution,
@@ -110,6 +129,52 @@ def run_one(
         "seconds": round(seconds, 1),
         "message": result.message,
     }
+
+
+def pose_records(result, reference) -> list[dict]:
+    """Every pose docking reported, as docked (before refinement), with its score terms, its fit score as the screen
+    ranks ligands (``ligfit.screen.ranking``) and, on a map holding the ligand, its RMSD to the deposited pose: the rows
+    a rule choosing among poses can be tried on offline (``--dump-poses``)."""
+    from ligfit import io, segment
+    from ligfit.dock.place import support_failures
+    from ligfit.ligand import heavy_atom_mol
+    from ligfit.measures.qscore import ReferenceGaussian, expected_q_score, q_scores
+    from ligfit.screen import ranking
+
+    heavy = result.ligand.heavy_atom_count
+    elements = list(result.ligand.elements[:heavy])
+    resolution = result.options.resolution
+    difference = segment.without_explained(result.difference.difference, result.blobs)
+    others = io.heavy_atoms(result.model).coordinates if result.model is not None else np.zeros((0, 3))
+    q_reference = ReferenceGaussian.from_map(result.density_map)
+    expected = expected_q_score(resolution)
+    blobs = {blob.rank: blob for blob in result.blobs}
+    records = []
+    for pose in result.poses:
+        xyz = pose.coordinates[:heavy]
+        blob_cc, explained = ranking.blob_fit(difference, blobs[pose.blob_rank], xyz, elements, resolution)
+        q_values = q_scores(result.density_map, np.concatenate([xyz, others]), np.arange(heavy), reference=q_reference)
+        q = None if np.all(np.isnan(q_values)) else float(np.nanmean(q_values))
+        records.append(
+            {
+                "blob": pose.blob_rank,
+                "score": round(pose.score, 4),
+                "score_before_tie_breaks": round(pose.score_before_tie_breaks, 4),
+                "cc": round(pose.cc, 4),
+                "mean_sigma": round(pose.mean_sigma, 3),
+                "fraction_in_density": round(pose.fraction_in_density, 3),
+                "clashes": pose.clashes,
+                "strain": None if pose.strain is None else round(pose.strain, 2),
+                "interaction": None if pose.interaction is None else round(pose.interaction, 3),
+                "supported": not support_failures(pose, result.options.docking),
+                "blob_cc": round(blob_cc, 4),
+                "explained": round(explained, 3),
+                "q_score": None if q is None else round(q, 3),
+                "fit_score": round(ranking.fit_score(blob_cc, explained, q, expected), 4),
+                "rmsd": None if reference is None else round(ligand_rmsd(heavy_atom_mol(result.ligand, pose.coordinates), reference), 2),
+            }
+        )
+    return records
 
 
 def answer_chemistry(result, pose) -> tuple[float | None, float | None]:
@@ -326,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "realistic_maps.csv")
     parser.add_argument("--no-loops", action="store_true", help="build without ligfit.trace.loops (the unmodelled loop stays a gap)")
     parser.add_argument("--with-sequence", action="store_true", help="the model carries its sequence (as a deposited mmCIF does)")
+    parser.add_argument(
+        "--dump-poses", type=Path, metavar="JSONL", help="also write every docked pose of every map (score terms, fit, RMSD)"
+    )
     parser.add_argument("--summarise", type=Path, nargs="+", metavar="CSV", help="print one table over the rows of earlier runs and stop")
     args = parser.parse_args(argv)
     if args.summarise:
@@ -343,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     sample = sample_entries(root, 6 if args.quick else args.entries, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
+    dump = open(args.dump_poses, "w") if args.dump_poses else None
     with open(args.out, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
@@ -350,7 +419,14 @@ def main(argv: list[str] | None = None) -> int:
             for decoy in (False, True):
                 for entry in sample:
                     row = run_one(
-                        root, entry, resolution, decoy, args.seed, build_loops=not args.no_loops, with_sequence=args.with_sequence
+                        root,
+                        entry,
+                        resolution,
+                        decoy,
+                        args.seed,
+                        build_loops=not args.no_loops,
+                        with_sequence=args.with_sequence,
+                        dump=dump,
                     )
                     writer.writerow(row)
                     handle.flush()
@@ -358,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
                     what = f"rmsd {row['rmsd']}" if row["rmsd"] != "" else row["status"]
                     print(f"  {row['case']:24s} {what:24s} conf {row['confidence']:.2f} {row['seconds']:6.1f} s  {row['blob_note'][:60]}",
                           file=sys.stderr, flush=True)  # fmt: skip
+    if dump is not None:
+        dump.close()
     loops = "off (--no-loops)" if args.no_loops else "on"
     sequence = ", the model with its sequence" if args.with_sequence else ""
     print(f"ligfit realistic-map benchmark ({len(sample)} entries, seed {args.seed}, loop building {loops}{sequence}); rows in {args.out}")
