@@ -12,7 +12,7 @@ import gemmi
 from ligfit import io, maps
 from ligfit.ligand import Ligand, protonation_summary, write_ligand_sdf
 from ligfit.maps import DensityMap
-from ligfit.records import Blob, Pose, confidence_label
+from ligfit.records import Blob, Pose, confidence_label, confidence_meaning
 from ligfit.report_html import write_build_presentation
 from ligfit.runtime import json_ready, torch_device, versions
 
@@ -63,6 +63,7 @@ def build_report(result: BuildOutcome, command: str | None = None) -> dict:
         "message": result.message,
         "confidence": result.confidence,
         "confidence_label": confidence_label(result.confidence) if result.found else "none",
+        "confidence_meaning": confidence_meaning(confidence_label(result.confidence)) if result.found else None,
         "command": command,
         "versions": versions(),
         "inputs": result.inputs,

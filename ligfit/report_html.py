@@ -181,6 +181,8 @@ def _verdict(report: dict) -> str:
             f"<b>Placed</b> — confidence <b>{_num(report.get('confidence'), 2)}</b> ({escape(str(report.get('confidence_label')))}): "
             f"{escape(str(report.get('message')))}"
         )
+        if report.get("confidence_meaning"):
+            line += f"<br><small>What “{escape(str(report.get('confidence_label')))}” has meant: {escape(report['confidence_meaning'])}.</small>"
     else:
         line = f"<b>Not placed</b> — {escape(str(report.get('message')))}"
     key = []

@@ -14,6 +14,7 @@ from tyk2_example import EXAMPLE, FAST_BUILD, SMILES
 from ligfit import maps, report
 from ligfit.errors import OutputExistsError
 from ligfit.pipeline import BuildOptions, BuildResult, run_build
+from ligfit.records import CONFIDENCE_RECORD, confidence_meaning
 
 OUTPUTS = [
     "difference.mrc",
@@ -55,6 +56,8 @@ def test_report_of_a_placement_is_strict_json(found):
     assert content["status"] == "found" and content["command"] == "ligfit build map.mrc"
     assert content["confidence"] == pytest.approx(found.confidence)
     assert content["confidence_label"] == report.confidence_label(found.confidence)
+    right, placed = CONFIDENCE_RECORD[content["confidence_label"]]
+    assert f"{right} of {placed} placements called {content['confidence_label']}" in content["confidence_meaning"]
     assert content["best_pose"] == found.best_pose.summary()
     assert content["placements"] == [pose.summary() for pose in found.placements]
     assert len(content["poses"]) == len(found.poses) > 0
@@ -82,7 +85,7 @@ def test_report_of_no_density_is_strict_json(nothing):
     content = report.build_report(nothing)
     json.dumps(content, allow_nan=False)
     assert content["status"] == "no convincing density"
-    assert content["confidence_label"] == "none"
+    assert content["confidence_label"] == "none" and content["confidence_meaning"] is None
     assert content["best_pose"] is None and content["poses"] == [] and content["placements"] == []
     assert "1000.0 σ" in content["message"]
 
@@ -173,3 +176,10 @@ def test_outputs_replace_an_old_folder_only_with_force(found, tmp_path):
     report.write_build_outputs(found, old, force=True)
     assert _folder_names(old) == OUTPUTS  # replaced as a whole: the stale file is gone
     assert _folder_names(tmp_path) == ["out"]
+
+
+def test_confidence_meaning_says_the_benchmark_record_for_placed_labels_only():
+    assert confidence_meaning("high").startswith("on ligfit's realistic-map benchmark")
+    assert confidence_meaning("low") is None and confidence_meaning("none") is None
+    for right, placed in CONFIDENCE_RECORD.values():
+        assert 0 < right <= placed

@@ -39,6 +39,7 @@ def test_report_html_is_self_contained_and_says_the_verdict(example_build):
     assert len(images) >= 4  # three views, 2D depiction, Q chart, blob
     assert not re.search(r"(src|href)=['\"]?(https?:|//|file:)", html) and "<script" not in html
     assert "Placed</b> — confidence <b>1.00</b>" in html and "ligfit build" in html and "--no-refine" in html
+    assert "What “high” has meant: on ligfit&#x27;s realistic-map benchmark" in html
     assert all(section in html for section in ("The ligand in its density", "Unexplained density", "Top poses", "Refinement", "Versions"))
     assert (example_build / "report.html").stat().st_size < 2_000_000
 
