@@ -19,6 +19,7 @@ Runs one build at a time; say how many other processes shared the machine when q
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -415,8 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     sample = sample_entries(root, 6 if args.quick else args.entries, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
-    dump = open(args.dump_poses, "w") if args.dump_poses else None
-    with open(args.out, "w", newline="") as handle:
+    dumping = open(args.dump_poses, "w") if args.dump_poses else contextlib.nullcontext()
+    with open(args.out, "w", newline="") as handle, dumping as dump:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         writer.writeheader()
         for resolution in args.resolutions:
@@ -438,8 +439,6 @@ def main(argv: list[str] | None = None) -> int:
                     what = f"rmsd {row['rmsd']}" if row["rmsd"] != "" else row["status"]
                     print(f"  {row['case']:24s} {what:24s} conf {row['confidence']:.2f} {row['seconds']:6.1f} s  {row['blob_note'][:60]}",
                           file=sys.stderr, flush=True)  # fmt: skip
-    if dump is not None:
-        dump.close()
     loops = "off (--no-loops)" if args.no_loops else "on"
     sequence = ", the model with its sequence" if args.with_sequence else ""
     print(f"ligfit realistic-map benchmark ({len(sample)} entries, seed {args.seed}, loop building {loops}{sequence}); rows in {args.out}")
