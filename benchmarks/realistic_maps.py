@@ -139,7 +139,7 @@ def pose_records(result, reference) -> list[dict]:
     from ligfit import io, segment
     from ligfit.dock.place import support_failures
     from ligfit.ligand import heavy_atom_mol
-    from ligfit.measures.qscore import ReferenceGaussian, expected_q_score, q_scores
+    from ligfit.measures.qscore import ReferenceGaussian, expected_q_score
     from ligfit.screen import ranking
 
     heavy = result.ligand.heavy_atom_count
@@ -153,9 +153,9 @@ def pose_records(result, reference) -> list[dict]:
     records = []
     for pose in result.poses:
         xyz = pose.coordinates[:heavy]
-        blob_cc, explained = ranking.blob_fit(difference, blobs[pose.blob_rank], xyz, elements, resolution)
-        q_values = q_scores(result.density_map, np.concatenate([xyz, others]), np.arange(heavy), reference=q_reference)
-        q = None if np.all(np.isnan(q_values)) else float(np.nanmean(q_values))
+        fit = ranking.pose_fit(
+            difference, result.density_map, blobs[pose.blob_rank], xyz, elements, others, resolution, expected, q_reference
+        )
         records.append(
             {
                 "blob": pose.blob_rank,
@@ -168,10 +168,10 @@ def pose_records(result, reference) -> list[dict]:
                 "strain": None if pose.strain is None else round(pose.strain, 2),
                 "interaction": None if pose.interaction is None else round(pose.interaction, 3),
                 "supported": not support_failures(pose, result.options.docking),
-                "blob_cc": round(blob_cc, 4),
-                "explained": round(explained, 3),
-                "q_score": None if q is None else round(q, 3),
-                "fit_score": round(ranking.fit_score(blob_cc, explained, q, expected), 4),
+                "blob_cc": round(fit.blob_cc, 4),
+                "explained": round(fit.explained, 3),
+                "q_score": None if fit.q_score is None else round(fit.q_score, 3),
+                "fit_score": round(fit.fit_score, 4),
                 "rmsd": None if reference is None else round(ligand_rmsd(heavy_atom_mol(result.ligand, pose.coordinates), reference), 2),
             }
         )

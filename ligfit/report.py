@@ -57,13 +57,14 @@ def build_report(result: BuildOutcome, command: str | None = None) -> dict:
     difference = result.difference
     best = result.best_pose
     options = result.options
+    label = confidence_label(result.confidence) if result.found else "none"
     report = {
         "status": getattr(result, "status", "found" if result.found else "no convincing density"),
         "blob_fraction_explained": list(getattr(result.docking, "explained", ())),
         "message": result.message,
         "confidence": result.confidence,
-        "confidence_label": confidence_label(result.confidence) if result.found else "none",
-        "confidence_meaning": confidence_meaning(confidence_label(result.confidence)) if result.found else None,
+        "confidence_label": label,
+        "confidence_meaning": confidence_meaning(label),
         "command": command,
         "versions": versions(),
         "inputs": result.inputs,

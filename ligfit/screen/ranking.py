@@ -37,6 +37,7 @@ from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from ligfit.dock.place import AMBIGUOUS_POSE_GAP, SMALL_LIGAND_ATOMS, SMALL_LIGAND_MAX_CONFIDENCE
 from ligfit.maps import DensityMap
+from ligfit.measures.qscore import ReferenceGaussian, q_scores
 from ligfit.records import Blob
 
 #: Tanimoto similarity (Morgan radius 2 on the generic skeleton: every atom carbon, every bond single) at or above
@@ -198,6 +199,36 @@ def blob_fit(
         if model.std() > 0:
             best = max(best, float(np.corrcoef(model, observed[mask])[0, 1]))
     return best, explained
+
+
+@dataclass(frozen=True)
+class PoseFit:
+    """A pose judged against its blob: the fit score and what it is made of."""
+
+    fit_score: float
+    blob_cc: float
+    explained: float
+    q_score: float | None
+
+
+def pose_fit(
+    difference: DensityMap,
+    density: DensityMap,
+    blob: Blob,
+    heavy_coordinates: np.ndarray,
+    elements: list[str],
+    protein_coordinates: np.ndarray,
+    resolution: float,
+    expected_q: float,
+    q_reference: ReferenceGaussian | None = None,
+) -> PoseFit:
+    """:func:`blob_fit` against the difference map, the mean Q-score in ``density`` (the protein's atoms as neighbours),
+    and :func:`fit_score` of the two."""
+    blob_cc, explained = blob_fit(difference, blob, heavy_coordinates, elements, resolution)
+    atoms = np.concatenate([heavy_coordinates, protein_coordinates])
+    q_values = q_scores(density, atoms, np.arange(len(heavy_coordinates)), reference=q_reference)
+    q = None if np.all(np.isnan(q_values)) else float(np.nanmean(q_values))
+    return PoseFit(fit_score(blob_cc, explained, q, expected_q), blob_cc, explained, q)
 
 
 def fit_score(blob_cc: float, explained: float, q_score: float | None, expected_q: float) -> float:

@@ -33,7 +33,7 @@ from ligfit.errors import BadMapError, LigfitError
 from ligfit.ligand import heavy_atom_mol, load_ligand
 from ligfit.maps import DensityMap
 from ligfit.measures import ligand_symmetry
-from ligfit.measures.qscore import ReferenceGaussian, expected_q_score, q_scores
+from ligfit.measures.qscore import ReferenceGaussian, expected_q_score
 from ligfit.pipeline import BuildOptions, MapInput, ModelInput, site_center
 from ligfit.records import Blob, LigandShape
 from ligfit.runtime import Progress, connect_scheduler, no_progress, torch_device, torch_thread_pool
@@ -356,12 +356,19 @@ def _screen(context: ScreenContext, entry: LibraryEntry) -> dict:
     for pose in poses:
         blob = next(b for b in blobs if b.rank == pose.blob_rank)
         xyz = pose.coordinates[:heavy]
-        blob_cc, explained = ranking.blob_fit(context.difference, blob, xyz, elements, options.resolution)
-        q_values = q_scores(
-            context.density, np.concatenate([xyz, context.protein_coordinates]), np.arange(heavy), reference=context.q_reference
+        fit = ranking.pose_fit(
+            context.difference,
+            context.density,
+            blob,
+            xyz,
+            elements,
+            context.protein_coordinates,
+            options.resolution,
+            expected,
+            context.q_reference,
         )
-        q = None if np.all(np.isnan(q_values)) else float(np.nanmean(q_values))
-        score = fits[id(pose)] = ranking.fit_score(blob_cc, explained, q, expected)
+        blob_cc, explained, q = fit.blob_cc, fit.explained, fit.q_score
+        score = fits[id(pose)] = fit.fit_score
         if best is None or score > best["fit_score"]:
             best_pose = pose
             best = {
