@@ -26,6 +26,12 @@ from ligfit.backbone.weights import check_sha256, sha256
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 TABLE = WEIGHTS_DIR / "peptides.npz"
+#: The twenty standard amino acids' ideal residues from the CCD (biotite's), written by ``--amino-acids``.
+AMINO_ACIDS = WEIGHTS_DIR / "amino_acids.json"
+STANDARD_AMINO_ACIDS = (
+    "ALA", "ARG", "ASN", "ASP", "CYS", "GLN", "GLU", "GLY", "HIS", "ILE",
+    "LEU", "LYS", "MET", "PHE", "PRO", "SER", "THR", "TRP", "TYR", "VAL",
+)  # fmt: skip
 #: Ideal backbone bond lengths (Å; Engh & Huber 2001).
 BOND_N_CA, BOND_CA_C, BOND_C_O = 1.458, 1.525, 1.231
 
@@ -137,12 +143,38 @@ def beta_carbon(n: np.ndarray, ca: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=32)
 def ideal_residue(name: str) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
-    """Heavy-atom names, elements and ideal coordinates of a CCD residue (biotite), without OXT."""
+    """Heavy-atom names, elements and ideal coordinates of a CCD residue (biotite), without OXT.
+
+    The twenty standard amino acids come from ``weights/amino_acids.json``, the same CCD entries written out
+    (``python -m ligfit.backbone.geometry --amino-acids``): reading biotite's whole CCD costs ~4 s per process.
+    """
+    shipped = _shipped_amino_acids()
+    if name in shipped:
+        atom_names, elements, coordinates = shipped[name]
+        return tuple(atom_names), tuple(elements), np.array(coordinates, dtype=float)
+    return _ccd_residue(name)
+
+
+def _ccd_residue(name: str) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
     from biotite.structure import info
 
     residue = info.residue(name)
     keep = (residue.element != "H") & (residue.atom_name != "OXT")
     return tuple(residue.atom_name[keep]), tuple(residue.element[keep]), residue.coord[keep].astype(float)
+
+
+@lru_cache(maxsize=1)
+def _shipped_amino_acids() -> dict[str, list]:
+    return json.loads(AMINO_ACIDS.read_text()) if AMINO_ACIDS.is_file() else {}
+
+
+def write_amino_acids() -> None:
+    """Write the standard amino acids' ideal CCD residues to ``AMINO_ACIDS`` (float32 values, as biotite holds them)."""
+    table = {}
+    for name in STANDARD_AMINO_ACIDS:
+        atom_names, elements, coordinates = _ccd_residue(name)
+        table[name] = [list(atom_names), list(elements), coordinates.tolist()]
+    io.write_text(AMINO_ACIDS, json.dumps(table) + "\n")
 
 
 def superpose(mobile: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -203,11 +235,17 @@ def build_table(root: Path, entries: list[str], samples: int = 40000, seed: int 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ligfit.backbone.geometry", description="Rebuild weights/peptides.npz from the training split."
+        prog="python -m ligfit.backbone.geometry",
+        description="Rebuild weights/peptides.npz from the training split (or, with --amino-acids, weights/amino_acids.json).",
     )
     parser.add_argument("--split", type=Path, default=WEIGHTS_DIR / "split.json")
     parser.add_argument("--data", type=Path, help="unpacked shared data (default: $LIGFIT_DATA)")
+    parser.add_argument("--amino-acids", action="store_true", help=f"write {AMINO_ACIDS.name} from biotite's CCD instead")
     args = parser.parse_args(argv)
+    if args.amino_acids:
+        write_amino_acids()
+        print(f"wrote {AMINO_ACIDS} ({len(STANDARD_AMINO_ACIDS)} amino acids)")
+        return 0
     from ligfit.backbone.data import data_root, read_split
 
     root = data_root(args.data)
