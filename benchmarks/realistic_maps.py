@@ -73,6 +73,7 @@ def run_one(
     decoy: bool,
     seed: int,
     build_loops: bool = True,
+    complete_side_chains: bool = True,
     with_sequence: bool = False,
     dump: TextIO | None = None,
 ) -> dict:
@@ -82,7 +83,9 @@ def run_one(
 
     case, record = realistic_case(root, entry, resolution, with_ligand=not decoy, seed=seed, with_sequence=with_sequence)
     started = time.perf_counter()
-    result = ligfit.build(case.density, case.smiles, case.model, resolution=resolution, build_loops=build_loops)
+    result = ligfit.build(
+        case.density, case.smiles, case.model, resolution=resolution, build_loops=build_loops, complete_side_chains=complete_side_chains
+    )
     seconds = time.perf_counter() - started
     placed = result.found
     rmsd = ligand_rmsd(heavy_atom_mol(result.ligand, result.placements[0].coordinates), case.reference) if placed else None
@@ -395,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="seed of the entry sample (0 is the placement benchmark's)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "realistic_maps.csv")
     parser.add_argument("--no-loops", action="store_true", help="build without ligfit.trace.loops (the unmodelled loop stays a gap)")
+    parser.add_argument(
+        "--no-side-chains", action="store_true", help="build without ligfit.trace.truncated (truncated side chains stay so)"
+    )
     parser.add_argument("--with-sequence", action="store_true", help="the model carries its sequence (as a deposited mmCIF does)")
     parser.add_argument(
         "--dump-poses", type=Path, metavar="JSONL", help="also write every docked pose of every map (score terms, fit, RMSD)"
@@ -430,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                         decoy,
                         args.seed,
                         build_loops=not args.no_loops,
+                        complete_side_chains=not args.no_side_chains,
                         with_sequence=args.with_sequence,
                         dump=dump,
                     )
@@ -441,7 +448,11 @@ def main(argv: list[str] | None = None) -> int:
                           file=sys.stderr, flush=True)  # fmt: skip
     loops = "off (--no-loops)" if args.no_loops else "on"
     sequence = ", the model with its sequence" if args.with_sequence else ""
-    print(f"ligfit realistic-map benchmark ({len(sample)} entries, seed {args.seed}, loop building {loops}{sequence}); rows in {args.out}")
+    side_chains = "off (--no-side-chains)" if args.no_side_chains else "on"
+    print(
+        f"ligfit realistic-map benchmark ({len(sample)} entries, seed {args.seed}, loop building {loops}, side-chain completion "
+        f"{side_chains}{sequence}); rows in {args.out}"
+    )
     print(summarise(rows))
     return 0
 

@@ -57,6 +57,7 @@ def build(
     trace: TraceOptions | None = None,
     fit_model: bool | None = BuildOptions.fit_model,
     build_loops: bool = BuildOptions.build_loops,
+    complete_side_chains: bool = BuildOptions.complete_side_chains,
     progress: Progress = no_progress,
 ) -> BuildResult:
     """Find where ``ligand`` sits in ``density_map`` around ``model`` and place it.
@@ -77,7 +78,8 @@ def build(
     :func:`fit` does (None: when it carries pLDDT and is not placed yet; an experimental model that
     does not fit is refused instead). ``build_loops``: build the short gaps of ``model`` whose loop
     the map holds (backbone and Cβ, used to explain their density; the written model is not
-    changed), so that an unmodelled loop is not taken for a ligand. ``progress`` hears each stage
+    changed), so that an unmodelled loop is not taken for a ligand; ``complete_side_chains``: likewise
+    complete the side chains ``model`` cuts short at Cβ, fitted into the map. ``progress`` hears each stage
     (see :class:`ligfit.runtime.Progress`).
 
     Returns a :class:`BuildResult`; ``result.found`` says whether the density supports a pose.
@@ -103,6 +105,7 @@ def build(
         trace=trace or BUILD_TRACE,
         fit_model=fit_model,
         build_loops=build_loops,
+        complete_side_chains=complete_side_chains,
     )
     return run_build(density_map, ligand, model, options, progress, parameter_cache)
 

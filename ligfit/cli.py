@@ -279,6 +279,11 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
         help="do not build the short gaps of the model whose loop the map holds (built only to explain their density; never written)",
     )
     build.add_argument(
+        "--no-side-chains",
+        action="store_true",
+        help="do not complete the side chains the model cuts short at Cβ (completed into the map only to explain their density; never written)",
+    )
+    build.add_argument(
         "--no-refine", action="store_true", help="skip the OpenMM refinement of ligand and pocket against the map (write the docked pose)"
     )
     build.add_argument("--seed", type=_SEED, default=BuildOptions.seed, help="random seed (default: %(default)s)")
@@ -523,6 +528,7 @@ def _build(args: argparse.Namespace) -> int:
         refine=not args.no_refine,
         sequence=args.sequence,
         build_loops=not args.no_loops,
+        complete_side_chains=not args.no_side_chains,
         fit_model={"auto": None, "yes": True, "no": False}[args.fit_model],
         progress=args.progress,
     )

@@ -38,6 +38,7 @@ from ligfit.trace import (
     without_residues,
 )
 from ligfit.trace.loops import build_missing_loops
+from ligfit.trace.truncated import complete_side_chains
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class BuildOptions:
     sequence: SequenceInput = None  # without a model: trace one de novo and thread this sequence
     trace: TraceOptions = BUILD_TRACE  # de novo model: no lone residues (see trace.build_protein_model)
     build_loops: bool = True  # build short loops the model leaves out where the map holds them, to explain their density
+    complete_side_chains: bool = True  # complete the model's truncated side chains into the map, to explain their density
     fit_model: bool | None = None  # place the model in the map first (None: when it carries pLDDT and is not placed yet)
 
 
@@ -590,9 +592,10 @@ def _unexplained_density(
     Short gaps in a given model whose loop is in the map are built first (``ligfit.trace.loops``) and
     subtracted with it: the protein comes back with them in its search model (which the blobs are
     judged against), not in its atoms (which docking avoids: a built loop is ~0.7 Å off, and as a
-    wall it moved ligands beside it by up to 1.2 Å on the realistic maps, for no gain overall).
+    wall it moved ligands beside it by up to 1.2 Å on the realistic maps, for no gain overall). Its truncated
+    side chains are completed into the map for the difference map alone (``ligfit.trace.truncated``).
     """
-    difference = segment.difference_map(protein.density, protein.search_structure, options.resolution)
+    protein, difference = _difference_map(protein, protein.search_structure, options)
     if protein.structure is not None and protein.traced is None:
         check_model_fit(protein.density, protein.search_structure, protein.atoms, difference.model_cc, options.resolution)
         if options.build_loops:
@@ -622,8 +625,21 @@ def _with_missing_loops(
     inputs = {**protein.inputs, "missing_loops": loops.summary()}
     if not loops.built:
         return dataclasses.replace(protein, inputs=inputs), difference
-    difference = segment.difference_map(protein.density, loops.structure, options.resolution)
-    return dataclasses.replace(protein, search_structure=loops.structure, inputs=inputs), difference
+    protein, difference = _difference_map(dataclasses.replace(protein, inputs=inputs), loops.structure, options)
+    return dataclasses.replace(protein, search_structure=loops.structure), difference
+
+
+def _difference_map(
+    protein: _ProteinInputs, structure: gemmi.Structure | None, options: BuildOptions
+) -> tuple[_ProteinInputs, segment.DifferenceMap]:
+    """The map less ``structure``'s density. A given model's truncated side chains are completed into the map first
+    (``ligfit.trace.truncated``): they explain density, as built loops do, and are never written; the protein comes
+    back saying which they were."""
+    if structure is None or protein.traced is not None or not options.complete_side_chains:
+        return protein, segment.difference_map(protein.density, structure, options.resolution)
+    completion = complete_side_chains(structure, protein.density)
+    protein = dataclasses.replace(protein, inputs={**protein.inputs, "truncated_side_chains": completion.summary()})
+    return protein, segment.difference_map(protein.density, completion.structure, options.resolution)
 
 
 #: Below this correlation of the model's density with the map (near the model) the model does not fit the map.

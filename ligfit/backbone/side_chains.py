@@ -43,8 +43,10 @@ PLANAR = (-90.0, 0.0, 90.0)
 #: Remoteness of a side-chain atom from the letter after its element (Cβ = 1 … Cη = 6).
 _DEPTH = {"B": 1, "G": 2, "D": 3, "E": 4, "Z": 5, "H": 6}
 BACKBONE = ("N", "CA", "C", "O")
-CLASH_DISTANCE = 2.8  # Å to another residue's N, Cα, C, O or Cβ
+CLASH_DISTANCE = 2.8  # Å to another residue's N, Cα, C, O or Cβ, or to an obstacle atom
 CLASH_PENALTY = 1.0  # map σ per clashing atom
+#: Moves of one step size tried at most this many times in a row when refining a rotamer (``fit_rotamers(refine=…)``).
+REFINE_ROUNDS = 6
 
 
 def depth(atom_name: str) -> int:
@@ -54,20 +56,28 @@ def depth(atom_name: str) -> int:
     return _DEPTH.get(atom_name[1], 0)
 
 
-def rotamers(name: str, atom_names: list[str], coordinates: np.ndarray) -> np.ndarray:
-    """Every grid rotamer (R, atoms, 3) of one residue built with ideal geometry; (1, atoms, 3) without χ."""
+def grid_angles(name: str) -> list[tuple[float, ...]]:
+    """The χ angles (degrees) of every grid rotamer of a residue type (one empty tuple without χ)."""
+    axes = CHI_AXES.get(name, ())
+    return list(itertools.product(*(PLANAR if k == 1 and name in PLANAR_CHI2 else STAGGERED for k in range(len(axes)))))
+
+
+def rotamers(name: str, atom_names: list[str], coordinates: np.ndarray, angles: list[tuple[float, ...]] | None = None) -> np.ndarray:
+    """Every grid rotamer (R, atoms, 3) of one residue built with ideal geometry; (1, atoms, 3) without χ.
+
+    ``angles``: these χ angles (degrees, one tuple per rotamer) instead of the grid's.
+    """
     axes = CHI_AXES.get(name, ())
     if not axes:
         return coordinates[None]
     index = {a: k for k, a in enumerate(atom_names)}
     if any(a not in index or b not in index for a, b in axes):
         return coordinates[None]
-    choices = [PLANAR if k == 1 and name in PLANAR_CHI2 else STAGGERED for k in range(len(axes))]
     current = [_dihedral(coordinates, index, atom_names, axes, k) for k in range(len(axes))]
     built = []
-    for angles in itertools.product(*choices):
+    for chosen in grid_angles(name) if angles is None else angles:
         xyz = coordinates.copy()
-        for (a, b), target, now in zip(axes, angles, current):
+        for (a, b), target, now in zip(axes, chosen, current):
             moving = [k for k, atom in enumerate(atom_names) if depth(atom) > depth(b)]
             xyz[moving] = _rotate(xyz[moving], xyz[index[a]], xyz[index[b]], np.radians(target - now))
         built.append(xyz)
@@ -96,27 +106,55 @@ def _rotate(points: np.ndarray, origin: np.ndarray, through: np.ndarray, angle: 
 
 
 def fit_rotamers(
-    residues: list[list[tuple[str, str, np.ndarray]]], names: list[str], density: DensityMap
+    residues: list[list[tuple[str, str, np.ndarray]]],
+    names: list[str],
+    density: DensityMap,
+    obstacles: np.ndarray | None = None,
+    refine: tuple[float, ...] = (),
 ) -> list[list[tuple[str, str, np.ndarray]]]:
-    """Each residue's side chain turned to the grid rotamer that best fits ``density`` (normalised map, σ units)."""
+    """Each residue's side chain turned to the grid rotamer that best fits ``density`` (normalised map, σ units).
+
+    ``obstacles``: atoms of other residues (N, 3) a side chain must avoid as it avoids the given residues' backbone.
+    ``refine``: steps (degrees) by which each χ of the best rotamer is then moved, one at a time, while that fits better.
+    """
     anchors = [(row, position) for row, atoms in enumerate(residues) for atom, _, position in atoms if atom in (*BACKBONE, "CB")]
+    anchors += [(-1, position) for position in ([] if obstacles is None else obstacles)]
     owners = np.array([row for row, _ in anchors])
     tree = cKDTree(np.array([position for _, position in anchors])) if anchors else None
     fitted = []
     for row, (atoms, name) in enumerate(zip(residues, names)):
         atom_names = [a for a, _, _ in atoms]
         coordinates = np.array([p for _, _, p in atoms])
-        options = rotamers(name, atom_names, coordinates)
+        angles = grid_angles(name)
+        options = rotamers(name, atom_names, coordinates, angles)
         if len(options) == 1 or tree is None:
             fitted.append(atoms)
             continue
         beyond = [k for k, a in enumerate(atom_names) if depth(a) >= 2]
-        points = options[:, beyond].reshape(-1, 3)
-        fit = density.interpolate(points).reshape(len(options), len(beyond)).mean(axis=1)
-        clashes = np.zeros(len(points), dtype=int)
-        for k, near in enumerate(tree.query_ball_point(points, CLASH_DISTANCE)):
-            clashes[k] = int(np.sum(owners[near] != row)) > 0
-        score = fit - CLASH_PENALTY * clashes.reshape(len(options), len(beyond)).sum(axis=1)
-        best = options[int(np.argmax(score))]
+
+        def score(options: np.ndarray, row: int = row, beyond: list[int] = beyond) -> np.ndarray:
+            points = options[:, beyond].reshape(-1, 3)
+            fit = density.interpolate(points).reshape(len(options), len(beyond)).mean(axis=1)
+            clashes = np.zeros(len(points), dtype=int)
+            for k, near in enumerate(tree.query_ball_point(points, CLASH_DISTANCE)):
+                clashes[k] = int(np.sum(owners[near] != row)) > 0
+            return fit - CLASH_PENALTY * clashes.reshape(len(options), len(beyond)).sum(axis=1)
+
+        scores = score(options)
+        chosen = int(np.argmax(scores))
+        best, best_angles, best_score = options[chosen], angles[chosen], scores[chosen]
+        for step in refine:
+            for _ in range(REFINE_ROUNDS):
+                trial = [
+                    tuple(angle + sign * step if k == moved else angle for k, angle in enumerate(best_angles))
+                    for moved in range(len(best_angles))
+                    for sign in (-1.0, 1.0)
+                ]
+                options = rotamers(name, atom_names, coordinates, trial)
+                scores = score(options)
+                chosen = int(np.argmax(scores))
+                if scores[chosen] <= best_score:
+                    break
+                best, best_angles, best_score = options[chosen], trial[chosen], scores[chosen]
         fitted.append([(a, e, best[k]) for k, (a, e, _) in enumerate(atoms)])
     return fitted

@@ -5,7 +5,7 @@ them. Their density is then left unexplained and, next to a ligand, joins the li
 realistic benchmark that side-chain density made the ligand's blob the wrong shape for 13 of its 26
 wrong poses. Each amino acid with a Cβ and at least two side-chain atoms missing is completed with the
 ideal CCD side chain on its own backbone (``ligfit.backbone.geometry``) and turned to the grid rotamer
-that best fits the map, avoiding the rest of the model (``ligfit.backbone.side_chains``). Like the loops
+that best fits the map, avoiding the rest of the model, its χ angles then refined (``ligfit.backbone.side_chains``). Like the loops
 of ``ligfit.trace.loops``, these side chains explain density; they are never written into the user's model.
 """
 
@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 #: A side chain missing at least this many heavy atoms beyond Cβ is cut short (as ``ligfit.segment.attachments`` reads it).
 MIN_MISSING_ATOMS = 2
+#: Degrees: each χ of the best grid rotamer is then moved by these steps while the fit improves (on the Tyk2 example's
+#: 29 side chains nearest its ligand, cut to Cβ: median RMSD to the deposited side chain 0.78 Å on the grid, 0.45 Å refined).
+REFINE_STEPS = (20.0, 10.0)
 #: The atoms of a truncated residue kept as the model has them.
 _KEPT = frozenset({"N", "CA", "C", "O", "OXT", "CB"})
 
@@ -83,7 +86,7 @@ def complete_side_chains(structure: gemmi.Structure, density: DensityMap) -> Sid
             if not atom.is_hydrogen()
         ]
     ).reshape(-1, 3)
-    fitted = fit_rotamers(built, names, maps.normalise(density), obstacles=others)
+    fitted = fit_rotamers(built, names, maps.normalise(density), obstacles=others, refine=REFINE_STEPS)
     completed = structure.clone()
     labels = []
     for (c, r), atoms in zip(places, fitted):
