@@ -24,6 +24,13 @@ log = logging.getLogger(__name__)
 #: ``gemmi.Residue.flag`` of the residues ligfit builds into a given model (``ligfit.trace.loops``): read where the
 #: density around them is judged (``ligfit.segment.attachments``).
 BUILT_RESIDUE_FLAG = "b"
+#: Heavy atoms beyond Cβ in each standard amino acid's side chain; UNK (a residue of unknown type, as ``ligfit.trace.loops``
+#: builds where the model has no sequence) as the largest (Trp), since it may be any.
+SIDE_CHAIN_ATOMS = {
+    "ALA": 0, "GLY": 0, "SER": 1, "CYS": 1, "VAL": 2, "THR": 2, "PRO": 2, "ILE": 3, "LEU": 3, "ASP": 3, "ASN": 3, "MET": 3,
+    "GLU": 4, "GLN": 4, "LYS": 4, "HIS": 5, "PHE": 6, "ARG": 6, "TYR": 7, "TRP": 9,
+    "UNK": 9,
+}  # fmt: skip
 
 
 @contextlib.contextmanager

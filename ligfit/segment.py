@@ -22,6 +22,7 @@ from skimage.segmentation import watershed
 
 from ligfit import io, maps
 from ligfit.errors import BadModelError
+from ligfit.io import SIDE_CHAIN_ATOMS
 from ligfit.maps import DensityMap
 from ligfit.measures import ligand_cc
 from ligfit.records import Blob, LigandShape, principal_spread
@@ -413,13 +414,6 @@ def _distance_to_points(density_map: DensityMap, points: np.ndarray, cap: float)
     return np.minimum(distances, cap).reshape(density_map.shape)
 
 
-#: Heavy atoms beyond Cβ in each standard amino acid's side chain; UNK (a residue of unknown type, as ``ligfit.trace.loops``
-#: builds where the model has no sequence) as the largest (Trp), since it may be any.
-SIDE_CHAIN_ATOMS = {
-    "ALA": 0, "GLY": 0, "SER": 1, "CYS": 1, "VAL": 2, "THR": 2, "PRO": 2, "ILE": 3, "LEU": 3, "ASP": 3, "ASN": 3, "MET": 3,
-    "GLU": 4, "GLN": 4, "LYS": 4, "HIS": 5, "PHE": 6, "ARG": 6, "TYR": 7, "TRP": 9,
-    "UNK": 9,
-}  # fmt: skip
 #: Heavy atoms per residue, for how much an unmodelled stretch of residues can hold.
 ATOMS_PER_RESIDUE = 8.5
 #: A blob within this distance (Å) of where unmodelled protein would attach starts at that attachment.

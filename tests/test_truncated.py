@@ -100,3 +100,21 @@ def test_build_explains_truncated_side_chains_without_writing_them(example):
     result = run_build(density, SMILES, model, FAST_BUILD)
     assert result.inputs["truncated_side_chains"]["completed"] == len(numbers)
     assert result.model is not None and all(not _side_chain(result.model, number) for number in numbers)
+
+
+def test_the_screen_explains_truncated_side_chains_as_build_does(example):
+    from ligfit.screen import ScreenOptions, read_library
+    from ligfit.screen.run import prepare_context
+
+    density, protein = example
+    numbers = _pocket_residues(protein)
+    model = _truncated(protein, numbers)
+    truth = np.array([p for number in numbers for p in _side_chain(protein, number).values()])
+    library = read_library([("tyk2", SMILES)])
+    left, explained = (
+        prepare_context(density, model, ScreenOptions(resolution=3.0, complete_side_chains=on), library, lambda line: None)
+        .difference.interpolate(truth)
+        .mean()
+        for on in (False, True)
+    )
+    assert left > 2.0 and explained < 0.5 * left, (left, explained)

@@ -40,6 +40,7 @@ from ligfit.runtime import Progress, connect_scheduler, no_progress, torch_devic
 from ligfit.screen import ranking
 from ligfit.screen.library import Library, LibraryEntry, read_library
 from ligfit.screen.ranking_html import MAX_PICTURED_HITS, build_ranking_html
+from ligfit.trace.truncated import complete_side_chains
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class ScreenOptions:
     hit_score: float = ranking.HIT_SCORE  # a hit without a distinct rival in its blob (ranking.call_hits)
     many_rotor_conformers: int | None = 24  # at least this many with MANY_ROTORS–FLEXIBLE_ROTORS rotatable bonds (None: max_conformers)
     flexible_conformers: int | None = None  # at most this many for molecules with > FLEXIBLE_ROTORS rotatable bonds (None: no cap)
+    complete_side_chains: bool = BuildOptions.complete_side_chains  # the model's truncated side chains explain density, as in build
 
     def fingerprint(self) -> dict:
         data = dataclasses.asdict(self)
@@ -223,7 +225,10 @@ def prepare_context(
     if protein is not None:
         maps.check_overlap(density, protein.coordinates, str(model))
     progress("computing the difference map")
-    difference = segment.difference_map(density, structure, options.resolution)
+    explaining = structure
+    if structure is not None and options.complete_side_chains:
+        explaining = complete_side_chains(structure, density).structure
+    difference = segment.difference_map(density, explaining, options.resolution)
     protein_xyz = protein.coordinates if protein is not None else np.zeros((0, 3))
     shape = _typical_shape(library, options)
     if options.site is not None:

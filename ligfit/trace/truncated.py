@@ -20,8 +20,8 @@ import numpy as np
 from ligfit import io, maps
 from ligfit.backbone.geometry import full_atoms
 from ligfit.backbone.side_chains import fit_rotamers
+from ligfit.io import SIDE_CHAIN_ATOMS
 from ligfit.maps import DensityMap
-from ligfit.segment import SIDE_CHAIN_ATOMS
 
 log = logging.getLogger(__name__)
 
