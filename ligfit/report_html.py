@@ -249,10 +249,21 @@ def _loops_note(report: dict) -> str:
     )
 
 
+def _side_chains_note(report: dict) -> str:
+    """Which truncated side chains ``ligfit.trace.truncated`` completed to explain their density (nothing when none)."""
+    completed = ((report.get("inputs") or {}).get("truncated_side_chains") or {}).get("residues") or []
+    if not completed:
+        return ""
+    return (
+        f"<p class=note>Side chains the model cuts short at Cβ, completed into the map and subtracted with the model so that "
+        f"their density is not taken for a ligand; not written to the model: {escape(', '.join(completed))}.</p>"
+    )
+
+
 def _blob_section(report: dict, difference: DensityMap | None, protein: io.AtomTable | None) -> str:
     blobs = report.get("blobs") or []
     if not blobs:
-        return f"<h2>Unexplained density</h2><p>No blob above the threshold.</p>{_loops_note(report)}"
+        return f"<h2>Unexplained density</h2><p>No blob above the threshold.</p>{_loops_note(report)}{_side_chains_note(report)}"
     threshold = (report.get("options") or {}).get("threshold", 3.0)
     columns = [
         ("rank", "blob", 0), ("peak_sigma", "peak σ", 1), ("mean_sigma", "mean σ", 1), ("volume_A3", "volume Å³", 0),
@@ -276,7 +287,7 @@ def _blob_section(report: dict, difference: DensityMap | None, protein: io.AtomT
                 f"{_num(blob['volume_A3'], 0)} Å³</figcaption></figure>"
             )
     return (
-        f"<h2>Unexplained density (blobs of the difference map above {_num(threshold, 1)} σ)</h2>{_loops_note(report)}{table}"
+        f"<h2>Unexplained density (blobs of the difference map above {_num(threshold, 1)} σ)</h2>{_loops_note(report)}{_side_chains_note(report)}{table}"
         + (f"<div class=blobs>{''.join(figures)}</div><p class=note>Difference map (map minus the model's simulated density) at "
            f"{_num(threshold, 1)} σ within the blob; nearby model atoms in grey.</p>" if figures else "")
     )  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gemmi
 import numpy as np
 import pytest
@@ -93,13 +95,19 @@ def test_a_complete_model_is_left_as_it_is(example):
     assert result.completed == [] and result.structure is protein
 
 
-def test_build_explains_truncated_side_chains_without_writing_them(example):
+def test_build_explains_truncated_side_chains_without_writing_them(example, tmp_path):
     density, protein = example
     numbers = _pocket_residues(protein, 6)
     model = _truncated(protein, numbers)
     result = run_build(density, SMILES, model, FAST_BUILD)
     assert result.inputs["truncated_side_chains"]["completed"] == len(numbers)
     assert result.model is not None and all(not _side_chain(result.model, number) for number in numbers)
+    folder = result.write(tmp_path / "out")
+    assert all(f"A{number} " in (folder / "report.html").read_text() for number in numbers)
+    written = io.read_structure(folder / "model.cif")
+    assert all(not _side_chain(written, number) for number in numbers)
+    off = run_build(density, SMILES, model, dataclasses.replace(FAST_BUILD, complete_side_chains=False))
+    assert "truncated_side_chains" not in off.inputs
 
 
 def test_the_screen_explains_truncated_side_chains_as_build_does(example):

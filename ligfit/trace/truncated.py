@@ -4,9 +4,10 @@ Real models stop side chains at Cβ where the density looked weak or unclear, ye
 them. Their density is then left unexplained and, next to a ligand, joins the ligand's blob: on the
 realistic benchmark that side-chain density made the ligand's blob the wrong shape for 13 of its 26
 wrong poses. Each amino acid with a Cβ and at least two side-chain atoms missing is completed with the
-ideal CCD side chain on its own backbone (``ligfit.backbone.geometry``) and turned to the grid rotamer
-that best fits the map, avoiding the rest of the model, its χ angles then refined (``ligfit.backbone.side_chains``). Like the loops
-of ``ligfit.trace.loops``, these side chains explain density; they are never written into the user's model.
+ideal CCD side chain on its own backbone (``ligfit.backbone.geometry``), turned to the grid rotamer that
+best fits the map while avoiding the rest of the model, and its χ angles then refined
+(``ligfit.backbone.side_chains``). Like the loops of ``ligfit.trace.loops``, these side chains explain
+density; they are never written into the user's model.
 """
 
 from __future__ import annotations
