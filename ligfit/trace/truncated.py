@@ -35,15 +35,23 @@ REFINE_STEPS = (20.0, 10.0)
 _KEPT = frozenset({"N", "CA", "C", "O", "OXT", "CB"})
 
 
+#: A completed side chain is kept only where the map holds it: the mean normalised density at its atoms beyond Cβ at
+#: least this fraction of the median at the model's own side-chain atoms. Deposited models cut side chains short where
+#: the density is absent: in maps simulated from such models (PoseBusters pockets at 3 Å) the completed side chains sat
+#: at −0.2–1.6 σ, against 2.2–4.5 σ where the map holds them (the realistic cases), the model's own at ~3 σ.
+MIN_SUPPORT = 0.5
+
+
 @dataclass(frozen=True)
 class SideChainCompletion:
-    """The model with its truncated side chains completed, and which they were ("A123 LYS")."""
+    """The model with its truncated side chains completed where the map holds them, and which ("A123 LYS")."""
 
     structure: gemmi.Structure
     completed: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)  # left truncated: the map does not hold them
 
     def summary(self) -> dict:
-        return {"completed": len(self.completed), "residues": self.completed}
+        return {"completed": len(self.completed), "residues": self.completed, "left_truncated": self.unsupported}
 
 
 def _truncated(residue: gemmi.Residue) -> bool:
@@ -87,11 +95,17 @@ def complete_side_chains(structure: gemmi.Structure, density: DensityMap) -> Sid
             if not atom.is_hydrogen()
         ]
     ).reshape(-1, 3)
-    fitted = fit_rotamers(built, names, maps.normalise(density), obstacles=others, refine=REFINE_STEPS)
+    normalised = maps.normalise(density)
+    fitted = fit_rotamers(built, names, normalised, obstacles=others, refine=REFINE_STEPS)
+    floor = MIN_SUPPORT * _own_side_chain_density(structure, own, normalised)
     completed = structure.clone()
-    labels = []
+    labels, unsupported = [], []
     for (c, r), atoms in zip(places, fitted):
         residue = completed[0][c][r]
+        side = np.array([position for name, _, position in atoms if name not in _KEPT]).reshape(-1, 3)
+        if not len(side) or float(normalised.interpolate(side).mean()) < floor:
+            unsupported.append(f"{completed[0][c].name}{residue.seqid.num} {residue.name}")
+            continue
         b_iso = _mean_b(residue)
         for k in reversed(range(len(residue))):  # the model's few atoms beyond Cβ give way to the fitted side chain
             if residue[k].name not in _KEPT:
@@ -104,8 +118,30 @@ def complete_side_chains(structure: gemmi.Structure, density: DensityMap) -> Sid
             atom.occ, atom.b_iso = 1.0, b_iso
             residue.add_atom(atom)
         labels.append(f"{completed[0][c].name}{residue.seqid.num} {residue.name}")
-    log.info("completed %d truncated side chain(s) into the map to explain their density", len(labels))
-    return SideChainCompletion(completed, labels)
+    log.info(
+        "completed %d truncated side chain(s) into the map to explain their density (%d left: the map does not hold them)",
+        len(labels),
+        len(unsupported),
+    )
+    if not labels:
+        return SideChainCompletion(structure, [], unsupported)
+    return SideChainCompletion(completed, labels, unsupported)
+
+
+def _own_side_chain_density(structure: gemmi.Structure, skip: set[tuple[int, int]], normalised: DensityMap) -> float:
+    """Median normalised density at the model's own atoms beyond Cβ inside the map (1 σ when it has none there)."""
+    atoms = np.array(
+        [
+            atom.pos.tolist()
+            for c, chain in enumerate(structure[0])
+            for r, residue in enumerate(chain)
+            if (c, r) not in skip and residue.name in SIDE_CHAIN_ATOMS
+            for atom in residue
+            if atom.name not in _KEPT and not atom.is_hydrogen()
+        ]
+    ).reshape(-1, 3)
+    atoms = atoms[normalised.contains(atoms)]
+    return float(np.median(normalised.interpolate(atoms))) if len(atoms) else 1.0
 
 
 def _mean_b(residue: gemmi.Residue) -> float:
