@@ -173,12 +173,16 @@ def test_docking_is_not_drawn_into_density_explained_as_the_loop(data):
 
 def test_a_weak_ligands_small_blob_beside_a_surface_detergent_is_docked(data):
     """7AS1 at 3.5 Å, occupancy 0.6: the ligand's blob holds about 9 of its 29 atoms (match 0.08) beside the
-    detergent's (0.30). With the floor at 0.3 of the best match it was never docked ("no convincing density")."""
+    detergent's (0.30). With the floor at 0.3 of the best match it was never docked ("no convincing density").
+    Built without completing truncated side chains (as when this was measured): completed, the blob's match is 0.31 of
+    the detergent's, just above the old floor."""
     from benchmarks.ligand_placement import ligand_rmsd
     from ligfit.ligand import heavy_atom_mol
 
     case, _ = realistic_case(data, "7AS1_21G", 3.5, seed=11)
-    result = ligfit.build(case.density, case.smiles, case.model, resolution=3.5, refine=False, use_templates=False)
+    result = ligfit.build(
+        case.density, case.smiles, case.model, resolution=3.5, refine=False, use_templates=False, complete_side_chains=False
+    )
     reference = case.reference.GetConformer().GetPositions()
     holding = [blob for blob in result.blobs if np.mean(cKDTree(blob.points).query(reference)[0] <= 1.5) >= 0.5]
     assert holding and holding[0].ligand_match < 0.3 * result.blobs[0].ligand_match  # what the old floor left out
