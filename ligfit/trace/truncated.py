@@ -2,8 +2,8 @@
 
 Real models stop side chains at Cβ where the density looked weak or unclear, yet the map often holds
 them. Their density is then left unexplained and, next to a ligand, joins the ligand's blob (on the
-realistic benchmark, ≥ 5 % of the ligand's blob in 20 of 48 misses; completed, 7 maps were gained and
-6 lost: docs/benchmarks.md "Round 25"). Each amino acid with a Cβ and at least two side-chain atoms missing is completed with the
+realistic benchmark, ≥ 5 % of the ligand's blob in 20 of 48 misses; completed, 6 maps were gained and
+5 lost: docs/benchmarks.md "Round 25"). Each amino acid with a Cβ and at least two side-chain atoms missing is completed with the
 ideal CCD side chain on its own backbone (``ligfit.backbone.geometry``), turned to the grid rotamer that
 best fits the map while avoiding the rest of the model, and its χ angles then refined
 (``ligfit.backbone.side_chains``). Like the loops of ``ligfit.trace.loops``, these side chains explain
