@@ -238,32 +238,31 @@ def _scene_section(scene: LigandScene, density: DensityMap, level: float | None,
     return "\n".join(parts)
 
 
-def _loops_note(report: dict) -> str:
-    """What ``ligfit.trace.loops`` built into the model's gaps to explain their density (nothing when it built nothing)."""
-    built = ((report.get("inputs") or {}).get("missing_loops") or {}).get("built") or []
-    if not built:
-        return ""
-    return (
-        f"<p class=note>Loops the model leaves out and the map holds, built (backbone and Cβ) and subtracted with the model so that "
-        f"their density is not taken for a ligand; not written to the model: {escape(', '.join(built))}.</p>"
-    )
+#: What ligfit built into a given model to explain density, as report.html names it: (inputs key, list field, words).
+_BUILT_TO_EXPLAIN = (
+    ("missing_loops", "built", "Loops the model leaves out and the map holds, built (backbone and Cβ)"),
+    ("truncated_side_chains", "residues", "Side chains the model cuts short at Cβ, completed into the map"),
+)
 
 
-def _side_chains_note(report: dict) -> str:
-    """Which truncated side chains ``ligfit.trace.truncated`` completed to explain their density (nothing when none)."""
-    completed = ((report.get("inputs") or {}).get("truncated_side_chains") or {}).get("residues") or []
-    if not completed:
-        return ""
-    return (
-        f"<p class=note>Side chains the model cuts short at Cβ, completed into the map and subtracted with the model so that "
-        f"their density is not taken for a ligand; not written to the model: {escape(', '.join(completed))}.</p>"
-    )
+def _built_notes(report: dict) -> str:
+    """What ``ligfit.trace.loops`` and ``ligfit.trace.truncated`` built to explain density (nothing when they built nothing)."""
+    inputs = report.get("inputs") or {}
+    notes = []
+    for key, listed, words in _BUILT_TO_EXPLAIN:
+        names = (inputs.get(key) or {}).get(listed) or []
+        if names:
+            notes.append(
+                f"<p class=note>{words} and subtracted with the model so that their density is not taken for a ligand; "
+                f"not written to the model: {escape(', '.join(names))}.</p>"
+            )
+    return "".join(notes)
 
 
 def _blob_section(report: dict, difference: DensityMap | None, protein: io.AtomTable | None) -> str:
     blobs = report.get("blobs") or []
     if not blobs:
-        return f"<h2>Unexplained density</h2><p>No blob above the threshold.</p>{_loops_note(report)}{_side_chains_note(report)}"
+        return f"<h2>Unexplained density</h2><p>No blob above the threshold.</p>{_built_notes(report)}"
     threshold = (report.get("options") or {}).get("threshold", 3.0)
     columns = [
         ("rank", "blob", 0), ("peak_sigma", "peak σ", 1), ("mean_sigma", "mean σ", 1), ("volume_A3", "volume Å³", 0),
@@ -287,7 +286,7 @@ def _blob_section(report: dict, difference: DensityMap | None, protein: io.AtomT
                 f"{_num(blob['volume_A3'], 0)} Å³</figcaption></figure>"
             )
     return (
-        f"<h2>Unexplained density (blobs of the difference map above {_num(threshold, 1)} σ)</h2>{_loops_note(report)}{_side_chains_note(report)}{table}"
+        f"<h2>Unexplained density (blobs of the difference map above {_num(threshold, 1)} σ)</h2>{_built_notes(report)}{table}"
         + (f"<div class=blobs>{''.join(figures)}</div><p class=note>Difference map (map minus the model's simulated density) at "
            f"{_num(threshold, 1)} σ within the blob; nearby model atoms in grey.</p>" if figures else "")
     )  # fmt: skip
