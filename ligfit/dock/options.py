@@ -36,8 +36,11 @@ class DockingOptions:
     flexible_anchor_scale: int = 4
     flexible_anchor_spacing: float = 2.0  # Å, plain RMSD between kept anchor placements (1 Å for other ligands)
     flexible_beam_scale: float = 8 / 3  # 12 → 32
-    # Refinement of the pooled candidates at full resolution, with rounds of torsion kicks.
-    refine_poses: int = 64
+    # Refinement of the pooled candidates at full resolution, with rounds of torsion kicks. 64 → 96 in Round 26
+    # (docs/benchmarks.md "Realistic maps"): half from each search; their refinement is bound by per-step overhead, so
+    # half as many again cost ~0.25 s per 40-atom blob, and the time the faster internal-clash term saved (Speed per
+    # blob, "Round 10") pays for it. The screen keeps 64 (screen.run.SCREEN_DOCKING).
+    refine_poses: int = 96
     refine_steps: int = 100
     hops: int = 3
     hop_steps: int = 60
