@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import gemmi
@@ -148,6 +149,26 @@ def test_gaff2_gives_the_same_force_field_every_run_with_gaff2s_own_terms_for_ne
         if {p[0], p[1]} == {nitrogen, hydrogen}
     ]
     assert k == pytest.approx(473.59, abs=0.01)
+
+
+@needs_ambertools
+def test_parameters_made_ahead_of_need_run_at_a_lower_priority_and_come_out_the_same(tmp_path):
+    """Prefetched parameters give the docking search the CPU (``nice``); the force field is the one made in the foreground."""
+    import shutil
+
+    from ligfit.refine.parameters import BACKGROUND_NICENESS, UnsupportedLigandError, _run
+
+    if shutil.which("nice") is None:
+        pytest.skip("no nice(1) on this machine")
+    niceness = os.nice(0)
+    _run(["sh", "-c", f"test $(nice) -ge {niceness + BACKGROUND_NICENESS}"], tmp_path, background=True)
+    with pytest.raises(UnsupportedLigandError, match="^sh failed"):  # the program's name, not nice's, in the error
+        _run(["sh", "-c", f"test $(nice) -ge {niceness + BACKGROUND_NICENESS}"], tmp_path)
+    mol = load_ligand("CC(=O)NC1CCCCC1", max_conformers=1).mol
+    prefetched = LigandParameterCache()
+    prefetched.prefetch(mol)
+    foreground = LigandParameterCache().get(mol)
+    assert prefetched.get(mol).system_xml == foreground.system_xml and foreground.method == "GAFF2/AM1-BCC"
 
 
 def test_tabulated_map_term_follows_the_map_and_vanishes_at_its_edges():

@@ -40,6 +40,10 @@ GAFF_ELEMENTS = frozenset({"H", "C", "N", "O", "S", "P", "F", "Cl", "Br", "I"})
 AMBERTOOLS_PROGRAMS = ("antechamber", "parmchk2", "tleap")
 #: sqm settings for AM1-BCC: no geometry optimisation (maxcyc=0) — with it imatinib took 549 s, without 0.5 s.
 _SQM_KEYWORDS = "qm_theory='AM1', grms_tol=0.0005, scfconv=1.d-10, ndiis_attempts=700, maxcyc=0"
+#: Niceness of AmberTools' programs started ahead of need (:meth:`LigandParameterCache.prefetch`): they take the CPU the
+#: docking search leaves idle instead of a share of its two cores (40-atom blob, 6.6 → 6.05 s; docs/benchmarks.md,
+#: Speed per blob, "Round 11"). 10, not 19: on a machine loaded by other jobs they still get a tenth of a core.
+BACKGROUND_NICENESS = 10
 _PROGRAM_TIMEOUT = 300.0
 #: Written into each cached entry; entries of another format are made again (1: GAFF2 from ``parmchk2 -s gaff2``,
 #: which sometimes replaced GAFF2's own terms by analogues, see :func:`_gaff2_parameter_set`).
@@ -143,7 +147,7 @@ class LigandParameterCache:
         key = parameter_key(mol_h)
         entry, mine = self._claim(key)
         if mine:
-            threading.Thread(target=self._make, args=(Chem.Mol(mol_h), key, entry), name="ligfit-ligand-parameters").start()
+            threading.Thread(target=self._make, args=(Chem.Mol(mol_h), key, entry, True), name="ligfit-ligand-parameters").start()
 
     def _entry_key(self, key: str) -> str:
         return f"{key}:{self.method}"
@@ -157,10 +161,10 @@ class LigandParameterCache:
             entry = self._entries[self._entry_key(key)] = Future()
             return entry, True
 
-    def _make(self, mol_h: Chem.Mol, key: str, entry: Future[LigandParameters]) -> None:
+    def _make(self, mol_h: Chem.Mol, key: str, entry: Future[LigandParameters], background: bool = False) -> None:
         try:
             stored = self._load(key)
-            parameters = stored if stored is not None else parametrise(mol_h, self.method, key)
+            parameters = stored if stored is not None else parametrise(mol_h, self.method, key, background=background)
             if stored is None:
                 self._store(parameters)
         except BaseException as error:  # handed to whoever waits in get(), which raises it; then made again next time
@@ -213,8 +217,11 @@ def _ambertools_search_path() -> str:
     return os.pathsep.join(part for part in (os.environ.get("PATH", ""), str(Path(sys.executable).parent)) if part)
 
 
-def parametrise(mol_h: Chem.Mol, method: str = "auto", key: str | None = None) -> LigandParameters:
-    """Parameters for one ligand; raises :class:`UnsupportedLigandError` when no force field covers it."""
+def parametrise(mol_h: Chem.Mol, method: str = "auto", key: str | None = None, *, background: bool = False) -> LigandParameters:
+    """Parameters for one ligand; raises :class:`UnsupportedLigandError` when no force field covers it.
+
+    ``background``: AmberTools' programs run at a lower CPU priority (:data:`BACKGROUND_NICENESS`).
+    """
     key = key or parameter_key(mol_h)
     mol_h = Chem.Mol(mol_h)
     check_parametrisable(mol_h)
@@ -223,7 +230,7 @@ def parametrise(mol_h: Chem.Mol, method: str = "auto", key: str | None = None) -
     if method in ("auto", "gaff2"):
         if ambertools_available():
             try:
-                system = gaff2_system(mol_h)
+                system = gaff2_system(mol_h, background=background)
                 return LigandParameters(key, GAFF2, mol_h, mm.XmlSerializer.serialize(system), time.perf_counter() - started)
             except UnsupportedLigandError as error:
                 note = f"GAFF2/AM1-BCC failed ({error}); using MMFF94"
@@ -249,8 +256,9 @@ def check_parametrisable(mol_h: Chem.Mol) -> None:
         raise ValueError("the ligand needs a 3D conformer to be parametrised")
 
 
-def gaff2_system(mol_h: Chem.Mol) -> mm.System:
-    """GAFF2/AM1-BCC System via antechamber → parmchk2 → tleap, in the atom order of ``mol_h``."""
+def gaff2_system(mol_h: Chem.Mol, *, background: bool = False) -> mm.System:
+    """GAFF2/AM1-BCC System via antechamber → parmchk2 → tleap, in the atom order of ``mol_h`` (``background``: at a
+    lower CPU priority)."""
     if any(atom.GetSymbol() not in GAFF_ELEMENTS for atom in mol_h.GetAtoms()):
         raise UnsupportedLigandError(
             "GAFF2 has no atom types for " + ", ".join(sorted({a.GetSymbol() for a in mol_h.GetAtoms()} - GAFF_ELEMENTS))
@@ -265,12 +273,13 @@ def gaff2_system(mol_h: Chem.Mol) -> mm.System:
                 "-at", "gaff2", "-nc", str(charge), "-rn", "LIG", "-pf", "y", "-dr", "no", "-ek", _SQM_KEYWORDS,
             ],
             work,
+            background,
         )  # fmt: skip
-        _run(["parmchk2", "-i", "ligand.mol2", "-f", "mol2", "-o", "ligand.frcmod", *_gaff2_parameter_set()], work)
+        _run(["parmchk2", "-i", "ligand.mol2", "-f", "mol2", "-o", "ligand.frcmod", *_gaff2_parameter_set()], work, background)
         (work / "leap.in").write_text(
             "source leaprc.gaff2\nLIG = loadmol2 ligand.mol2\nloadamberparams ligand.frcmod\nsaveamberparm LIG ligand.prmtop ligand.inpcrd\nquit\n"
         )
-        _run(["tleap", "-f", "leap.in"], work)
+        _run(["tleap", "-f", "leap.in"], work, background)
         if not (work / "ligand.prmtop").is_file():
             raise UnsupportedLigandError("tleap wrote no prmtop")
         prmtop = app.AmberPrmtopFile(str(work / "ligand.prmtop"))
@@ -302,10 +311,12 @@ def _gaff2_parameter_set() -> list[str]:
     return ["-s", "gaff2"]
 
 
-def _run(command: list[str], folder: Path) -> None:
+def _run(command: list[str], folder: Path, background: bool = False) -> None:
+    nice = shutil.which("nice") if background else None  # a program's children (antechamber's sqm) inherit it
+    started = [nice, "-n", str(BACKGROUND_NICENESS), *command] if nice else command
     try:
         environment = {**os.environ, "PATH": _ambertools_search_path()}
-        result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=_PROGRAM_TIMEOUT, env=environment)
+        result = subprocess.run(started, cwd=folder, capture_output=True, text=True, timeout=_PROGRAM_TIMEOUT, env=environment)
     except subprocess.TimeoutExpired:
         raise UnsupportedLigandError(f"{command[0]} took longer than {_PROGRAM_TIMEOUT:.0f} s") from None
     leap_failed = command[0] == "tleap" and "Errors = 0" not in result.stdout
