@@ -41,7 +41,7 @@ AMBERTOOLS_PROGRAMS = ("antechamber", "parmchk2", "tleap")
 #: sqm settings for AM1-BCC: no geometry optimisation (maxcyc=0) — with it imatinib took 549 s, without 0.5 s.
 _SQM_KEYWORDS = "qm_theory='AM1', grms_tol=0.0005, scfconv=1.d-10, ndiis_attempts=700, maxcyc=0"
 #: Niceness of AmberTools' programs started ahead of need (:meth:`LigandParameterCache.prefetch`): they take the CPU the
-#: docking search leaves idle instead of a share of its two cores (40-atom blob, 6.6 → 6.05 s; docs/benchmarks.md,
+#: docking search leaves idle instead of a share of its two cores (40-atom blob, median 6.2 → 5.9 s; docs/benchmarks.md,
 #: Speed per blob, "Round 11"). 10, not 19: on a machine loaded by other jobs they still get a tenth of a core.
 BACKGROUND_NICENESS = 10
 _PROGRAM_TIMEOUT = 300.0
