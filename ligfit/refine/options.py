@@ -31,7 +31,10 @@ class RefinementOptions:
     map_weight: float | None = None  # kJ/mol per σ per carbon-equivalent atom; None: chosen on the ligand's geometry
     weight_scale: float = 1.0  # multiplies the chosen weight
     minimise_iterations: int = 400
-    anneal_steps: int = 500  # 2 fs steps (1 ps), hydrogen masses repartitioned to 3 Da; 1000 took 60–85% of a pocket's refinement
+    # 2 fs steps, hydrogen masses repartitioned to 3 Da. 1000 → 500 in speed round 1, 500 → 250 (0.5 ps) in round 12
+    # (docs/benchmarks.md, Speed per blob): the refinement benchmark's 30 refined poses gave the same PoseBusters passes
+    # and mean RMSD (0.580 / 0.581 Å), the realistic maps' sixteen seeds the same answers but one knife-edge map.
+    anneal_steps: int = 250
     # After every start is minimised, anneal the top docked start and those whose ligand CC is within this of the
     # best (None: every start). Starts further behind were never chosen after an anneal either (choose_start wants a
     # better fit), and annealing them took ~2/3 of a pocket's refinement.
