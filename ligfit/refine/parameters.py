@@ -147,7 +147,9 @@ class LigandParameterCache:
         key = parameter_key(mol_h)
         entry, mine = self._claim(key)
         if mine:
-            threading.Thread(target=self._make, args=(Chem.Mol(mol_h), key, entry, True), name="ligfit-ligand-parameters").start()
+            threading.Thread(
+                target=self._make, args=(Chem.Mol(mol_h), key, entry), kwargs={"background": True}, name="ligfit-ligand-parameters"
+            ).start()
 
     def _entry_key(self, key: str) -> str:
         return f"{key}:{self.method}"
