@@ -19,6 +19,7 @@ FAST_DOCKING = DockingOptions(
     anchor_poses=4,
     beam_width=4,
     refine_poses=12,
+    survivors_per_candidate=8,
     refine_steps=50,
     hops=1,
     hop_steps=30,
