@@ -22,10 +22,10 @@ def confidence_label(confidence: float) -> str:
 
 #: What each label has meant: (right, placed) on the realistic-map benchmark (benchmarks/realistic_maps.py --quick, seeds
 #: 2–17: 96 pockets at 3.0 and 3.5 Å each, incomplete models, waters, a detergent, weak ligands; 2026-12-05,
-#: docs/benchmarks.md "Round 26", with Speed per blob's shorter anneal, "Round 12"), right = within 2 Å of the deposited
-#: pose. `realistic_maps.py --summarise` prints these beside a new run's: update them whenever docking or its confidence
+#: docs/benchmarks.md "Round 28", 192 docked candidates refined per blob), right = within 2 Å of the deposited pose.
+#: `realistic_maps.py --summarise` prints these beside a new run's: update them whenever docking or its confidence
 #: changes.
-CONFIDENCE_RECORD = {"high": (98, 101), "medium": (51, 63)}
+CONFIDENCE_RECORD = {"high": (103, 106), "medium": (50, 64)}
 
 
 def confidence_meaning(label: str) -> str | None:
