@@ -53,8 +53,8 @@ SCREEN_TIE_BREAK = {"density_tie_break_weight": 0.05, "density_tie_break_cap": 0
 #: (benchmarks/screening.py --docking full|quick, docs/benchmarks.md "Screening a library") the quarter search
 #: below lost true ligands that the full one docks (7U3J, 7QHG, 7MGT at 3–3.5 Å: fit 0.25–0.33 → 0.51–0.69).
 #: Without the starts at a long blob's ends (``blob_end_starts``): measured on build's maps, not on screening's
-#: rankings, where a small ligand must not win by fitting one end of a big blob. Refining 64 poses from 8 survivors each
-#: and scoring 16 per blob, as the rankings were measured (build refines 192 from 4 each since Round 28, scores 32 since Round 21).
+#: rankings, where a small ligand must not win by fitting one end of a big blob. 8 conformer-search starts kept per pose
+#: refined, 64 refined and 16 scored per blob, as the rankings were measured (build: 4, 192 since Round 28, 32 since Round 21).
 SCREEN_DOCKING = DockingOptions(blob_end_starts=False, refine_poses=64, survivors_per_candidate=8, scored_poses=16, **SCREEN_TIE_BREAK)
 
 #: About a quarter of ``build``'s search per blob, about twice as fast per ligand (``ligfit screen --quick``,
