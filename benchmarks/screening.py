@@ -133,7 +133,13 @@ def judge(rows: list[dict]) -> dict:
     true_row = next((row for row in rows if row["name"] == "TRUE"), {})
     best_decoy = max((row.get("fit_score") or 0.0 for row in decoy_rows), default=0.0)
     true_fit = true_row.get("fit_score")
+    claim, decoy_claim = best_hit(rows), best_hit(decoy_rows)
     return {
+        "claim": None if claim is None else claim["name"],
+        "claim_confidence": None if claim is None else claim.get("confidence"),
+        "claim_right": claim is not None and claim["name"] == "TRUE",
+        "decoy_claim": None if decoy_claim is None else decoy_claim["name"],
+        "decoy_claim_confidence": None if decoy_claim is None else decoy_claim.get("confidence"),
         "true_rank": rank,
         "true_hit": bool(true_row.get("hit")),
         "true_fit": true_fit,
@@ -144,6 +150,47 @@ def judge(rows: list[dict]) -> dict:
         "true_hit_before": true_fit is not None and true_fit >= HIT_SCORE,
         "none_fits_before": best_decoy < HIT_SCORE,
     }
+
+
+def best_hit(rows: list[dict]) -> dict | None:
+    """The library's answer: its best-fitting hit (rows called by ranking.call_hits), or None for "none fits"."""
+    return max((row for row in rows if row.get("hit")), key=lambda row: row["fit_score"], default=None)
+
+
+#: confidence bins of the reliability table: of the answers called this sure, how many name the true ligand.
+RELIABILITY_BINS = ((0.0, 0.5), (0.5, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.0))
+
+
+def reliability(cases: list[dict]) -> list[dict]:
+    """The screen's confidence against outcomes: every library's answer (its best hit) is a claim, right when it names
+    the true ligand; a decoy-only library's answer is always wrong. One row per confidence bin with claims in it."""
+    claims = [(c["claim_confidence"], c["claim_right"]) for c in cases if c.get("claim_confidence") is not None]
+    claims += [(c["decoy_claim_confidence"], False) for c in cases if c.get("decoy_claim_confidence") is not None]
+    table = []
+    for low, high in RELIABILITY_BINS:
+        inside = [(p, right) for p, right in claims if low <= p < high or (high == 1.0 and p == 1.0)]
+        if inside:
+            table.append(
+                {
+                    "bin": f"{low:.1f}–{high:.1f}",
+                    "claims": len(inside),
+                    "mean_confidence": sum(p for p, _ in inside) / len(inside),
+                    "right": sum(1 for _, right in inside if right),
+                }
+            )
+    return table
+
+
+def print_reliability(cases: list[dict]) -> None:
+    libraries = 2 * len(cases)
+    table = reliability(cases)
+    claims = sum(row["claims"] for row in table)
+    print(f"\nconfidence against outcomes: {claims} answers named a hit in {libraries} libraries (with the true ligand, and decoys only)")
+    print("| confidence of the answer | answers | mean confidence | right |")
+    print("|---|---|---|---|")
+    for row in table:
+        share = 100 * row["right"] / row["claims"]
+        print(f"| {row['bin']} | {row['claims']} | {row['mean_confidence']:.2f} | {row['right']}/{row['claims']} ({share:.0f} %) |")
 
 
 def split_order(rows: list[dict], seed: int, exclude: list[str]) -> list[str]:
@@ -393,7 +440,9 @@ def main() -> None:
         help="also exclude the entries of every lower seed's split (seeds 1 … SEED−1, each drawn this way): a split no earlier one holds",
     )
     parser.add_argument("--dump-rows", type=Path, help="append every ranked row (with its pose) of every case to this JSON-lines file")
-    parser.add_argument("--rows-from", type=Path, help="judge the cases of a --dump-rows file again (no docking) and print the table")
+    parser.add_argument(
+        "--rows-from", type=Path, nargs="+", help="judge the cases of --dump-rows files again (no docking) and print the tables"
+    )
     parser.add_argument(
         "--docking-choice",
         action="store_true",
@@ -424,13 +473,17 @@ def main() -> None:
         skip |= {"screen", "identify"}
 
     if args.rows_from is not None:
-        again = cases_from_rows(args.rows_from, args.docking_choice)
-        for case in again:
-            print(
-                f"  {case['case']}: true rank {case['true_rank']} (fit {case['true_fit']}, margin {case['true_margin']}, hit {case['true_hit']}); "
-                f"decoys alone: best fit {case['best_decoy_fit']:.2f}, margin {case['best_decoy_margin']}, none fits {case['decoys_only_none_fits']}"
-            )
-        print_table([(args.rows_from.name, again)], "as dumped")
+        groups = [(path.name, cases_from_rows(path, args.docking_choice)) for path in args.rows_from]
+        for _, again in groups:
+            for case in again:
+                print(
+                    f"  {case['case']}: true rank {case['true_rank']} (fit {case['true_fit']}, margin {case['true_margin']}, hit {case['true_hit']}); "
+                    f"decoys alone: best fit {case['best_decoy_fit']:.2f}, margin {case['best_decoy_margin']}, none fits {case['decoys_only_none_fits']}"
+                )
+        if len(groups) > 1:
+            groups.append(("all", [case for _, again in groups for case in again]))
+        print_table(groups, "as dumped")
+        print_reliability(groups[-1][1])
         return
 
     if "screen" not in skip:
@@ -443,6 +496,7 @@ def main() -> None:
         write_csv(RESULTS / f"screening{suffix}.csv", held_out + cases)
         print(f"\nreported entries: {', '.join(entries)}; calibration entries: {', '.join(calibration) or 'none'}")
         print_table([("calibration", held_out), ("reported", cases)], f"true + {args.decoys_used}")
+        print_reliability(held_out + cases)
         speed_cases = held_out + cases
         cpu = sum(c["cpu_s"] for c in speed_cases)
         print(f"ligands/hour/core: {sum(c['ligands'] for c in speed_cases) / max(cpu, 1e-9) * 3600:.0f} (summed per-ligand time)")

@@ -1,0 +1,34 @@
+"""The screening benchmark's confidence-against-outcomes table (benchmarks/screening.py, ``reliability``): every
+library's answer is a claim, right only when it names the true ligand; a decoy-only library's hit is always wrong."""
+
+from __future__ import annotations
+
+from benchmarks.screening import best_hit, judge, reliability
+
+
+def _row(name: str, fit: float, smiles: str, heavy_atoms: int = 20) -> dict:
+    return {"name": name, "fit_score": fit, "smiles": smiles, "blob": 1, "status": "ok", "heavy_atoms": heavy_atoms}
+
+
+def test_answers_are_counted_by_confidence_and_decoy_hits_are_wrong():
+    cases = [
+        {"claim_confidence": 0.95, "claim_right": True, "decoy_claim_confidence": None},
+        {"claim_confidence": 0.92, "claim_right": False, "decoy_claim_confidence": 0.55},
+        {"claim_confidence": None, "claim_right": False, "decoy_claim_confidence": 1.0},
+        {"claim_confidence": 0.65, "claim_right": True, "decoy_claim_confidence": None},
+    ]
+    table = {row["bin"]: row for row in reliability(cases)}
+    assert set(table) == {"0.5–0.6", "0.6–0.7", "0.9–1.0"}
+    assert (table["0.9–1.0"]["claims"], table["0.9–1.0"]["right"]) == (3, 1)  # 1.0 falls in the top bin
+    assert (table["0.5–0.6"]["claims"], table["0.5–0.6"]["right"]) == (1, 0)
+    assert abs(table["0.9–1.0"]["mean_confidence"] - (0.95 + 0.92 + 1.0) / 3) < 1e-9
+
+
+def test_judge_names_each_library_answer():
+    # the true ligand (a long chain) far ahead of two ring decoys of other skeletons: the library's answer is TRUE;
+    # the decoys alone neither fit well (0.60 < 0.65) nor stand far out (+0.01 < 0.17): "none fits", no claim
+    rows = [_row("TRUE", 0.85, "CCCCCCCCCCCC(=O)O"), _row("decoy_A", 0.60, "c1ccc2ccccc2c1"), _row("decoy_B", 0.59, "C1CCNCC1")]
+    judged = judge(rows)
+    assert judged["claim"] == "TRUE" and judged["claim_right"] and judged["claim_confidence"] > 0.9
+    assert judged["decoy_claim"] is None and judged["decoys_only_none_fits"]
+    assert best_hit([dict(row, hit=False) for row in rows]) is None
