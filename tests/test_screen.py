@@ -7,6 +7,7 @@ per ligand, to stay within ~a minute on 2 cores; the Tyk2 map is the shipped sim
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -112,11 +113,14 @@ def test_screen_on_dask_ranks_true_ligand_first_and_resumes(cluster, tmp_path):
     hits = page.split("<h2>Ranking</h2>")[0]  # the pictured top hits come before the table
     assert "#1 tyk2 — hit" in hits and hits.count("data:image/") >= 2 and "http" not in page.replace("http-equiv", "")
     assert all(f"#{row['rank']} {row['name']}" in hits for row in result.rows[:4])
+    meaning = json.loads((out / "screen.json").read_text())["confidence_meaning"]
+    assert meaning == result.confidence_meaning and "best hits called at confidence" in meaning
+    assert f"Confidence {best['confidence']:.2f}: " in page
 
     # Decoys only, in the same folder: every decoy is reused (nothing docked again) and none fits.
     before = {p: p.stat().st_mtime_ns for p in (out / "ligands").glob("*.json")}
     decoys = run_screen(EXAMPLE / "map.mrc", EXAMPLE / "protein.pdb", DECOYS, options, scheduler=cluster, out=out)
-    assert decoys.none_fits and "none of these explains" in decoys.verdict
+    assert decoys.none_fits and "none of these explains" in decoys.verdict and decoys.confidence_meaning is None
     reused = [out / "ligands" / f"{e.key}.json" for e in decoys.library.entries]
     assert all(path in before and path.stat().st_mtime_ns == before[path] for path in reused)  # not docked again
 

@@ -32,3 +32,17 @@ def test_judge_names_each_library_answer():
     assert judged["claim"] == "TRUE" and judged["claim_right"] and judged["claim_confidence"] > 0.9
     assert judged["decoy_claim"] is None and judged["decoys_only_none_fits"]
     assert best_hit([dict(row, hit=False) for row in rows]) is None
+
+
+def test_confidence_meaning_names_the_benchmark_bin_of_the_confidence():
+    """What a best hit's confidence has meant (ranking.SCREEN_CONFIDENCE_RECORD): each bin its own counts, none below 0.5."""
+    from ligfit.screen.ranking import SCREEN_CONFIDENCE_RECORD, confidence_meaning
+
+    for lowest, right, called in SCREEN_CONFIDENCE_RECORD:
+        meaning = confidence_meaning(lowest + 0.05)
+        assert f"{right} of {called} best hits called at confidence {lowest:.1f}–{lowest + 0.1:.1f}" in meaning
+    assert confidence_meaning(1.0) == confidence_meaning(0.95)
+    assert confidence_meaning(0.49) is None and confidence_meaning(None) is None
+    # the bins were measured as the benchmark's own table groups them: the higher, the more often right
+    rates = [right / called for _, right, called in SCREEN_CONFIDENCE_RECORD]
+    assert rates[0] > rates[-1]

@@ -17,6 +17,7 @@ from ligfit import pictures
 from ligfit.maps import DensityMap
 from ligfit.pictures import Sticks
 from ligfit.report_html import STYLE
+from ligfit.screen.ranking import confidence_meaning
 
 #: hits pictured on the page (each picture costs about a second)
 MAX_PICTURED_HITS = 6
@@ -44,6 +45,13 @@ _COLUMNS = (
 )
 
 
+def _meaning(rows: Sequence[dict]) -> list[str]:
+    """A line on what the best hit's confidence has meant on the benchmark, when there is a hit."""
+    best = next((row for row in rows if row.get("hit")), None)
+    meaning = confidence_meaning(best.get("confidence")) if best is not None else None
+    return [f"<p class=note>Confidence {best['confidence']:.2f}: {escape(meaning)}.</p>"] if meaning else []
+
+
 def build_ranking_html(
     rows: Sequence[dict],
     verdict: str,
@@ -61,6 +69,7 @@ def build_ranking_html(
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f"<div class='verdict {'found' if found else 'empty'}'>{escape(verdict)}</div>",
+        *_meaning(rows),
         f"<p class=note>{len(rows)} ligand(s); {sum(1 for r in rows if r.get('hit'))} hit(s). "
         "Fit score = blob CC · √explained · min(1, Q / expected Q): comparable across ligand sizes. "
         "Pose gap: how far the pose's docking score is ahead of the best different pose (over 2 Å away) in its blob; "

@@ -191,6 +191,11 @@ class ScreenResult:
     def best(self) -> dict | None:
         return self.hits[0] if self.hits else None
 
+    @property
+    def confidence_meaning(self) -> str | None:
+        """How often a best hit of this confidence was right on the screening benchmark (None when none fits)."""
+        return ranking.confidence_meaning(self.best["confidence"]) if self.best else None
+
     def table(self, top: int = 20) -> str:
         """A plain-text table of the first ``top`` rows."""
         lines = [
@@ -722,7 +727,13 @@ def write_outputs(result: ScreenResult, folder: Path, model: ModelInput, top: in
         writer.writeheader()
         for row in result.rows:
             writer.writerow({column: "" if row.get(column) is None else row.get(column) for column in RANKING_COLUMNS})
-    summary = {"verdict": result.verdict, "hits": len(result.hits), "ligands": len(result.rows), "timings": result.timings}
+    summary = {
+        "verdict": result.verdict,
+        "confidence_meaning": result.confidence_meaning,
+        "hits": len(result.hits),
+        "ligands": len(result.rows),
+        "timings": result.timings,
+    }
     document = {**summary, "library": result.library.summary(), "blobs": result.blobs, "prefilter": result.prefilter}
     io.write_text(folder / "screen.json", json.dumps(document, indent=1))
     _write_prefilter(folder / "prefilter.csv", result)
