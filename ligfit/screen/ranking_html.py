@@ -29,6 +29,7 @@ _COLUMNS = (
     ("name", "ligand", None),
     ("status", "status", None),
     ("fit_score", "fit score", 3),
+    ("rank_score", "rank score", 3),
     ("confidence", "confidence", 2),
     ("group", "analog group", None),
     ("blob", "blob", None),

@@ -99,9 +99,11 @@ RANKING_COLUMNS = (
     "status",
     "hit",
     "fit_score",
+    "rank_score",
     "confidence",
     "margin",
     "rival",
+    "outranked_by",
     "group",
     "blob",
     "blob_cc",
@@ -199,14 +201,15 @@ class ScreenResult:
     def table(self, top: int = 20) -> str:
         """A plain-text table of the first ``top`` rows."""
         lines = [
-            f"{'#':>3} {'ligand':<24} {'status':<8} {'fit':>5} {'conf':>5} {'ahead':>6} {'group':>5} {'blob':>4} {'blobCC':>6} {'expl':>5} {'Q':>5}"
+            f"{'#':>3} {'ligand':<24} {'status':<8} {'fit':>5} {'rank':>5} {'conf':>5} {'ahead':>6} {'group':>5} {'blob':>4} {'blobCC':>6} "
+            f"{'expl':>5} {'Q':>5} {'strain':>6}"
         ]
         for row in self.rows[:top]:
             lines.append(
-                f"{row['rank']:>3} {row['name'][:24]:<24} {row['status']:<8} {_fmt(row.get('fit_score'))} "
+                f"{row['rank']:>3} {row['name'][:24]:<24} {row['status']:<8} {_fmt(row.get('fit_score'))} {_fmt(row.get('rank_score'))} "
                 f"{_fmt(row.get('confidence'))} {_fmt(row.get('margin'), 6)} {row.get('group') or '-':>5} "
                 f"{row.get('blob') if row.get('blob') is not None else '-':>4} "
-                f"{_fmt(row.get('blob_cc'), 6)} {_fmt(row.get('explained'))} {_fmt(row.get('q_score'))}"
+                f"{_fmt(row.get('blob_cc'), 6)} {_fmt(row.get('explained'))} {_fmt(row.get('q_score'))} {_fmt(row.get('strain_kcal_mol'), 6)}"
             )
         lines.append(self.verdict)
         lines.extend(self.prefilter_lines())
@@ -709,12 +712,13 @@ def prefilter_lines(summary: list[dict]) -> list[str]:
 
 
 def rank_rows(records: list[dict]) -> list[dict]:
-    """Rows best first: scored ligands by fit score, then filtered and failed ones."""
+    """Rows best first: scored ligands by :func:`ranking.rank_score` (fit score, strain charged), then filtered and failed ones."""
     order = {"ok": 0, "no_pose": 1, "filtered": 2, "no_blob": 3, "error": 4}
-    ranked = sorted(records, key=lambda r: (order.get(r.get("status"), 5), -(r.get("fit_score") or 0.0), r["name"]))
+    ranked = sorted(records, key=lambda r: (order.get(r.get("status"), 5), -ranking.rank_score(r), r["name"]))
     rows = []
     for number, record in enumerate(ranked, start=1):
         row = {column: record.get(column) for column in RANKING_COLUMNS}
+        row["rank_score"] = round(ranking.rank_score(record), 4) if record.get("fit_score") is not None else None
         row.update(rank=number, hit=bool(record.get("hit")), pose=record.get("pose"), docking_choice_fit=record.get("docking_choice_fit"))
         rows.append(row)
     return rows
