@@ -39,7 +39,7 @@ from benchmarks.cases import complex_entries, data_root, em_ligand_boxes, hemogl
 from ligfit import io  # noqa: E402
 from ligfit.dock import DockingOptions  # noqa: E402
 from ligfit.screen import HIT_SCORE, QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, run_identify, run_screen  # noqa: E402
-from ligfit.screen.ranking import ANALOG_SIMILARITY, call_hits, rank_score, skeleton_fingerprint  # noqa: E402
+from ligfit.screen.ranking import ANALOG_SIMILARITY, call_hits, in_rank_order, skeleton_fingerprint  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -219,8 +219,9 @@ def cases_from_rows(path: Path, docking_choice: bool = False) -> list[dict]:
         if docking_choice and record.get("docking_choice_fit") is not None:
             record["fit_score"] = record["docking_choice_fit"]
         by_case.setdefault(record["case"], []).append(record)
-    for group in by_case.values():  # ranked as the screen ranks: scored rows by rank score (fit, strain charged), then the rest
-        group.sort(key=lambda r: (r.get("status") != "ok", -rank_score(r) if r.get("status") == "ok" else 0.0))
+    for case, group in by_case.items():  # ranked as the screen ranks (ranking.in_rank_order), then the rest
+        group.sort(key=lambda r: r.get("status") != "ok")
+        by_case[case] = in_rank_order(call_hits(group))
     return [
         {"split": "rows", "case": name, "ligands": len(group), "docked": sum(1 for r in group if r.get("status") == "ok"), **judge(group)}
         for name, group in by_case.items()

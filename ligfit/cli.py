@@ -709,7 +709,7 @@ def _add_screening_commands(commands: argparse._SubParsersAction) -> None:
         "screen",
         help="dock a library of ligands into a map's unexplained density and rank them",
         description="Dock every ligand of a library (SMILES one per line with optional name, SDF, or CSV with a SMILES column) "
-        "into the map's unexplained density and rank them with size-neutral scores. Writes OUTPUT/ranking.csv, one JSON per "
+        "into the map's unexplained density and rank them with size-neutral fit scores, each less its pose's strain. Writes OUTPUT/ranking.csv, one JSON per "
         "ligand in OUTPUT/ligands/ (a rerun resumes) and a folder per top ligand in OUTPUT/top/.",
     )
     screen.add_argument("map", type=Path, help="density map (MRC/CCP4)")

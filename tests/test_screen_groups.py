@@ -74,3 +74,24 @@ def test_a_small_ligand_is_never_a_high_confidence_hit_and_the_verdict_says_why(
     large = call_hits(rows)
     assert next(row for row in large if row["name"] == "HEM")["confidence"] > 0.9
     assert "small ligand" not in verdict(large)
+
+
+def test_strain_orders_skeletons_not_analogs():
+    """ranking.in_rank_order: the fit scores and MMFF strains identify gave the real 6W6E box (AGS deposited). Strain
+    charged per row would put ANP (7.9 kcal/mol) above GNP and AGS (19–21), an order MMFF's noise decides among analogs;
+    within the group the fit score orders, and the group as a whole stands where its best rank score puts it."""
+    from ligfit.screen.ranking import in_rank_order, rank_score
+
+    fits = {"GNP": 0.840, "AGS": 0.834, "GTP": 0.830, "ANP": 0.819, "NAP": 0.800, "HEM": 0.40}
+    strain = {"GNP": 20.8, "AGS": 19.1, "GTP": 13.0, "ANP": 7.9, "NAP": 2.0, "HEM": None}
+    rows = [dict(row, strain_kcal_mol=strain.get(row["name"])) for row in _rows(fits)]
+    ranked = in_rank_order(call_hits(rows))
+    names = [row["name"] for row in ranked]
+    assert names == ["GNP", "AGS", "GTP", "ANP", "NAP", "HEM", "filtered"], names
+    assert max(rank_score(row) for row in ranked[:4]) > rank_score(ranked[4])  # ANP's 0.795 carries its group above NAP's 0.794
+    # a less strained skeleton a little closer behind outranks the whole group, and takes the hit from it: GNP leads NAP
+    # by 0.035 in fit, a hit before strain was charged
+    rows = [dict(row, strain_kcal_mol=strain.get(row["name"])) for row in _rows({**fits, "NAP": 0.805})]
+    ranked = in_rank_order(call_hits(rows))
+    assert [row["name"] for row in ranked][:2] == ["NAP", "GNP"]
+    assert not any(row["hit"] for row in ranked) and ranked[1]["outranked_by"] == "NAP"

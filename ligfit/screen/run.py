@@ -612,7 +612,7 @@ def run_screen(
         if isinstance(scheduler, str) and client is not None:
             client.close()
     rule = dataclasses.replace(ranking.HIT_RULE, alone_fit=options.hit_score)
-    rows = ranking.call_hits(rank_rows([records[entry.key] for entry in library.entries if entry.key in records]), rule)
+    rows = rank_rows([records[entry.key] for entry in library.entries if entry.key in records], rule)
     verdict = ranking.verdict(rows, rule)
     prefilter = prefilter_summary(library, records, context.blobs)
     result = ScreenResult(rows, [b.summary() for b in context.blobs], verdict, library, folder, timings, prefilter)
@@ -711,16 +711,19 @@ def prefilter_lines(summary: list[dict]) -> list[str]:
     return lines
 
 
-def rank_rows(records: list[dict]) -> list[dict]:
-    """Rows best first: scored ligands by :func:`ranking.rank_score` (fit score, strain charged), then filtered and failed ones."""
+def rank_rows(records: list[dict], rule: ranking.HitRule | None = None) -> list[dict]:
+    """Rows with hits called (:func:`ranking.call_hits`), best first (:func:`ranking.in_rank_order`: skeletons by rank
+    score, the fit score with strain charged; analogs by fit score), then filtered and failed ones."""
     order = {"ok": 0, "no_pose": 1, "filtered": 2, "no_blob": 3, "error": 4}
-    ranked = sorted(records, key=lambda r: (order.get(r.get("status"), 5), -ranking.rank_score(r), r["name"]))
     rows = []
-    for number, record in enumerate(ranked, start=1):
+    for record in sorted(records, key=lambda r: (order.get(r.get("status"), 5), r["name"])):
         row = {column: record.get(column) for column in RANKING_COLUMNS}
         row["rank_score"] = round(ranking.rank_score(record), 4) if record.get("fit_score") is not None else None
-        row.update(rank=number, hit=bool(record.get("hit")), pose=record.get("pose"), docking_choice_fit=record.get("docking_choice_fit"))
+        row.update(hit=bool(record.get("hit")), pose=record.get("pose"), docking_choice_fit=record.get("docking_choice_fit"))
         rows.append(row)
+    rows = ranking.in_rank_order(ranking.call_hits(rows, rule))
+    for number, row in enumerate(rows, start=1):
+        row["rank"] = number
     return rows
 
 
