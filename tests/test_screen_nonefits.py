@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import pytest
 
-from ligfit.screen import QUICK_SCREEN_DOCKING, ScreenOptions, run_screen
+from ligfit.screen import QUICK_SCREEN_DOCKING
 from ligfit.screen.ranking import HIT_RULE, HIT_SCORE, call_hits, verdict
 
 ENTRY = "7ZU2_DHT"
@@ -22,14 +22,8 @@ DECOYS = ("ZHR", "GEN", "5YH", "CDP")
 
 
 @pytest.fixture(scope="module")
-def screened(data):
-    from benchmarks.cases import complex_entries, simulated_case
-
-    rows = complex_entries(data)
-    case = simulated_case(data, ENTRY, 3.5, seed=1)
-    smiles = {row["ligand_ccd"]: row["lig_smiles"] for row in rows}
-    library = [("TRUE", case.smiles), *[(f"decoy_{code}", smiles[code]) for code in DECOYS]]
-    return run_screen(case.density, case.model, library, ScreenOptions(resolution=3.5, seed=1, docking=QUICK_SCREEN_DOCKING), workers=1)
+def screened(screen_with_decoys):
+    return screen_with_decoys(ENTRY, 3.5, 1, DECOYS, docking=QUICK_SCREEN_DOCKING)
 
 
 def test_true_ligand_is_the_hit_and_stands_out(screened):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 
-from ligfit.screen import ScreenOptions, run_screen
 from ligfit.screen.ranking import HIT_RULE, call_hits, rank_score, verdict
 
 ENTRY = "8A1H_DLZ"
@@ -20,14 +19,8 @@ DECOYS = ("8I6", "VCB", "CDP", "CA0")
 
 
 @pytest.fixture(scope="module")
-def screened(data):
-    from benchmarks.cases import complex_entries, simulated_case
-
-    rows = complex_entries(data)
-    case = simulated_case(data, ENTRY, 3.5, seed=3)
-    smiles = {row["ligand_ccd"]: row["lig_smiles"] for row in rows}
-    library = [("TRUE", case.smiles), *[(f"decoy_{code}", smiles[code]) for code in DECOYS]]
-    return run_screen(case.density, case.model, library, ScreenOptions(resolution=3.5, seed=3), workers=1)
+def screened(screen_with_decoys):
+    return screen_with_decoys(ENTRY, 3.5, 3, DECOYS)
 
 
 def test_the_ranking_charges_strain_and_the_relaxed_true_ligand_is_the_hit(screened):

@@ -17,7 +17,7 @@ from ligfit import pictures
 from ligfit.maps import DensityMap
 from ligfit.pictures import Sticks
 from ligfit.report_html import STYLE
-from ligfit.screen.ranking import confidence_meaning
+from ligfit.screen.ranking import STRAIN_CHARGE, confidence_meaning
 
 #: hits pictured on the page (each picture costs about a second)
 MAX_PICTURED_HITS = 6
@@ -73,6 +73,7 @@ def build_ranking_html(
         *_meaning(rows),
         f"<p class=note>{len(rows)} ligand(s); {sum(1 for r in rows if r.get('hit'))} hit(s). "
         "Fit score = blob CC · √explained · min(1, Q / expected Q): comparable across ligand sizes. "
+        f"Rank score = fit score − {STRAIN_CHARGE} per kcal/mol of the pose's strain: what the ranking orders skeletons by. "
         "Pose gap: how far the pose's docking score is ahead of the best different pose (over 2 Å away) in its blob; "
         "near 0, the density takes the ligand about as well another way; blank, docking kept no different pose there.</p>",
     ]
