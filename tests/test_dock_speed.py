@@ -140,6 +140,67 @@ def test_a_large_batch_optimised_in_lanes_ends_where_one_lane_does(poses, monkey
     assert np.array_equal(lanes_loss, one_loss) and np.array_equal(lanes_xyz, one_xyz) and np.array_equal(lanes_source, one_source)
 
 
+def _plain_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: TorsionTree) -> torch.Tensor:
+    """apply_torsions as it was written before: gathers by indexing, each atom turned by a 3×3 by 3×1 ``@``."""
+    chain = tree.chain_on(coordinates.shape[1], coordinates.device)
+    origin = coordinates[:, chain.second]
+    axis = origin - coordinates[:, chain.first]
+    axis = axis / torch.sqrt((axis**2).sum(-1, keepdim=True) + 1e-12)
+    x, y, z = axis.unbind(-1)
+    zero = torch.zeros_like(x)
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*axis.shape[:2], 3, 3)
+    sin, cos = torch.sin(angles)[..., None, None], torch.cos(angles)[..., None, None]
+    rotation = torch.eye(3) + sin * cross + (1 - cos) * (cross @ cross)
+    shift = origin - (rotation @ origin[..., None])[..., 0]
+    composed_rotation, composed_shift = rotation[:, :0], shift[:, :0]
+    for bonds, parents, nested in chain.levels:
+        turn, offset = rotation[:, bonds], shift[:, bonds]
+        if nested:
+            above, above_shift = composed_rotation[:, parents], composed_shift[:, parents]
+            turn, offset = above @ turn, (above @ offset[..., None])[..., 0] + above_shift
+        composed_rotation = torch.cat([composed_rotation, turn], 1)
+        composed_shift = torch.cat([composed_shift, offset], 1)
+    fragment_rotation = torch.cat([torch.eye(3).expand(len(coordinates), 1, 3, 3), composed_rotation], 1)
+    fragment_shift = torch.cat([torch.zeros_like(shift[:, :1]), composed_shift], 1)
+    return (fragment_rotation[:, chain.fragment] @ coordinates[..., None])[..., 0] + fragment_shift[:, chain.fragment]
+
+
+def test_torsions_applied_with_gathers_and_written_out_products_are_the_plain_ones(poses):
+    """apply_torsions' index_select gathers and written-out 3×3 products give the poses and the torsions' gradient that
+    indexing and ``@`` gave, to the bit."""
+    _, tree, _, batch = poses
+    assert len(tree.axes) >= 2 and len(tree.chain(batch.heavy)[0]) >= 2  # nested bonds: more than one level
+    local = batch.local[:, : batch.heavy]
+    weights = torch.as_tensor(np.random.default_rng(1).normal(size=local.shape), dtype=torch.float32)
+    results = []
+    for turn in (search.apply_torsions, _plain_torsions):
+        angles = batch.torsion.detach().clone().requires_grad_(True)
+        posed = turn(local, angles, tree)
+        results.append((posed.detach(), torch.autograd.grad((posed * weights).sum(), [angles])[0]))
+    (fast, fast_gradient), (plain, plain_gradient) = results
+    assert not torch.equal(fast, local)
+    assert torch.equal(fast, plain) and torch.equal(fast_gradient, plain_gradient)
+
+
+def test_the_channels_the_score_reads_sample_as_all_four_do(poses):
+    """fit_loss samples the one density channel it reads and the two distance channels: the same values and gradient as
+    those rows of all four channels sampled, to the bit (poses partly outside the box too)."""
+    _, tree, site, batch = poses
+    points = batch.coordinates(tree, heavy_only=True).detach()
+    points = torch.cat([points, points + 12.0])  # the second half mostly outside the box: density there reads 0
+    weights = torch.as_tensor(np.random.default_rng(2).normal(size=(3, *points.shape[:2])), dtype=torch.float32)
+    for channel in (search.SMOOTH, search.SHARP):
+        read = (channel, search.APOLAR_DISTANCE, search.POLAR_DISTANCE)
+        results = []
+        for fewer_channels in (True, False):
+            xyz = points.clone().requires_grad_(True)
+            values = site.sample(xyz, read) if fewer_channels else site.sample(xyz)[list(read)]
+            results.append((values.detach(), torch.autograd.grad((values * weights).sum(), [xyz])[0]))
+        (fewer, fewer_gradient), (all_four, all_gradient) = results
+        assert float((all_four[0] == 0).float().mean()) > 0.2 and float(all_four[0].abs().max()) > 0.5
+        assert torch.equal(fewer, all_four) and torch.equal(fewer_gradient, all_gradient)
+
+
 def _plain_relax(ligand, coordinates: np.ndarray, force: float) -> tuple[np.ndarray, float]:
     """relax_pose as it was written before: ForceField.Minimize, which holds the GIL."""
     mol = posed_mol(ligand, coordinates)

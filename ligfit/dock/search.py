@@ -32,6 +32,7 @@ from ligfit.runtime import torch_thread_pool
 METAL_CLASH_DISTANCE = 1.8
 
 SMOOTH, SHARP, APOLAR_DISTANCE, POLAR_DISTANCE = range(4)
+ALL_CHANNELS = (SMOOTH, SHARP, APOLAR_DISTANCE, POLAR_DISTANCE)
 #: Adam's moment decay rates and ε (torch.optim.Adam's defaults).
 ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-8
 
@@ -180,8 +181,8 @@ def apply_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: Torsio
     device = coordinates.device
     chain = tree.chain_on(coordinates.shape[1], device)
     a, b = chain.first, chain.second
-    origin = coordinates[:, b]  # (B, t, 3)
-    axis = origin - coordinates[:, a]
+    origin = coordinates.index_select(1, b)  # (B, t, 3)
+    axis = origin - coordinates.index_select(1, a)
     axis = axis / torch.sqrt((axis**2).sum(-1, keepdim=True) + 1e-12)
     x, y, z = axis.unbind(-1)
     zero = torch.zeros_like(x)
@@ -191,9 +192,9 @@ def apply_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: Torsio
     shift = origin - (rotation @ origin[..., None])[..., 0]  # x → R x + shift turns about the bond
     composed_rotation, composed_shift = rotation[:, :0], shift[:, :0]  # the bonds composed so far, in level order
     for bonds, parents, nested in chain.levels:
-        turn, offset = rotation[:, bonds], shift[:, bonds]
+        turn, offset = rotation.index_select(1, bonds), shift.index_select(1, bonds)
         if nested:  # a level's bonds all have parents, or (the first) none
-            above, above_shift = composed_rotation[:, parents], composed_shift[:, parents]
+            above, above_shift = composed_rotation.index_select(1, parents), composed_shift.index_select(1, parents)
             turn, offset = above @ turn, (above @ offset[..., None])[..., 0] + above_shift
         composed_rotation = torch.cat([composed_rotation, turn], 1)
         composed_shift = torch.cat([composed_shift, offset], 1)
@@ -201,7 +202,17 @@ def apply_torsions(coordinates: torch.Tensor, angles: torch.Tensor, tree: Torsio
     fragment_rotation = torch.cat([identity, composed_rotation], 1)  # fragment 0: the root, unmoved
     fragment_shift = torch.cat([torch.zeros_like(shift[:, :1]), composed_shift], 1)
     index = chain.fragment
-    return (fragment_rotation[:, index] @ coordinates[..., None])[..., 0] + fragment_shift[:, index]
+    return _turned(fragment_rotation.index_select(1, index), coordinates) + fragment_shift.index_select(1, index)
+
+
+def _turned(rotation: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """``rotation`` (..., 3, 3) times ``points`` (..., 3), each component summed as (r₀x₀ + r₁x₁) + r₂x₂.
+
+    The sums of torch's own small-matrix product in the same order, so the same numbers to the bit, without a 3×3 by 3×1
+    ``@`` per atom. With :func:`apply_torsions`' gathers by ``index_select`` (whose backward adds where indexing's
+    ``index_put`` accumulated) its forward and backward take 0.75–0.8 of the time (154 and 472 poses of 40 atoms).
+    """
+    return rotation[..., 0] * points[..., 0, None] + rotation[..., 1] * points[..., 1, None] + rotation[..., 2] * points[..., 2, None]
 
 
 @dataclass
@@ -252,17 +263,33 @@ class Site:
         values = (self.density.origin, self.density.voxel_size, np.array(self.density.shape) - 1)
         return tuple(torch.as_tensor(value, dtype=torch.float32, device=self.grids.device) for value in values)  # type: ignore[return-value]
 
-    def sample(self, points: torch.Tensor) -> torch.Tensor:
-        """Trilinear values of the four grids at points (B, N, 3) Å, float32 on the site's device (:meth:`tensor`) → (4, B, N);
-        density outside reads 0."""
+    @functools.cached_property
+    def _grids_by_channels(self) -> dict[tuple[int, ...], torch.Tensor]:
+        return {}
+
+    def _channel_grids(self, channels: tuple[int, ...]) -> torch.Tensor:
+        """The grids of ``channels`` as one contiguous tensor, made once per site (lanes may make it twice: the same tensor)."""
+        if channels not in self._grids_by_channels:
+            self._grids_by_channels[channels] = self.grids[:, list(channels)].contiguous()
+        return self._grids_by_channels[channels]
+
+    def sample(self, points: torch.Tensor, channels: tuple[int, ...] = ALL_CHANNELS) -> torch.Tensor:
+        """Trilinear values of the grids ``channels`` (density channels first) at points (B, N, 3) Å, float32 on the
+        site's device (:meth:`tensor`) → (C, B, N); density outside reads 0.
+
+        Each channel is interpolated on its own, so sampling fewer channels gives the same values (and gradient) for those
+        asked for: the score asks for the one density channel it reads, a quarter less work than all four.
+        """
         origin, voxel, last = self._frame
         normalised = 2 * ((points - origin) / voxel) / last - 1
         grid = normalised.flip(-1).reshape(1, -1, 1, 1, 3)  # grid_sample indexes (W, H, D) = (z, y, x)
-        values = torch.nn.functional.grid_sample(self.grids, grid, mode="bilinear", padding_mode="border", align_corners=True)
-        values = values.reshape(4, *points.shape[:2])
+        grids = self.grids if channels == ALL_CHANNELS else self._channel_grids(channels)
+        values = torch.nn.functional.grid_sample(grids, grid, mode="bilinear", padding_mode="border", align_corners=True)
+        values = values.reshape(len(channels), *points.shape[:2])
+        densities = sum(channel < APOLAR_DISTANCE for channel in channels)
         outside = ((normalised < -1) | (normalised > 1)).any(-1)
-        density = torch.where(outside[None], torch.zeros_like(values[:2]), values[:2])
-        return torch.cat([density, values[2:]], 0)
+        density = torch.where(outside[None], torch.zeros_like(values[:densities]), values[:densities])
+        return torch.cat([density, values[densities:]], 0)
 
 
 def _protein_distance_grids(density: DensityMap, protein: AtomTable | None) -> tuple[np.ndarray, np.ndarray]:
@@ -307,10 +334,10 @@ def fit_loss(
     as close as a hydrogen bond, metals as close as a coordination bond. ``internal_pairs`` may come as
     (p, 2) tensors on the poses' device already (:class:`_Objective` makes them once per optimisation).
     """
-    samples = site.sample(heavy_xyz)
-    density = samples[channel].sum(-1)
-    clash = (torch.relu(limits[0] - samples[APOLAR_DISTANCE]) ** 2).sum(-1)
-    clash = clash + (torch.relu(limits[1] - samples[POLAR_DISTANCE]) ** 2).sum(-1)
+    samples = site.sample(heavy_xyz, (channel, APOLAR_DISTANCE, POLAR_DISTANCE))
+    density = samples[0].sum(-1)
+    clash = (torch.relu(limits[0] - samples[1]) ** 2).sum(-1)
+    clash = clash + (torch.relu(limits[1] - samples[2]) ** 2).sum(-1)
     loss = -density + options.clash_weight * clash
     if internal_pairs is not None and len(internal_pairs):
         i, j = torch.as_tensor(internal_pairs, device=heavy_xyz.device).T.contiguous()  # contiguous indices: 3.6× faster gathers
