@@ -267,6 +267,14 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
         "--protonation", choices=("ph7", "as-given"), default=BuildOptions.protonation, help="ligand charge state (default: %(default)s)"
     )
     build.add_argument(
+        "--max-conformers",
+        type=_COUNT,
+        default=BuildOptions.max_conformers,
+        metavar="N",
+        help="ligand conformers to dock from (default: 10 + 6 per rotatable bond, at most 60, as 16 CPU-seconds of embedding "
+        "allow); docking turns rotatable bonds but not rings, so give a macrocycle more, e.g. 300",
+    )
+    build.add_argument(
         "--templates",
         type=Path,
         metavar="DIR",
@@ -521,6 +529,7 @@ def _build(args: argparse.Namespace) -> int:
         max_blobs=args.max_blobs,
         copies=args.copies,
         protonation=args.protonation,
+        max_conformers=args.max_conformers,
         seed=args.seed,
         docking=DockingOptions(seed=args.seed, device=args.device),
         use_templates=not args.no_templates,

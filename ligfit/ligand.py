@@ -289,10 +289,14 @@ def generate_conformers(
     A first batch of 8 conformers times the embedding; the rest of the ensemble is generated
     only as far as ``time_budget`` seconds of CPU time allow (long polyenes embed slowly): CPU rather than
     wall time, so that the ensemble, and the result, do not depend on how busy the machine is (16 CPU-s is
-    the 8 s of wall time that embedding on two idle cores had before).
+    the 8 s of wall time that embedding on two idle cores had before). The budget is for the default count
+    (:func:`conformer_count`): a larger ``max_conformers`` gets a budget larger in proportion, so that asking for
+    more conformers (a macrocycle, whose ring docking does not turn) gives more where embedding is slow.
     """
     mol_h = Chem.AddHs(mol, addCoords=mol.GetNumConformers() > 0)
-    count = max_conformers or conformer_count(len(rotatable_bonds(mol_h)))
+    default = conformer_count(len(rotatable_bonds(mol_h)))
+    count = max_conformers or default
+    time_budget *= max(1.0, count / default)
     started = time.process_time()  # CPU time of this process: the ensemble does not shrink when other jobs load the machine
     conformers = _embed(mol_h, min(count, 8), seed)
     if not conformers:

@@ -42,6 +42,32 @@ def test_ensemble_holds_a_conformer_close_to_the_deposited_pose(data, entry):
     assert best < 1.5
 
 
+def test_more_conformers_asked_for_get_a_larger_embedding_budget(monkeypatch):
+    """The 16 CPU-s budget is for the default count: twice the count asked for gets twice the budget (a macrocycle's
+    ring is docked only as its conformers hold it), a count below the default the same budget. A clock that charges the
+    first batch of 8 one CPU-second each makes the budget bind; what each call asks ETKDG for is recorded."""
+    import itertools
+
+    import ligfit.ligand as ligand_module
+
+    mol = Chem.MolFromSmiles("CCCCCCCCO")
+    default = ligand_module.conformer_count(len(ligand_module.rotatable_bonds(Chem.AddHs(mol))))
+    assert default > 40
+    embed = ligand_module._embed
+    for asked, expected in ((None, [8, 8]), (20, [8, 8]), (2 * default, [8, 24])):
+        requested: list[int] = []
+        clock = itertools.chain([0.0, 8.0], itertools.repeat(8.0))
+        monkeypatch.setattr(ligand_module.time, "process_time", lambda clock=clock: next(clock))
+        monkeypatch.setattr(
+            ligand_module,
+            "_embed",
+            lambda mol_h, count, seed, requested=requested, **kw: requested.append(count) or embed(mol_h, count, seed, **kw),
+        )
+        ligand_module.generate_conformers(mol, max_conformers=asked)
+        monkeypatch.undo()
+        assert requested == expected, asked
+
+
 def test_ccd_codes_and_sdf_files_load(data):
     assert load_ligand("ATP").heavy_atom_count == 31
     assert parse_ligand("ccd:HEM").GetNumHeavyAtoms() == 43
