@@ -289,7 +289,7 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--no-side-chains",
         action="store_true",
-        help="do not complete the side chains the model cuts short at Cβ (completed into the map only to explain their density; never written)",
+        help="do not complete the side chains the model cuts short at Cβ, nor those of built loops the sequence names (completed into the map only to explain their density; never written)",
     )
     build.add_argument(
         "--no-refine", action="store_true", help="skip the OpenMM refinement of ligand and pocket against the map (write the docked pose)"

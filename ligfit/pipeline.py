@@ -83,7 +83,7 @@ class BuildOptions:
     sequence: SequenceInput = None  # without a model: trace one de novo and thread this sequence
     trace: TraceOptions = BUILD_TRACE  # de novo model: no lone residues (see trace.build_protein_model)
     build_loops: bool = True  # build short loops the model leaves out where the map holds them, to explain their density
-    complete_side_chains: bool = True  # complete the model's truncated side chains into the map, to explain their density
+    complete_side_chains: bool = True  # complete truncated side chains (and named built loops') into the map, to explain their density
     fit_model: bool | None = None  # place the model in the map first (None: when it carries pLDDT and is not placed yet)
 
 
@@ -593,7 +593,8 @@ def _unexplained_density(
     subtracted with it: the protein comes back with them in its search model (which the blobs are
     judged against), not in its atoms (which docking avoids: a built loop is ~0.7 Å off, and as a
     wall it moved ligands beside it by up to 1.2 Å on the realistic maps, for no gain overall). Its truncated
-    side chains are completed into the map for the difference map alone (``ligfit.trace.truncated``).
+    side chains, and those of built loops whose residues the sequence names, are completed into the map for the difference
+    map alone (``ligfit.trace.truncated``).
     """
     protein, difference = _difference_map(protein, protein.search_structure, options)
     if protein.structure is not None and protein.traced is None:

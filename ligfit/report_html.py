@@ -242,6 +242,7 @@ def _scene_section(scene: LigandScene, density: DensityMap, level: float | None,
 _BUILT_TO_EXPLAIN = (
     ("missing_loops", "built", "Loops the model leaves out and the map holds, built (backbone and Cβ)"),
     ("truncated_side_chains", "residues", "Side chains the model cuts short at Cβ, completed into the map"),
+    ("truncated_side_chains", "loop_side_chains", "Side chains of the built loops (named by the model's sequence), completed into the map"),
 )
 
 

@@ -72,18 +72,44 @@ def test_a_loop_the_map_does_not_hold_stays_a_gap(example):
     assert result.structure is model
 
 
-def test_the_sequence_names_the_built_residues(example):
-    density, protein = example
-    names = [r.name for r in protein[0]["A"] if r.seqid.num in LOOP]
-    model = _without(protein, LOOP)
-    entity = model.entities[0]
-    entity.full_sequence = [r.name for r in protein[0]["A"]]
+def _with_sequence(model: gemmi.Structure, protein: gemmi.Structure) -> gemmi.Structure:
+    """``model`` carrying chain A's whole sequence, as a deposited mmCIF's entity_poly_seq does."""
+    model = model.clone()
+    model.entities[0].full_sequence = [r.name for r in protein[0]["A"]]
     first = protein[0]["A"][0].seqid.num
     for residue in model[0]["A"]:
         residue.label_seq = residue.seqid.num - first + 1
+    return model
+
+
+def test_the_sequence_names_the_built_residues(example):
+    density, protein = example
+    names = [r.name for r in protein[0]["A"] if r.seqid.num in LOOP]
+    model = _with_sequence(_without(protein, LOOP), protein)
     difference = segment.difference_map(density, model, 3.0)
     result = build_missing_loops(model, difference.difference)
     assert result.built[0].names == names
+
+
+def test_with_the_sequence_the_built_loops_side_chains_explain_their_density(example):
+    """Named by the sequence, the built loop's side chains are completed into the map: their density leaves the ligand's
+    blob, which then matches the ligand, and build's small search places it (without them it finds nothing there)."""
+    density, protein = example
+    model = _with_sequence(_without(protein, LOOP), protein)
+    result = run_build(density, SMILES, model, FAST_BUILD)
+    assert result.inputs["truncated_side_chains"]["loop_side_chains"] == ["A139 ARG", "A140 ASN", "A141 VAL", "A142 LEU"]
+    side_chains = np.array(
+        [a.pos.tolist() for r in protein[0]["A"] if r.seqid.num in LOOP for a in r if a.name not in ("N", "CA", "C", "O", "CB")]
+    )
+    assert float(result.difference.difference.interpolate(side_chains).mean()) < 2.5  # 4.8 σ with the side chains left out
+    ligand_blob = result.blobs[0]
+    assert ligand_blob.ligand_match > 0.85 and not ligand_blob.explanation  # 0.67 with them in it
+    reference = Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf"))
+    assert result.found and ligand_rmsd(heavy_atom_mol(result.ligand, result.placements[0].coordinates), reference) < 2.0
+    # the side chains explain density only: the model written out is the user's, without the loop
+    assert result.model is not None and not [r for r in result.model[0]["A"] if r.seqid.num in LOOP]
+    unnamed = run_build(density, SMILES, _without(protein, LOOP), FAST_BUILD)
+    assert "loop_side_chains" not in unnamed.inputs["truncated_side_chains"]
 
 
 def test_build_explains_the_loop_and_places_the_ligand_beside_it(example, tmp_path):

@@ -10,7 +10,8 @@ the far end with the residues left, ranked by the difference density at its Cα 
 the best paths are then rescored by the density at their whole backbone and Cβ (a Cα path alone runs
 as well through a ligand beside the loop). Backbone atoms come from the peptide table
 (``ligfit.backbone.geometry``), Cβ from ideal geometry, residue names from the model's sequence
-when it has one (else UNK): side chains are not built. A loop is kept only where the density holds
+when it has one (else UNK). Side chains are not built here: where the sequence names a residue,
+``ligfit.trace.truncated`` completes its side chain into the map as it does the model's truncated ones. A loop is kept only where the density holds
 it (``LoopOptions.min_density``); the rest stay gaps. The loops are used to explain density, never
 written into the user's model.
 """

@@ -6,8 +6,9 @@ realistic benchmark, ≥ 5 % of the ligand's blob in 20 of 48 misses; completed,
 5 lost: docs/benchmarks.md "Round 25"). Each amino acid with a Cβ and at least two side-chain atoms missing is completed with the
 ideal CCD side chain on its own backbone (``ligfit.backbone.geometry``), turned to the grid rotamer that
 best fits the map while avoiding the rest of the model, and its χ angles then refined
-(``ligfit.backbone.side_chains``). Like the loops of ``ligfit.trace.loops``, these side chains explain
-density; they are never written into the user's model.
+(``ligfit.backbone.side_chains``). The residues of loops ``ligfit.trace.loops`` built are completed the same way
+when the model's sequence names them (an UNK residue's side chain may be any, so it is left at Cβ). Like those loops,
+these side chains explain density; they are never written into the user's model.
 """
 
 from __future__ import annotations
@@ -44,18 +45,27 @@ MIN_SUPPORT = 0.5
 
 @dataclass(frozen=True)
 class SideChainCompletion:
-    """The model with its truncated side chains completed where the map holds them, and which ("A123 LYS")."""
+    """The model with its truncated side chains completed where the map holds them, and which ("A123 LYS").
+
+    ``loop_side_chains``: the side chains of built loops' residues completed likewise (their names from the sequence).
+    """
 
     structure: gemmi.Structure
     completed: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)  # left truncated: the map does not hold them
+    loop_side_chains: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
-        return {"completed": len(self.completed), "residues": self.completed, "left_truncated": self.unsupported}
+        summary = {"completed": len(self.completed), "residues": self.completed, "left_truncated": self.unsupported}
+        if self.loop_side_chains:
+            summary["loop_side_chains"] = self.loop_side_chains
+        return summary
 
 
 def _truncated(residue: gemmi.Residue) -> bool:
-    if residue.name not in SIDE_CHAIN_ATOMS or residue.name == "UNK" or residue.flag == io.BUILT_RESIDUE_FLAG:
+    """A side chain to complete: one the model cuts short, or one of a loop ``ligfit.trace.loops`` built whose type the
+    model's sequence names (an UNK residue's side chain may be any)."""
+    if residue.name not in SIDE_CHAIN_ATOMS or residue.name == "UNK":
         return False
     names = {atom.name for atom in residue if not atom.is_hydrogen()}
     if not {"N", "CA", "C", "O", "CB"} <= names:
@@ -65,7 +75,10 @@ def _truncated(residue: gemmi.Residue) -> bool:
 
 
 def complete_side_chains(structure: gemmi.Structure, density: DensityMap) -> SideChainCompletion:
-    """``structure`` (first model) with every truncated side chain completed and fitted into ``density`` (any scale)."""
+    """``structure`` (first model) with every truncated side chain completed and fitted into ``density`` (any scale).
+
+    Built loops' residues are completed too, where the model's sequence names them.
+    """
     places = [
         (chain_index, residue_index)
         for chain_index, chain in enumerate(structure[0])
@@ -99,12 +112,14 @@ def complete_side_chains(structure: gemmi.Structure, density: DensityMap) -> Sid
     fitted = fit_rotamers(built, names, normalised, obstacles=others, refine=REFINE_STEPS)
     floor = MIN_SUPPORT * _own_side_chain_density(structure, own, normalised)
     completed = structure.clone()
-    labels, unsupported = [], []
+    labels, unsupported, in_loops = [], [], []
     for (c, r), atoms in zip(places, fitted):
         residue = completed[0][c][r]
+        built = residue.flag == io.BUILT_RESIDUE_FLAG
         side = np.array([position for name, _, position in atoms if name not in _KEPT]).reshape(-1, 3)
         if not len(side) or float(normalised.interpolate(side).mean()) < floor:
-            unsupported.append(f"{completed[0][c].name}{residue.seqid.num} {residue.name}")
+            if not built:  # a built loop's residue is not the model's: nothing to report as left truncated
+                unsupported.append(f"{completed[0][c].name}{residue.seqid.num} {residue.name}")
             continue
         b_iso = _mean_b(residue)
         for k in reversed(range(len(residue))):  # the model's few atoms beyond Cβ give way to the fitted side chain
@@ -117,15 +132,17 @@ def complete_side_chains(structure: gemmi.Structure, density: DensityMap) -> Sid
             atom.name, atom.element, atom.pos = name, gemmi.Element(element), gemmi.Position(*map(float, position))
             atom.occ, atom.b_iso = 1.0, b_iso
             residue.add_atom(atom)
-        labels.append(f"{completed[0][c].name}{residue.seqid.num} {residue.name}")
+        (in_loops if built else labels).append(f"{completed[0][c].name}{residue.seqid.num} {residue.name}")
     log.info(
-        "completed %d truncated side chain(s) into the map to explain their density (%d left: the map does not hold them)",
+        "completed %d truncated side chain(s) and %d of built loops into the map to explain their density (%d left: the map "
+        "does not hold them)",
         len(labels),
+        len(in_loops),
         len(unsupported),
     )
-    if not labels:
+    if not labels and not in_loops:
         return SideChainCompletion(structure, [], unsupported)
-    return SideChainCompletion(completed, labels, unsupported)
+    return SideChainCompletion(completed, labels, unsupported, in_loops)
 
 
 def _own_side_chain_density(structure: gemmi.Structure, skip: set[tuple[int, int]], normalised: DensityMap) -> float:
