@@ -81,8 +81,8 @@ def build(
     does not fit is refused instead). ``build_loops``: build the short gaps of ``model`` whose loop
     the map holds (backbone and Cβ, used to explain their density; the written model is not
     changed), so that an unmodelled loop is not taken for a ligand; ``complete_side_chains``: likewise
-    complete the side chains ``model`` cuts short at Cβ (and those of built loops whose residues its sequence names), fitted into the map. ``progress`` hears each stage
-    (see :class:`ligfit.runtime.Progress`).
+    complete the side chains ``model`` cuts short at Cβ (and those of built loops whose residues its
+    sequence names), fitted into the map. ``progress`` hears each stage (see :class:`ligfit.runtime.Progress`).
 
     Returns a :class:`BuildResult`; ``result.found`` says whether the density supports a pose.
     Raises a ``LigfitError`` for bad input.
