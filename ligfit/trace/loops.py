@@ -12,8 +12,8 @@ as well through a ligand beside the loop). Backbone atoms come from the peptide 
 (``ligfit.backbone.geometry``), Cβ from ideal geometry, residue names from the model's sequence
 when it has one (else UNK). Side chains are not built here: where the sequence names a residue,
 ``ligfit.trace.truncated`` completes its side chain into the map as it does the model's truncated
-ones. A loop is kept only where the density holds it (``LoopOptions.min_density``); the rest stay gaps. The loops are used to explain density, never
-written into the user's model.
+ones. A loop is kept only where the density holds it (``LoopOptions.min_density``); the rest stay
+gaps. The loops are used to explain density, never written into the user's model.
 """
 
 from __future__ import annotations
