@@ -115,11 +115,11 @@ def complete_side_chains(structure: gemmi.Structure, density: DensityMap) -> Sid
     labels, unsupported, in_loops = [], [], []
     for (c, r), atoms in zip(places, fitted):
         residue = completed[0][c][r]
-        built = residue.flag == io.BUILT_RESIDUE_FLAG
+        in_loop = residue.flag == io.BUILT_RESIDUE_FLAG
         label = f"{completed[0][c].name}{residue.seqid.num} {residue.name}"
         side = np.array([position for name, _, position in atoms if name not in _KEPT]).reshape(-1, 3)
         if not len(side) or float(normalised.interpolate(side).mean()) < floor:
-            if not built:  # a built loop's residue is not the model's: nothing to report as left truncated
+            if not in_loop:  # a built loop's residue is not the model's: nothing to report as left truncated
                 unsupported.append(label)
             continue
         b_iso = _mean_b(residue)
@@ -133,7 +133,7 @@ def complete_side_chains(structure: gemmi.Structure, density: DensityMap) -> Sid
             atom.name, atom.element, atom.pos = name, gemmi.Element(element), gemmi.Position(*map(float, position))
             atom.occ, atom.b_iso = 1.0, b_iso
             residue.add_atom(atom)
-        (in_loops if built else labels).append(label)
+        (in_loops if in_loop else labels).append(label)
     log.info(
         "completed %d truncated side chain(s) and %d of built loops into the map to explain their density (%d left: the map "
         "does not hold them)",
