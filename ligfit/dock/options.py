@@ -97,6 +97,9 @@ class DockingOptions:
     # The CPU gives the same poses to the bit on any number of threads; a GPU sums in another order, 2.1–2.8× faster on an
     # H200 than two CPU threads (docs/benchmarks.md, Speed per blob, "Round 9").
     device: str = AUTO_DEVICE
+    # On the CPU, the search's Adam steps run compiled (ligfit/dock/kernel.py, numba): the same objective with its gradient
+    # written out, equal to the torch form to float rounding; False runs them in torch, as on a GPU.
+    compiled_search: bool = True
 
     def as_dict(self) -> dict:
         return asdict(self)

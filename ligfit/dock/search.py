@@ -3,7 +3,9 @@
 Poses are optimised in batches with torch: rigid-body parameters (translation and rotation
 vector) plus one angle per rotatable bond, against trilinear samples of the difference map
 and of distance-to-protein grids. Everything lives on the site's torch device (the CPU, or a
-CUDA GPU: ``DockingOptions.device``); poses come and go as numpy arrays.
+CUDA GPU: ``DockingOptions.device``); poses come and go as numpy arrays. On the CPU the Adam
+steps themselves run compiled (:mod:`ligfit.dock.kernel`, ``DockingOptions.compiled_search``),
+with this module's torch objective as their reference.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 import math
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -272,6 +275,13 @@ class Site:
         if channels not in self._grids_by_channels:
             self._grids_by_channels[channels] = self.grids[:, list(channels)].contiguous()
         return self._grids_by_channels[channels]
+
+    def compiled_grids(self, channels: tuple[int, ...]) -> np.ndarray:
+        """The grids of ``channels`` as one float64 (C, nx, ny, nz) numpy array for the compiled search, made once per site."""
+        key = ("compiled", *channels)
+        if key not in self._grids_by_channels:
+            self._grids_by_channels[key] = self.grids[0, list(channels)].cpu().numpy().astype(np.float64)  # type: ignore[index]
+        return self._grids_by_channels[key]  # type: ignore[index]
 
     def sample(self, points: torch.Tensor, channels: tuple[int, ...] = ALL_CHANNELS) -> torch.Tensor:
         """Trilinear values of the grids ``channels`` (density channels first) at points (B, N, 3) Å, float32 on the
@@ -542,11 +552,15 @@ def optimise(
     ``torch.optim.Adam``, defaults β = (0.9, 0.999), ε = 1e-8, with ``CosineAnnealingLR``'s
     learning rates): torch's optimiser imports torch._dynamo on first use (2.4 s) and adds
     Python overhead to every one of the thousands of small steps a blob takes. A large batch runs in
-    lanes (``LANE_MIN_POSES``) on the CPU, with the same result; on a GPU in one.
+    lanes (``LANE_MIN_POSES``) on the CPU, with the same result; on a GPU in one. On the CPU with
+    ``options.compiled_search`` the steps run in :mod:`ligfit.dock.kernel` (lanes of
+    ``COMPILED_LANE_MIN_POSES``), the same objective and Adam to float rounding.
     """
     run = _AdamRun(batch, _AdamRun.zero_moments(batch), _Objective(site, tree, clash, channel, steps, options))
     prune_step = int(options.prune_after * steps) if survivors is not None and survivors < len(batch) else -1
     lanes = torch.get_num_threads() if site.device.type == "cpu" else 1
+    if site.device.type == "cpu" and options.compiled_search:
+        run = _CompiledRun(run)
     if prune_step >= 0:
         run = _in_lanes(run, 0, prune_step, lanes)
         kept = torch.argsort(torch.as_tensor(run.loss()))[:survivors].sort().values
@@ -693,6 +707,9 @@ class _AdamRun:
 
 def _in_lanes(run: _AdamRun, start: int, stop: int, lanes: int) -> _AdamRun:
     """``run`` advanced from step ``start`` to ``stop`` in up to ``lanes`` threads of ≥ ``LANE_MIN_POSES`` poses each."""
+    if isinstance(run, _CompiledRun):
+        run.advance_in_lanes(start, stop, lanes)
+        return run
     lanes = min(lanes, len(run.batch) // LANE_MIN_POSES)
     if lanes < 2 or start == stop:
         run.advance(start, stop)
@@ -701,6 +718,94 @@ def _in_lanes(run: _AdamRun, start: int, stop: int, lanes: int) -> _AdamRun:
     with torch_thread_pool(lanes) as pool:  # one torch thread per lane: the lanes are the parallelism
         list(pool.map(lambda part: part.advance(start, stop), parts))
     return _AdamRun.joined(parts)
+
+
+#: The compiled search splits a batch into lanes of at least this many poses (a lane costs a thread's start, ~0.1 ms).
+COMPILED_LANE_MIN_POSES = 8
+
+
+class _CompiledRun(_AdamRun):
+    """An :class:`_AdamRun` on the CPU whose steps run in :mod:`ligfit.dock.kernel` (the same objective and Adam, the
+    gradient written out): the parameters and moments are float64 copies while it runs, written back after each stretch."""
+
+    def __init__(self, run: _AdamRun):
+        super().__init__(run.batch, run.moments, run.objective)
+
+    def advance(self, start: int, stop: int) -> None:
+        self.advance_in_lanes(start, stop, 1)
+
+    def advance_in_lanes(self, start: int, stop: int, lanes: int) -> None:
+        """Steps ``start`` … ``stop`` − 1 of every pose, in up to ``lanes`` threads of consecutive poses."""
+        from ligfit.dock import kernel
+
+        if start == stop:
+            return
+        batch, objective = self.batch, self.objective
+        heavy = batch.heavy
+        groups = batch.parameter_groups()
+        parameters = [parameter.detach().numpy().astype(np.float64) for parameter, _ in groups]
+        moments = [moment.numpy().astype(np.float64) for pair in self.moments for moment in pair]
+        if len(groups) == 2:  # no torsion parameters: an empty set, as a rigid ligand's
+            parameters.append(np.zeros((len(batch), 0)))
+            moments += [np.zeros((len(batch), 0)), np.zeros((len(batch), 0))]
+        fixed = _compiled_inputs(objective, heavy)
+        steps = np.arange(start, stop)
+        beta1, beta2 = ADAM_BETAS
+        schedule = 0.5 * (1.0 + np.cos(np.pi * steps / max(objective.steps, 1)))
+        factors = schedule / (1.0 - beta1 ** (steps + 1))
+        roots = np.sqrt(1.0 - beta2 ** (steps + 1))
+        rates = np.array([rate for _, rate in groups] + [0.0] * (3 - len(groups)))
+        local = batch.local[:, :heavy].numpy().astype(np.float64)
+        rotation0, position0 = batch.rotation0.numpy().astype(np.float64), batch.position0.numpy().astype(np.float64)
+
+        def lane(first: int, stop_pose: int) -> None:
+            kernel.adam_steps(
+                first, stop_pose, local, rotation0, position0, *parameters, tuple(moments), *fixed, rates, factors, roots,
+                beta1, beta2, ADAM_EPSILON,
+            )  # fmt: skip
+
+        bounds = np.linspace(0, len(batch), max(1, min(lanes, len(batch) // COMPILED_LANE_MIN_POSES)) + 1).astype(int)
+        if len(bounds) == 2:
+            lane(0, len(batch))
+        else:
+            with ThreadPoolExecutor(len(bounds) - 1) as pool:
+                list(pool.map(lane, bounds[:-1], bounds[1:]))
+        with torch.no_grad():
+            for (parameter, _), values in zip(groups, parameters):
+                parameter.copy_(torch.from_numpy(values))
+            for (mean, square), values in zip(self.moments, zip(moments[0::2], moments[1::2])):
+                mean.copy_(torch.from_numpy(values[0]))
+                square.copy_(torch.from_numpy(values[1]))
+
+
+def _compiled_inputs(objective: _Objective, heavy: int) -> tuple:
+    """What :func:`ligfit.dock.kernel.adam_steps` reads besides the poses: grids and frame, clash limits, internal pairs,
+    the torsion tree as level-ordered bonds, and the weights (float64 and int64 numpy arrays)."""
+    site, tree, options = objective.site, objective.tree, objective.options
+    grids = site.compiled_grids((objective.channel, APOLAR_DISTANCE, POLAR_DISTANCE))
+    frame = (
+        np.asarray(site.density.origin, dtype=np.float64),
+        np.asarray(site.density.voxel_size, dtype=np.float64),
+        np.array(site.density.shape, dtype=np.float64) - 1,
+    )
+    clash = objective.clash.numpy().astype(np.float64)
+    empty = np.zeros(0, dtype=np.int64)
+    pairs, pair_limits = (empty, empty), np.zeros(0)
+    order, parent, first, second, fragment = empty, empty, empty, empty, np.zeros(heavy, dtype=np.int64)
+    if tree is not None:  # the internal pairs count whenever there is a tree (as in fit_loss), the torsions when it has bonds
+        pairs = (tree.internal_pairs[:, 0].astype(np.int64), tree.internal_pairs[:, 1].astype(np.int64))
+        pair_limits = np.asarray(tree.internal_limits, dtype=np.float64)
+    use_torsions = tree is not None and len(tree.axes) > 0
+    if use_torsions:
+        levels, chain_fragment = tree.chain(heavy)
+        order = np.concatenate([bonds for bonds, _ in levels]).astype(np.int64)
+        parent = np.concatenate([parents for _, parents in levels]).astype(np.int64)
+        first, second = tree.axes[:, 0].astype(np.int64), tree.axes[:, 1].astype(np.int64)
+        fragment = np.asarray(chain_fragment, dtype=np.int64)
+    return (
+        use_torsions, grids, *frame, clash, *pairs, pair_limits, first, second, order, parent, fragment,
+        float(options.clash_weight), float(options.internal_weight),
+    )  # fmt: skip
 
 
 def diverse_best(coordinates: np.ndarray, loss: np.ndarray, count: int, min_rmsd: float) -> np.ndarray:
