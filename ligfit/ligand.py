@@ -15,6 +15,7 @@ from rdkit.Chem import AllChem, Lipinski, rdDistGeom
 
 from ligfit.errors import BadLigandError
 from ligfit.io import atomic_path
+from ligfit.runtime import thread_budget
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +323,7 @@ def _embed(mol_h: Chem.Mol, count: int, seed: int, random_coordinates: bool = Fa
     params = rdDistGeom.ETKDGv3()
     params.randomSeed = seed + 1  # in this RDKit a seed of 0 makes every conformer identical
     # pruneRmsThresh is left off: in this RDKit it keeps a single conformer when hydrogens are explicit.
-    params.numThreads = 0
+    params.numThreads = thread_budget()  # the same conformers on any number of threads; a screen worker keeps to its share
     params.useRandomCoords = random_coordinates or mol_h.GetNumAtoms() > 60
     rdDistGeom.EmbedMultipleConfs(target, numConfs=count, params=params)
     return [Chem.Conformer(conformer) for conformer in target.GetConformers()]
@@ -353,10 +354,10 @@ def mmff_properties(mol_h: Chem.Mol):
 def _minimise(mol_h: Chem.Mol) -> tuple[np.ndarray, str]:
     if AllChem.MMFFHasAllMoleculeParams(mol_h):
         force_field = AllChem.MMFFGetMoleculeForceField(mol_h, mmff_properties(mol_h), ignoreInterfragInteractions=False)
-        results = AllChem.OptimizeMoleculeConfs(mol_h, force_field, numThreads=0, maxIters=500)
+        results = AllChem.OptimizeMoleculeConfs(mol_h, force_field, numThreads=thread_budget(), maxIters=500)
         name = "MMFF94"
     elif AllChem.UFFHasAllMoleculeParams(mol_h):
-        results = AllChem.UFFOptimizeMoleculeConfs(mol_h, numThreads=0, maxIters=500)
+        results = AllChem.UFFOptimizeMoleculeConfs(mol_h, numThreads=thread_budget(), maxIters=500)
         name = "UFF"
     else:
         log.warning("no MMFF or UFF parameters for this ligand; conformers are not minimised and strain is not scored")

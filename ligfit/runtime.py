@@ -69,6 +69,14 @@ def no_progress(stage: str, done: int | None = None, total: int | None = None) -
 AUTO_DEVICE = "auto"
 
 
+def thread_budget() -> int:
+    """How many threads a stage may run on: torch's intra-op count, which every caller that shares the cores sets (a screen
+    worker: its share; ``torch_thread_pool``'s threads: one each). RDKit's conformer threads follow it too."""
+    import torch  # here: the CLI imports this module before it needs torch
+
+    return torch.get_num_threads()
+
+
 def torch_device(name: str = AUTO_DEVICE) -> torch.device:
     """The torch device ``name`` stands for ("auto": the first CUDA GPU when torch sees one, else the CPU); a BadOptionError
     for a name torch does not know or a GPU this machine does not have."""
