@@ -12,8 +12,6 @@ from scipy.spatial.transform import Rotation
 from ligfit.dock import kernel
 from ligfit.dock.options import DockingOptions
 from ligfit.dock.search import (
-    APOLAR_DISTANCE,
-    POLAR_DISTANCE,
     SHARP,
     SMOOTH,
     PoseBatch,
@@ -88,8 +86,7 @@ def test_compiled_loss_and_gradient_equal_torch(site_and_poses, channel):
         values(poses.rotation), values(poses.torsion), *_compiled_inputs(objective, poses.heavy),
     )  # fmt: skip
     # Every term is at work: density, border reads, both clash terms and internal overlaps.
-    frame_grids = site.grids[0, [channel, APOLAR_DISTANCE, POLAR_DISTANCE]]
-    assert frame_grids.shape[0] == 3 and float(loss.detach().max()) > 10 and float(loss.detach().min()) < 0
+    assert float(loss.detach().max()) > 10 and float(loss.detach().min()) < 0
     for torch_values, compiled_values in zip([loss, *gradients], compiled):
         expected = values(torch_values)
         assert np.abs(compiled_values - expected).max() <= 1e-5 * np.abs(expected).max() + 1e-5

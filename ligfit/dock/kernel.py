@@ -90,7 +90,7 @@ def _pose_loss_and_gradient(
     work: tuple,  # from _workspace: scratch arrays, reused from pose to pose
 ) -> float:
     """The pose's loss (as :func:`ligfit.dock.search.fit_loss`) and, into the ``gradient_*`` arrays, its gradient."""
-    composed, shifts, axes, turn, turned, placed, gradient, moments, forces, rigid, d_rigid, whole = work
+    composed, shifts, axes, turn, turned, placed, gradient, moments, forces, rigid, d_rigid, whole, sampled = work
     atoms = local.shape[0]
     bonds = len(order) if use_torsions else 0
     # Posing by the torsion tree: each level-ordered bond's transform composed with its parent's (fragment q + 1).
@@ -140,8 +140,7 @@ def _pose_loss_and_gradient(
         fx, fy, fz = min(max(fx, 0.0), last[0]), min(max(fy, 0.0), last[1]), min(max(fz, 0.0), last[2])
         x0, y0, z0 = int(math.floor(fx)), int(math.floor(fy)), int(math.floor(fz))
         tx, ty, tz = fx - x0, fy - y0, fz - z0
-        v0 = v1 = v2 = 0.0
-        g0x = g0y = g0z = g1x = g1y = g1z = g2x = g2y = g2z = 0.0
+        sampled[:] = 0.0  # per channel: the value and its slope along x, y, z (per voxel)
         for dx in range(2):
             xi = x0 + dx
             if xi >= nx:
@@ -158,33 +157,24 @@ def _pose_loss_and_gradient(
                         continue
                     wz, sz = (tz, 1.0) if dz else (1.0 - tz, -1.0)
                     w, ax_, ay_, az_ = wx * wy * wz, sx * wy * wz, wx * sy * wz, wx * wy * sz
-                    c0, c1, c2 = grids[0, xi, yi, zi], grids[1, xi, yi, zi], grids[2, xi, yi, zi]
-                    v0 += w * c0
-                    v1 += w * c1
-                    v2 += w * c2
-                    g0x += ax_ * c0
-                    g0y += ay_ * c0
-                    g0z += az_ * c0
-                    g1x += ax_ * c1
-                    g1y += ay_ * c1
-                    g1z += az_ * c1
-                    g2x += ax_ * c2
-                    g2y += ay_ * c2
-                    g2z += az_ * c2
+                    for channel in range(3):
+                        c = grids[channel, xi, yi, zi]
+                        sampled[channel, 0] += w * c
+                        sampled[channel, 1] += ax_ * c
+                        sampled[channel, 2] += ay_ * c
+                        sampled[channel, 3] += az_ * c
         gx = gy = gz = 0.0
         if not outside:
-            loss -= v0
-            gx, gy, gz = -g0x, -g0y, -g0z
-        over = clash[0, a] - v1
-        if over > 0.0:
-            loss += clash_weight * over * over
-            factor = -clash_weight * 2.0 * over
-            gx, gy, gz = gx + factor * g1x * kx, gy + factor * g1y * ky, gz + factor * g1z * kz
-        over = clash[1, a] - v2
-        if over > 0.0:
-            loss += clash_weight * over * over
-            factor = -clash_weight * 2.0 * over
-            gx, gy, gz = gx + factor * g2x * kx, gy + factor * g2y * ky, gz + factor * g2z * kz
+            loss -= sampled[0, 0]
+            gx, gy, gz = -sampled[0, 1], -sampled[0, 2], -sampled[0, 3]
+        for channel in range(1, 3):  # distance to protein C/S, then N/O
+            over = clash[channel - 1, a] - sampled[channel, 0]
+            if over > 0.0:
+                loss += clash_weight * over * over
+                factor = -clash_weight * 2.0 * over
+                gx += factor * sampled[channel, 1] * kx
+                gy += factor * sampled[channel, 2] * ky
+                gz += factor * sampled[channel, 3] * kz
         gradient[a, 0], gradient[a, 1], gradient[a, 2] = gx / voxel[0], gy / voxel[1], gz / voxel[2]
     for p in range(len(pair_first)):
         i, j = pair_first[p], pair_second[p]
@@ -268,7 +258,7 @@ def _workspace(atoms: int, bonds: int) -> tuple:
     return (
         composed, np.zeros((bonds + 1, 3)), np.zeros((max(bonds, 1), 3)), np.empty((3, 3)), np.empty((atoms, 3)),
         np.empty((atoms, 3)), np.empty((atoms, 3)), np.zeros((bonds + 1, 3)), np.zeros((bonds + 1, 3)), np.empty((3, 3)),
-        np.empty((3, 3, 3)), np.empty((3, 3)),
+        np.empty((3, 3, 3)), np.empty((3, 3)), np.empty((3, 4)),
     )  # fmt: skip
 
 

@@ -278,10 +278,13 @@ class Site:
 
     def compiled_grids(self, channels: tuple[int, ...]) -> np.ndarray:
         """The grids of ``channels`` as one float64 (C, nx, ny, nz) numpy array for the compiled search, made once per site."""
-        key = ("compiled", *channels)
-        if key not in self._grids_by_channels:
-            self._grids_by_channels[key] = self.grids[0, list(channels)].cpu().numpy().astype(np.float64)  # type: ignore[index]
-        return self._grids_by_channels[key]  # type: ignore[index]
+        if channels not in self._compiled_grids:
+            self._compiled_grids[channels] = self.grids[0, list(channels)].cpu().numpy().astype(np.float64)
+        return self._compiled_grids[channels]
+
+    @functools.cached_property
+    def _compiled_grids(self) -> dict[tuple[int, ...], np.ndarray]:
+        return {}
 
     def sample(self, points: torch.Tensor, channels: tuple[int, ...] = ALL_CHANNELS) -> torch.Tensor:
         """Trilinear values of the grids ``channels`` (density channels first) at points (B, N, 3) Å, float32 on the
