@@ -157,14 +157,14 @@ def em_ligand_boxes(root: Path) -> list[Case]:
                 continue
             folder = root / row["dir"]
             density = maps.read_map(folder / row["map"])
-            smiles = row["smiles"] or _ccd_smiles(row["ligand_ccd"])  # AGS has no SMILES in the index
+            smiles = row["smiles"] or ccd_smiles(row["ligand_ccd"])  # AGS has no SMILES in the index
             reference = _ligand_from_pdb(folder / row["model"], smiles)
             resolution = float(row["resolution_A"].split()[0])
             cases.append(Case(f"{row['pdb']} {row['ligand_ccd']}", density, None, smiles, reference, resolution))
     return cases
 
 
-def _ccd_smiles(code: str) -> str:
+def ccd_smiles(code: str) -> str:
     from ligfit.ligand import parse_ligand
 
     return Chem.MolToSmiles(parse_ligand(f"ccd:{code}"))

@@ -3,6 +3,7 @@ how fast is it, and does identification name the right CCD code on real maps?
 
     python benchmarks/screening.py --quick          # 3 pockets x 2 resolutions, 9 decoys each; heme + 3NZD + AGS identification
     python benchmarks/screening.py --entries 20 --decoys 99
+    python benchmarks/screening.py --real-blobs --decoys 20 --workers 1   # real maps' ligand blobs against size-matched decoys
 
 Simulated cases: a PoseBusters pocket with its deposited ligand simulated at 3.0 and 3.5 Å
 (benchmarks/cases.py: B-factor blur, occupancy 0.6–1.0, noise); the screen sees the pocket
@@ -27,6 +28,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +37,8 @@ from rdkit.DataStructs import TanimotoSimilarity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import complex_entries, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case  # noqa: E402
-from ligfit import io  # noqa: E402
+from benchmarks.cases import ccd_smiles, complex_entries, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case, xray_d2q  # noqa: E402
+from ligfit import io, maps  # noqa: E402
 from ligfit.dock import DockingOptions  # noqa: E402
 from ligfit.screen import HIT_SCORE, QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, run_identify, run_screen  # noqa: E402
 from ligfit.screen.ranking import ANALOG_SIMILARITY, call_hits, in_rank_order, skeleton_fingerprint  # noqa: E402
@@ -58,15 +60,20 @@ def decoys_for(rows: list[dict], entry: str, count: int, seed: int) -> list[tupl
     from the same pool, so a library that drew none is the one earlier runs screened.
     """
     true = next(row for row in rows if row["entry"] == entry)
-    size = int(true["lig_heavy_atoms"])
     rng = np.random.default_rng([seed, sum(map(ord, entry))])
-    others = [row for row in rows if row["ligand_ccd"] != true["ligand_ccd"] and row["lig_smiles"] != true["lig_smiles"]]
+    return size_matched_decoys(rows, true["lig_smiles"], int(true["lig_heavy_atoms"]), true["ligand_ccd"], count, rng)
+
+
+def size_matched_decoys(rows: list[dict], smiles: str, size: int, ccd: str, count: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+    """``count`` PoseBusters ligands drawn by ``rng`` within ±25 % of ``size`` heavy atoms (widened if too few), none of
+    them ``ccd``, ``smiles`` or an analog of it (:func:`decoys_for`)."""
+    others = [row for row in rows if row["ligand_ccd"] != ccd and row["lig_smiles"] != smiles]
     for width in (0.25, 0.4, 0.6, 10.0):
         pool = [row for row in others if abs(int(row["lig_heavy_atoms"]) - size) <= width * size]
         if len(pool) >= count:
             break
     chosen = [int(i) for i in rng.choice(len(pool), size=min(count, len(pool)), replace=False)]
-    skeleton = skeleton_fingerprint(true["lig_smiles"])
+    skeleton = skeleton_fingerprint(smiles)
 
     def analog(i: int) -> bool:
         other = skeleton_fingerprint(pool[i]["lig_smiles"])
@@ -255,6 +262,90 @@ def speedup(
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class RealSite:
+    """A ligand's blob in a real map: the map, the model without the ligand (None for an EM box), the ligand, and where
+    the screen looks (``blob`` or ``site`` keywords of ScreenOptions)."""
+
+    name: str
+    code: str
+    smiles: str
+    density: object
+    model: object
+    resolution: float
+    where: dict
+
+
+def real_sites(root: Path, chosen: set[str]) -> Iterator[RealSite]:
+    """EMD-3488's heme blobs (``heme1`` … ``heme4``; 5NI1 without its hemes), 3NZD's NADP(H) and D2Q sites (``3nzd``;
+    1.8 Å X-ray, both ligands removed) and the EM ligand boxes (``em``; no model), those in ``chosen``."""
+    hemes = [b for b in (1, 2, 3, 4) if f"heme{b}" in chosen]
+    if hemes:
+        density, structure, _ = hemoglobin_hemes(root)
+        heme = ccd_smiles("HEM")
+        for blob in hemes:
+            yield RealSite(f"EMD-3488 heme blob {blob}", "HEM", heme, density, structure, 3.2, {"blob": blob, "max_blobs": 1})
+    if "3nzd" in chosen:
+        folder = root / "xray" / "3NZD"
+        model = io.read_structure(folder / "3nzd.cif")
+        centres = {
+            code: np.mean(
+                [atom.pos.tolist() for chain in model[0] for residue in chain if residue.name == code for atom in residue], axis=0
+            )
+            for code in ("NDP", "D2Q")
+        }
+        for code in centres:
+            io.remove_residues(model, code)
+        model.remove_waters()
+        model.remove_empty_chains()
+        xray = maps.read_map(folder / "3nzd.ccp4.gz", around=io.heavy_atoms(model).coordinates)
+        names = {"NDP": "3NZD NADP(H)", "D2Q": "3NZD D2Q"}
+        smiles = {"NDP": ccd_smiles("NDP"), "D2Q": xray_d2q(root).smiles}
+        for code, centre in centres.items():
+            site = ",".join(f"{v:.2f}" for v in centre)
+            yield RealSite(names[code], code, smiles[code], xray, model, 1.8, {"site": site, "max_blobs": 1})
+    for case in em_ligand_boxes(root) if "em" in chosen else []:  # no model: no size estimate, so every ligand is docked (slow)
+        centre = Chem.RemoveHs(case.reference).GetConformer().GetPositions().mean(axis=0)
+        site = ",".join(f"{v:.2f}" for v in centre)
+        yield RealSite(f"{case.name} (EM box)", case.name.split()[1], case.smiles, case.density, None, case.resolution, {"site": site})
+
+
+def real_blobs(
+    root: Path, rows: list[dict], decoys: int, seed: int, workers: int, docking: DockingOptions, dump: Path | None
+) -> list[dict]:
+    """Every real site of :func:`real_sites` screened with its true ligand + ``decoys`` size-matched PoseBusters decoys
+    (:func:`size_matched_decoys`), judged as the simulated cases are (:func:`judge`)."""
+    cases = []
+    for site in real_sites(root, {"heme1", "heme2", "heme3", "heme4", "3nzd", "em"}):
+        name = f"{site.name}@{site.resolution:g}"  # split by resolution in the table, as the simulated cases are
+        size = Chem.MolFromSmiles(site.smiles).GetNumHeavyAtoms()
+        rng = np.random.default_rng([seed, sum(map(ord, site.name))])
+        library = [("TRUE", site.smiles), *size_matched_decoys(rows, site.smiles, size, site.code, decoys, rng)]
+        start = time.perf_counter()
+        options = ScreenOptions(resolution=site.resolution, seed=seed, docking=docking, **site.where)
+        result = run_screen(site.density, site.model, library, options, workers=workers)
+        if dump is not None:
+            with open(dump, "a") as handle:
+                for row in result.rows:
+                    record = {
+                        "case": name,
+                        "entry": site.code,
+                        "resolution": site.resolution,
+                        "seed": seed,
+                        "true": row["name"] == "TRUE",
+                        **row,
+                    }
+                    handle.write(json.dumps(record, default=str) + "\n")
+        case = {"case": name, "ligands": len(result.rows), "wall_s": round(time.perf_counter() - start, 1), **judge(result.rows)}
+        print(
+            f"  {name}: true rank {case['true_rank']} (fit {case['true_fit']}, margin {case['true_margin']}, hit {case['true_hit']}); "
+            f"decoys alone: best fit {case['best_decoy_fit']:.2f}, none fits {case['decoys_only_none_fits']}; {case['wall_s']} s",
+            flush=True,
+        )
+        cases.append(case)
+    return cases
+
+
 def identification(
     root: Path,
     quick: bool,
@@ -317,46 +408,15 @@ def identification(
             print(f"    {line}", flush=True)
         clock[0] = time.perf_counter()
 
-    hemes = [b for b in (1, 2, 3, 4) if f"heme{b}" in chosen]
-    density, structure, _ = hemoglobin_hemes(root) if hemes else (None, None, None)
-    for blob in hemes:
-        result = run_identify(density, structure, ScreenOptions(resolution=3.2, blob=blob, max_blobs=1, docking=docking), workers=workers)
-        record(f"EMD-3488 heme blob {blob}", "HEM", result)
-
-    if "3nzd" in chosen:
-        folder = root / "xray" / "3NZD"
-        model = io.read_structure(folder / "3nzd.cif")
-        ndp = [residue for chain in model[0] for residue in chain if residue.name == "NDP"][0]
-        centre = np.mean([atom.pos.tolist() for atom in ndp], axis=0)
-        for name in ("NDP", "D2Q"):
-            io.remove_residues(model, name)
-        model.remove_waters()
-        model.remove_empty_chains()
-        from ligfit import maps
-
-        xray = maps.read_map(folder / "3nzd.ccp4.gz", around=io.heavy_atoms(model).coordinates)
-        site = ",".join(f"{v:.2f}" for v in centre)
-        record(
-            "3NZD NADP(H)",
-            "NDP",
-            run_identify(xray, model, ScreenOptions(resolution=1.8, site=site, max_blobs=1, docking=docking), workers=workers),
-        )
-
     library_codes = {
         row.split(",")[0]
         for row in (Path(__file__).resolve().parent.parent / "ligfit/screen/common_ligands.csv").read_text().splitlines()[1:]
     }
-    for case in em_ligand_boxes(root) if "em" in chosen else []:  # no model: no size estimate, so every ligand is docked (slow)
-        code = case.name.split()[1]
-        if code not in library_codes:
+    for site in real_sites(root, chosen):
+        if site.code not in library_codes:  # D2Q, 3NZD's inhibitor, and most EM boxes' ligands are not common ligands
             continue
-        centre = Chem.RemoveHs(case.reference).GetConformer().GetPositions().mean(axis=0)
-        site = ",".join(f"{v:.2f}" for v in centre)
-        record(
-            f"{case.name} (EM box)",
-            code,
-            run_identify(case.density, None, ScreenOptions(resolution=case.resolution, site=site, docking=docking), workers=workers),
-        )
+        options = ScreenOptions(resolution=site.resolution, docking=docking, **site.where)
+        record(site.name, site.code, run_identify(site.density, site.model, options, workers=workers))
     return results
 
 
@@ -455,6 +515,11 @@ def main() -> None:
         "--device", default=DockingOptions.device, help="where each ligand's docking search runs: auto, cpu, cuda (default: %(default)s)"
     )
     parser.add_argument("--workers-ratio", action="store_true", help="only the paired 1- vs 2-worker timing on one library")
+    parser.add_argument(
+        "--real-blobs",
+        action="store_true",
+        help="only the real maps' ligand blobs (hemes, 3NZD, EM boxes), each screened with its ligand + --decoys size-matched decoys",
+    )
     args = parser.parse_args()
     args.docking_options = docking = dataclasses.replace(DOCKING[args.docking], device=args.device)
     root = data_root()
@@ -472,6 +537,14 @@ def main() -> None:
         skip |= {"screen", "speed"}
     if args.workers_ratio:
         skip |= {"screen", "identify"}
+
+    if args.real_blobs:
+        real = real_blobs(root, rows, args.decoys, args.seed, args.workers, docking, args.dump_rows)
+        write_csv(RESULTS / "screening_real_blobs.csv", real)
+        print(f"\nreal blobs, true ligand + {args.decoys} size-matched decoys (the decoy-only verdict from the same rows):")
+        print_table([("real blobs", real)], f"true + {args.decoys}")
+        print_reliability(real)
+        return
 
     if args.rows_from is not None:
         groups = [(path.name, cases_from_rows(path, args.docking_choice)) for path in args.rows_from]
