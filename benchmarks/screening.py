@@ -37,7 +37,15 @@ from rdkit.DataStructs import TanimotoSimilarity
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.cases import ccd_smiles, complex_entries, data_root, em_ligand_boxes, hemoglobin_hemes, simulated_case, xray_d2q  # noqa: E402
+from benchmarks.cases import (  # noqa: E402
+    ccd_smiles,
+    complex_entries,
+    data_root,
+    em_ligand_boxes,
+    hemoglobin_hemes,
+    residues_as_mols,
+    simulated_case,
+)
 from ligfit import io, maps  # noqa: E402
 from ligfit.dock import DockingOptions  # noqa: E402
 from ligfit.screen import HIT_SCORE, QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, run_identify, run_screen  # noqa: E402
@@ -294,13 +302,13 @@ def real_sites(root: Path, chosen: set[str]) -> Iterator[RealSite]:
             )
             for code in ("NDP", "D2Q")
         }
+        smiles = {"NDP": ccd_smiles("NDP"), "D2Q": Chem.MolToSmiles(residues_as_mols(model, "D2Q")[0])}  # as xray_d2q's
         for code in centres:
             io.remove_residues(model, code)
         model.remove_waters()
         model.remove_empty_chains()
         xray = maps.read_map(folder / "3nzd.ccp4.gz", around=io.heavy_atoms(model).coordinates)
         names = {"NDP": "3NZD NADP(H)", "D2Q": "3NZD D2Q"}
-        smiles = {"NDP": ccd_smiles("NDP"), "D2Q": xray_d2q(root).smiles}
         for code, centre in centres.items():
             site = ",".join(f"{v:.2f}" for v in centre)
             yield RealSite(names[code], code, smiles[code], xray, model, 1.8, {"site": site, "max_blobs": 1})
