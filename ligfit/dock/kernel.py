@@ -31,33 +31,34 @@ def _axis_rotation(ux: float, uy: float, uz: float, angle: float, out: np.ndarra
 
 
 @njit(cache=True, nogil=True)
-def _rodrigues_with_derivatives(vector: np.ndarray, rotation: np.ndarray, derivatives: np.ndarray) -> None:
+def _rodrigues_with_derivatives(vector: np.ndarray, rotation: np.ndarray, derivatives: np.ndarray, scratch: tuple) -> None:
     """``rotation`` ← R(v) for a rotation vector (torch's ``rotation_matrices``, angle √(|v|² + 1e-12)) and
-    ``derivatives[m]`` ← ∂R/∂v_m."""
+    ``derivatives[m]`` ← ∂R/∂v_m; ``scratch`` from :func:`_workspace` (nothing is allocated per call)."""
+    unit, k, k2, dk, d_unit, left, right = scratch
     angle = math.sqrt(vector[0] ** 2 + vector[1] ** 2 + vector[2] ** 2 + 1e-12)
-    unit = vector / angle
+    for i in range(3):
+        unit[i] = vector[i] / angle
     s, c = math.sin(angle), math.cos(angle)
-    k = np.empty((3, 3))
     k[0, 0], k[0, 1], k[0, 2] = 0.0, -unit[2], unit[1]
     k[1, 0], k[1, 1], k[1, 2] = unit[2], 0.0, -unit[0]
     k[2, 0], k[2, 1], k[2, 2] = -unit[1], unit[0], 0.0
-    k2 = k @ k
+    np.dot(k, k, k2)
     for i in range(3):
         for j in range(3):
             rotation[i, j] = (1.0 if i == j else 0.0) + s * k[i, j] + (1.0 - c) * k2[i, j]
-    dk = np.empty((3, 3))
     for m in range(3):
         d_angle = vector[m] / angle
-        d_unit = np.empty(3)
         for i in range(3):
             d_unit[i] = ((1.0 if i == m else 0.0) - unit[i] * unit[m]) / angle
         dk[0, 0], dk[0, 1], dk[0, 2] = 0.0, -d_unit[2], d_unit[1]
         dk[1, 0], dk[1, 1], dk[1, 2] = d_unit[2], 0.0, -d_unit[0]
         dk[2, 0], dk[2, 1], dk[2, 2] = -d_unit[1], d_unit[0], 0.0
-        d_square = dk @ k + k @ dk
+        np.dot(dk, k, left)
+        np.dot(k, dk, right)
         for i in range(3):
             for j in range(3):
-                derivatives[m, i, j] = c * d_angle * k[i, j] + s * dk[i, j] + s * d_angle * k2[i, j] + (1.0 - c) * d_square[i, j]
+                d_square = left[i, j] + right[i, j]
+                derivatives[m, i, j] = c * d_angle * k[i, j] + s * dk[i, j] + s * d_angle * k2[i, j] + (1.0 - c) * d_square
 
 
 @njit(cache=True, nogil=True)
@@ -90,7 +91,7 @@ def _pose_loss_and_gradient(
     work: tuple,  # from _workspace: scratch arrays, reused from pose to pose
 ) -> float:
     """The pose's loss (as :func:`ligfit.dock.search.fit_loss`) and, into the ``gradient_*`` arrays, its gradient."""
-    composed, shifts, axes, turn, turned, placed, gradient, moments, forces, rigid, d_rigid, whole, sampled = work
+    composed, shifts, axes, turn, turned, placed, gradient, moments, forces, rigid, d_rigid, whole, sampled, by_whole, rodrigues = work
     atoms = local.shape[0]
     bonds = len(order) if use_torsions else 0
     # Posing by the torsion tree: each level-ordered bond's transform composed with its parent's (fragment q + 1).
@@ -118,7 +119,7 @@ def _pose_loss_and_gradient(
                 composed[f, i, 0] * local[a, 0] + composed[f, i, 1] * local[a, 1] + composed[f, i, 2] * local[a, 2] + shifts[f, i]
             )
     # The rigid body.
-    _rodrigues_with_derivatives(rotation, rigid, d_rigid)
+    _rodrigues_with_derivatives(rotation, rigid, d_rigid, rodrigues)
     for i in range(3):
         for j in range(3):
             whole[i, j] = rigid[i, 0] * rotation0[0, j] + rigid[i, 1] * rotation0[1, j] + rigid[i, 2] * rotation0[2, j]
@@ -191,7 +192,7 @@ def _pose_loss_and_gradient(
             gradient[j, 1] -= factor * dy
             gradient[j, 2] -= factor * dz
     # Back through the rigid body: translation, rotation vector, and the gradient in the turned frame.
-    by_whole = np.zeros((3, 3))
+    by_whole[:] = 0.0
     for i in range(3):
         gradient_translation[i] = 0.0
     for a in range(atoms):
@@ -251,14 +252,16 @@ def _pose_loss_and_gradient(
 
 @njit(cache=True, nogil=True)
 def _workspace(atoms: int, bonds: int) -> tuple:
-    """Scratch arrays for :func:`_pose_loss_and_gradient` (fragment 0's transform: the identity, never written)."""
+    """Scratch arrays for :func:`_pose_loss_and_gradient` and its :func:`_rodrigues_with_derivatives`, made once per lane
+    (fragment 0's transform: the identity, never written)."""
     composed = np.zeros((bonds + 1, 3, 3))
     for i in range(3):
         composed[0, i, i] = 1.0
     return (
         composed, np.zeros((bonds + 1, 3)), np.zeros((max(bonds, 1), 3)), np.empty((3, 3)), np.empty((atoms, 3)),
         np.empty((atoms, 3)), np.empty((atoms, 3)), np.zeros((bonds + 1, 3)), np.zeros((bonds + 1, 3)), np.empty((3, 3)),
-        np.empty((3, 3, 3)), np.empty((3, 3)), np.empty((3, 4)),
+        np.empty((3, 3, 3)), np.empty((3, 3)), np.empty((3, 4)), np.empty((3, 3)),
+        (np.empty(3), np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3)), np.empty(3), np.empty((3, 3)), np.empty((3, 3))),
     )  # fmt: skip
 
 
