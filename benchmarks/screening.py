@@ -96,6 +96,15 @@ def size_matched_decoys(rows: list[dict], smiles: str, size: int, ccd: str, coun
     return [(f"decoy_{pool[i]['ligand_ccd']}", pool[i]["lig_smiles"]) for i in sorted(kept)]
 
 
+def dump_rows(dump: Path, rows: list[dict], **case) -> None:
+    """Append a library's rows (with their poses) to the JSON-lines file ``dump``, each with ``case``'s fields and
+    whether it is the true ligand: what ``--rows-from`` judges again."""
+    dump.parent.mkdir(parents=True, exist_ok=True)
+    with open(dump, "a") as handle:
+        for row in rows:
+            handle.write(json.dumps({**case, "true": row["name"] == "TRUE", **row}, default=str) + "\n")
+
+
 def screen_case(
     root: Path,
     rows: list[dict],
@@ -117,11 +126,7 @@ def screen_case(
     wall = time.perf_counter() - start
     docked = sum(1 for row in result.rows if row.get("status") == "ok")
     if dump is not None:  # every row with its pose, for designing the "none fits" rule offline (--rows-from)
-        dump.parent.mkdir(parents=True, exist_ok=True)
-        with open(dump, "a") as handle:
-            for row in result.rows:
-                record = {"case": case.name, "entry": entry, "resolution": resolution, "seed": seed, "true": row["name"] == "TRUE", **row}
-                handle.write(json.dumps(record, default=str) + "\n")
+        dump_rows(dump, result.rows, case=case.name, entry=entry, resolution=resolution, seed=seed)
     return {
         "case": case.name,
         "ligands": len(result.rows),
@@ -333,17 +338,7 @@ def real_blobs(
         options = ScreenOptions(resolution=site.resolution, seed=seed, docking=docking, **site.where)
         result = run_screen(site.density, site.model, library, options, workers=workers)
         if dump is not None:
-            with open(dump, "a") as handle:
-                for row in result.rows:
-                    record = {
-                        "case": name,
-                        "entry": site.code,
-                        "resolution": site.resolution,
-                        "seed": seed,
-                        "true": row["name"] == "TRUE",
-                        **row,
-                    }
-                    handle.write(json.dumps(record, default=str) + "\n")
+            dump_rows(dump, result.rows, case=name, entry=site.code, resolution=site.resolution, seed=seed)
         case = {"case": name, "ligands": len(result.rows), "wall_s": round(time.perf_counter() - start, 1), **judge(result.rows)}
         print(
             f"  {name}: true rank {case['true_rank']} (fit {case['true_fit']}, margin {case['true_margin']}, hit {case['true_hit']}); "
