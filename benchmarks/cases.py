@@ -195,13 +195,22 @@ def _ligand_from_pdb(path: Path, smiles: str) -> Chem.Mol:
 
 def xray_d2q(root: Path) -> Case:
     """D2Q in 3NZD: real 1.8 Å 2mFo-DFc density, model minus D2Q (NADPH kept)."""
+    deposited, structure, density = xray_3nzd(root, ("D2Q",))
+    reference = _residue_as_mol(deposited, "D2Q")
+    return Case("3NZD D2Q", density, structure, Chem.MolToSmiles(reference), reference, 1.8)
+
+
+def xray_3nzd(root: Path, removed: tuple[str, ...]) -> tuple[gemmi.Structure, gemmi.Structure, DensityMap]:
+    """3NZD as deposited, its model without the ``removed`` residues and waters, and the real 1.8 Å 2mFo-DFc map
+    read around that model."""
     folder = root / "xray" / "3NZD"
-    structure = io.read_structure(folder / "3nzd.cif")
-    reference = _residue_as_mol(structure, "D2Q")
-    io.remove_residues(structure, "D2Q")
+    deposited = io.read_structure(folder / "3nzd.cif")
+    structure = deposited.clone()
+    for name in removed:
+        io.remove_residues(structure, name)
     _remove_waters(structure)
     density = maps.read_map(folder / "3nzd.ccp4.gz", around=io.heavy_atoms(structure).coordinates)
-    return Case("3NZD D2Q", density, structure, Chem.MolToSmiles(reference), reference, 1.8)
+    return deposited, structure, density
 
 
 def hemoglobin_hemes(root: Path, model: str = "5NI1") -> tuple[DensityMap, gemmi.Structure, dict[str, list[Chem.Mol]]]:

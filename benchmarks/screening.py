@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import gemmi
 import numpy as np
 from rdkit import Chem
 from rdkit.DataStructs import TanimotoSimilarity
@@ -45,9 +46,10 @@ from benchmarks.cases import (  # noqa: E402
     hemoglobin_hemes,
     residues_as_mols,
     simulated_case,
+    xray_3nzd,
 )
-from ligfit import io, maps  # noqa: E402
 from ligfit.dock import DockingOptions  # noqa: E402
+from ligfit.maps import DensityMap  # noqa: E402
 from ligfit.screen import HIT_SCORE, QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, run_identify, run_screen  # noqa: E402
 from ligfit.screen.ranking import ANALOG_SIMILARITY, call_hits, in_rank_order, skeleton_fingerprint  # noqa: E402
 
@@ -283,8 +285,8 @@ class RealSite:
     name: str
     code: str
     smiles: str
-    density: object
-    model: object
+    density: DensityMap
+    model: gemmi.Structure | None
     resolution: float
     where: dict
 
@@ -299,20 +301,14 @@ def real_sites(root: Path, chosen: set[str]) -> Iterator[RealSite]:
         for blob in hemes:
             yield RealSite(f"EMD-3488 heme blob {blob}", "HEM", heme, density, structure, 3.2, {"blob": blob, "max_blobs": 1})
     if "3nzd" in chosen:
-        folder = root / "xray" / "3NZD"
-        model = io.read_structure(folder / "3nzd.cif")
+        deposited, model, xray = xray_3nzd(root, ("NDP", "D2Q"))
         centres = {
             code: np.mean(
-                [atom.pos.tolist() for chain in model[0] for residue in chain if residue.name == code for atom in residue], axis=0
+                [atom.pos.tolist() for chain in deposited[0] for residue in chain if residue.name == code for atom in residue], axis=0
             )
             for code in ("NDP", "D2Q")
         }
-        smiles = {"NDP": ccd_smiles("NDP"), "D2Q": Chem.MolToSmiles(residues_as_mols(model, "D2Q")[0])}  # as xray_d2q's
-        for code in centres:
-            io.remove_residues(model, code)
-        model.remove_waters()
-        model.remove_empty_chains()
-        xray = maps.read_map(folder / "3nzd.ccp4.gz", around=io.heavy_atoms(model).coordinates)
+        smiles = {"NDP": ccd_smiles("NDP"), "D2Q": Chem.MolToSmiles(residues_as_mols(deposited, "D2Q")[0])}  # as xray_d2q's
         names = {"NDP": "3NZD NADP(H)", "D2Q": "3NZD D2Q"}
         for code, centre in centres.items():
             site = ",".join(f"{v:.2f}" for v in centre)
