@@ -70,7 +70,7 @@ def build(
     distinct blobs (e.g. one per subunit), or ``"auto"``: one in every blob whose density
     supports the ligand. ``max_conformers``: the ligand's conformer ensemble (None: 10 + 6 per rotatable
     bond, at most 60, as 16 CPU-seconds of embedding allow; docking turns rotatable bonds, not rings, so a
-    macrocycle needs more). ``templates``: a template library folder (default: the shipped one;
+    macrocycle gets 150 and a budget to match). ``templates``: a template library folder (default: the shipped one;
     ``use_templates=False`` docks from the density alone). ``refine``: refine ligand and pocket
     against the map in OpenMM (``refinement`` sets how). ``parameter_cache``: a
     :class:`LigandParameterCache` shared across calls, so a screen parametrises each ligand once.

@@ -272,7 +272,7 @@ def _add_build(commands: argparse._SubParsersAction) -> None:
         default=BuildOptions.max_conformers,
         metavar="N",
         help="ligand conformers to dock from (default: 10 + 6 per rotatable bond, at most 60, as 16 CPU-seconds of embedding "
-        "allow); docking turns rotatable bonds but not rings, so give a macrocycle more, e.g. 300",
+        "allow; a macrocycle, whose ring docking does not turn, 150 with the budget raised to match)",
     )
     build.add_argument(
         "--templates",

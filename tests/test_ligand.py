@@ -68,6 +68,40 @@ def test_more_conformers_asked_for_get_a_larger_embedding_budget(monkeypatch):
         assert requested == expected, asked
 
 
+def test_a_macrocycle_is_embedded_with_its_own_count_and_budget(monkeypatch):
+    """A flexible ring of 12 or more atoms (FK506's 21) makes a macrocycle, fused small rings and a porphyrin do not.
+    A macrocycle asks ETKDG for MACROCYCLE_CONFORMERS with the budget raised to match (a clock charges the first batch
+    of eight 80 CPU-s, so the default budget of 16 would allow none more); a count asked for explicitly is kept (eight
+    charged 8 CPU-s)."""
+    import itertools
+
+    import ligfit.ligand as ligand_module
+
+    fk506 = "C=CC[C@@H]1/C=C(\\C)C[C@H](C)C[C@H](OC)[C@H]2O[C@@](O)(C(=O)C(=O)N3CCCC[C@H]3C(=O)O[C@H](/C(C)=C/[C@@H]3CC[C@@H](O)[C@H](OC)C3)[C@H](C)[C@@H](O)CC1=O)[C@H](OC)C[C@@H]2C"
+    lactone = "O=C1CCCCCCCCCCCO1"  # 13-membered ring, no rotatable bond
+    assert ligand_module.is_macrocycle(Chem.MolFromSmiles(fk506))
+    assert ligand_module.is_macrocycle(Chem.MolFromSmiles(lactone))
+    porphine = "c1cc2cc3ccc(cc4ccc(cc5ccc(cc1n2)[nH]5)n4)[nH]3"  # a 16-atom ring, but conjugated: rigid
+    for rigid in ("C1CCC2CCCCC2C1", "c1ccc2ccccc2c1", "C1CCCCCCCCC1", porphine):  # decalin, naphthalene, cyclodecane
+        assert not ligand_module.is_macrocycle(Chem.MolFromSmiles(rigid)), rigid
+    mol = Chem.MolFromSmiles(lactone)
+    default = ligand_module.conformer_count(len(ligand_module.rotatable_bonds(Chem.AddHs(mol))))
+    budget = 16.0 * ligand_module.MACROCYCLE_CONFORMERS / default  # CPU-s
+    embed = ligand_module._embed
+    for asked, first_batch, expected in ((None, 80.0, [8, int((budget - 80.0) / 10.0)]), (20, 8.0, [8, 12])):
+        requested: list[int] = []
+        clock = itertools.chain([0.0, first_batch], itertools.repeat(first_batch))
+        monkeypatch.setattr(ligand_module.time, "process_time", lambda clock=clock: next(clock))
+        monkeypatch.setattr(
+            ligand_module,
+            "_embed",
+            lambda mol_h, count, seed, requested=requested, **kw: requested.append(count) or embed(mol_h, min(count, 8), seed, **kw),
+        )
+        ligand_module.generate_conformers(mol, max_conformers=asked)
+        monkeypatch.undo()
+        assert requested == expected, asked
+
+
 def test_ccd_codes_and_sdf_files_load(data):
     assert load_ligand("ATP").heavy_atom_count == 31
     assert parse_ligand("ccd:HEM").GetNumHeavyAtoms() == 43
