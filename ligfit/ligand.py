@@ -297,7 +297,7 @@ def is_macrocycle(mol: Chem.Mol) -> bool:
     """Whether ``mol`` has a flexible ring of :data:`MACROCYCLE_RING_SIZE` or more atoms.
 
     Flexible: at least three of the ring's bonds are single, not aromatic and in no smaller ring, so its conformation
-    can change (FK506, cyclic dinucleotides); a porphyrin's or corrin's conjugated ring cannot and needs no more conformers.
+    can change (FK506, cyclic dinucleotides); a porphyrin's conjugated ring (a heme's) cannot and needs no more conformers.
     """
     Chem.GetSymmSSSR(mol)  # makes sure ring information exists, e.g. for a molecule built without sanitising
     rings = mol.GetRingInfo()
