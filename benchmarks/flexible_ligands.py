@@ -3,7 +3,7 @@
     python benchmarks/flexible_ligands.py --quick                 # 7D0P (propionyl-CoA) at 3 and 3.5 Å
     python benchmarks/flexible_ligands.py --resolutions 3.0       # the eight DEFAULT_ENTRIES at 3 Å
     python benchmarks/flexible_ligands.py --all                   # every entry with ≥ 12 rotatable bonds (37)
-    python benchmarks/flexible_ligands.py --macrocycles --resolutions 3.0 3.5   # every entry with a ring of ≥ 12 atoms (10)
+    python benchmarks/flexible_ligands.py --macrocycles --resolutions 3.0 3.5   # every macrocycle (a flexible ring of ≥ 12 atoms: 10)
 
 Runs ``ligfit.build`` on each simulated pocket exactly as benchmarks/ligand_placement.py does (deposited protein
 model, SMILES, symmetry-corrected RMSD to the deposited ligand), prints a Markdown table and writes a CSV to
@@ -39,7 +39,7 @@ def flexible_entries(root: Path, min_rotatable: int = 12) -> list[str]:
 
 
 def macrocycle_entries(root: Path) -> list[str]:
-    """Every PoseBusters entry whose ligand has a ring of at least ``ligfit.ligand.MACROCYCLE_RING_SIZE`` atoms."""
+    """Every PoseBusters entry whose ligand is a macrocycle (``ligfit.ligand.is_macrocycle``: a flexible ring of ≥ 12 atoms)."""
     from ligfit.ligand import is_macrocycle, parse_ligand
 
     return [row["entry"] for row in complex_entries(root) if is_macrocycle(parse_ligand(row["lig_smiles"]))]
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="7D0P_1VU at 3 and 3.5 Å only")
     parser.add_argument("--entries", nargs="+", default=None)
     parser.add_argument("--all", action="store_true", help="every PoseBusters entry with ≥ 12 rotatable bonds")
-    parser.add_argument("--macrocycles", action="store_true", help="every PoseBusters entry whose ligand has a ring of ≥ 12 atoms")
+    parser.add_argument("--macrocycles", action="store_true", help="every PoseBusters entry whose ligand has a flexible ring of ≥ 12 atoms")
     parser.add_argument("--resolutions", type=float, nargs="+", default=[3.0])
     parser.add_argument("--seed", type=int, default=3, help="seed of the simulated map (3: the screening split where 7D0P failed)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "flexible_ligands.csv")
