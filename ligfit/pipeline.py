@@ -16,7 +16,7 @@ from ligfit import checks, io, maps, segment
 from ligfit.dock import DockingOptions, DockingResult, dock
 from ligfit.errors import BadModelError, BadOptionError, LigfitError
 from ligfit.io import AtomTable
-from ligfit.ligand import Ligand, load_ligand, parse_ligand, rotatable_bonds
+from ligfit.ligand import MACROCYCLE_CONFORMERS, Ligand, is_macrocycle, load_ligand, parse_ligand, rotatable_bonds
 from ligfit.maps import DensityMap, MapSource
 from ligfit.measures import expected_q_score, q_scores
 from ligfit.predicted import fit_model, needs_fitting, plddt
@@ -203,6 +203,8 @@ def run_build(
     else:
         parsed = parse_ligand(ligand)
         check_dockable(parsed, _describe_source(ligand))
+        if options.max_conformers is None and is_macrocycle(parsed):
+            progress(f"the ligand is a macrocycle: embedding {MACROCYCLE_CONFORMERS} conformers, since docking does not turn its ring")
         prepared = load_ligand(
             parsed, name=options.ligand_name, protonation=options.protonation, max_conformers=options.max_conformers, seed=options.seed
         )

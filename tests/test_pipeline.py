@@ -216,3 +216,28 @@ def test_a_map_much_larger_than_the_model_is_worked_on_around_the_model(referenc
     assert np.prod(region["grid"]) < 0.3 * np.prod(padded.shape)
     assert result.density_map.shape == tuple(region["grid"])
     assert ligand_rmsd(heavy_atom_mol(result.ligand, result.best_pose.coordinates), reference) <= 2.0
+
+
+def test_a_macrocycle_is_announced_before_its_larger_ensemble_is_made():
+    """Build says why a macrocycle takes longer (150 conformers), and only when no count was asked for."""
+
+    class Heard(Exception):
+        pass
+
+    def listen(stage, done=None, total=None):
+        if "macrocycle" in stage:
+            raise Heard(stage)
+
+    lactone = "O=C1CCCCCCCCCCCO1"  # a 13-atom ring
+    with pytest.raises(Heard, match="150 conformers"):
+        run_build(
+            str(EXAMPLE / "map.mrc"),
+            lactone,
+            str(EXAMPLE / "protein.pdb"),
+            dataclasses.replace(FAST_BUILD, max_conformers=None),
+            progress=listen,
+        )
+    heard: list[str] = []
+    options = dataclasses.replace(FAST_BUILD, max_conformers=4)
+    run_build(str(EXAMPLE / "map.mrc"), lactone, str(EXAMPLE / "protein.pdb"), options, progress=lambda stage, *_: heard.append(stage))
+    assert heard and not any("macrocycle" in stage for stage in heard)
