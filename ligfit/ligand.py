@@ -301,20 +301,14 @@ def is_macrocycle(mol: Chem.Mol) -> bool:
     """
     Chem.GetSymmSSSR(mol)  # makes sure ring information exists, e.g. for a molecule built without sanitising
     rings = mol.GetRingInfo()
-    for bond_ring in rings.BondRings():
-        if len(bond_ring) < MACROCYCLE_RING_SIZE:
-            continue
-        free = 0
-        for index in bond_ring:
-            bond = mol.GetBondWithIdx(index)
-            free += (
-                bond.GetBondType() == Chem.BondType.SINGLE
-                and not bond.GetIsAromatic()
-                and rings.MinBondRingSize(index) >= MACROCYCLE_RING_SIZE
-            )
-        if free >= 3:
-            return True
-    return False
+
+    def free(index: int) -> bool:
+        bond = mol.GetBondWithIdx(index)
+        return (
+            bond.GetBondType() == Chem.BondType.SINGLE and not bond.GetIsAromatic() and rings.MinBondRingSize(index) >= MACROCYCLE_RING_SIZE
+        )
+
+    return any(len(ring) >= MACROCYCLE_RING_SIZE and sum(map(free, ring)) >= 3 for ring in rings.BondRings())
 
 
 def generate_conformers(
