@@ -4,6 +4,7 @@ how fast is it, and does identification name the right CCD code on real maps?
     python benchmarks/screening.py --quick          # 3 pockets x 2 resolutions, 9 decoys each; heme + 3NZD + AGS identification
     python benchmarks/screening.py --entries 20 --decoys 99
     python benchmarks/screening.py --real-blobs --decoys 20 --workers 1   # real maps' ligand blobs against size-matched decoys
+    python benchmarks/screening.py --macrocycles --decoys 20 --seed 1 --workers 1 --skip speed identify   # the ten macrocycles
 
 Simulated cases: a PoseBusters pocket with its deposited ligand simulated at 3.0 and 3.5 Å
 (benchmarks/cases.py: B-factor blur, occupancy 0.6–1.0, noise); the screen sees the pocket
@@ -48,6 +49,7 @@ from benchmarks.cases import (  # noqa: E402
     simulated_case,
     xray_3nzd,
 )
+from benchmarks.flexible_ligands import macrocycle_entries  # noqa: E402
 from ligfit.dock import DockingOptions  # noqa: E402
 from ligfit.maps import DensityMap  # noqa: E402
 from ligfit.screen import HIT_SCORE, QUICK_SCREEN_DOCKING, SCREEN_DOCKING, ScreenOptions, run_identify, run_screen  # noqa: E402
@@ -484,6 +486,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 pockets at 3.0 and 3.5 Å with 9 decoys, 1 heme, 3NZD")
     parser.add_argument("--entries", type=int, default=20, help="PoseBusters pockets reported (default 20)")
+    parser.add_argument(
+        "--macrocycles", action="store_true", help="the pockets whose true ligand is a macrocycle (is_macrocycle: 10), not a seed's draw"
+    )
     parser.add_argument("--calibration-entries", type=int, default=0, help="more pockets, screened and reported as a separate split")
     parser.add_argument("--calibration-decoys", type=int, default=0, help="decoys per calibration library (default: --decoys)")
     parser.add_argument("--identify-all", action="store_true", help="identification on all 4 hemes and the EM boxes too (slow)")
@@ -528,7 +533,7 @@ def main() -> None:
     count, args.decoys_used = (3, 9) if args.quick else (args.entries, args.decoys)
     exclude = list(args.exclude) + (earlier_splits(rows, args.seed, count) if args.disjoint else [])
     order = split_order(rows, args.seed, exclude)
-    entries = order[:count]
+    entries = macrocycle_entries(root) if args.macrocycles else order[:count]
     calibration = order[count : count + args.calibration_entries]  # disjoint from the reported entries
     suffix = "_quick" if args.quick else ""
     skip = set(args.skip)

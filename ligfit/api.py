@@ -287,6 +287,8 @@ def screen(
     Each ligand gets ``build``'s docking search; ``quick``: about a quarter of it (twice as fast,
     more true ligands missed), ``docking``: settings of your own. ``device``: where the docking search runs
     (``auto``, ``cpu``, ``cuda``, ``cuda:N``; None: the docking settings' own, ``auto`` unless set there).
+    ``max_conformers``: conformers per ligand (at least 24 with 9–13 rotatable bonds and 48 for a macrocycle, which takes
+    about three times as long; None: build's count for every ligand).
     """
     from ligfit.screen import QUICK_SCREEN_DOCKING, SCREEN_DOCKING, run_screen
 
