@@ -55,9 +55,10 @@ def test_more_conformers_let_a_flexible_true_ligand_fit_its_blob(data):
     assert now.rows[0]["fit_score"] >= 0.35, now.table()
 
 
-def test_a_macrocycle_is_screened_with_enough_ring_conformations_to_fit_its_blob(data):
-    """7B0E's cyclic di-GMP (C2E) at 3 Å: with the 8 conformers its two rotatable bonds gave it, the ring never took the
-    deposited shape (fit 0.54, behind a decoy at 0.58); with the screen's macrocycle count (48) it fits at 0.73."""
+def test_a_macrocycle_is_screened_with_enough_conformers_to_fit_its_blob(data):
+    """7B0E's cyclic di-GMP (C2E) at 3 Å: of the 8 conformers its two rotatable bonds gave it, the closest lay 1.38 Å
+    from the deposited ligand (fit 0.54, behind a decoy at 0.58); with the screen's macrocycle count (48) 0.94 Å, and
+    it fits at 0.73."""
     from benchmarks.cases import simulated_case
 
     case = simulated_case(data, "7B0E_C2E", 3.0, seed=1)
