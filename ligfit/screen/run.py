@@ -111,6 +111,7 @@ RANKING_COLUMNS = (
     "confidence",
     "margin",
     "rival",
+    "rivals",
     "outranked_by",
     "group",
     "blob",
