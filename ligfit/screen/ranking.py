@@ -136,11 +136,11 @@ class HitRule:
         return max(good, clear)
 
     def describe(self, rivals: int | None = None) -> str:
-        """The rule in words; with ``rivals``, the lead needed among that many other skeletons."""
+        """The rule in words; with ``rivals``, the lead needed among that many other skeletons of about the ligand's size."""
         if rivals is None:
             lead = f"≥ {self.good_margin} ahead of every other skeleton ({self.crowded_margin} among {self.many_rivals} or more)"
         else:
-            lead = f"≥ {self.lead_needed(rivals):.2f} ahead of every other skeleton ({rivals} docked there)"
+            lead = f"≥ {self.lead_needed(rivals):.2f} ahead of every other skeleton ({rivals} of about its size docked there)"
         return (
             f"a hit needs fit ≥ {self.good_fit} and {lead}, "
             f"or fit ≥ {self.clear_fit} and ≥ {self.clear_margin} ahead, and rank first with strain charged "
