@@ -121,7 +121,13 @@ def test_weakened_side_chains_fade_at_the_tips_and_leave_the_backbone(data):
     assert [a.b_iso for m in structure for c in m for r in c for a in r] == b_before  # a copy; the input is not changed
     atoms = [(r.name, a, r.find_atom("CA", "*")) for m in structure for c in m for r in c for a in r]
     backbone = np.array([a.pos.tolist() for _, a, _ in atoms if a.name in training_data.BACKBONE_ATOMS])
-    tips = np.array([a.pos.tolist() for _, a, ca in atoms if ca is not None and a.name not in training_data.BACKBONE_ATOMS and a.pos.dist(ca.pos) >= 4.0])
+    tips = np.array(
+        [
+            a.pos.tolist()
+            for _, a, ca in atoms
+            if ca is not None and a.name not in training_data.BACKBONE_ATOMS and a.pos.dist(ca.pos) >= 4.0
+        ]
+    )
     grid = maps.grid_around(backbone, 1.0, 4.0)
     before, after = (maps.simulate(s, 3.0, like=grid, use_b_factors=True) for s in (structure, weakened))
     assert np.mean(after.interpolate(tips)) < 0.65 * np.mean(before.interpolate(tips))  # measured 0.52

@@ -77,9 +77,7 @@ def test_the_contact_model_guesses_no_side_chain_the_sequence_did_not_establish(
     contacts = contact_model(competing, leave_out=uncertain)
     weak = unestablished_residues(competing)
     assert weak and weak != {key for keys in residue_keys(competing.chains) for key in keys}
-    beyond_cb = {
-        (ch.name, r.seqid.num, r.seqid.icode): sum(a.name not in BACKBONE_AND_CB for a in r) for ch in contacts[0] for r in ch
-    }
+    beyond_cb = {(ch.name, r.seqid.num, r.seqid.icode): sum(a.name not in BACKBONE_AND_CB for a in r) for ch in contacts[0] for r in ch}
     assert all(beyond_cb[key] == 0 for key in weak if key in beyond_cb)
     assert sum(count for key, count in beyond_cb.items() if key not in weak) > 100
     assert not uncertain & set(beyond_cb)  # the uncertain residues are left out altogether
