@@ -87,8 +87,8 @@ class HitRule:
     (``lead_needed``; docs/benchmarks.md, "A lead that grows with the library"): chosen on splits 25 + 26 screened at
     the issue's library size (true ligand + 99 decoys): true hits 17 → 13, none-fits 22 → 28 of 32; tested on two fresh
     splits: 19 → 15 and 21 → 29 of 32; as landed (rivals of its size), on a third: 11 → 9 and 13 → 15 of 16, and a
-    fourth: 11 → 8 and 11 → 15 of 16. Libraries
-    of up to 20 rivals, on which everything above was set, are judged as before.
+    fourth: 11 → 8 and 11 → 15 of 16. Libraries of up to 20 rivals, on which everything above was set, are judged as
+    before.
     """
 
     good_fit: float = HIT_SCORE
