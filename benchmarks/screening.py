@@ -223,11 +223,25 @@ def split_order(rows: list[dict], seed: int, exclude: list[str]) -> list[str]:
     return [str(e) for e in np.random.default_rng(seed).permutation([r["entry"] for r in rows]) if str(e) not in excluded]
 
 
+#: The pockets each reported split drew, by seed (seeds 1–24: 12 each, screened with 20 decoys; 25–33: 8 each, with 99),
+#: as :func:`split_order` drew them. ``--disjoint`` leaves all of them out of a later split, whatever ``--entries`` it
+#: has, and draws a recorded seed as recorded (docs/benchmarks.md, "Splits that were not disjoint"). Add a new
+#: split's pockets here when it is reported with another ``--entries`` than the unrecorded seeds before it.
+SPLITS_FILE = Path(__file__).resolve().parent / "screening_splits.json"
+
+
+def recorded_splits() -> dict[int, list[str]]:
+    """:data:`SPLITS_FILE`: the pockets of each reported split, by seed."""
+    return {int(seed): entries for seed, entries in json.loads(SPLITS_FILE.read_text()).items()}
+
+
 def earlier_splits(rows: list[dict], seed: int, count: int) -> list[str]:
-    """The entries of the splits of seeds 1 … ``seed`` − 1, each drawn disjoint from the ones before it (``--disjoint``)."""
+    """The entries of the splits of seeds 1 … ``seed`` − 1 (``--disjoint``): each recorded one as it was drawn, each
+    other one as ``count`` entries drawn disjoint from all before it."""
+    recorded = recorded_splits()
     taken: list[str] = []
     for earlier in range(1, seed):
-        taken += split_order(rows, earlier, taken)[:count]
+        taken += recorded[earlier] if earlier in recorded else split_order(rows, earlier, taken)[:count]
     return taken
 
 
@@ -533,6 +547,9 @@ def main() -> None:
     count, args.decoys_used = (3, 9) if args.quick else (args.entries, args.decoys)
     exclude = list(args.exclude) + (earlier_splits(rows, args.seed, count) if args.disjoint else [])
     order = split_order(rows, args.seed, exclude)
+    recorded = recorded_splits().get(args.seed) if args.disjoint and not args.exclude else None
+    if recorded is not None and len(recorded) == count:  # a reported split, drawn again as it was
+        order = recorded + [entry for entry in order if entry not in recorded]
     entries = macrocycle_entries(root) if args.macrocycles else order[:count]
     calibration = order[count : count + args.calibration_entries]  # disjoint from the reported entries
     suffix = "_quick" if args.quick else ""
