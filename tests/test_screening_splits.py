@@ -12,7 +12,7 @@ def test_the_recorded_splits_are_the_draws_of_their_seeds(data):
 
     rows = complex_entries(data)
     recorded = recorded_splits()
-    assert sorted(recorded) == list(range(1, 34))
+    assert set(range(1, 34)) <= set(recorded)
     taken: list[str] = []
     for seed in range(1, 25):  # each drawn disjoint from the ones before it, 12 pockets
         assert recorded[seed] == split_order(rows, seed, taken)[:12]
