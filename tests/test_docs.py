@@ -40,3 +40,16 @@ def test_readme_keeps_the_two_set_up_commands_and_links_the_full_measurements():
     assert "pip install torch==2.13.0 -e . && ligfit build examples/tyk2/map.mrc" in commands
     assert 'pip install torch==2.13.0 -e ".[test]" && python -m pytest -q' in commands
     assert "](docs/benchmarks.md)" in README
+
+
+def _github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation but '-' and '_' dropped, spaces as '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+
+
+def test_the_benchmarks_page_lists_every_section_in_order_with_working_links():
+    sections = [line[4:].strip() for line in BENCHMARKS_PAGE.splitlines() if line.startswith("### ")]
+    contents = _section(BENCHMARKS_PAGE, "Contents")
+    listed = re.findall(r"^- \[(.+)\]\(#([^)]+)\)$", contents, flags=re.MULTILINE)
+    assert [title for title, _ in listed] == sections
+    assert all(anchor == _github_anchor(title) for title, anchor in listed)
