@@ -146,12 +146,14 @@ def screen_case(
 def judge(rows: list[dict]) -> dict:
     """Where the true ligand ranks, whether it is a hit, and whether the decoys alone are answered "none fits".
 
-    Hits are called by ranking.call_hits (relative to the library), so the decoy-only answer is the call
-    over copies of the decoy rows alone; "_before" columns are the former absolute rule (fit ≥ HIT_SCORE).
+    ``rows`` in the screen's order (docked ligands first, best first). The true ligand's rank counts docked ligands
+    only: not docked (too big for its blob, no blob at all), it has none, a miss. Hits are called by ranking.call_hits
+    (relative to the library), so the decoy-only answer is the call over copies of the decoy rows alone; "_before"
+    columns are the former absolute rule (fit ≥ HIT_SCORE).
     """
     rows = [dict(row) for row in rows]
-    names = [row["name"] for row in rows]
-    rank = names.index("TRUE") + 1 if "TRUE" in names else None
+    ranked = [row["name"] for row in rows if row.get("status") == "ok"]  # a ligand not docked (filtered, no blob) has no rank
+    rank = ranked.index("TRUE") + 1 if "TRUE" in ranked else None
     call_hits(rows)
     decoy_rows = call_hits([dict(row) for row in rows if row["name"] != "TRUE"])
     true_row = next((row for row in rows if row["name"] == "TRUE"), {})

@@ -46,3 +46,16 @@ def test_confidence_meaning_names_the_benchmark_bin_of_the_confidence():
     # the bins were measured as the benchmark's own table groups them: the higher, the more often right
     rates = [right / called for _, right, called in SCREEN_CONFIDENCE_RECORD]
     assert rates[0] > rates[-1]
+
+
+def test_a_true_ligand_that_was_not_docked_has_no_rank():
+    # 7ZTL's BCN at 3.5 Å, split 36: no blob above the threshold, nothing docked; the screen lists the library in its own
+    # order, the true ligand first, which must not count as ranked first
+    undocked = {"status": "no_blob", "fit_score": None, "note": "no unexplained density above 3.0 σ near the model"}
+    nothing_docked = [dict(_row("TRUE", 0.0, "CCO"), **undocked), dict(_row("decoy_A", 0.0, "CCN"), **undocked)]
+    assert judge(nothing_docked)["true_rank"] is None
+    # filtered (too big for its blob) behind docked decoys: not ranked either, and a docked ligand's rank counts docked ones
+    filtered = dict(_row("TRUE", 0.0, "CCCCCCCCCCCC(=O)O"), status="filtered", fit_score=None)
+    assert judge([_row("decoy_A", 0.60, "c1ccc2ccccc2c1"), filtered])["true_rank"] is None
+    docked = [_row("decoy_A", 0.60, "c1ccc2ccccc2c1"), _row("TRUE", 0.55, "CCCCCCCCCCCC(=O)O"), filtered | {"name": "decoy_B"}]
+    assert judge(docked)["true_rank"] == 2
