@@ -225,7 +225,7 @@ def split_order(rows: list[dict], seed: int, exclude: list[str]) -> list[str]:
     return [str(e) for e in np.random.default_rng(seed).permutation([r["entry"] for r in rows]) if str(e) not in excluded]
 
 
-#: The pockets each reported split drew, by seed (seeds 1–24: 12 each, screened with 20 decoys; 25–35: 8 each, with 99),
+#: The pockets each reported split drew, by seed (seeds 1–24: 12 each, screened with 20 decoys; 25–36: 8 each, with 99),
 #: as :func:`split_order` drew them. ``--disjoint`` leaves all of them out of a later split, whatever ``--entries`` it
 #: has, and draws a recorded seed as recorded (docs/benchmarks.md, "Splits that were not disjoint"). Add a new
 #: split's pockets here when it is reported with another ``--entries`` than the unrecorded seeds before it.
