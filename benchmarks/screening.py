@@ -227,8 +227,8 @@ def split_order(rows: list[dict], seed: int, exclude: list[str]) -> list[str]:
 
 #: The pockets each reported split drew, by seed (seeds 1–24: 12 each, screened with 20 decoys; 25–36: 8 each, with 99),
 #: as :func:`split_order` drew them. ``--disjoint`` leaves all of them out of a later split, whatever ``--entries`` it
-#: has, and draws a recorded seed as recorded (docs/benchmarks.md, "Splits that were not disjoint"). Add a new
-#: split's pockets here when it is reported with another ``--entries`` than the unrecorded seeds before it.
+#: has, and draws a recorded seed as recorded (docs/benchmarks.md, "Splits that were not disjoint"). Add each new
+#: split's pockets here when it is reported (the next seed is the one after the last recorded).
 SPLITS_FILE = Path(__file__).resolve().parent / "screening_splits.json"
 
 
