@@ -8,6 +8,7 @@ order, (z, y, x) storage) happens in this module and nowhere else.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -406,6 +407,27 @@ def load_map(source: MapSource, around: np.ndarray | None = None) -> DensityMap:
 def blur_for_resolution(resolution: float) -> float:
     """Gaussian blur B (Å²) giving density like ChimeraX molmap at this resolution (σ = 0.225 d)."""
     return 8 * math.pi**2 * (0.225 * resolution) ** 2
+
+
+def scattering_weights(elements: list[str], resolution: float) -> np.ndarray:
+    """Peak density of each atom at ``resolution`` Å (electron scattering factors, ITC 4.3.2.2), relative to carbon; H → 0.
+
+    What a cryo-EM map shows of each element (O 0.93, S 2.0 at 3 Å), where atomic numbers (O 1.33, S 2.7) are X-ray's.
+    """
+    table = {symbol: _relative_peak(symbol, round(float(resolution), 3)) for symbol in set(elements) if symbol != "H"}
+    return np.array([table.get(symbol, 0.0) for symbol in elements])
+
+
+@functools.lru_cache(maxsize=4096)
+def _relative_peak(symbol: str, resolution: float) -> float:
+    blur = blur_for_resolution(resolution)
+
+    def peak(name: str) -> float:
+        coefficients = gemmi.Element(name).c4322.get_coefs()
+        a, b = np.array(coefficients[:5]), np.array(coefficients[5:])
+        return float(np.sum(a * (4 * math.pi / (b + blur)) ** 1.5))
+
+    return peak(symbol) / peak("C")
 
 
 #: Box margin (Å) around a model whose map is simulated on a grid of its own: density does not wrap round the periodic cell.

@@ -18,9 +18,9 @@ from benchmarks.ligand_placement import ligand_rmsd
 from benchmarks.refinement import deposited_pose, perturb
 from ligfit import io, maps
 from ligfit.ligand import heavy_atom_mol, load_ligand, mmff_properties
-from ligfit.maps import DensityMap
+from ligfit.maps import DensityMap, scattering_weights
 from ligfit.refine import LigandParameterCache, RefinementOptions, ambertools_available, pose_from_atoms, refine, refine_model
-from ligfit.refine.density import density_force, potential_grid, scattering_weights
+from ligfit.refine.density import density_force, potential_grid
 from ligfit.refine.mmff import mmff_system
 from ligfit.refine.protocol import StartOutcome, choose_start
 from ligfit.refine.system import _amber14_system, _protein_topology, amber14, cysteine_templates

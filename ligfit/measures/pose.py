@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 
 from ligfit.io import AtomTable
 from ligfit.ligand import Ligand, mmff_properties, posed_mol
-from ligfit.maps import DensityMap
+from ligfit.maps import DensityMap, scattering_weights
 
 _PERIODIC_TABLE = Chem.GetPeriodicTable()
 _BLUR_FACTORS = (1.0, 1.35, 1.8)
@@ -35,16 +35,22 @@ PACKING_DISTANCE = 4.0
 
 
 def ligand_cc(
-    density: DensityMap, heavy_coordinates: np.ndarray, elements: list[str], resolution: float, mask_coordinates: np.ndarray | None = None
+    density: DensityMap,
+    heavy_coordinates: np.ndarray,
+    elements: list[str],
+    resolution: float,
+    mask_coordinates: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> float:
     """Correlation between the ligand's simulated density and ``density`` inside the ligand mask.
 
-    The mask holds the voxels within max(1.5 Å, resolution/2) of a heavy atom; the model
-    density is one Gaussian per atom weighted by atomic number, σ = 0.225·resolution (as
-    ChimeraX molmap) times a blur factor fitted from {1, 1.35, 1.8} — ligands usually carry
-    higher B-factors than the protein that set the map's nominal resolution.
+    The mask holds the voxels within max(1.5 Å, resolution/2) of a heavy atom; the model density is one Gaussian
+    per atom weighted by its electron scattering (:func:`ligfit.maps.scattering_weights`), σ = 0.225·resolution
+    (as ChimeraX molmap) times a blur factor fitted from {1, 1.35, 1.8} — ligands usually carry higher B-factors
+    than the protein that set the map's nominal resolution.
     ``mask_coordinates``: the atoms whose surroundings make the mask instead (two rival explanations
-    of one density judged on the same voxels, ``segment.rival_fit``).
+    of one density judged on the same voxels, ``segment.rival_fit``). ``weights``: each atom's instead of its electron
+    scattering (e.g. atomic numbers, as X-rays see atoms; ``benchmarks/scattering_weights.py`` compares the two).
     """
     around = heavy_coordinates if mask_coordinates is None else mask_coordinates
     radius = max(1.5, resolution / 2)
@@ -64,7 +70,7 @@ def ligand_cc(
         distance_sq = ((points[mask][:, None, :] - heavy_coordinates[None]) ** 2).sum(-1)
     if mask.sum() < 3:
         return 0.0
-    weights = np.array([_PERIODIC_TABLE.GetAtomicNumber(e) for e in elements], dtype=float)
+    weights = scattering_weights(elements, resolution) if weights is None else np.asarray(weights, dtype=float)
     observed = density.values[region].reshape(-1)[mask]
     if observed.std() == 0:
         return 0.0

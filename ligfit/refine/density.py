@@ -16,14 +16,11 @@ density's peaks (bond RMSD 0.15 Å, angle RMSD 7° on 5SB2 at 3 Å).
 
 from __future__ import annotations
 
-import math
-
-import gemmi
 import numpy as np
 import openmm as mm
 from scipy import ndimage
 
-from ligfit.maps import DensityMap, blur_for_resolution, box
+from ligfit.maps import DensityMap, box
 from ligfit.refine.system import DENSITY_GROUP, NM
 
 TAPER_WIDTH = 2.0  # Å
@@ -36,20 +33,6 @@ TARGET_ANGLE_RMSD = 1.0  # degrees
 PROBE_WEIGHT = 10.0  # kJ/mol per σ: first guess of the weight search
 WEIGHT_ITERATIONS = 2
 MIN_WEIGHT, MAX_WEIGHT = 0.5, 500.0  # kJ/mol per σ: a flat map or one with no gradient at the ligand
-
-
-def scattering_weights(elements: list[str], resolution: float) -> np.ndarray:
-    """Peak density of each atom at ``resolution`` Å (electron scattering factors, ITC 4.3.2.2), relative to carbon; H → 0."""
-    blur = blur_for_resolution(resolution)
-
-    def peak(symbol: str) -> float:
-        coefficients = gemmi.Element(symbol).c4322.get_coefs()
-        a, b = np.array(coefficients[:5]), np.array(coefficients[5:])
-        return float(np.sum(a * (4 * math.pi / (b + blur)) ** 1.5))
-
-    carbon = peak("C")
-    table = {symbol: peak(symbol) / carbon for symbol in set(elements) if symbol != "H"}
-    return np.array([table.get(symbol, 0.0) for symbol in elements])
 
 
 def potential_grid(density: DensityMap, points: np.ndarray, resolution: float) -> DensityMap:

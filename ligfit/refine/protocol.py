@@ -22,9 +22,9 @@ from openmm import unit
 
 from ligfit import io
 from ligfit.ligand import Ligand
-from ligfit.maps import DensityMap
+from ligfit.maps import DensityMap, scattering_weights
 from ligfit.measures import ligand_cc
-from ligfit.refine.density import density_force, geometry_map_weight, potential_grid, scattering_weights
+from ligfit.refine.density import density_force, geometry_map_weight, potential_grid
 from ligfit.refine.errors import RefinementError, UnsupportedLigandError
 from ligfit.refine.metrics import PoseMetrics, heavy_bonds_and_angles, pose_metrics, stereo_signature
 from ligfit.refine.options import RefinementOptions

@@ -35,8 +35,8 @@ from scipy.spatial import cKDTree
 
 from ligfit import maps
 from ligfit.errors import BadOptionError
-from ligfit.maps import DensityMap
-from ligfit.refine.density import _geometry_rmsd, density_force, potential_grid, scattering_weights
+from ligfit.maps import DensityMap, scattering_weights
+from ligfit.refine.density import _geometry_rmsd, density_force, potential_grid
 from ligfit.refine.errors import RefinementError
 from ligfit.refine.protocol import COOLING_STAGES, FRICTION, MINIMISATION_TOLERANCE, TIMESTEP
 from ligfit.refine.system import (

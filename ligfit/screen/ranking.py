@@ -37,7 +37,7 @@ from rdkit.Chem import rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from ligfit.dock.place import AMBIGUOUS_POSE_GAP, SMALL_LIGAND_ATOMS, SMALL_LIGAND_MAX_CONFIDENCE
-from ligfit.maps import DensityMap
+from ligfit.maps import DensityMap, scattering_weights
 from ligfit.measures.qscore import ReferenceGaussian, q_scores
 from ligfit.records import Blob
 
@@ -161,7 +161,6 @@ MARGIN_WIDTH = 0.03
 SIZE_RATIO_RANGE = (0.33, 2.4)
 
 _BLUR_FACTORS = (1.0, 1.35, 1.8)
-_PERIODIC_TABLE = Chem.GetPeriodicTable()
 
 
 def size_prefilter(ligand_heavy_atoms: int, blob: Blob) -> str:
@@ -210,9 +209,9 @@ def blob_fit(
 ) -> tuple[float, float]:
     """(blob_cc, explained) of a pose against a blob of the difference map (σ units).
 
-    ``blob_cc`` correlates the pose's simulated density (one Gaussian per heavy atom weighted by
-    atomic number, σ = 0.225·resolution times the best of a few blur factors) with the map over
-    the blob's voxels plus the voxels within max(1.5 Å, resolution/2) of a pose atom.
+    ``blob_cc`` correlates the pose's simulated density (one Gaussian per heavy atom weighted by its electron
+    scattering, :func:`ligfit.maps.scattering_weights`; σ = 0.225·resolution times the best of a few blur factors)
+    with the map over the blob's voxels plus the voxels within max(1.5 Å, resolution/2) of a pose atom.
     ``explained`` is the share of the blob's positive density within that radius of a pose atom.
     """
     radius = max(1.5, resolution / 2)
@@ -237,7 +236,7 @@ def blob_fit(
     mask = in_blob | near_pose
     if mask.sum() < 3 or observed[mask].std() == 0:
         return 0.0, explained
-    weights = np.array([_PERIODIC_TABLE.GetAtomicNumber(e) for e in elements], dtype=float)
+    weights = scattering_weights(elements, resolution)
     best = -1.0
     for blur in _BLUR_FACTORS:
         sigma = 0.225 * resolution * blur
