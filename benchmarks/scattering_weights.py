@@ -29,9 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.cases import complex_entries, data_root, em_ligand_boxes, hemoglobin_hemes, residues_as_mols, xray_3nzd  # noqa: E402
 from ligfit import io, maps  # noqa: E402
 from ligfit.maps import DensityMap  # noqa: E402
-from ligfit.measures import ligand_cc  # noqa: E402
-
-_PERIODIC_TABLE = Chem.GetPeriodicTable()
+from ligfit.measures import atomic_numbers, ligand_cc  # noqa: E402
 
 
 def both_ways(density: DensityMap, mol: Chem.Mol, resolution: float) -> tuple[float, float]:
@@ -39,8 +37,7 @@ def both_ways(density: DensityMap, mol: Chem.Mol, resolution: float) -> tuple[fl
     heavy = [atom.GetIdx() for atom in mol.GetAtoms() if atom.GetAtomicNum() > 1]
     xyz = mol.GetConformer().GetPositions()[heavy]
     elements = [mol.GetAtomWithIdx(i).GetSymbol() for i in heavy]
-    atomic_numbers = np.array([_PERIODIC_TABLE.GetAtomicNumber(e) for e in elements], dtype=float)
-    return ligand_cc(density, xyz, elements, resolution, weights=atomic_numbers), ligand_cc(density, xyz, elements, resolution)
+    return ligand_cc(density, xyz, elements, resolution, weights=atomic_numbers(elements)), ligand_cc(density, xyz, elements, resolution)
 
 
 def real_rows(root: Path) -> list[tuple[str, str, float, float]]:

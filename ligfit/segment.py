@@ -24,7 +24,7 @@ from ligfit import io, maps
 from ligfit.errors import BadModelError
 from ligfit.io import SIDE_CHAIN_ATOMS
 from ligfit.maps import DensityMap
-from ligfit.measures import ligand_cc
+from ligfit.measures import atomic_numbers, ligand_cc
 from ligfit.records import Blob, LigandShape, principal_spread
 
 log = logging.getLogger(__name__)
@@ -934,14 +934,17 @@ def rival_fit(
 
     The mask holds the voxels of ``density`` within max(1.5 Å, resolution/2) of an atom of either
     (a ligand pose and the traced residues it would displace); each is scored as ``ligand_cc`` scores
-    a ligand. Density only one of them covers counts against the other.
+    a ligand, but with its atoms weighed by atomic number, as when this contest was set on issue 17's de novo builds
+    (not yet measured with electron scattering; docs/benchmarks.md, "Round 37").
+    Density only one of them covers counts against the other.
     """
     first = np.asarray(first_coordinates, dtype=float).reshape(-1, 3)
     second = np.asarray(second_coordinates, dtype=float).reshape(-1, 3)
     if len(first) == 0 or len(second) == 0:
         return (0.0 if len(first) == 0 else 1.0), (0.0 if len(second) == 0 else 1.0)
     both = np.concatenate([first, second])
+    first_elements, second_elements = [str(e) for e in first_elements], [str(e) for e in second_elements]
     return (
-        ligand_cc(density, first, [str(e) for e in first_elements], resolution, mask_coordinates=both),
-        ligand_cc(density, second, [str(e) for e in second_elements], resolution, mask_coordinates=both),
+        ligand_cc(density, first, first_elements, resolution, mask_coordinates=both, weights=atomic_numbers(first_elements)),
+        ligand_cc(density, second, second_elements, resolution, mask_coordinates=both, weights=atomic_numbers(second_elements)),
     )

@@ -156,8 +156,10 @@ def dock(
     walls = protein if surroundings is None else surroundings
     site_scores = {id(pose): site_score(pose, ligand.heavy_atom_count, walls) for pose in reported}
     reported.sort(key=lambda pose: -site_scores[id(pose)])
-    covered = _with_blob_coverage(_judge(reported, matches, options, copies), blobs, ligand.heavy_atom_count, resolution)
-    return _with_site_evidence(covered, ligand.heavy_atom_count, walls, options, same_site_is_no_rival=surroundings is not None)
+    side_by_side = surroundings is not None  # a de novo build's carved and freed blobs (see _with_site_evidence)
+    judged = _judge(reported, matches, options, copies)
+    covered = _with_blob_coverage(judged, blobs, ligand.heavy_atom_count, resolution, in_the_blob_it_lies_in=side_by_side)
+    return _with_site_evidence(covered, ligand.heavy_atom_count, walls, options, same_site_is_no_rival=side_by_side)
 
 
 def pocket_factor(points: np.ndarray, protein: AtomTable | None) -> float:
@@ -197,8 +199,15 @@ def blob_fraction_explained(pose_xyz: np.ndarray, blob: Blob, heavy_atoms: int, 
     return float(np.clip(fraction, 0.0, 1.0))
 
 
-def _with_blob_coverage(result: DockingResult, blobs: list[Blob], heavy_atoms: int, resolution: float) -> DockingResult:
-    """Scale each placement's confidence by how much of its blob it explains; say so when that is only part."""
+def _with_blob_coverage(
+    result: DockingResult, blobs: list[Blob], heavy_atoms: int, resolution: float, in_the_blob_it_lies_in: bool = False
+) -> DockingResult:
+    """Scale each placement's confidence by how much of its blob it explains; say so when that is only part.
+
+    ``in_the_blob_it_lies_in``: a placement docked from a neighbouring blob's box that explains none of that blob is
+    judged in the blob it explains most, and named by it (a de novo build's blobs lie side by side: the Tyk2 example's
+    right pose, found from a neighbour, was otherwise turned away; docs/benchmarks.md, "Round 37").
+    """
     if not result.placements:
         return result
     by_rank = {blob.rank: blob for blob in blobs}
@@ -206,6 +215,11 @@ def _with_blob_coverage(result: DockingResult, blobs: list[Blob], heavy_atoms: i
     for pose in result.placements:
         blob = by_rank.get(pose.blob_rank)
         fraction = 1.0 if blob is None else blob_fraction_explained(pose.coordinates[:heavy_atoms], blob, heavy_atoms, resolution)
+        if fraction == 0.0 and in_the_blob_it_lies_in:
+            fractions = [(blob_fraction_explained(pose.coordinates[:heavy_atoms], b, heavy_atoms, resolution), b.rank) for b in blobs]
+            best, rank = max(fractions, default=(0.0, pose.blob_rank))
+            if best > 0.0:
+                fraction, pose = best, replace(pose, blob_rank=rank)
         explained.append(round(fraction, 3))
         placements.append(replace(pose, confidence=round(pose.confidence * min(1.0, fraction / PARTIAL_FRACTION), 3)))
     reason = result.reason

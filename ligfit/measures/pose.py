@@ -34,6 +34,11 @@ CLOSE_CONTACT = 2.2
 PACKING_DISTANCE = 4.0
 
 
+def atomic_numbers(elements: list[str]) -> np.ndarray:
+    """Each element's atomic number: how X-rays weigh atoms (``ligand_cc``'s ``weights`` where a rule was set with them)."""
+    return np.array([_PERIODIC_TABLE.GetAtomicNumber(str(e).capitalize()) for e in elements], dtype=float)
+
+
 def ligand_cc(
     density: DensityMap,
     heavy_coordinates: np.ndarray,
