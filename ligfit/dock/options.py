@@ -33,10 +33,7 @@ class DockingOptions:
     # flexible_anchor_scale × anchor_rotations rotations, the best few rotations at every blob point are polished (not
     # the best overall), flexible_anchor_scale × anchor_poses placements, spread further apart, go on to grow, and the
     # beam is flexible_beam_scale × beam_width wide (scales, so that a smaller search, e.g. the quick screen's, stays so).
-    # 12 → 11 in Round 38 (docs/benchmarks.md "Realistic maps"): UDP-GlcNAc (11 rotatable bonds) was grown from anchors
-    # crowded into its phosphates and placed ~3 Å off; held-out seeds 18–37 gained 3 maps and lost none, decoys unchanged.
-    # The screen keeps 12 (screen.run.SCREEN_DOCKING): its rankings were not measured with 11.
-    flexible_rotatable: int = 11
+    flexible_rotatable: int = 12
     flexible_anchor_scale: int = 4
     flexible_anchor_spacing: float = 2.0  # Å, plain RMSD between kept anchor placements (1 Å for other ligands)
     flexible_beam_scale: float = 8 / 3  # 12 → 32

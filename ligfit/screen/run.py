@@ -55,17 +55,13 @@ SCREEN_TIE_BREAK = {"density_tie_break_weight": 0.05, "density_tie_break_cap": 0
 #: Without the starts at a long blob's ends (``blob_end_starts``): measured on build's maps, not on screening's
 #: rankings, where a small ligand must not win by fitting one end of a big blob. 8 conformer-search starts kept per pose
 #: refined, 64 refined and 16 scored per blob, as the rankings were measured (build: 4, 192 since Round 28, 32 since Round 21).
-#: The flexible path from 12 rotatable bonds, as the rankings were measured (build's from 11 since Round 38).
-SCREEN_DOCKING = DockingOptions(
-    blob_end_starts=False, refine_poses=64, survivors_per_candidate=8, scored_poses=16, flexible_rotatable=12, **SCREEN_TIE_BREAK
-)
+SCREEN_DOCKING = DockingOptions(blob_end_starts=False, refine_poses=64, survivors_per_candidate=8, scored_poses=16, **SCREEN_TIE_BREAK)
 
 #: About a quarter of ``build``'s search per blob, about twice as fast per ligand (``ligfit screen --quick``,
 #: ``identify --quick``). On the real identification blobs it ranked AGS 6th in its EM box, the full search 3rd.
 QUICK_SCREEN_DOCKING = DockingOptions(
     **SCREEN_TIE_BREAK,
     blob_end_starts=False,
-    flexible_rotatable=SCREEN_DOCKING.flexible_rotatable,
     random_orientations=6,
     smooth_steps=50,
     anchors=2,
