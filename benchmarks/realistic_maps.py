@@ -77,6 +77,8 @@ def run_one(
     with_sequence: bool = False,
     dump: TextIO | None = None,
 ) -> dict:
+    from rdkit import Chem
+
     import ligfit
     from ligfit.ligand import heavy_atom_mol
     from ligfit.records import confidence_label
@@ -107,6 +109,7 @@ def run_one(
         dumped.update(
             placed_blob=result.placements[0].blob_rank if placed else None, holding_blob=None if holding is None else holding.rank
         )
+        dumped["molblock"] = Chem.MolToMolBlock(heavy_atom_mol(result.ligand))  # the atom order of each pose's "xyz"
         dumped["poses"] = pose_records(result, None if decoy else case.reference)
         dump.write(json.dumps(dumped) + "\n")
         dump.flush()
@@ -176,6 +179,7 @@ def pose_records(result, reference) -> list[dict]:
                 "q_score": None if fit.q_score is None else round(fit.q_score, 3),
                 "fit_score": round(fit.fit_score, 4),
                 "rmsd": None if reference is None else round(ligand_rmsd(heavy_atom_mol(result.ligand, pose.coordinates), reference), 2),
+                "xyz": np.round(xyz, 2).tolist(),
             }
         )
     return records
