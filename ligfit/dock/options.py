@@ -60,6 +60,9 @@ class DockingOptions:
     internal_weight: float = 4.0
     restraint_force: float = 100.0  # kcal/mol/Å² on heavy atoms during MMFF relaxation (weaker ones pull poses off the density)
     strain_allowance: float = 10.0  # kcal/mol of MMFF strain that costs nothing
+    # Torsions far up their crystal-structure potential (ligfit.measures.torsions) are pulled into their well during the
+    # relaxation with this force (kcal/mol/deg² beyond ± measures.pose.TORSION_WINDOW_DEGREES of the bottom); 0: off.
+    torsion_preference_force: float = 0.0
     # Very flexible ligands: a second, looser MMFF relaxation of each scored pose (500 steps leave a 50-atom ligand
     # grown torsion by torsion strained by 50–85 kcal/mol), and this much strain allowance per rotatable bond.
     flexible_relax_force: float = 10.0  # kcal/mol/Å²

@@ -577,9 +577,10 @@ def _final_poses(
 def _final_pose(
     ligand: Ligand, coordinates: np.ndarray, source: str, site: Site, blob: Blob, resolution: float, protein, options: DockingOptions
 ) -> Pose:
-    relaxed, strain = relax_pose(ligand, coordinates, options.restraint_force)
+    torsions = ligand.torsion_preferences if options.torsion_preference_force > 0 else None
+    relaxed, strain = relax_pose(ligand, coordinates, options.restraint_force, torsions, options.torsion_preference_force)
     if options.flexible_relax_force > 0 and strain is not None and len(ligand.rotatable_bonds) >= options.flexible_rotatable:
-        relaxed, strain = relax_pose(ligand, relaxed, options.flexible_relax_force)
+        relaxed, strain = relax_pose(ligand, relaxed, options.flexible_relax_force, torsions, options.torsion_preference_force)
     heavy_xyz = relaxed[: ligand.heavy_atom_count]
     sigma = site.density.interpolate(heavy_xyz)
     cc = ligand_cc(site.density, heavy_xyz, ligand.elements[: ligand.heavy_atom_count], resolution)

@@ -1,0 +1,96 @@
+"""How usual a pose's torsions are: the experimental torsion preferences RDKit's ETKDG embeds conformers with.
+
+ETKDG (Riniker & Landrum, J. Chem. Inf. Model. 2015; Wang et al. 2020 for version 2) describes each rotatable bond
+matched by one of its SMARTS patterns with a Fourier series fitted to the torsion's distribution in small-molecule
+crystal structures (the CSD): E(φ) = Σₖ Vₖ (1 + sₖ cos kφ), k = 1 … 6. A torsion at the bottom of its well is one
+crystal structures show often; one far up it is rare. This is evidence MMFF's strain does not hold: a force field's
+torsion terms are soft and its strain is charged only beyond an allowance, while a pose whose amides, aryl ethers and
+sulfonamides sit where crystal structures never put them is, other things equal, the wrong pose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rdkit import Chem
+from rdkit.Chem import rdDistGeom
+
+#: The Fourier orders of ETKDG's torsion potentials.
+_ORDERS = np.arange(1, 7)
+#: Angles at which each potential's minimum is looked for (1° apart).
+_GRID = np.deg2rad(np.arange(0.0, 360.0, 1.0))
+
+
+@dataclass(frozen=True)
+class TorsionPreferences:
+    """The ligand's torsions that ETKDG has a preference for: atom quadruples and their potentials."""
+
+    atoms: np.ndarray  # (t, 4) heavy-atom indices
+    coefficients: np.ndarray  # (t, 6) Vₖ × sₖ
+    offsets: np.ndarray  # (t,) Σₖ Vₖ less the potential's minimum, so that each torsion's best angle costs 0
+
+    @classmethod
+    def of(cls, mol: Chem.Mol) -> TorsionPreferences:
+        """The preferences of ``mol``'s heavy atoms (hydrogens, if present, must come after them)."""
+        heavy = Chem.RemoveHs(mol)
+        found = rdDistGeom.GetExperimentalTorsions(heavy)
+        atoms, coefficients, offsets = [], [], []
+        for torsion in found:
+            quadruple = list(torsion["atomIndices"])
+            if len(quadruple) != 4:
+                continue
+            v, s = np.array(list(torsion["V"]), float), np.array(list(torsion["signs"]), float)
+            terms = v * s
+            curve = v.sum() + np.cos(np.outer(_GRID, _ORDERS)) @ terms
+            atoms.append(quadruple)
+            coefficients.append(terms)
+            offsets.append(v.sum() - curve.min())
+        return cls(np.array(atoms, int).reshape(-1, 4), np.array(coefficients, float).reshape(-1, 6), np.array(offsets, float))
+
+    def energies(self, coordinates: np.ndarray) -> np.ndarray:
+        """Each torsion's energy above its potential's minimum at ``coordinates`` (heavy atoms first, Å): ≥ 0."""
+        if not len(self.atoms):
+            return np.zeros(0)
+        angles = dihedrals(np.asarray(coordinates, float)[self.atoms])
+        values = self.offsets + (np.cos(angles[:, None] * _ORDERS) * self.coefficients).sum(axis=1)
+        return values.clip(min=0.0)
+
+    def windows(self, coordinates: np.ndarray, above: float, tolerance: float) -> list[tuple[int, int, int, int, float, float]]:
+        """For each torsion more than ``above`` up its potential: its atoms and the angles (degrees) within ``tolerance``
+        of the bottom of the well it sits in, found by walking downhill from its angle in 1° steps."""
+        energies = self.energies(coordinates)
+        chosen = np.flatnonzero(energies > above)
+        if not len(chosen):
+            return []
+        angles = np.degrees(dihedrals(np.asarray(coordinates, float)[self.atoms[chosen]]))
+        curves = self.offsets[chosen][None, :] + np.cos(np.outer(_GRID, _ORDERS)) @ self.coefficients[chosen].T
+        found = []
+        for column, (index, angle) in enumerate(zip(chosen, angles)):
+            curve, at = curves[:, column], int(round(angle)) % 360
+            while True:
+                lower = min((at - 1) % 360, (at + 1) % 360, key=lambda step: curve[step])
+                if curve[lower] >= curve[at]:
+                    break
+                at = lower
+            bottom = at if at <= 180 else at - 360
+            i, j, k, m = (int(atom) for atom in self.atoms[index])
+            found.append((i, j, k, m, bottom - tolerance, bottom + tolerance))
+        return found
+
+    def total(self, coordinates: np.ndarray) -> float:
+        """The summed energy of the ligand's preferred torsions above their minima (0 for a ligand with none)."""
+        return float(self.energies(coordinates).sum())
+
+
+def dihedrals(quadruples: np.ndarray) -> np.ndarray:
+    """Dihedral angles (radians) of (t, 4, 3) atom positions."""
+    b0 = quadruples[:, 0] - quadruples[:, 1]
+    b1 = quadruples[:, 2] - quadruples[:, 1]
+    b2 = quadruples[:, 3] - quadruples[:, 2]
+    b1 = b1 / np.linalg.norm(b1, axis=1, keepdims=True)
+    v = b0 - (b0 * b1).sum(axis=1, keepdims=True) * b1
+    w = b2 - (b2 * b1).sum(axis=1, keepdims=True) * b1
+    x = (v * w).sum(axis=1)
+    y = (np.cross(b1, v) * w).sum(axis=1)
+    return np.arctan2(y, x)

@@ -1,0 +1,86 @@
+"""The experimental torsion preferences (ETKDG's crystal-structure potentials) and the relaxation that uses them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rdkit import Chem
+from rdkit.Chem import AllChem
+from rdkit.Chem import rdMolTransforms as transforms
+
+from ligfit.ligand import load_ligand
+from ligfit.measures.pose import relax_pose
+from ligfit.measures.torsions import TorsionPreferences, dihedrals
+
+#: An acetanilide with an ortho methyl ether: a secondary amide, an aryl amide and an aryl ether.
+SMILES = "CC(=O)Nc1ccccc1OC"
+
+
+@pytest.fixture(scope="module")
+def ligand():
+    return load_ligand(SMILES, max_conformers=5)
+
+
+def twisted(ligand, degrees: float) -> np.ndarray:
+    """The ligand's first conformer with every preferred torsion turned to ``degrees``."""
+    mol = Chem.Mol(ligand.mol)
+    conformer = mol.GetConformer(0)
+    for quadruple in ligand.torsion_preferences.atoms:
+        transforms.SetDihedralDeg(conformer, *(int(atom) for atom in quadruple), degrees)
+    return conformer.GetPositions()
+
+
+def test_dihedrals_agree_with_rdkit(ligand):
+    conformer = ligand.mol.GetConformer(0)
+    quadruples = ligand.torsion_preferences.atoms
+    ours = dihedrals(conformer.GetPositions()[quadruples])
+    theirs = [transforms.GetDihedralRad(conformer, *(int(atom) for atom in quadruple)) for quadruple in quadruples]
+    assert np.allclose(ours, theirs, atol=1e-6)
+
+
+def test_etkdg_conformers_sit_in_the_wells_and_free_embedding_does_not():
+    mol = Chem.AddHs(Chem.MolFromSmiles(SMILES))
+    preferences = TorsionPreferences.of(mol)
+    assert len(preferences.atoms) >= 3  # the amide, the aryl amide and the aryl ether are all matched
+    with_preferences, without = AllChem.ETKDGv3(), AllChem.KDG()
+    with_preferences.randomSeed = without.randomSeed = 7
+    energies = {}
+    for name, parameters in (("etkdg", with_preferences), ("kdg", without)):
+        embedded = Chem.Mol(mol)
+        assert len(AllChem.EmbedMultipleConfs(embedded, 20, parameters)) == 20
+        energies[name] = np.mean([preferences.total(c.GetPositions()) for c in embedded.GetConformers()])
+    assert energies["etkdg"] < 1.0 < 10.0 < energies["kdg"]
+
+
+def test_a_twisted_amide_is_far_up_its_well(ligand):
+    energies = ligand.torsion_preferences.energies(twisted(ligand, 60.0)[: ligand.heavy_atom_count])
+    assert energies.max() > 30.0
+    assert ligand.torsion_preferences.energies(ligand.mol.GetConformer(0).GetPositions()).max() < 5.0
+
+
+def test_relaxation_pulls_rare_torsions_into_their_wells_and_barely_moves_the_pose(ligand):
+    pose = twisted(ligand, 60.0)
+    heavy = ligand.heavy_atom_count
+    plain, _ = relax_pose(ligand, pose, 100.0)
+    pulled, strain = relax_pose(ligand, pose, 100.0, ligand.torsion_preferences, 0.05)
+    before = ligand.torsion_preferences.total(plain[:heavy])
+    after = ligand.torsion_preferences.total(pulled[:heavy])
+    assert after < 0.3 * before
+    assert np.linalg.norm(pulled[:heavy] - pose[:heavy], axis=1).max() < 1.0
+    assert strain is not None
+
+
+def test_windows_are_around_the_bottom_of_the_well_the_torsion_sits_in(ligand):
+    pose = twisted(ligand, 60.0)[: ligand.heavy_atom_count]
+    windows = ligand.torsion_preferences.windows(pose, above=5.0, tolerance=15.0)
+    assert windows
+    for *quadruple, low, high in windows:
+        middle = np.deg2rad((low + high) / 2)
+        index = next(i for i, atoms in enumerate(ligand.torsion_preferences.atoms) if list(atoms) == quadruple)
+        # The potential at the window's middle is a local minimum: lower than 5° to either side.
+        curve = [
+            ligand.torsion_preferences.offsets[index]
+            + (np.cos(angle * np.arange(1, 7)) * ligand.torsion_preferences.coefficients[index]).sum()
+            for angle in (middle - np.deg2rad(5), middle, middle + np.deg2rad(5))
+        ]
+        assert curve[1] <= min(curve[0], curve[2]) + 1e-9
