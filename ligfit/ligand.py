@@ -7,9 +7,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from rdkit import Chem, rdBase
@@ -18,9 +16,6 @@ from rdkit.Chem import AllChem, Lipinski, rdDistGeom
 from ligfit.errors import BadLigandError
 from ligfit.io import atomic_path
 from ligfit.runtime import thread_budget
-
-if TYPE_CHECKING:
-    from ligfit.measures.torsions import TorsionPreferences
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +61,6 @@ class Ligand:
     @property
     def rotatable_bonds(self) -> list[tuple[int, int]]:
         return rotatable_bonds(self.mol)
-
-    @cached_property
-    def torsion_preferences(self) -> TorsionPreferences:
-        """The torsions crystal structures prefer (ETKDG's potentials), heavy-atom indices."""
-        from ligfit.measures.torsions import TorsionPreferences  # ligfit.measures imports this module
-
-        return TorsionPreferences.of(self.mol)
 
     def conformer_coordinates(self) -> np.ndarray:
         """Every conformer's coordinates, shape (n_conformers, n_atoms, 3), Å."""

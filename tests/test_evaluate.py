@@ -315,6 +315,60 @@ def test_geometry_z_scores_chirality_and_planarity(data):
     assert geometry.ligand_geometry(_with_coordinates(site, bent), ideal.coordinates).summary()["nonplanar_planes"] >= 1
 
 
+def test_torsions_of_the_deposited_ligand_are_common_and_a_turned_one_is_rare(data):
+    """SAH from 7RC3: its torsions as crystal structures show them (ETKDG's potentials, mapped onto the site's atoms)."""
+    structure, _ = _structure_with_ligand(data, "7RC3_SAH")
+    site = ligand_sites(model_atoms(structure), {"SAH"})[0]
+    ideal = ideal_geometry(site)
+    deposited = geometry.ligand_geometry(site, ideal.coordinates, ideal.source, ideal.torsions).summary()
+    assert deposited["torsions_checked"] >= 3 and deposited["rare_torsions"] == 0
+    # Renumbered onto the site correctly: the CCD's ideal conformer reads the same in the site's order as in its own.
+    from rdkit import Chem
+
+    from ligfit.evaluate.chemistry import _ccd_mol
+    from ligfit.measures.torsions import TorsionPreferences
+
+    ccd = Chem.RemoveHs(_ccd_mol("SAH"))
+    own = TorsionPreferences.of(ccd).energies(ccd.GetConformer().GetPositions())
+    np.testing.assert_allclose(np.sort(ideal.torsions.energies(ideal.coordinates)), np.sort(own), atol=1e-6)
+    # Turn the fragment beyond the stiffest preferred torsion's bond through a full circle: somewhere it is rare.
+    grid = np.deg2rad(np.arange(360.0))
+    heights = [np.ptp(np.cos(np.outer(grid, np.arange(1, 7))) @ terms) for terms in ideal.torsions.coefficients]
+    stiffest = int(np.argmax(heights))
+    i, j, k, m = (int(atom) for atom in ideal.torsions.atoms[stiffest])
+    moving = _side_of(site.bonds, k, j)
+    assert m in moving and i not in moving
+    worst = 0.0
+    for degrees in range(0, 360, 15):
+        turned = _turned(site.coordinates, site.coordinates[j], site.coordinates[k], moving, np.deg2rad(degrees))
+        energy = geometry.ligand_geometry(_with_coordinates(site, turned), ideal.coordinates, "", ideal.torsions).torsion_energy[stiffest]
+        worst = max(worst, energy)
+    assert worst > geometry.RARE_TORSION_ENERGY
+
+
+def _side_of(bonds: np.ndarray, start: int, excluded: int) -> set[int]:
+    """Atoms reached from ``start`` without crossing ``excluded`` (the side of a bond that turns)."""
+    seen, stack = {start}, [start]
+    while stack:
+        atom = stack.pop()
+        for a, b in bonds:
+            other = int(b) if a == atom else int(a) if b == atom else None
+            if other is not None and other != excluded and other not in seen:
+                seen.add(other)
+                stack.append(other)
+    return seen
+
+
+def _turned(coordinates: np.ndarray, origin: np.ndarray, end: np.ndarray, moving: set[int], angle: float) -> np.ndarray:
+    """``coordinates`` with the ``moving`` atoms turned by ``angle`` about the axis origin → end (Rodrigues)."""
+    axis = (end - origin) / np.linalg.norm(end - origin)
+    out = coordinates.copy()
+    for atom in moving:
+        v = coordinates[atom] - origin
+        out[atom] = origin + v * np.cos(angle) + np.cross(axis, v) * np.sin(angle) + axis * (axis @ v) * (1 - np.cos(angle))
+    return out
+
+
 def _with_coordinates(site, coordinates):
     from dataclasses import replace
 

@@ -21,18 +21,23 @@ def ligand():
     return load_ligand(SMILES, max_conformers=5)
 
 
-def twisted(ligand, degrees: float) -> np.ndarray:
+@pytest.fixture(scope="module")
+def preferences(ligand):
+    return TorsionPreferences.of(ligand.mol)
+
+
+def twisted(ligand, preferences, degrees: float) -> np.ndarray:
     """The ligand's first conformer with every preferred torsion turned to ``degrees``."""
     mol = Chem.Mol(ligand.mol)
     conformer = mol.GetConformer(0)
-    for quadruple in ligand.torsion_preferences.atoms:
+    for quadruple in preferences.atoms:
         transforms.SetDihedralDeg(conformer, *(int(atom) for atom in quadruple), degrees)
     return conformer.GetPositions()
 
 
-def test_dihedrals_agree_with_rdkit(ligand):
+def test_dihedrals_agree_with_rdkit(ligand, preferences):
     conformer = ligand.mol.GetConformer(0)
-    quadruples = ligand.torsion_preferences.atoms
+    quadruples = preferences.atoms
     ours = dihedrals(conformer.GetPositions()[quadruples])
     theirs = [transforms.GetDihedralRad(conformer, *(int(atom) for atom in quadruple)) for quadruple in quadruples]
     assert np.allclose(ours, theirs, atol=1e-6)
@@ -52,35 +57,34 @@ def test_etkdg_conformers_sit_in_the_wells_and_free_embedding_does_not():
     assert energies["etkdg"] < 1.0 < 10.0 < energies["kdg"]
 
 
-def test_a_twisted_amide_is_far_up_its_well(ligand):
-    energies = ligand.torsion_preferences.energies(twisted(ligand, 60.0)[: ligand.heavy_atom_count])
+def test_a_twisted_amide_is_far_up_its_well(ligand, preferences):
+    energies = preferences.energies(twisted(ligand, preferences, 60.0)[: ligand.heavy_atom_count])
     assert energies.max() > 30.0
-    assert ligand.torsion_preferences.energies(ligand.mol.GetConformer(0).GetPositions()).max() < 5.0
+    assert preferences.energies(ligand.mol.GetConformer(0).GetPositions()).max() < 5.0
 
 
-def test_relaxation_pulls_rare_torsions_into_their_wells_and_barely_moves_the_pose(ligand):
-    pose = twisted(ligand, 60.0)
+def test_relaxation_pulls_rare_torsions_into_their_wells_and_barely_moves_the_pose(ligand, preferences):
+    pose = twisted(ligand, preferences, 60.0)
     heavy = ligand.heavy_atom_count
     plain, _ = relax_pose(ligand, pose, 100.0)
-    pulled, strain = relax_pose(ligand, pose, 100.0, ligand.torsion_preferences, 0.05)
-    before = ligand.torsion_preferences.total(plain[:heavy])
-    after = ligand.torsion_preferences.total(pulled[:heavy])
+    pulled, strain = relax_pose(ligand, pose, 100.0, preferences, 0.05)
+    before = preferences.total(plain[:heavy])
+    after = preferences.total(pulled[:heavy])
     assert after < 0.3 * before
     assert np.linalg.norm(pulled[:heavy] - pose[:heavy], axis=1).max() < 1.0
     assert strain is not None
 
 
-def test_windows_are_around_the_bottom_of_the_well_the_torsion_sits_in(ligand):
-    pose = twisted(ligand, 60.0)[: ligand.heavy_atom_count]
-    windows = ligand.torsion_preferences.windows(pose, above=5.0, tolerance=15.0)
+def test_windows_are_around_the_bottom_of_the_well_the_torsion_sits_in(ligand, preferences):
+    pose = twisted(ligand, preferences, 60.0)[: ligand.heavy_atom_count]
+    windows = preferences.windows(pose, above=5.0, tolerance=15.0)
     assert windows
     for *quadruple, low, high in windows:
         middle = np.deg2rad((low + high) / 2)
-        index = next(i for i, atoms in enumerate(ligand.torsion_preferences.atoms) if list(atoms) == quadruple)
+        index = next(i for i, atoms in enumerate(preferences.atoms) if list(atoms) == quadruple)
         # The potential at the window's middle is a local minimum: lower than 5° to either side.
         curve = [
-            ligand.torsion_preferences.offsets[index]
-            + (np.cos(angle * np.arange(1, 7)) * ligand.torsion_preferences.coefficients[index]).sum()
+            preferences.offsets[index] + (np.cos(angle * np.arange(1, 7)) * preferences.coefficients[index]).sum()
             for angle in (middle - np.deg2rad(5), middle, middle + np.deg2rad(5))
         ]
         assert curve[1] <= min(curve[0], curve[2]) + 1e-9

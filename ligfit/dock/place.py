@@ -40,6 +40,7 @@ from ligfit.measures import (
     relax_pose,
     symmetric_rmsd,
 )
+from ligfit.measures.torsions import TorsionPreferences
 from ligfit.records import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, Blob, Pose, SeedPose, principal_spread
 from ligfit.runtime import Progress, no_progress, torch_device, torch_thread_pool
 
@@ -397,7 +398,9 @@ def score_pose(
     """
     options = options or DockingOptions()
     site = _site(ligand, difference, blob, protein, torch.device("cpu"))  # no search: the score reads the map on the CPU
-    return _final_pose(ligand, np.asarray(coordinates, dtype=float), "given", site, blob, resolution, protein, options)
+    return _final_pose(
+        ligand, np.asarray(coordinates, dtype=float), "given", site, blob, resolution, protein, options, _torsions_to_keep(ligand, options)
+    )
 
 
 def _with_tie_breaks(poses: list[Pose], options: DockingOptions, matches: np.ndarray | None = None) -> list[Pose]:
@@ -564,9 +567,10 @@ def _final_poses(
     of a lone blob are relaxed on both cores; blobs docked side by side get one thread each. Identical poses either way.
     """
     threads = min(torch.get_num_threads(), len(coordinates))
+    torsions = _torsions_to_keep(ligand, options)
 
     def one(index: int) -> Pose:
-        return _final_pose(ligand, coordinates[index], sources[index], site, blob, resolution, protein, options)
+        return _final_pose(ligand, coordinates[index], sources[index], site, blob, resolution, protein, options, torsions)
 
     if threads < 2:
         return [one(index) for index in range(len(coordinates))]
@@ -574,10 +578,22 @@ def _final_poses(
         return list(pool.map(one, range(len(coordinates))))
 
 
+def _torsions_to_keep(ligand: Ligand, options: DockingOptions) -> TorsionPreferences | None:
+    """The torsion preferences the relaxation pulls towards, or None when it does not (``torsion_preference_force`` 0)."""
+    return TorsionPreferences.of(ligand.mol) if options.torsion_preference_force > 0 else None
+
+
 def _final_pose(
-    ligand: Ligand, coordinates: np.ndarray, source: str, site: Site, blob: Blob, resolution: float, protein, options: DockingOptions
+    ligand: Ligand,
+    coordinates: np.ndarray,
+    source: str,
+    site: Site,
+    blob: Blob,
+    resolution: float,
+    protein,
+    options: DockingOptions,
+    torsions: TorsionPreferences | None,
 ) -> Pose:
-    torsions = ligand.torsion_preferences if options.torsion_preference_force > 0 else None
     relaxed, strain = relax_pose(ligand, coordinates, options.restraint_force, torsions, options.torsion_preference_force)
     if options.flexible_relax_force > 0 and strain is not None and len(ligand.rotatable_bonds) >= options.flexible_rotatable:
         relaxed, strain = relax_pose(ligand, relaxed, options.flexible_relax_force, torsions, options.torsion_preference_force)

@@ -44,7 +44,7 @@ OPTIONAL_COLUMNS = ("reference", "group", "ligand", "ligand_definition")
 SCORE_COLUMNS = (
     "target", "rank", "group", "model", "ligand", "residue_name", "status", "composite", "q_score", "expected_q_score", "cc_mask", "cc_box",
     "cc_volume", "cc_peaks", "rmsd", "lddt_pli", "pocket_ca_rmsd", "pocket_ca_lddt", "contact_recovery", "bond_rmsz",
-    "angle_rmsz", "chirality_errors", "nonplanar_planes", "clash_count", "model_q_score", "model_cc_mask", "clashscore",
+    "angle_rmsz", "chirality_errors", "nonplanar_planes", "rare_torsions", "clash_count", "model_q_score", "model_cc_mask", "clashscore",
     "row", "error",
 )  # fmt: skip
 
@@ -309,7 +309,7 @@ def score_table(records: list[dict]) -> list[dict]:
                     "expected_q_score": evaluation["expected_q_score"],
                     **{k: ligand[k] for k in ("cc_mask", "cc_box", "cc_volume", "cc_peaks", "clash_count")},
                     **{k: reference.get(k) for k in ("rmsd", "lddt_pli", "pocket_ca_rmsd", "pocket_ca_lddt", "contact_recovery")},
-                    **{k: geometry.get(k) for k in ("bond_rmsz", "angle_rmsz", "chirality_errors", "nonplanar_planes")},
+                    **{k: geometry.get(k) for k in ("bond_rmsz", "angle_rmsz", "chirality_errors", "nonplanar_planes", "rare_torsions")},
                     "model_q_score": model.get("q_score"),
                     "model_cc_mask": model.get("cc_mask"),
                     "clashscore": model.get("clashscore"),

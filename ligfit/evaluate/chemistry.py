@@ -21,6 +21,7 @@ from ligfit.errors import BadLigandError
 from ligfit.evaluate.sites import LigandSite
 from ligfit.ligand import generate_conformers, parse_ligand
 from ligfit.measures import connectivity_mol, symmetry_matches
+from ligfit.measures.torsions import TorsionPreferences
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class IdealGeometry:
 
     coordinates: np.ndarray  # (n, 3)
     source: str  # "CCD HEM", "definition (MMFF94)", "perceived from model (MMFF94)"
+    torsions: TorsionPreferences | None = None  # the torsions crystal structures prefer, site atom indices
 
 
 def ideal_geometry(site: LigandSite, definition: LigandDefinition | None = None) -> IdealGeometry | None:
@@ -40,18 +42,18 @@ def ideal_geometry(site: LigandSite, definition: LigandDefinition | None = None)
     if definition is not None:
         mol = parse_ligand(definition)
         coordinates, source = _ideal_coordinates(mol, "definition")
-        mapped = _map_onto_site(site, mol, coordinates)
-        if mapped is None:
+        order = _site_order(site, mol)
+        if order is None:
             raise BadLigandError(
                 f"ligand {site.label}: its atoms and bonds differ from the given definition {Chem.MolToSmiles(mol)}; "
                 "check the ligand definition or the model's ligand"
             )
-        return IdealGeometry(mapped, source)
+        return IdealGeometry(_heavy(mol, coordinates)[order], source, _torsions(mol, order))
     ccd = _ccd_mol(site.residue_name)
     if ccd is not None:
-        mapped = _map_onto_site(site, ccd, ccd.GetConformer().GetPositions())
-        if mapped is not None:
-            return IdealGeometry(mapped, f"CCD {site.residue_name}")
+        order = _site_order(site, ccd)
+        if order is not None:
+            return IdealGeometry(_heavy(ccd, ccd.GetConformer().GetPositions())[order], f"CCD {site.residue_name}", _torsions(ccd, order))
     mol = _perceive(site)
     if mol is None:
         log.warning(
@@ -63,11 +65,17 @@ def ideal_geometry(site: LigandSite, definition: LigandDefinition | None = None)
     except BadLigandError as error:
         log.warning("ligand %s: %s; geometry not checked", site.label, error)
         return None
-    return IdealGeometry(coordinates, source)  # perceived from the site itself: already in site order
+    # Perceived from the site itself: already in site order.
+    return IdealGeometry(coordinates, source, _torsions(mol, np.arange(len(site))))
 
 
-def _map_onto_site(site: LigandSite, mol: Chem.Mol, coordinates: np.ndarray) -> np.ndarray | None:
-    """``coordinates`` of ``mol``'s heavy atoms reordered to the site's atoms, or None if the graphs differ."""
+def _heavy(mol: Chem.Mol, coordinates: np.ndarray) -> np.ndarray:
+    """The rows of ``coordinates`` (all of ``mol``'s atoms) that belong to heavy atoms, in ``mol``'s order."""
+    return np.asarray(coordinates, dtype=float)[[a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]]
+
+
+def _site_order(site: LigandSite, mol: Chem.Mol) -> np.ndarray | None:
+    """For each of the site's atoms, the index among ``mol``'s heavy atoms of its match, or None if the graphs differ."""
     heavy = [a.GetIdx() for a in mol.GetAtoms() if a.GetAtomicNum() > 1]
     index_of = {old: new for new, old in enumerate(heavy)}
     bonds = [
@@ -77,9 +85,19 @@ def _map_onto_site(site: LigandSite, mol: Chem.Mol, coordinates: np.ndarray) -> 
     ]
     elements = [mol.GetAtomWithIdx(i).GetSymbol() for i in heavy]
     matches = symmetry_matches(site.graph, connectivity_mol(elements, np.array(bonds, dtype=int)), max_matches=1)
-    if len(matches) == 0:
+    return matches[0] if len(matches) else None
+
+
+def _torsions(mol: Chem.Mol, order: np.ndarray) -> TorsionPreferences | None:
+    """``mol``'s torsion preferences with its heavy atoms renumbered to the site's (``order`` from :func:`_site_order`)."""
+    try:
+        preferences = TorsionPreferences.of(mol)
+    except (ValueError, RuntimeError, Chem.rdchem.MolSanitizeException) as error:
+        log.info("torsion preferences not found (%s)", error)
         return None
-    return np.asarray(coordinates, dtype=float)[heavy][matches[0]]
+    site_index = np.empty(len(order), dtype=int)
+    site_index[order] = np.arange(len(order))
+    return TorsionPreferences(site_index[preferences.atoms], preferences.coefficients, preferences.offsets)
 
 
 def _ccd_mol(code: str) -> Chem.Mol | None:

@@ -176,7 +176,7 @@ def _ligand_metrics(
 ) -> dict:
     atom_q = per_atom_q[site.atom_indices]
     ideal = ideal_geometry(site, definition)
-    geometry_report = geometry.ligand_geometry(site, ideal.coordinates, ideal.source) if ideal is not None else None
+    geometry_report = geometry.ligand_geometry(site, ideal.coordinates, ideal.source, ideal.torsions) if ideal is not None else None
     if ideal is None:
         notes.append(f"{site.label}: no ideal geometry (not in the CCD and bond orders not perceivable); give --ligand-definition")
     occupancy = float(site.occupancies.mean())
