@@ -60,8 +60,12 @@ class DockingOptions:
     internal_weight: float = 4.0
     restraint_force: float = 100.0  # kcal/mol/Å² on heavy atoms during MMFF relaxation (weaker ones pull poses off the density)
     strain_allowance: float = 10.0  # kcal/mol of MMFF strain that costs nothing
-    # Torsions far up their crystal-structure potential (ligfit.measures.torsions) are pulled into their well during the
-    # relaxation with this force (kcal/mol/deg² beyond ± measures.pose.TORSION_WINDOW_DEGREES of the bottom); 0: off.
+    # Torsions far up their crystal-structure potential (ligfit.measures.torsions, ETKDG's) pulled into their well during
+    # the relaxation with this force (kcal/mol/deg² beyond ± measures.pose.TORSION_WINDOW_DEGREES of the bottom): off.
+    # At 0.05 (Round 40, docs/benchmarks.md "Realistic maps") right answers holding a rare torsion went 24 % → 4 %
+    # (deposited ligands: 11 %), but placements did not gain (design seeds 154 → 154 of 192, held out 257 → 257 of
+    # 336, two more decoys placed) and D2Q in 3NZD, whose deposited pose holds a rare torsion its 1.8 Å density
+    # supports, went 0.79 → 1.52 Å.
     torsion_preference_force: float = 0.0
     # Very flexible ligands: a second, looser MMFF relaxation of each scored pose (500 steps leave a 50-atom ligand
     # grown torsion by torsion strained by 50–85 kcal/mol), and this much strain allowance per rotatable bond.
