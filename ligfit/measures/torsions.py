@@ -3,9 +3,10 @@
 ETKDG (Riniker & Landrum, J. Chem. Inf. Model. 2015; Wang et al. 2020 for version 2) describes each rotatable bond
 matched by one of its SMARTS patterns with a Fourier series fitted to the torsion's distribution in small-molecule
 crystal structures (the CSD): E(φ) = Σₖ Vₖ (1 + sₖ cos kφ), k = 1 … 6. A torsion at the bottom of its well is one
-crystal structures show often; one far up it is rare. This is evidence MMFF's strain does not hold: a force field's
-torsion terms are soft and its strain is charged only beyond an allowance, while a pose whose amides, aryl ethers and
-sulfonamides sit where crystal structures never put them is, other things equal, the wrong pose.
+crystal structures show often; one far up it is rare, as wwPDB validation flags torsions against Mogul's CSD
+statistics. MMFF's strain says little of it: a force field's torsion terms are soft. As evidence of which docked pose
+is right it did not help, and pulling docked poses into their wells did not place more ligands (docs/benchmarks.md
+"Round 40"); ``ligfit evaluate`` reports rare torsions in each ligand's geometry.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class TorsionPreferences:
 
     @classmethod
     def of(cls, mol: Chem.Mol) -> TorsionPreferences:
-        """The preferences of ``mol``'s heavy atoms (hydrogens, if present, must come after them)."""
+        """The preferences of ``mol``'s torsions; atom indices count its heavy atoms only, in their order in ``mol``."""
         heavy = Chem.RemoveHs(mol)
         found = rdDistGeom.GetExperimentalTorsions(heavy)
         atoms, coefficients, offsets = [], [], []
