@@ -15,6 +15,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ligfit.maps import DensityMap
+from ligfit.measures.torsions import dihedrals
 
 #: χ axes (the rotation bond, as atom names) of each residue type with rotatable side-chain bonds.
 CHI_AXES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -89,12 +90,8 @@ def _dihedral(coordinates: np.ndarray, index: dict[str, int], atom_names: list[s
     a, b = axes[k]
     previous = "N" if k == 0 else axes[k - 1][0]
     following = next(n for n in atom_names if depth(n) == depth(b) + 1)
-    p0, p1, p2, p3 = (coordinates[index[n]] for n in (previous, a, b, following))
-    b0, b1, b2 = p0 - p1, p2 - p1, p3 - p2
-    b1 = b1 / np.linalg.norm(b1)
-    v = b0 - np.dot(b0, b1) * b1
-    w = b2 - np.dot(b2, b1) * b1
-    return float(np.degrees(np.arctan2(np.dot(np.cross(b1, v), w), np.dot(v, w))))
+    quadruple = coordinates[[index[n] for n in (previous, a, b, following)]]
+    return float(np.degrees(dihedrals(quadruple[None])[0]))
 
 
 def _rotate(points: np.ndarray, origin: np.ndarray, through: np.ndarray, angle: float) -> np.ndarray:

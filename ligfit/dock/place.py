@@ -399,7 +399,7 @@ def score_pose(
     options = options or DockingOptions()
     site = _site(ligand, difference, blob, protein, torch.device("cpu"))  # no search: the score reads the map on the CPU
     return _final_pose(
-        ligand, np.asarray(coordinates, dtype=float), "given", site, blob, resolution, protein, options, _torsions_to_keep(ligand, options)
+        ligand, np.asarray(coordinates, dtype=float), "given", site, blob, resolution, protein, options, _pulled_torsions(ligand, options)
     )
 
 
@@ -567,7 +567,7 @@ def _final_poses(
     of a lone blob are relaxed on both cores; blobs docked side by side get one thread each. Identical poses either way.
     """
     threads = min(torch.get_num_threads(), len(coordinates))
-    torsions = _torsions_to_keep(ligand, options)
+    torsions = _pulled_torsions(ligand, options)
 
     def one(index: int) -> Pose:
         return _final_pose(ligand, coordinates[index], sources[index], site, blob, resolution, protein, options, torsions)
@@ -578,7 +578,7 @@ def _final_poses(
         return list(pool.map(one, range(len(coordinates))))
 
 
-def _torsions_to_keep(ligand: Ligand, options: DockingOptions) -> TorsionPreferences | None:
+def _pulled_torsions(ligand: Ligand, options: DockingOptions) -> TorsionPreferences | None:
     """The torsion preferences the relaxation pulls towards, or None when it does not (``torsion_preference_force`` 0)."""
     return TorsionPreferences.of(ligand.mol) if options.torsion_preference_force > 0 else None
 

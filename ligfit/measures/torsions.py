@@ -19,8 +19,8 @@ from rdkit.Chem import rdDistGeom
 
 #: The Fourier orders of ETKDG's torsion potentials.
 _ORDERS = np.arange(1, 7)
-#: Angles at which each potential's minimum is looked for (1° apart).
-_GRID = np.deg2rad(np.arange(0.0, 360.0, 1.0))
+#: cos kφ at every whole degree (360, 6): where each potential's minimum and wells are looked for.
+_GRID_COSINES = np.cos(np.outer(np.deg2rad(np.arange(360.0)), _ORDERS))
 
 
 @dataclass(frozen=True)
@@ -36,18 +36,12 @@ class TorsionPreferences:
         """The preferences of ``mol``'s torsions; atom indices count its heavy atoms only, in their order in ``mol``."""
         heavy = Chem.RemoveHs(mol)
         found = rdDistGeom.GetExperimentalTorsions(heavy)
-        atoms, coefficients, offsets = [], [], []
-        for torsion in found:
-            quadruple = list(torsion["atomIndices"])
-            if len(quadruple) != 4:
-                continue
-            v, s = np.array(list(torsion["V"]), float), np.array(list(torsion["signs"]), float)
-            terms = v * s
-            curve = v.sum() + np.cos(np.outer(_GRID, _ORDERS)) @ terms
-            atoms.append(quadruple)
-            coefficients.append(terms)
-            offsets.append(v.sum() - curve.min())
-        return cls(np.array(atoms, int).reshape(-1, 4), np.array(coefficients, float).reshape(-1, 6), np.array(offsets, float))
+        kept = [torsion for torsion in found if len(torsion["atomIndices"]) == 4]
+        atoms = np.array([list(torsion["atomIndices"]) for torsion in kept], int).reshape(-1, 4)
+        coefficients = np.array([np.multiply(list(t["V"]), list(t["signs"])) for t in kept], float).reshape(-1, 6)
+        # E(φ) = Σₖ Vₖ + Σₖ Vₖsₖ cos kφ; less its minimum that is Σₖ Vₖsₖ cos kφ − min over φ of the same.
+        offsets = -(_GRID_COSINES @ coefficients.T).min(axis=0) if len(kept) else np.zeros(0)
+        return cls(atoms, coefficients, offsets)
 
     def energies(self, coordinates: np.ndarray) -> np.ndarray:
         """Each torsion's energy above its potential's minimum at ``coordinates`` (heavy atoms first, Å): ≥ 0."""
@@ -65,7 +59,7 @@ class TorsionPreferences:
         if not len(chosen):
             return []
         angles = np.degrees(dihedrals(np.asarray(coordinates, float)[self.atoms[chosen]]))
-        curves = self.offsets[chosen][None, :] + np.cos(np.outer(_GRID, _ORDERS)) @ self.coefficients[chosen].T
+        curves = self.offsets[chosen] + _GRID_COSINES @ self.coefficients[chosen].T  # (360, chosen)
         found = []
         for column, (index, angle) in enumerate(zip(chosen, angles)):
             curve, at = curves[:, column], int(round(angle)) % 360

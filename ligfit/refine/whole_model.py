@@ -36,6 +36,7 @@ from scipy.spatial import cKDTree
 from ligfit import maps
 from ligfit.errors import BadOptionError
 from ligfit.maps import DensityMap, scattering_weights
+from ligfit.measures.torsions import dihedrals
 from ligfit.refine.density import _geometry_rmsd, density_force, potential_grid
 from ligfit.refine.errors import RefinementError
 from ligfit.refine.protocol import COOLING_STAGES, FRICTION, MINIMISATION_TOLERANCE, TIMESTEP
@@ -591,18 +592,11 @@ def _add_restraints(built: _ModelSystem, scale: np.ndarray, options: WholeModelO
             if "N" in following and (min(names["C"], following["N"]), max(names["C"], following["N"])) in bonded:
                 quads.append((names["N"], names["CA"], names["C"], following["N"]))
             for quad in quads:
-                torsion.addTorsion(*map(int, quad), [options.torsion_restraint * scale[index] * KJ_PER_KCAL, _dihedral(xyz[list(quad)])])
+                torsion.addTorsion(
+                    *map(int, quad), [options.torsion_restraint * scale[index] * KJ_PER_KCAL, float(dihedrals(xyz[list(quad)][None])[0])]
+                )
         torsion.setForceGroup(RESTRAINT_GROUP)
         built.system.addForce(torsion)
-
-
-def _dihedral(points: np.ndarray) -> float:
-    """Dihedral angle (radians) of four points."""
-    b0, b1, b2 = points[0] - points[1], points[2] - points[1], points[3] - points[2]
-    b1 = b1 / np.linalg.norm(b1)
-    v = b0 - np.dot(b0, b1) * b1
-    w = b2 - np.dot(b2, b1) * b1
-    return float(np.arctan2(np.dot(np.cross(b1, v), w), np.dot(v, w)))
 
 
 def _segments(built: _ModelSystem, size: int) -> list[np.ndarray]:
