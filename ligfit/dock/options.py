@@ -67,6 +67,9 @@ class DockingOptions:
     # 336, two more decoys placed) and D2Q in 3NZD, whose deposited pose holds a rare torsion its 1.8 Å density
     # supports, went 0.79 → 1.52 Å.
     torsion_preference_force: float = 0.0
+    # ... and the pulled relaxation kept only where the pose's CC falls by at most this much (the density does not hold
+    # the rare torsions); otherwise the plain one.
+    torsion_fit_tolerance: float = 0.01
     # Very flexible ligands: a second, looser MMFF relaxation of each scored pose (500 steps leave a 50-atom ligand
     # grown torsion by torsion strained by 50–85 kcal/mol), and this much strain allowance per rotatable bond.
     flexible_relax_force: float = 10.0  # kcal/mol/Å²

@@ -40,6 +40,7 @@ from ligfit.measures import (
     relax_pose,
     symmetric_rmsd,
 )
+from ligfit.measures.pose import TORSION_WINDOW_ABOVE, TORSION_WINDOW_DEGREES
 from ligfit.measures.torsions import TorsionPreferences
 from ligfit.records import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, Blob, Pose, SeedPose, principal_spread
 from ligfit.runtime import Progress, no_progress, torch_device, torch_thread_pool
@@ -594,12 +595,16 @@ def _final_pose(
     options: DockingOptions,
     torsions: TorsionPreferences | None,
 ) -> Pose:
-    relaxed, strain = relax_pose(ligand, coordinates, options.restraint_force, torsions, options.torsion_preference_force)
-    if options.flexible_relax_force > 0 and strain is not None and len(ligand.rotatable_bonds) >= options.flexible_rotatable:
-        relaxed, strain = relax_pose(ligand, relaxed, options.flexible_relax_force, torsions, options.torsion_preference_force)
+    relaxed, strain = _relaxed(ligand, coordinates, options, None)
     heavy_xyz = relaxed[: ligand.heavy_atom_count]
-    sigma = site.density.interpolate(heavy_xyz)
     cc = ligand_cc(site.density, heavy_xyz, ligand.elements[: ligand.heavy_atom_count], resolution)
+    if torsions is not None and torsions.windows(relaxed[: ligand.heavy_atom_count], TORSION_WINDOW_ABOVE, TORSION_WINDOW_DEGREES):
+        pulled, pulled_strain = _relaxed(ligand, relaxed, options, torsions)
+        pulled_cc = ligand_cc(site.density, pulled[: ligand.heavy_atom_count], ligand.elements[: ligand.heavy_atom_count], resolution)
+        if pulled_cc >= cc - options.torsion_fit_tolerance:  # the density does not hold the rare torsions: pull them
+            relaxed, strain, cc = pulled, pulled_strain, pulled_cc
+            heavy_xyz = relaxed[: ligand.heavy_atom_count]
+    sigma = site.density.interpolate(heavy_xyz)
     elements = ligand.elements[: ligand.heavy_atom_count]
     clashes = count_clashes(heavy_xyz, elements, protein)
     contacts = polar_contacts(heavy_xyz, elements, protein)
@@ -622,6 +627,18 @@ def _final_pose(
         packing=packed,
         interaction=interaction,
     )
+
+
+def _relaxed(
+    ligand: Ligand, coordinates: np.ndarray, options: DockingOptions, torsions: TorsionPreferences | None
+) -> tuple[np.ndarray, float | None]:
+    """:func:`relax_pose` as docking relaxes a pose (twice, the second looser, for a very flexible ligand), its rare
+    torsions pulled into their wells when ``torsions`` is given."""
+    force = options.torsion_preference_force
+    relaxed, strain = relax_pose(ligand, coordinates, options.restraint_force, torsions, force)
+    if options.flexible_relax_force > 0 and strain is not None and len(ligand.rotatable_bonds) >= options.flexible_rotatable:
+        relaxed, strain = relax_pose(ligand, relaxed, options.flexible_relax_force, torsions, force)
+    return relaxed, strain
 
 
 def strain_allowance(ligand: Ligand, options: DockingOptions) -> float:
