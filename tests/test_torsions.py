@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import gemmi
 import numpy as np
 import pytest
 from rdkit import Chem
 from rdkit.Chem import AllChem
 from rdkit.Chem import rdMolTransforms as transforms
 
+from ligfit import maps
+from ligfit.dock import score_pose
+from ligfit.dock.options import DockingOptions
 from ligfit.ligand import load_ligand
+from ligfit.maps import DensityMap
 from ligfit.measures.pose import relax_pose
 from ligfit.measures.torsions import TorsionPreferences, dihedrals
+from ligfit.records import Blob
+from ligfit.refine.metrics import pose_metrics
 
 #: An acetanilide with an ortho methyl ether: a secondary amide, an aryl amide and an aryl ether.
 SMILES = "CC(=O)Nc1ccccc1OC"
@@ -88,3 +95,58 @@ def test_windows_are_around_the_bottom_of_the_well_the_torsion_sits_in(ligand, p
             for angle in (middle - np.deg2rad(5), middle, middle + np.deg2rad(5))
         ]
         assert curve[1] <= min(curve[0], curve[2]) + 1e-9
+
+
+def _density_of(coordinates: np.ndarray, elements: list[str]) -> tuple[DensityMap, Blob]:
+    """A 3 Å map of these atoms alone, in σ units, and the blob of everything above 1 σ."""
+    structure, model, chain, residue = gemmi.Structure(), gemmi.Model("1"), gemmi.Chain("A"), gemmi.Residue()
+    residue.name, residue.seqid = "LIG", gemmi.SeqId(1, " ")
+    for index, (xyz, element) in enumerate(zip(coordinates, elements)):
+        atom = gemmi.Atom()
+        atom.name, atom.element, atom.pos, atom.occ, atom.b_iso = (
+            f"{element}{index}",
+            gemmi.Element(element),
+            gemmi.Position(*xyz),
+            1.0,
+            20.0,
+        )
+        residue.add_atom(atom)
+    chain.add_residue(residue)
+    model.add_chain(chain)
+    structure.add_model(model)
+    simulated = maps.simulate(structure, 3.0, voxel_size=0.7, margin=6.0)
+    density = simulated.with_values((simulated.values - simulated.values.mean()) / simulated.values.std())
+    inside = density.values > 1.0
+    points, values = density.grid_points()[inside], density.values[inside]
+    blob = Blob(
+        rank=0, points=points, values=values, volume=float(inside.sum() * 0.343), centroid=points.mean(0),
+        principal_axes=np.eye(3), extents=points.std(0), peak=float(values.max()), mean=float(values.mean()),
+        estimated_heavy_atoms=float(len(coordinates)), protein_contacts=0, protein_distance=np.inf, ligand_match=1.0,
+    )  # fmt: skip
+    return density, blob
+
+
+def test_docking_pulls_rare_torsions_only_where_the_density_does_not_hold_them(ligand, preferences):
+    heavy = ligand.heavy_atom_count
+    elements = list(ligand.elements[:heavy])
+    pose = twisted(ligand, preferences, 60.0)
+    in_wells, _ = relax_pose(ligand, pose, 100.0, preferences, 0.05)
+    options = DockingOptions(torsion_preference_force=0.05)
+    worst = {}
+    for name, density_from in (("twisted map", pose), ("map in the wells", in_wells)):
+        density, blob = _density_of(density_from[:heavy], elements)
+        scored = score_pose(ligand, pose, density, blob, 3.0, None, options)
+        worst[name] = preferences.energies(scored.coordinates[:heavy]).max()
+    assert worst["twisted map"] > 100.0  # the density holds the twisted amide: it stays
+    assert worst["map in the wells"] < 10.0  # it does not: pulled into the wells (150 up its potential before)
+
+
+def test_pose_metrics_count_rare_torsions(ligand, preferences):
+    heavy = ligand.heavy_atom_count
+    as_embedded = ligand.mol.GetConformer(0).GetPositions()
+    density, _ = _density_of(as_embedded[:heavy], list(ligand.elements[:heavy]))
+    usual = pose_metrics(ligand, as_embedded, density, 3.0, None)
+    rare = pose_metrics(ligand, twisted(ligand, preferences, 60.0), density, 3.0, None)
+    assert usual.rare_torsions == 0 and usual.worst_torsion_energy < 5.0
+    assert rare.rare_torsions >= 2 and rare.worst_torsion_energy > 100.0  # the amide and the aryl ether at 60°
+    assert {"rare_torsions", "worst_torsion_energy"} <= set(rare.as_dict())

@@ -18,7 +18,7 @@ import numpy as np
 from rdkit import Chem
 
 from ligfit.evaluate.sites import LigandSite
-from ligfit.measures.torsions import TorsionPreferences
+from ligfit.measures.torsions import RARE_TORSION_ENERGY, TorsionPreferences
 
 BOND_SIGMA = 0.02  # Å
 ANGLE_SIGMA = 3.0  # degrees
@@ -29,9 +29,6 @@ FLAT_VOLUME = 0.5
 IDEAL_PLANE_RMS = 0.05
 #: A plane fails when an atom lies farther than this from it (PoseBusters' flatness limit, Å).
 PLANE_DEVIATION_LIMIT = 0.25
-#: A torsion this far up its crystal-structure potential is rare: 58 of the 2,178 torsions (2.7 %) of the 427 deposited
-#: ligands in ``../shared/data`` (PoseBusters set) are, in 48 of the ligands (11 %).
-RARE_TORSION_ENERGY = 10.0
 _STEREO_ELEMENTS = {"C", "Si", "P", "S"}
 #: Bonds and angles that involve any other element (metals) are not scored: their ideal CCD geometry is rarely meaningful.
 ORGANIC_ELEMENTS = {"H", "B", "C", "N", "O", "F", "Si", "P", "S", "Cl", "Se", "Br", "I"}

@@ -12,6 +12,7 @@ from ligfit.io import AtomTable
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
 from ligfit.measures import close_contacts, count_clashes, ligand_cc, q_scores, relax_pose
+from ligfit.measures.torsions import RARE_TORSION_ENERGY, TorsionPreferences
 
 #: Heavy atoms held with this force (kcal/mol/Å²) while hydrogens relax for the strain energy, as docking does.
 STRAIN_RESTRAINT = 100.0
@@ -31,6 +32,8 @@ class PoseMetrics:
     min_distance: float | None  # closest protein–ligand heavy-atom distance, Å
     bond_rmsd: float  # heavy-atom bond lengths against the lowest-energy conformer, Å
     angle_rmsd: float  # heavy-atom bond angles against the lowest-energy conformer, degrees
+    rare_torsions: int  # torsions far up their crystal-structure potential (> RARE_TORSION_ENERGY; Mogul-like outliers)
+    worst_torsion_energy: float | None  # the highest any torsion sits up its potential; None when none is matched
 
     def as_dict(self) -> dict:
         return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in asdict(self).items()}
@@ -59,6 +62,7 @@ def pose_metrics(
         neighbours = protein.coordinates[near]
     q = q_scores(density, np.concatenate([xyz, neighbours]), np.arange(heavy))
     bond_rmsd, angle_rmsd = geometry_deviations(ligand, coordinates)
+    torsions = TorsionPreferences.of(ligand.mol).energies(xyz)
     return PoseMetrics(
         ligand_cc=float(ligand_cc(density, xyz, elements, resolution)),
         q_score=None if np.all(np.isnan(q)) else float(np.nanmean(q)),
@@ -68,6 +72,8 @@ def pose_metrics(
         min_distance=closest,
         bond_rmsd=bond_rmsd,
         angle_rmsd=angle_rmsd,
+        rare_torsions=int(np.sum(torsions > RARE_TORSION_ENERGY)),
+        worst_torsion_energy=float(torsions.max()) if len(torsions) else None,
     )
 
 
