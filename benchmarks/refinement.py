@@ -153,8 +153,18 @@ def run_case(
             row["close_after"] = close_contacts(ligand, result.coordinates, protein)
             row["rmsd_before"] = round(ligand_rmsd(heavy_atom_mol(ligand, docked), reference), 3)
             row["rmsd_after"] = round(ligand_rmsd(heavy_atom_mol(ligand, result.coordinates), reference), 3)
+            row["rare_torsions_deposited"] = deposited_rare_torsions(reference)
             rows.append(row)
     return rows
+
+
+def deposited_rare_torsions(reference: Chem.Mol) -> int:
+    """Torsions of the deposited ligand far up their crystal-structure potential (what a refined pose is compared with)."""
+    from ligfit.measures.torsions import RARE_TORSION_ENERGY, TorsionPreferences
+
+    heavy = Chem.RemoveHs(reference)
+    energies = TorsionPreferences.of(heavy).energies(heavy.GetConformer().GetPositions())
+    return int(np.sum(energies > RARE_TORSION_ENERGY))
 
 
 def _nearest(refined_poses: list, ligand, reference: Chem.Mol):
@@ -186,6 +196,8 @@ def _row(case: Case, kind: str, index, ligand, docked, result, reference, messag
             q_after="" if result.after.q_score is None else round(result.after.q_score, 3),
             strain_before="" if result.before.strain is None else round(result.before.strain, 1),
             strain_after="" if result.after.strain is None else round(result.after.strain, 1),
+            rare_torsions_before=result.before.rare_torsions,
+            rare_torsions_after=result.after.rare_torsions,
             refine_seconds=round(result.seconds, 2),
             map_weight="" if result.map_weight is None else round(result.map_weight, 2),
         )
@@ -215,8 +227,9 @@ def summarise(rows: list[dict]) -> str:
     """Markdown table: one line per set and resolution."""
     lines = [
         "| set | resolution (Å) | cases | PoseBusters pass before → after | with a pair < 2.2 Å before → after | "
-        "median RMSD before → after (Å) | worse by > 0.3 Å | median refinement time (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "median RMSD before → after (Å) | worse by > 0.3 Å | with a rare torsion before → after (deposited) | "
+        "median refinement time (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
@@ -225,7 +238,7 @@ def summarise(rows: list[dict]) -> str:
     for (kind, resolution), group in sorted(groups.items()):
         scored = [r for r in group if r["rmsd_before"] != ""]
         if not scored:
-            lines.append(f"| {kind} | {resolution} | {len(group)} | – | – | – | – | – |")
+            lines.append(f"| {kind} | {resolution} | {len(group)} | – | – | – | – | – | – |")
             continue
         count = len(scored)
         pb = f"{sum(r['pb_before'] is True for r in scored)}/{count} → {sum(r['pb_after'] is True for r in scored)}/{count}"
@@ -234,11 +247,20 @@ def summarise(rows: list[dict]) -> str:
         after = np.median([r["rmsd_after"] for r in scored])
         worse = sum(r["rmsd_after"] > r["rmsd_before"] + WORSE_BY for r in scored)
         seconds = np.median([r["refine_seconds"] for r in scored])
+        rare_before, rare_after, rare_deposited = (
+            sum(_count(r.get(f"rare_torsions_{when}")) > 0 for r in scored) for when in ("before", "after", "deposited")
+        )
+        rare = f"{rare_before} → {rare_after} ({rare_deposited})"
         unscored = "" if count == len(group) else f" (+{len(group) - count} not docked)"
         lines.append(
-            f"| {kind} | {resolution} | {count}{unscored} | {pb} | {close} | {before:.2f} → {after:.2f} | {worse} | {seconds:.1f} |"
+            f"| {kind} | {resolution} | {count}{unscored} | {pb} | {close} | {before:.2f} → {after:.2f} | {worse} | {rare} | {seconds:.1f} |"
         )
     return "\n".join(lines)
+
+
+def _count(value) -> int:
+    """A count from a row (an int, a CSV string, or "" where it was not measured)."""
+    return int(value) if value not in ("", None) else 0
 
 
 def targets(rows: list[dict]) -> str:
@@ -355,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 _FIELDS = [
     "set", "case", "resolution", "heavy_atoms", "refined", "force_field", "rmsd_before", "rmsd_after", "pb_before", "pb_after",
     "pb_failed_before", "pb_failed_after", "close_before", "close_after", "cc_before", "cc_after", "q_before", "q_after", "strain_before", "strain_after",
-    "map_weight", "docking_seconds", "refine_seconds", "message",
+    "rare_torsions_before", "rare_torsions_after", "rare_torsions_deposited", "map_weight", "docking_seconds", "refine_seconds", "message",
 ]  # fmt: skip
 
 if __name__ == "__main__":
