@@ -40,7 +40,7 @@ from benchmarks.realistic_cases import realistic_case  # noqa: E402
 FIELDS = [
     "case", "resolution", "decoy", "heavy_atoms", "occupancy", "status", "confidence", "label",
     "rmsd", "right", "miss", "deposited_score", "best_score", "turned_away_confidence", "turned_away_rmsd", "loop_built",
-    "answer_interaction", "answer_burial", "blob_note", "seconds", "message",
+    "answer_interaction", "answer_burial", "answer_rare_torsions", "blob_note", "seconds", "message",
 ]  # fmt: skip
 CONFIDENCE_BINS = [(0.0, 0.4, "low"), (0.4, 0.7, "medium"), (0.7, 1.01, "high")]
 #: Confidence bins of the answers build turned away as "low" (``turned_away_confidence``), for the summary.
@@ -132,6 +132,7 @@ def run_one(
         "loop_built": loop_built(result, record["loop"]),
         "answer_interaction": "" if interaction is None else round(interaction, 3),
         "answer_burial": "" if buried is None else round(buried, 3),
+        "answer_rare_torsions": rare_torsions(result.ligand, result.placements[0].coordinates) if placed else "",
         "blob_note": _blob_note(result),
         "seconds": round(seconds, 1),
         "message": result.message,
@@ -183,6 +184,13 @@ def pose_records(result, reference) -> list[dict]:
             }
         )
     return records
+
+
+def rare_torsions(ligand, coordinates) -> int:
+    """How many torsions of the written ligand (refined where it was) sit far up their crystal-structure potential."""
+    from ligfit.measures.torsions import RARE_TORSION_ENERGY, TorsionPreferences
+
+    return int((TorsionPreferences.of(ligand.mol).energies(coordinates[: ligand.heavy_atom_count]) > RARE_TORSION_ENERGY).sum())
 
 
 def answer_chemistry(result, pose) -> tuple[float | None, float | None]:

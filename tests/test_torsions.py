@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gemmi
 import numpy as np
 import pytest
@@ -12,6 +14,8 @@ from rdkit.Chem import rdMolTransforms as transforms
 from ligfit import maps
 from ligfit.dock import score_pose
 from ligfit.dock.options import DockingOptions
+from ligfit.dock.place import DockingResult, _with_usual_torsions
+from ligfit.errors import BadOptionError
 from ligfit.ligand import load_ligand
 from ligfit.maps import DensityMap
 from ligfit.measures.pose import relax_pose
@@ -131,7 +135,7 @@ def test_docking_pulls_rare_torsions_only_where_the_density_does_not_hold_them(l
     elements = list(ligand.elements[:heavy])
     pose = twisted(ligand, preferences, 60.0)
     in_wells, _ = relax_pose(ligand, pose, 100.0, preferences, 0.05)
-    options = DockingOptions(torsion_preference_force=0.05)
+    options = DockingOptions(torsion_pull="scored", torsion_preference_force=0.05)
     worst = {}
     for name, density_from in (("twisted map", pose), ("map in the wells", in_wells)):
         density, blob = _density_of(density_from[:heavy], elements)
@@ -150,3 +154,27 @@ def test_pose_metrics_count_rare_torsions(ligand, preferences):
     assert usual.rare_torsions == 0 and usual.worst_torsion_energy < 5.0
     assert rare.rare_torsions >= 2 and rare.worst_torsion_energy > 100.0  # the amide and the aryl ether at 60°
     assert {"rare_torsions", "worst_torsion_energy"} <= set(rare.as_dict())
+
+
+def test_placements_get_usual_torsions_where_the_density_lets_them(ligand, preferences):
+    heavy = ligand.heavy_atom_count
+    elements = list(ligand.elements[:heavy])
+    pose = twisted(ligand, preferences, 60.0)
+    in_wells, _ = relax_pose(ligand, pose, DockingOptions().torsion_pull_restraint, preferences, 0.05)
+    worst, moved = {}, {}
+    pulled = DockingOptions(torsion_pull="placements")
+    for name, density_from in (("twisted map", pose), ("map in the wells", in_wells)):
+        density, blob = _density_of(density_from[:heavy], elements)
+        placed = replace(score_pose(ligand, pose, density, blob, 3.0, None, DockingOptions(torsion_pull="off")), confidence=0.8)
+        result = _with_usual_torsions(DockingResult([placed], [placed], "supported"), ligand, density, [blob], 3.0, None, pulled)
+        after = result.placements[0]
+        assert (after.confidence, result.poses[0]) == (placed.confidence, placed)  # the choice as judged
+        worst[name] = preferences.energies(after.coordinates[:heavy]).max()
+        moved[name] = after.cc - placed.cc
+    assert worst["twisted map"] > 100.0 and moved["twisted map"] == 0.0  # the density holds the twist: untouched
+    assert worst["map in the wells"] < 10.0 and moved["map in the wells"] > 0.0  # pulled, and it fits better
+
+
+def test_a_torsion_pull_that_does_not_exist_is_refused():
+    with pytest.raises(BadOptionError, match="torsion_pull"):
+        DockingOptions(torsion_pull="everywhere")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ligfit.errors import BadOptionError
 from ligfit.runtime import AUTO_DEVICE
+
+#: Where docking pulls rare torsions into their wells (``DockingOptions.torsion_pull``).
+TORSION_PULLS = ("off", "placements", "scored")
 
 
 @dataclass(frozen=True)
@@ -61,16 +65,22 @@ class DockingOptions:
     restraint_force: float = 100.0  # kcal/mol/Å² on heavy atoms during MMFF relaxation (weaker ones pull poses off the density)
     strain_allowance: float = 10.0  # kcal/mol of MMFF strain that costs nothing
     # Torsions far up their crystal-structure potential (ligfit.measures.torsions, ETKDG's) pulled into their well during
-    # the relaxation with this force (kcal/mol/deg² beyond ± measures.pose.TORSION_WINDOW_DEGREES of the bottom): off.
-    # At 0.05 (Round 40, docs/benchmarks.md "Realistic maps") right answers holding a rare torsion went 24 % → 4 %
-    # (deposited ligands: 11 %), but placements did not gain (design seeds 154 → 154 of 192, held out 257 → 257 of
-    # 336, two more decoys placed) and D2Q in 3NZD, whose deposited pose holds a rare torsion its 1.8 Å density
-    # supports, went 0.79 → 1.52 Å.
-    torsion_preference_force: float = 0.0
-    # ... and the pulled relaxation kept only where the pose's CC falls by at most this much (the density does not hold
-    # the rare torsions); otherwise the plain one. Round 41: held out 257 → 258 of 336 (+2 −1), one more decoy placed,
-    # right answers holding a rare torsion 30 % → 9 %, 10 % more build time.
+    # an MMFF relaxation with this force (kcal/mol/deg² beyond ± measures.pose.TORSION_WINDOW_DEGREES of the bottom), the
+    # pulled pose kept only where it fits nearly as well (the density does not hold the torsions). torsion_pull says
+    # where: "placements" (after the choice, the placed poses only, relaxed with the heavy atoms held by
+    # torsion_pull_restraint and kept where neither CC nor score falls by more than torsion_fit_tolerance and no clash is
+    # added: the written ligand's torsions as crystal structures show them where the density lets them go; choice and
+    # confidence unchanged), "scored" (every scored pose before the choice, under restraint_force, kept where its CC
+    # falls by at most torsion_fit_tolerance) or "off". Measured in docs/benchmarks.md, "Round 40" and "Round 41":
+    # "scored" placed no more ligands (held out 257 → 258 of 336, one more decoy placed, 10 % more build time) and took
+    # the right docked answers holding a rare torsion from 30 % to 9 % (deposited ligands: 11 %). "placements" changed
+    # no placement and no RMSD by 0.3 Å on seven held-out seeds, but the written answers holding a rare torsion went
+    # only 13 → 10 of 60 (refinement keeps most of what docking hands it) and D2Q in 3NZD 1.55 → 1.61 Å: off.
+    torsion_pull: str = "off"
+    torsion_preference_force: float = 0.05
     torsion_fit_tolerance: float = 0.01
+    # kcal/mol/Å²: held by restraint_force, a placement's bond angles bend instead (the Tyk2 example: strain 14 → 81 kcal/mol).
+    torsion_pull_restraint: float = 10.0
     # Very flexible ligands: a second, looser MMFF relaxation of each scored pose (500 steps leave a 50-atom ligand
     # grown torsion by torsion strained by 50–85 kcal/mol), and this much strain allowance per rotatable bond.
     flexible_relax_force: float = 10.0  # kcal/mol/Å²
@@ -111,6 +121,10 @@ class DockingOptions:
     # On the CPU, the search's Adam steps run compiled (ligfit/dock/kernel.py, numba): the same objective with its gradient
     # written out, equal to the torch form to float rounding; False runs them in torch, as on a GPU.
     compiled_search: bool = True
+
+    def __post_init__(self) -> None:
+        if self.torsion_pull not in TORSION_PULLS:
+            raise BadOptionError(f"torsion_pull must be one of {', '.join(TORSION_PULLS)}, not {self.torsion_pull!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -161,7 +161,8 @@ def dock(
     side_by_side = surroundings is not None  # a de novo build's carved and freed blobs (see _with_site_evidence)
     judged = _judge(reported, matches, options, copies)
     covered = _with_blob_coverage(judged, blobs, ligand.heavy_atom_count, resolution, in_the_blob_it_lies_in=side_by_side)
-    return _with_site_evidence(covered, ligand.heavy_atom_count, walls, options, same_site_is_no_rival=side_by_side)
+    evidenced = _with_site_evidence(covered, ligand.heavy_atom_count, walls, options, same_site_is_no_rival=side_by_side)
+    return _with_usual_torsions(evidenced, ligand, difference, blobs, resolution, protein, options)
 
 
 def pocket_factor(points: np.ndarray, protein: AtomTable | None) -> float:
@@ -580,8 +581,44 @@ def _final_poses(
 
 
 def _pulled_torsions(ligand: Ligand, options: DockingOptions) -> TorsionPreferences | None:
-    """The torsion preferences the relaxation pulls towards, or None when it does not (``torsion_preference_force`` 0)."""
-    return TorsionPreferences.of(ligand.mol) if options.torsion_preference_force > 0 else None
+    """The torsion preferences every scored pose's relaxation pulls towards (``torsion_pull`` "scored"), or None."""
+    return TorsionPreferences.of(ligand.mol) if options.torsion_pull == "scored" and options.torsion_preference_force > 0 else None
+
+
+#: What a placement's torsion pull measures again (:func:`_with_usual_torsions`), besides its score.
+_MEASURES = ("coordinates", "cc", "mean_sigma", "fraction_in_density", "clashes", "polar_contacts", "strain", "packing", "interaction")
+
+
+def _with_usual_torsions(
+    result: DockingResult, ligand: Ligand, difference: DensityMap, blobs: list[Blob], resolution: float, protein, options: DockingOptions
+) -> DockingResult:
+    """Each placement with its rare torsions pulled into their wells (``torsion_pull`` "placements") where the density
+    lets them go: relaxed under ``torsion_pull_restraint``, it is kept where neither its CC nor its score falls by more
+    than ``torsion_fit_tolerance`` and no clash is added. Its fit, strain, contacts and score are measured again; the
+    choice and confidence stay those it was judged by."""
+    if options.torsion_pull != "placements" or options.torsion_preference_force <= 0 or not result.placements:
+        return result
+    torsions = TorsionPreferences.of(ligand.mol)
+    heavy = ligand.heavy_atom_count
+    by_rank = {blob.rank: blob for blob in blobs}
+    placements = []
+    for pose in result.placements:
+        blob = by_rank.get(pose.blob_rank)
+        if blob is None or not torsions.windows(pose.coordinates[:heavy], TORSION_WINDOW_ABOVE, TORSION_WINDOW_DEGREES):
+            placements.append(pose)
+            continue
+        site = _site(ligand, difference, blob, None, torch.device("cpu"))  # only its density box is read
+        pulled, strain = relax_pose(ligand, pose.coordinates, options.torsion_pull_restraint, torsions, options.torsion_preference_force)
+        measured = _measured(ligand, pulled, strain, pose.source, site, blob, resolution, protein, options)
+        tolerance = options.torsion_fit_tolerance
+        if (
+            measured.cc >= pose.cc - tolerance
+            and measured.score >= pose.score_before_tie_breaks - tolerance
+            and measured.clashes <= pose.clashes
+        ):
+            pose = replace(pose, **{name: getattr(measured, name) for name in _MEASURES}, score=measured.score + pose.tie_break_shift)
+        placements.append(pose)
+    return replace(result, placements=placements)
 
 
 def _final_pose(
@@ -603,7 +640,25 @@ def _final_pose(
         pulled_cc = ligand_cc(site.density, pulled[: ligand.heavy_atom_count], ligand.elements[: ligand.heavy_atom_count], resolution)
         if pulled_cc >= cc - options.torsion_fit_tolerance:  # the density does not hold the rare torsions: pull them
             relaxed, strain, cc = pulled, pulled_strain, pulled_cc
-            heavy_xyz = relaxed[: ligand.heavy_atom_count]
+    return _measured(ligand, relaxed, strain, source, site, blob, resolution, protein, options, cc)
+
+
+def _measured(
+    ligand: Ligand,
+    relaxed: np.ndarray,
+    strain: float | None,
+    source: str,
+    site: Site,
+    blob: Blob,
+    resolution: float,
+    protein,
+    options: DockingOptions,
+    cc: float | None = None,
+) -> Pose:
+    """A relaxed pose measured and scored in ``blob``'s box (``cc``: its ligand-mask CC, when known already)."""
+    heavy_xyz = relaxed[: ligand.heavy_atom_count]
+    if cc is None:
+        cc = ligand_cc(site.density, heavy_xyz, ligand.elements[: ligand.heavy_atom_count], resolution)
     sigma = site.density.interpolate(heavy_xyz)
     elements = ligand.elements[: ligand.heavy_atom_count]
     clashes = count_clashes(heavy_xyz, elements, protein)
