@@ -188,9 +188,9 @@ def pose_records(result, reference) -> list[dict]:
 
 def rare_torsions(ligand, coordinates) -> int:
     """How many torsions of the written ligand (refined where it was) sit far up their crystal-structure potential."""
-    from ligfit.measures.torsions import RARE_TORSION_ENERGY, TorsionPreferences
+    from ligfit.measures.torsions import TorsionPreferences
 
-    return int((TorsionPreferences.of(ligand.mol).energies(coordinates[: ligand.heavy_atom_count]) > RARE_TORSION_ENERGY).sum())
+    return TorsionPreferences.of(ligand.mol).rare(coordinates[: ligand.heavy_atom_count])
 
 
 def answer_chemistry(result, pose) -> tuple[float | None, float | None]:

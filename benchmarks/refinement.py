@@ -160,11 +160,10 @@ def run_case(
 
 def deposited_rare_torsions(reference: Chem.Mol) -> int:
     """Torsions of the deposited ligand far up their crystal-structure potential (what a refined pose is compared with)."""
-    from ligfit.measures.torsions import RARE_TORSION_ENERGY, TorsionPreferences
+    from ligfit.measures.torsions import TorsionPreferences
 
     heavy = Chem.RemoveHs(reference)
-    energies = TorsionPreferences.of(heavy).energies(heavy.GetConformer().GetPositions())
-    return int(np.sum(energies > RARE_TORSION_ENERGY))
+    return TorsionPreferences.of(heavy).rare(heavy.GetConformer().GetPositions())
 
 
 def _nearest(refined_poses: list, ligand, reference: Chem.Mol):

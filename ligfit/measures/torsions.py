@@ -77,6 +77,10 @@ class TorsionPreferences:
             found.append((i, j, k, m, bottom - tolerance, bottom + tolerance))
         return found
 
+    def rare(self, coordinates: np.ndarray) -> int:
+        """How many torsions sit more than :data:`RARE_TORSION_ENERGY` up their potential at ``coordinates``."""
+        return int(np.sum(self.energies(coordinates) > RARE_TORSION_ENERGY))
+
     def total(self, coordinates: np.ndarray) -> float:
         """The summed energy of the ligand's preferred torsions above their minima (0 for a ligand with none)."""
         return float(self.energies(coordinates).sum())

@@ -12,7 +12,7 @@ from ligfit.io import AtomTable
 from ligfit.ligand import Ligand
 from ligfit.maps import DensityMap
 from ligfit.measures import close_contacts, count_clashes, ligand_cc, q_scores, relax_pose
-from ligfit.measures.torsions import RARE_TORSION_ENERGY, TorsionPreferences
+from ligfit.measures.torsions import TorsionPreferences
 
 #: Heavy atoms held with this force (kcal/mol/Å²) while hydrogens relax for the strain energy, as docking does.
 STRAIN_RESTRAINT = 100.0
@@ -62,7 +62,8 @@ def pose_metrics(
         neighbours = protein.coordinates[near]
     q = q_scores(density, np.concatenate([xyz, neighbours]), np.arange(heavy))
     bond_rmsd, angle_rmsd = geometry_deviations(ligand, coordinates)
-    torsions = TorsionPreferences.of(ligand.mol).energies(xyz)
+    preferences = TorsionPreferences.of(ligand.mol)
+    torsions = preferences.energies(xyz)
     return PoseMetrics(
         ligand_cc=float(ligand_cc(density, xyz, elements, resolution)),
         q_score=None if np.all(np.isnan(q)) else float(np.nanmean(q)),
@@ -72,7 +73,7 @@ def pose_metrics(
         min_distance=closest,
         bond_rmsd=bond_rmsd,
         angle_rmsd=angle_rmsd,
-        rare_torsions=int(np.sum(torsions > RARE_TORSION_ENERGY)),
+        rare_torsions=preferences.rare(xyz),
         worst_torsion_energy=float(torsions.max()) if len(torsions) else None,
     )
 
