@@ -633,14 +633,19 @@ def _final_pose(
     torsions: TorsionPreferences | None,
 ) -> Pose:
     relaxed, strain = _relaxed(ligand, coordinates, options, None)
-    heavy_xyz = relaxed[: ligand.heavy_atom_count]
-    cc = ligand_cc(site.density, heavy_xyz, ligand.elements[: ligand.heavy_atom_count], resolution)
+    cc = _fit(ligand, site, relaxed, resolution)
     if torsions is not None and torsions.windows(relaxed[: ligand.heavy_atom_count], TORSION_WINDOW_ABOVE, TORSION_WINDOW_DEGREES):
         pulled, pulled_strain = _relaxed(ligand, relaxed, options, torsions)
-        pulled_cc = ligand_cc(site.density, pulled[: ligand.heavy_atom_count], ligand.elements[: ligand.heavy_atom_count], resolution)
+        pulled_cc = _fit(ligand, site, pulled, resolution)
         if pulled_cc >= cc - options.torsion_fit_tolerance:  # the density does not hold the rare torsions: pull them
             relaxed, strain, cc = pulled, pulled_strain, pulled_cc
     return _measured(ligand, relaxed, strain, source, site, blob, resolution, protein, options, cc)
+
+
+def _fit(ligand: Ligand, site: Site, coordinates: np.ndarray, resolution: float) -> float:
+    """The ligand-mask CC of a pose (all atoms, ligand order) with the site's map."""
+    heavy = ligand.heavy_atom_count
+    return ligand_cc(site.density, coordinates[:heavy], ligand.elements[:heavy], resolution)
 
 
 def _measured(
@@ -658,7 +663,7 @@ def _measured(
     """A relaxed pose measured and scored in ``blob``'s box (``cc``: its ligand-mask CC, when known already)."""
     heavy_xyz = relaxed[: ligand.heavy_atom_count]
     if cc is None:
-        cc = ligand_cc(site.density, heavy_xyz, ligand.elements[: ligand.heavy_atom_count], resolution)
+        cc = _fit(ligand, site, relaxed, resolution)
     sigma = site.density.interpolate(heavy_xyz)
     elements = ligand.elements[: ligand.heavy_atom_count]
     clashes = count_clashes(heavy_xyz, elements, protein)
