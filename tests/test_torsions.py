@@ -178,3 +178,51 @@ def test_placements_get_usual_torsions_where_the_density_lets_them(ligand, prefe
 def test_a_torsion_pull_that_does_not_exist_is_refused():
     with pytest.raises(BadOptionError, match="torsion_pull"):
         DockingOptions(torsion_pull="everywhere")
+
+
+def test_the_refinement_torsion_force_is_the_crystal_structure_potential(ligand, preferences):
+    """OpenMM's energy of the added force, between two conformations, is the preferences' own (kcal/mol → kJ/mol)."""
+    import openmm as mm
+
+    from ligfit.refine.system import KJ_PER_KCAL, torsion_preference_force
+
+    count = ligand.mol.GetNumAtoms()
+    system = mm.System()
+    for _ in range(count):
+        system.addParticle(1.0)
+    system.addForce(torsion_preference_force(ligand, np.arange(count), 0.5))
+    context = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("Reference"))
+
+    def energy(coordinates: np.ndarray) -> float:
+        context.setPositions(coordinates * 0.1)
+        return context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(mm.unit.kilojoule_per_mole)
+
+    usual, rare = ligand.mol.GetConformer(0).GetPositions(), twisted(ligand, preferences, 60.0)
+    heavy = ligand.heavy_atom_count
+    expected = 0.5 * KJ_PER_KCAL * (preferences.energies(rare[:heavy]).sum() - preferences.energies(usual[:heavy]).sum())
+    assert expected > 100.0
+    assert energy(rare) - energy(usual) == pytest.approx(expected, rel=1e-3, abs=0.5)
+
+
+def test_refinement_settles_rare_torsions_the_density_does_not_hold(ligand, preferences):
+    """Refined alone, from a pose with its amide and ether turned to 90° (100 up their potentials), in a 3 Å map of the
+    ligand in its wells: with GAFF2 alone the refined pose fits no better and the docked one is kept, torsions and all;
+    with the crystal-structure potentials added both come down into their wells, and the fit stays."""
+    from ligfit.refine import RefinementOptions, refine
+
+    heavy = ligand.heavy_atom_count
+    pose = twisted(ligand, preferences, 90.0)
+    in_wells, _ = relax_pose(ligand, pose, 100.0, preferences, 0.05)
+    density, _ = _density_of(in_wells[:heavy], list(ligand.elements[:heavy]))
+    results = {weight: refine(None, ligand, [pose], density, 3.0, options=RefinementOptions(torsion_preference_weight=weight))
+               for weight in (0.0, 1.0)}  # fmt: skip
+    worst = {weight: preferences.energies(result.coordinates[:heavy]).max() for weight, result in results.items()}
+    assert worst[0.0] > 50.0 and worst[1.0] < 5.0
+    assert results[1.0].refined and results[1.0].after.ligand_cc > 0.9
+
+
+def test_a_negative_torsion_preference_weight_is_refused():
+    from ligfit.refine import RefinementOptions
+
+    with pytest.raises(BadOptionError, match="torsion_preference_weight"):
+        RefinementOptions(torsion_preference_weight=-1.0)

@@ -40,6 +40,10 @@ class RefinementOptions:
     # better fit), and annealing them took ~2/3 of a pocket's refinement.
     anneal_cc_window: float | None = 0.05
     anneal_temperature: float = 300.0  # start of the linear cooling to 0 K
+    # Multiplies the ligand's crystal-structure torsion potentials (ETKDG's, ``ligfit.measures.torsions``; kcal/mol)
+    # added beside its force field's own torsions, so that a torsion the density does not hold settles where crystal
+    # structures put it; 0 leaves them out.
+    torsion_preference_weight: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -49,6 +53,8 @@ class RefinementOptions:
             raise BadOptionError(f"unknown ligand force field {self.ligand_force_field!r}; use one of {', '.join(LIGAND_FORCE_FIELDS)}")
         if self.starts < 1:
             raise BadOptionError(f"starts must be at least 1, got {self.starts}")
+        if self.torsion_preference_weight < 0:
+            raise BadOptionError(f"torsion_preference_weight must be at least 0, got {self.torsion_preference_weight}")
         if not 0 < self.mobile_radius <= self.shell_radius:
             raise BadOptionError(f"need 0 < mobile_radius ≤ shell_radius, got {self.mobile_radius} and {self.shell_radius} Å")
 

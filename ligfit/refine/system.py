@@ -32,6 +32,7 @@ from rdkit import Chem
 from scipy.spatial import cKDTree
 
 from ligfit.ligand import Ligand
+from ligfit.measures.torsions import TorsionPreferences
 from ligfit.refine.errors import RefinementError
 from ligfit.refine.options import RefinementOptions
 from ligfit.refine.parameters import LigandParameters
@@ -210,6 +211,8 @@ def build_system(
 
     nonbonded = next(f for f in system.getForces() if isinstance(f, mm.NonbondedForce))
     ligand_atoms = _add_ligand(system, nonbonded, ligand, parameters)
+    if options.torsion_preference_weight > 0:
+        system.addForce(torsion_preference_force(ligand, ligand_atoms, options.torsion_preference_weight))
     topology = _with_ligand_residue(topology, ligand)
     mobile += [True] * len(ligand_atoms)
     elements += ligand.elements
@@ -383,6 +386,20 @@ def _gap_bonds(modeller: app.Modeller) -> list:
         for bond in modeller.topology.bonds()
         if bond[0].residue != bond[1].residue and np.linalg.norm(positions[bond[0].index] - positions[bond[1].index]) > 0.2
     ]
+
+
+def torsion_preference_force(ligand: Ligand, ligand_atoms: np.ndarray, weight: float) -> mm.PeriodicTorsionForce:
+    """The ligand's crystal-structure torsion potentials (``TorsionPreferences``: Σₖ Vₖsₖ cos kφ) times ``weight``, on
+    its particles ``ligand_atoms`` (ligand order); each term Vₖsₖ cos kφ is |Vₖsₖ| (1 + cos(kφ − 0 or π)) less a constant."""
+    preferences = TorsionPreferences.of(ligand.mol)
+    force = mm.PeriodicTorsionForce()
+    for atoms, coefficients in zip(preferences.atoms, preferences.coefficients):
+        particles = [int(ligand_atoms[atom]) for atom in atoms]
+        for order, coefficient in enumerate(coefficients, start=1):
+            if coefficient != 0.0:
+                phase = 0.0 if coefficient > 0 else np.pi
+                force.addTorsion(*particles, order, phase, abs(float(coefficient)) * weight * KJ_PER_KCAL)
+    return force
 
 
 def _add_ligand(system: mm.System, nonbonded: mm.NonbondedForce, ligand: Ligand, parameters: LigandParameters) -> np.ndarray:
