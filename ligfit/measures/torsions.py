@@ -6,8 +6,9 @@ crystal structures (the CSD): E(φ) = Σₖ Vₖ (1 + sₖ cos kφ), k = 1 … 6
 crystal structures show often; one far up it is rare, as wwPDB validation flags torsions against Mogul's CSD
 statistics. MMFF's strain says little of it: a force field's torsion terms are soft. As evidence of which docked pose
 is right it did not help, and pulling docked poses into their wells, always or only where the density lets them go,
-did not place more ligands (docs/benchmarks.md "Round 40", "Round 41"); ``ligfit evaluate`` reports rare torsions in
-each ligand's geometry, and build's refinement before and after.
+did not place more ligands (docs/benchmarks.md "Round 40", "Round 41"). The joint refinement adds these potentials
+beside the ligand's force field (``RefinementOptions.torsion_preference_weight``, "Round 42"); ``ligfit evaluate``
+reports rare torsions in each ligand's geometry, and build's refinement before and after.
 """
 
 from __future__ import annotations
