@@ -21,13 +21,13 @@ def confidence_label(confidence: float) -> str:
 
 
 #: What each label has meant: (right, placed) on the realistic-map benchmark (benchmarks/realistic_maps.py --quick, seeds
-#: 18–55, held out from every rule the benchmark's rounds tuned: 228 pockets at 3.0 and 3.5 Å each with their decoys,
+#: 18–61, held out from every rule the benchmark's rounds tuned: 264 pockets at 3.0 and 3.5 Å each with their decoys,
 #: incomplete models, waters, a detergent, weak ligands), right = within 2 Å of the deposited pose; every placement
 #: counts, a ligand placed in a map without it as wrong. Seeds 18–45 rebuilt whole with the code as it ships
-#: (docs/benchmarks.md "Round 39"), 46–55 run fresh ("Round 42"): high 185/193 and 65/69, medium 71/102 and 31/39. On
-#: seeds 2–17, where the rules were tuned, high was right 117 of 121 times.
+#: (docs/benchmarks.md "Round 39"), 46–61 run fresh ("Round 42"): high 185/193, 65/69 and 33/33, medium 71/102, 31/39
+#: and 18/26. On seeds 2–17, where the rules were tuned, high was right 117 of 121 times.
 #: `realistic_maps.py --summarise` prints these beside a new run's: update them whenever docking or its confidence changes.
-CONFIDENCE_RECORD = {"high": (250, 262), "medium": (102, 141)}
+CONFIDENCE_RECORD = {"high": (283, 295), "medium": (120, 167)}
 
 
 def confidence_meaning(label: str) -> str | None:
