@@ -75,7 +75,7 @@ class DockingOptions:
     # "scored" placed no more ligands (held out 257 → 258 of 336, one more decoy placed, 10 % more build time) and took
     # the right docked answers holding a rare torsion from 30 % to 9 % (deposited ligands: 11 %). "placements" changed
     # no placement and no RMSD by 0.3 Å on seven held-out seeds, but the written answers holding a rare torsion went
-    # only 13 → 10 of 60 (refinement keeps most of what docking hands it) and D2Q in 3NZD 1.55 → 1.61 Å: off.
+    # only 13 → 10 of 60 (refinement kept most of what docking handed it; since Round 42 it adds torsion potentials of its own) and D2Q in 3NZD 1.55 → 1.61 Å: off.
     torsion_pull: str = "off"
     torsion_preference_force: float = 0.05
     torsion_fit_tolerance: float = 0.01

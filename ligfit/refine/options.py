@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from ligfit.errors import BadOptionError
@@ -55,8 +56,8 @@ class RefinementOptions:
             raise BadOptionError(f"unknown ligand force field {self.ligand_force_field!r}; use one of {', '.join(LIGAND_FORCE_FIELDS)}")
         if self.starts < 1:
             raise BadOptionError(f"starts must be at least 1, got {self.starts}")
-        if self.torsion_preference_weight < 0:
-            raise BadOptionError(f"torsion_preference_weight must be at least 0, got {self.torsion_preference_weight}")
+        if not (math.isfinite(self.torsion_preference_weight) and self.torsion_preference_weight >= 0):
+            raise BadOptionError(f"torsion_preference_weight must be a finite number ≥ 0, got {self.torsion_preference_weight}")
         if not 0 < self.mobile_radius <= self.shell_radius:
             raise BadOptionError(f"need 0 < mobile_radius ≤ shell_radius, got {self.mobile_radius} and {self.shell_radius} Å")
 
