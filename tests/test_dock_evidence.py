@@ -216,3 +216,38 @@ def test_a_pose_that_explains_none_of_its_blob_is_no_answer():
     half = 0.5 * PARTIAL_FRACTION  # a real partial answer, with its confidence halved by its coverage, is still one
     part = dataclasses.replace(result.docking, placements=[dataclasses.replace(best, confidence=best.confidence * 0.5)], explained=(half,))
     assert _with_site_evidence(part, heavy, protein, result.options.docking).placements
+
+
+def test_a_pose_making_a_bound_ligands_contacts_is_raised_to_medium_but_never_to_high():
+    """The deposited Tyk2 ligand in its pocket (Vina-like −0.44 per heavy atom) at a confidence just below "medium" is
+    reported, raised by CONTACTS_LIFT; moved 6 Å out of its pocket, or judged against a traced model, it is not; a pose
+    at 0.6 is raised to at most just below "high"."""
+    from ligfit.dock.options import DockingOptions
+    from ligfit.dock.place import BOUND_CONTACTS, CONTACTS_LIFT, DockingResult, _with_site_evidence
+    from ligfit.measures import interaction_score, ligand_types
+    from ligfit.records import HIGH_CONFIDENCE, MEDIUM_CONFIDENCE, Pose
+
+    reference = Chem.MolFromMolFile(str(EXAMPLE / "reference_ligand.sdf"))
+    protein = io.heavy_atoms(io.read_structure(EXAMPLE / "protein.pdb"))
+    xyz = reference.GetConformer().GetPositions()
+    heavy, types = len(xyz), ligand_types(reference)
+    in_pocket = interaction_score(xyz, types, protein)
+    moved = min(interaction_score(xyz + 6.0 * axis, types, protein) for axis in np.eye(3))
+    assert in_pocket <= BOUND_CONTACTS < moved
+    below_medium = 0.9 * MEDIUM_CONFIDENCE
+    assert below_medium * CONTACTS_LIFT >= MEDIUM_CONFIDENCE
+    pose = Pose(xyz, 0, 0.6, 0.6, 2.5, 1.0, 0, 2, 0.0, "test", confidence=below_medium, interaction=in_pocket)
+
+    def judged(placement: Pose, contacts_are_evidence: bool = True) -> DockingResult:
+        result = DockingResult([placement], [placement], "supported by the density", DockingOptions())
+        return _with_site_evidence(result, heavy, protein, DockingOptions(), contacts_are_evidence=contacts_are_evidence)
+
+    raised = judged(pose)
+    assert raised.placements[0].confidence == pytest.approx(below_medium * CONTACTS_LIFT, abs=1e-3)
+    assert "contacts" in raised.reason and f"{below_medium:.2f}" in raised.reason
+    assert not judged(dataclasses.replace(pose, interaction=moved)).placements
+    assert not judged(pose, contacts_are_evidence=False).placements
+    strong = judged(dataclasses.replace(pose, confidence=0.6))
+    assert 0.6 < strong.placements[0].confidence < HIGH_CONFIDENCE
+    high = judged(dataclasses.replace(pose, confidence=0.8))
+    assert high.placements[0].confidence == 0.8 and "raised" not in high.reason
