@@ -73,12 +73,13 @@ BLOB_RIVAL_GAP = 0.1
 #: ligands sat at 0.42–0.92, the placements into the surface detergent at 0.24–0.37; hemes in haemoglobin 0.76–0.88.
 POCKET_BURIAL, SURFACE_BURIAL, SURFACE_FACTOR = 0.6, 0.2, 0.25
 #: A placement making a bound ligand's contacts with the given model (Vina-like interaction per heavy atom,
-#: ``Pose.interaction``, at or below BOUND_CONTACTS) has its confidence raised by CONTACTS_LIFT, to at most just below
-#: "high": the pocket's chemistry is evidence the density alone does not give. On the realistic maps (held-out seeds
-#: 18–45, Round 39's rows) no answer on a map without the ligand reached −0.17 (waters, ions, detergent and loops make
-#: few such contacts), while 5 of the 11 best poses turned away at confidence 0.27–0.4 did, 4 of them right
+#: ``Pose.interaction``, at or below BOUND_CONTACTS) has its confidence raised by CONTACTS_LIFT, to at most
+#: CONTACTS_MAX_CONFIDENCE (just below "high"): the pocket's chemistry is evidence the density alone does not give.
+#: Of the answers turned away at 0.2–0.4 on the realistic maps' held-out seeds 18–61, none of the 90 on maps without
+#: the ligand made such contacts (waters, ions, detergent and loops do not), 10 right and 6 wrong poses did
 #: (docs/benchmarks.md, Realistic maps, "Round 43"). A de novo build's model is not trusted for it.
 BOUND_CONTACTS, CONTACTS_LIFT = -0.2, 1.5
+CONTACTS_MAX_CONFIDENCE = SMALL_LIGAND_MAX_CONFIDENCE
 
 
 @dataclass(frozen=True)
@@ -880,7 +881,7 @@ def _with_site_evidence(
         confidence = round(pose.confidence * rivalry * size * pocket, 3)
         unlifted = confidence
         if contacts_are_evidence and pose.interaction <= BOUND_CONTACTS:
-            confidence = max(confidence, round(min(confidence * CONTACTS_LIFT, HIGH_CONFIDENCE - 0.01), 3))
+            confidence = max(confidence, round(min(confidence * CONTACTS_LIFT, CONTACTS_MAX_CONFIDENCE), 3))
         lifted = confidence > unlifted
         if heavy_atoms < SMALL_LIGAND_ATOMS:
             confidence = min(confidence, SMALL_LIGAND_MAX_CONFIDENCE)
