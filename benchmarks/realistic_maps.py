@@ -367,7 +367,7 @@ def summarise(rows: list[dict], live: bool = True) -> str:
     from ligfit.records import CONFIDENCE_RECORD
 
     said = ", ".join(f"{label} {right}/{placed}" for label, (right, placed) in CONFIDENCE_RECORD.items())
-    lines.append(f"\nwhat reports tell users (ligfit.records.CONFIDENCE_RECORD, held-out seeds 18–67): {said}; update it from a full run")
+    lines.append(f"\nwhat reports tell users (ligfit.records.CONFIDENCE_RECORD, held-out seeds 18–73): {said}; update it from a full run")
     turned = [r for r in rows if r.get("turned_away_confidence") not in (None, "")]
     if turned:
         lines += [
