@@ -241,3 +241,18 @@ def test_a_macrocycle_is_announced_before_its_larger_ensemble_is_made():
     options = dataclasses.replace(FAST_BUILD, max_conformers=4)
     run_build(str(EXAMPLE / "map.mrc"), lactone, str(EXAMPLE / "protein.pdb"), options, progress=lambda stage, *_: heard.append(stage))
     assert heard and not any("macrocycle" in stage for stage in heard)
+
+
+@pytest.mark.parametrize("ion", ["[Cl-]", "[Zn+2]"])
+def test_a_one_atom_ligand_gets_a_verdict_not_a_crash(ion):
+    """An ion given as the ligand (one atom, no hydrogens: RDKit's minimiser fails on it) is docked like any ligand and
+    turned away as a small ligand that fits chance density, with the ligand's own atom kept where docking put it."""
+    from ligfit.ligand import load_ligand
+    from ligfit.measures import relax_pose
+
+    ligand = load_ligand(ion)
+    relaxed, strain = relax_pose(ligand, np.array([[1.0, 2.0, 3.0]]), restraint_force=10.0)
+    assert relaxed.tolist() == [[1.0, 2.0, 3.0]] and strain == 0.0
+    result = run_build(str(EXAMPLE / "map.mrc"), ion, str(EXAMPLE / "protein.pdb"), FAST_BUILD)
+    assert not result.found and result.docking.poses
+    assert "small ligand (1 heavy atom)" in result.docking.reason

@@ -893,7 +893,7 @@ def _with_site_evidence(
                     f"blob {rival.blob_rank + 1} holds a pose scoring only {gap:.2f} lower (surface sites count up to {BLOB_RIVAL_GAP} less)"
                 )
             if size < 1.0:
-                notes.append(f"a small ligand ({heavy_atoms} heavy atoms) fits chance density easily")
+                notes.append(f"a small ligand ({heavy_atoms} heavy atom{'s' if heavy_atoms > 1 else ''}) fits chance density easily")
             if pocket < 1.0:
                 notes.append(f"the site is on the surface (burial {buried:.2f}): detergent, lipid or waters there look alike")
             if lifted:

@@ -176,12 +176,15 @@ def relax_pose(
     (:data:`TORSION_WINDOW_ABOVE`) is also pulled into the well it sits in (:meth:`TorsionPreferences.windows`).
 
     Strain is the unrestrained MMFF energy of the relaxed pose above the lowest conformer energy.
-    Without MMFF parameters the pose is returned unchanged and strain is None. The minimisation is RDKit's
+    Without MMFF parameters the pose is returned unchanged and strain is None; a one-atom ligand (an ion) is returned
+    unchanged with strain 0. The minimisation is RDKit's
     ``OptimizeMoleculeConfs`` on the one conformer: the same minimiser and tolerances as ``ForceField.Minimize``
     (the same coordinates to the bit), but it lets go of the GIL, so poses relaxed in threads use several cores.
     """
     if ligand.force_field != "MMFF94":
         return coordinates, None
+    if ligand.mol.GetNumAtoms() == 1:  # an ion: nothing to relax (and RDKit's minimiser fails on one atom)
+        return np.array(coordinates, dtype=float), 0.0
     mol = posed_mol(ligand, coordinates)
     properties = mmff_properties(mol)
     restrained = AllChem.MMFFGetMoleculeForceField(mol, properties)
