@@ -122,6 +122,11 @@ def parse_ligand(source: str | os.PathLike | Chem.Mol) -> Chem.Mol:
     Chem.AssignStereochemistry(mol, cleanIt=True, force=True)  # parsing unsanitised skips this; ETKDG needs it
     if mol.GetNumHeavyAtoms() == 0:
         raise BadLigandError(f"ligand {label!r} has no heavy atoms")
+    if any(atom.GetAtomicNum() == 0 for atom in mol.GetAtoms()):
+        raise BadLigandError(
+            f"ligand {label!r} has dummy atoms (*, attachment points of a fragment or R-group); "
+            "replace each with the atom it stands for (e.g. [H] or C)"
+        )
     return mol
 
 

@@ -111,7 +111,12 @@ def test_ccd_codes_and_sdf_files_load(data):
 
 @pytest.mark.parametrize(
     ("source", "message"),
-    [("C1CC(", "not a valid SMILES"), ("XYZ12", "not in the Chemical Component Dictionary"), ("/no/such/file.sdf", "no such ligand file")],
+    [
+        ("C1CC(", "not a valid SMILES"),
+        ("XYZ12", "not in the Chemical Component Dictionary"),
+        ("/no/such/file.sdf", "no such ligand file"),
+        ("*c1ccccc1", "dummy atoms"),
+    ],
 )
 def test_bad_ligands_get_a_clear_message(source, message):
     with pytest.raises(BadLigandError, match=message):
