@@ -43,10 +43,11 @@ DECOYS = [
 
 def test_read_library_smiles_file_records_bad_lines_and_duplicates(tmp_path):
     path = tmp_path / "library.smi"
-    path.write_text(f"# comment\n{TRUE_LIGAND} tyk2\nC1CC( broken\nOCC(O)CO glycerol\nC(O)C(O)CO glycerol_again\n\n")
+    path.write_text(f"# comment\n{TRUE_LIGAND} tyk2\nC1CC( broken\nOCC(O)CO glycerol\nC(O)C(O)CO glycerol_again\n*c1ccccc1 r_group\n\n")
     library = read_library(path)
     assert [entry.name for entry in library.entries] == ["tyk2", "glycerol"]
     assert library.skipped[0]["source"] == "library.smi:3"
+    assert library.skipped[1]["source"] == "library.smi:6" and "dummy atoms" in library.skipped[1]["reason"]
     assert library.duplicates[0]["same_as"] == "glycerol"
     assert library.entries[0].heavy_atoms == 21
 

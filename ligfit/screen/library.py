@@ -175,6 +175,9 @@ def _collapse(raw: list[_Raw]) -> Library:
         if mol is None or mol.GetNumAtoms() == 0:
             skipped.append({"source": source, "text": text[:200], "reason": "does not parse as a molecule"})
             continue
+        if any(atom.GetAtomicNum() == 0 for atom in mol.GetAtoms()):
+            skipped.append({"source": source, "text": text[:200], "reason": "has dummy atoms (*): give the whole molecule"})
+            continue
         with _quiet():
             inchikey = Chem.MolToInchiKey(mol) or ""
         smiles = Chem.MolToSmiles(mol)
