@@ -55,3 +55,11 @@ def test_dead_scheduler_is_one_line_exit_1_and_nothing_written(tmp_path, capsys)
     lines = _error_lines(capsys)
     assert len(lines) == 1 and "does not answer" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_blob_that_is_not_there_is_one_line_listing_the_blobs_and_nothing_written(tmp_path, capsys):
+    args = ["identify", str(EXAMPLE / "map.mrc"), "--model", str(EXAMPLE / "protein.pdb"), "--resolution", "3.0"]
+    assert cli.main([*args, "--blob", "99", "-o", str(tmp_path / "out"), "--quiet"]) == 1
+    lines = _error_lines(capsys)
+    assert len(lines) == 1 and "there is no blob 99" in lines[0] and "blob 1 ~" in lines[0]
+    assert not (tmp_path / "out").exists()

@@ -266,8 +266,14 @@ def prepare_context(
     if options.blob is not None:
         chosen = [blob for blob in blobs if blob.rank == options.blob]
         if not chosen:
+            listed = "; ".join(
+                f"blob {blob.rank} ~{blob.estimated_heavy_atoms or blob.volume / 10.0:.0f} heavy atoms" for blob in blobs[:5]
+            )
+            more = "; …" if len(blobs) > 5 else ""
             raise LigfitError(
-                f"there is no blob {options.blob}: the map has {len(blobs)} blob(s) above {options.threshold} σ; see blobs.csv"
+                f"there is no blob {options.blob}: the map has {len(blobs)} blob(s) above {options.threshold} σ"
+                + (f" ({listed}{more})" if blobs else "")
+                + "; run without --blob to have them all listed in blobs.csv"
             )
         blobs = chosen
     digest = hashlib.sha1()
