@@ -17,6 +17,7 @@ import _thread
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -41,6 +42,10 @@ log = logging.getLogger("ligfit")
 
 #: Seconds between RDKit's "Interrupted" log message and the KeyboardInterrupt (RDKit returns at once).
 RDKIT_INTERRUPT_DELAY = 0.05
+#: Seconds an interrupted run waits for its worker threads to stop before it exits without them (:func:`run`): their
+#: tasks are cancelled and the running ones end within seconds (the ligand's parameters, whose thread cleans up
+#: AmberTools' scratch files, take ~1–5 s), unless the interrupt left them waiting on a lock.
+INTERRUPT_GRACE = 10.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -812,5 +817,28 @@ def _identify(args: argparse.Namespace) -> int:
     return 0
 
 
+def run() -> None:
+    """The console script: :func:`main`, then exit with its code.
+
+    After an interrupt, worker threads the interrupt left waiting on a lock it took from them would hold the process
+    open (Python joins them at exit); the outputs are already cleaned up by then, so the process ends without them.
+    """
+    code = main()
+    if code == EXIT_INTERRUPTED and _threads_still_running(grace=INTERRUPT_GRACE):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _threads_still_running(grace: float) -> bool:
+    """Whether non-daemon threads besides this one are still alive after waiting up to ``grace`` seconds in all."""
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return any(t.is_alive() and not t.daemon and t is not threading.current_thread() for t in threading.enumerate())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

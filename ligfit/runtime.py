@@ -103,7 +103,7 @@ def torch_thread_pool(workers: int, torch_threads: int = 1) -> Iterator[ThreadPo
 
     Leaving it cancels the tasks not yet started (an error or Ctrl-C comes back without docking the rest) and puts back
     the torch thread count that new threads start with (setting it in a thread changes that too); the calling
-    thread's own count is never touched.
+    thread's own count is never touched. A Ctrl-C leaves without waiting for the running tasks.
     """
     import torch  # here: the CLI imports this module before it needs torch
 
@@ -111,8 +111,14 @@ def torch_thread_pool(workers: int, torch_threads: int = 1) -> Iterator[ThreadPo
     pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(torch_threads,))
     try:
         yield pool
-    finally:
+    except KeyboardInterrupt:
+        # Not waiting: the interrupt may have left a lock held that a running task waits for (numba's first compile in
+        # two threads at once deadlocked a Ctrl-C that way), so the task may never end; the CLI exits without it.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    else:
         pool.shutdown(cancel_futures=True)
+    finally:
         torch.set_num_threads(threads)
 
 

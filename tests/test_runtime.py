@@ -90,3 +90,44 @@ def test_json_ready_leaves_the_input_alone():
 def test_json_ready_scalars(scalar, expected):
     assert json_ready(scalar) == expected
     json.dumps(json_ready(scalar), allow_nan=False)
+
+
+def test_a_ctrl_c_leaves_the_thread_pool_without_waiting_for_a_task_stuck_on_a_lock():
+    """A Ctrl-C once landed while the main thread held a lock a docking task then waited for (numba's first compile):
+    leaving the pool joined that task forever. It now leaves at once, the task still waiting, and the interrupt goes on;
+    the CLI's exit then waits a grace period for such threads and ends without them. (The scenario runs in a daemon
+    thread, so that the old behaviour fails this test instead of hanging the suite.)"""
+    import threading
+
+    from ligfit.cli import _threads_still_running
+    from ligfit.runtime import torch_thread_pool
+
+    held = threading.Lock()
+    held.acquire()
+    started = threading.Event()
+    outcome: list[BaseException] = []
+
+    def stuck() -> None:
+        started.set()
+        with held:
+            pass
+
+    def interrupted_inside_the_pool() -> None:
+        try:
+            with torch_thread_pool(1) as pool:
+                pool.submit(stuck)
+                started.wait(5)
+                raise KeyboardInterrupt
+        except BaseException as error:  # noqa: BLE001 - the interrupt is what this records
+            outcome.append(error)
+
+    scenario = threading.Thread(target=interrupted_inside_the_pool, daemon=True)
+    scenario.start()
+    scenario.join(10)
+    left = not scenario.is_alive()
+    waiting = threading.Thread(target=stuck)  # as the CLI's exit sees a task the interrupt left waiting
+    waiting.start()
+    assert _threads_still_running(grace=0.2)
+    held.release()
+    assert left and isinstance(outcome[0], KeyboardInterrupt)
+    assert not _threads_still_running(grace=5)
