@@ -847,11 +847,12 @@ def _with_site_evidence(
 ) -> DockingResult:
     """Scale each placement's confidence by what the rest of the run says about it, and drop "low" ones.
 
-    Three factors: rivalry (another blob holding a supported pose that scores nearly as well, by
+    Three factors lower it: rivalry (another blob holding a supported pose that scores nearly as well, by
     :func:`site_score`, makes any one choice less certain), ligand size (small ligands fit chance density;
     below SMALL_LIGAND_ATOMS never "high"; nor is a pose a near-tie break chose over a better score), and burial
-    (ligands bind in pockets; surface blobs are often detergent, lipid or waters). With ``contacts_are_evidence``
-    (the model was given, not traced) a pose making a bound ligand's contacts is raised by CONTACTS_LIFT, never to "high".
+    (ligands bind in pockets; surface blobs are often detergent, lipid or waters). One raises it: with
+    ``contacts_are_evidence`` (the model was given, not traced) a pose making a bound ligand's contacts is raised by
+    CONTACTS_LIFT, never to "high".
     A full answer below ``MIN_CONFIDENCE`` is not reported as found; a partial one (the ligand
     explains only part of its blob) is, as "partial", with its low confidence, when it would reach
     ``MIN_CONFIDENCE`` but for the part of the blob it leaves unexplained.
