@@ -122,12 +122,17 @@ def parse_ligand(source: str | os.PathLike | Chem.Mol) -> Chem.Mol:
     Chem.AssignStereochemistry(mol, cleanIt=True, force=True)  # parsing unsanitised skips this; ETKDG needs it
     if mol.GetNumHeavyAtoms() == 0:
         raise BadLigandError(f"ligand {label!r} has no heavy atoms")
-    if any(atom.GetAtomicNum() == 0 for atom in mol.GetAtoms()):
+    if has_dummy_atoms(mol):
         raise BadLigandError(
             f"ligand {label!r} has dummy atoms (*, attachment points of a fragment or R-group); "
             "replace each with the atom it stands for (e.g. [H] or C)"
         )
     return mol
+
+
+def has_dummy_atoms(mol: Chem.Mol) -> bool:
+    """Whether ``mol`` holds dummy atoms (``*``: a fragment's or R-group's attachment points), which nothing can place."""
+    return any(atom.GetAtomicNum() == 0 for atom in mol.GetAtoms())
 
 
 #: Fragments stripped from a multi-fragment ligand: counter-ions, salts and solvents (canonical

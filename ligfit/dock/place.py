@@ -915,9 +915,8 @@ def _with_site_evidence(
             reason = (
                 f"no convincing density: the best pose (blob {pose.blob_rank + 1}, CC {pose.cc:.2f}) has low confidence {confidence:.2f}: "
             )
-            return DockingResult(
-                result.poses, [], reason + "; ".join([*(notes or ["weak support"]), *([raised] if raised else [])]), result.options
-            )
+            said = (notes or ["weak support"]) + ([raised] if raised else [])
+            return DockingResult(result.poses, [], reason + "; ".join(said), result.options)
     lowered = f" (confidence lowered: {'; '.join(notes)})" if notes else ""
     reason = f"{result.reason}{lowered}" + (f"; {raised}" if raised else "")
     return replace(result, placements=placements, explained=tuple(explained), reason=reason)

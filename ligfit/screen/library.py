@@ -18,6 +18,7 @@ from rdkit import Chem
 from rdkit.rdBase import BlockLogs
 
 from ligfit.errors import LigfitError
+from ligfit.ligand import has_dummy_atoms
 
 #: file name of the shipped library of common ligands; its entries' source is "common_ligands.csv:<category>"
 COMMON_LIGANDS_FILE = "common_ligands.csv"
@@ -175,7 +176,7 @@ def _collapse(raw: list[_Raw]) -> Library:
         if mol is None or mol.GetNumAtoms() == 0:
             skipped.append({"source": source, "text": text[:200], "reason": "does not parse as a molecule"})
             continue
-        if any(atom.GetAtomicNum() == 0 for atom in mol.GetAtoms()):
+        if has_dummy_atoms(mol):
             skipped.append({"source": source, "text": text[:200], "reason": "has dummy atoms (*): give the whole molecule"})
             continue
         with _quiet():

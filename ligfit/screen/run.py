@@ -231,6 +231,11 @@ def _fmt(value: float | None, width: int = 5) -> str:
     return f"{value:>{width}.2f}" if isinstance(value, (int, float)) else f"{'-':>{width}}"
 
 
+def _heavy_atoms_held(blob: Blob) -> float:
+    """The blob's estimated heavy atoms, or its volume / 10 Å³ where segmentation made no estimate."""
+    return blob.estimated_heavy_atoms or blob.volume / 10.0
+
+
 def prepare_context(
     density_map: MapInput, model: ModelInput, options: ScreenOptions, library: Library, progress: Progress
 ) -> ScreenContext:
@@ -261,14 +266,12 @@ def prepare_context(
     else:
         blobs = segment.find_blobs(difference, shape, protein_xyz if len(protein_xyz) else None, threshold=options.threshold)
         blobs = segment.merge_fragments(blobs, difference, shape, protein_xyz if len(protein_xyz) else None)
-        blobs = sorted(blobs, key=lambda b: -(b.estimated_heavy_atoms or b.volume / 10.0))  # numbered by size
+        blobs = sorted(blobs, key=lambda b: -_heavy_atoms_held(b))  # numbered by size
         blobs = [dataclasses.replace(blob, rank=number) for number, blob in enumerate(blobs, start=1)]
     if options.blob is not None:
         chosen = [blob for blob in blobs if blob.rank == options.blob]
         if not chosen:
-            listed = "; ".join(
-                f"blob {blob.rank} ~{blob.estimated_heavy_atoms or blob.volume / 10.0:.0f} heavy atoms" for blob in blobs[:5]
-            )
+            listed = "; ".join(f"blob {blob.rank} ~{_heavy_atoms_held(blob):.0f} heavy atoms" for blob in blobs[:5])
             more = "; …" if len(blobs) > 5 else ""
             raise LigfitError(
                 f"there is no blob {options.blob}: the map has {len(blobs)} blob(s) above {options.threshold} σ"
