@@ -44,6 +44,7 @@ from ligfit import io, maps  # noqa: E402
 from ligfit.measures import expected_q_score, q_scores  # noqa: E402
 from ligfit.predicted import FitResult, fit_model, plddt, score  # noqa: E402
 from ligfit.refine import WholeModelOptions, WholeModelRefinement, refine_whole_model  # noqa: E402
+from ligfit.refine.whole_model import WHOLE_MODEL_SOLVENT_MODELS  # noqa: E402
 
 #: The exhaustive rigid fit that the AlphaFold models' flexible fit is compared with (the default search: 25°, 20 peaks).
 EXHAUSTIVE_SPACING, EXHAUSTIVE_CANDIDATES = 10.0, 60
@@ -260,9 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resolution-af2", type=float, default=4.0, help="resolution (Å) assumed for EMD-1461 and EMD-2513")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cutoff", type=float, help="override WholeModelOptions.cutoff (Å) of the flexible refinement")
+    parser.add_argument(
+        "--solvent", choices=WHOLE_MODEL_SOLVENT_MODELS, help="override WholeModelOptions.solvent of the flexible refinement"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fit_predicted.csv")
     args = parser.parse_args(argv)
-    flexible_options = WholeModelOptions() if args.cutoff is None else WholeModelOptions(cutoff=args.cutoff)
+    flexible_options = WholeModelOptions()
+    if args.cutoff is not None:
+        flexible_options = replace(flexible_options, cutoff=args.cutoff)
+    if args.solvent is not None:
+        flexible_options = replace(flexible_options, solvent=args.solvent)
     root = data_root()
     if root is None:
         print("../shared/data is not available", file=sys.stderr)

@@ -305,6 +305,7 @@ def read_rows(paths: list[Path]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     from ligfit.refine import RefinementOptions
+    from ligfit.refine.options import SOLVENT_MODELS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI-sized: 6 entries at 3 and 4 Å (docked and perturbed), the real sets")
@@ -314,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the entry sample")
     parser.add_argument("--skip", type=int, default=0, help="skip this many entries of the sample (e.g. to calibrate on others)")
     parser.add_argument("--weight-scale", type=float, help="override RefinementOptions.weight_scale")
-    parser.add_argument("--solvent", choices=("distance-dependent", "gbn2"), help="override RefinementOptions.solvent")
+    parser.add_argument("--solvent", choices=SOLVENT_MODELS, help="override RefinementOptions.solvent")
     parser.add_argument("--cutoff", type=float, help="override RefinementOptions.cutoff (Å)")
     parser.add_argument("--refine-seed", type=int, help="override RefinementOptions.seed (the anneal's velocities)")
     parser.add_argument("--set", nargs="+", metavar="NAME=VALUE", help="override any RefinementOptions field, e.g. anneal_steps=300")

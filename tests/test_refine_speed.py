@@ -1,6 +1,12 @@
-"""The refinement's speed-ups change nothing that moves: a real pocket (5SB2, 3 Å) with and without them."""
+"""The refinement's speed-ups change nothing that moves: a real pocket (5SB2, 3 Å) with and without them.
+
+Each electrostatics ``RefinementOptions.solvent`` offers is checked; "reaction-field" (OpenMM's own
+nonbonded kernel) is also checked against ε = 4r, the model it stands in for.
+"""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import openmm as mm
@@ -32,28 +38,37 @@ def _forces_energy_and_trajectory(complex_system) -> tuple[np.ndarray, float, np
 
 
 @pytest.fixture(scope="module")
-def pocket_systems(data):
-    """The pocket built as refinement builds it, and again keeping every fixed–fixed term (the model is protonated once)."""
+def pocket(data):
+    """5SB2's pocket, its ligand at the deposited pose, protonated once."""
     case = simulated_case(data, ENTRY, 3.0)
     ligand = load_ligand(case.smiles, max_conformers=2, seed=0)
     pose = deposited_pose(ligand, case.reference)
     options = RefinementOptions(ligand_force_field="mmff94")
     parameters = LigandParameterCache(method="mmff94").get(ligand.mol)
-    pocket = find_pocket(case.model, pose[: ligand.heavy_atom_count], options)
-    protonated = refine_system._protein_topology(case.model, sorted(pocket.mobile + pocket.fixed), options.seed)
+    site = find_pocket(case.model, pose[: ligand.heavy_atom_count], options)
+    protonated = refine_system._protein_topology(case.model, sorted(site.mobile + site.fixed), options.seed)
+    return case, ligand, pose, parameters, site, protonated
 
-    def build(keep_fixed_terms: bool):
-        patch = pytest.MonkeyPatch()
-        patch.setattr(refine_system, "_protein_topology", lambda *args: protonated)
-        if keep_fixed_terms:
-            patch.setattr(refine_system, "_drop_fixed_bonded_terms", lambda system, mobile: None)
-            patch.setattr(refine_system, "_fixed_pairs_within", lambda positions, mobile, distance: np.zeros((0, 2), dtype=int))
-        try:
-            return build_system(case.model, pocket, ligand, parameters, pose[None], options)
-        finally:
-            patch.undo()
 
-    return build(keep_fixed_terms=False), build(keep_fixed_terms=True)
+@pytest.fixture(scope="module", params=["distance-dependent", "reaction-field"])
+def pocket_systems(request, pocket):
+    """The pocket built as refinement builds it, and again keeping every fixed–fixed term."""
+    options = RefinementOptions(ligand_force_field="mmff94", solvent=request.param)
+    return _build(pocket, options, keep_fixed_terms=False), _build(pocket, options, keep_fixed_terms=True)
+
+
+def _build(pocket, options: RefinementOptions, keep_fixed_terms: bool = False):
+    """The pocket's system as refinement builds it (``keep_fixed_terms``: with every fixed–fixed term kept)."""
+    case, ligand, pose, parameters, site, protonated = pocket
+    patch = pytest.MonkeyPatch()
+    patch.setattr(refine_system, "_protein_topology", lambda *args: protonated)
+    if keep_fixed_terms:
+        patch.setattr(refine_system, "_drop_fixed_bonded_terms", lambda system, mobile: None)
+        patch.setattr(refine_system, "_fixed_pairs_within", lambda positions, mobile, distance: np.zeros((0, 2), dtype=int))
+    try:
+        return build_system(case.model, site, ligand, parameters, pose[None], options)
+    finally:
+        patch.undo()
 
 
 def test_moving_atoms_feel_the_same_forces_and_follow_the_same_trajectory(pocket_systems):
@@ -84,9 +99,36 @@ def test_fixed_fixed_work_is_left_out(pocket_systems):
         return count
 
     def exclusions(complex_system) -> int:
-        force = next(f for f in complex_system.system.getForces() if isinstance(f, mm.CustomNonbondedForce))
-        return force.getNumExclusions()
+        force = next(f for f in complex_system.system.getForces() if isinstance(f, (mm.CustomNonbondedForce, mm.NonbondedForce)))
+        return force.getNumExclusions() if isinstance(force, mm.CustomNonbondedForce) else force.getNumExceptions()
 
     assert terms(fast) < 0.8 * terms(full)
     assert exclusions(fast) > 2 * exclusions(full)
     assert [type(f).__name__ for f in fast.system.getForces()] == [type(f).__name__ for f in full.system.getForces()]
+
+
+def _forces(complex_system, kinds: tuple[type, ...] | None = None) -> np.ndarray:
+    """Forces (kJ/mol/nm) at the built positions, from the forces of ``kinds`` only (None: all)."""
+    system = mm.XmlSerializer.clone(complex_system.system)
+    for index in reversed(range(system.getNumForces())):
+        if kinds is not None and not isinstance(system.getForce(index), kinds):
+            system.removeForce(index)
+    context = mm.Context(system, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    context.setPositions(complex_system.positions * 0.1)
+    return context.getState(getForces=True).getForces(asNumpy=True).value_in_unit(mm.unit.kilojoule_per_mole / mm.unit.nanometer)
+
+
+def test_reaction_field_pushes_moving_atoms_as_a_distance_dependent_dielectric_does(pocket):
+    """Nonbonded forces on what moves, reaction field against ε = 4r: the same Lennard-Jones terms and Coulomb within
+    25 % at contact distances, so nearly the same pushes; in OpenMM's own nonbonded kernel. Everything else is the same."""
+    options = RefinementOptions(ligand_force_field="mmff94")
+    distance = _build(pocket, replace(options, solvent="distance-dependent"))
+    field = _build(pocket, replace(options, solvent="reaction-field"))
+    mobile = distance.mobile
+    pairs = (mm.CustomNonbondedForce, mm.NonbondedForce)
+    reference, forces = _forces(distance, pairs)[mobile].ravel(), _forces(field, pairs)[mobile].ravel()
+    assert np.corrcoef(reference, forces)[0, 1] > 0.95
+    assert 0.8 < np.dot(reference, forces) / np.dot(reference, reference) < 1.2
+    assert not any(isinstance(f, mm.CustomNonbondedForce) for f in field.system.getForces())
+    others = _forces(distance) - _forces(distance, pairs)
+    assert np.allclose(others, _forces(field) - _forces(field, pairs), atol=1e-3 * np.abs(others).max())

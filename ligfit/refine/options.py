@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass
 
 from ligfit.errors import BadOptionError
 
-SOLVENT_MODELS = ("distance-dependent", "gbn2")
+SOLVENT_MODELS = ("distance-dependent", "reaction-field", "gbn2")
+#: The electrostatics of the pocket and the whole-model refinements (docs/benchmarks.md, Speed per blob, "Round 15").
+DEFAULT_SOLVENT = "reaction-field"
 LIGAND_FORCE_FIELDS = ("auto", "gaff2", "mmff94")
 
 
@@ -23,7 +25,10 @@ class RefinementOptions:
     starts: int = 1
     mobile_radius: float = 5.0  # residues with a heavy atom this close to a start pose move
     shell_radius: float = 9.0  # residues out to here are kept, fixed, as the mobile atoms' surroundings
-    solvent: str = "distance-dependent"  # Coulomb with ε = 4r, or "gbn2" (OpenMM's GBn2 implicit solvent)
+    # Electrostatics: "reaction-field" (Coulomb with ε = 4 inside the cutoff, a reaction field beyond it, in OpenMM's own
+    # nonbonded kernel; 1–4 pairs keep ε = 4r), "distance-dependent" (ε = 4r for every pair, a custom force 6–7× slower
+    # on the CPU: the default before Speed per blob's "Round 15", docs/benchmarks.md) or "gbn2" (OpenMM's GBn2 implicit solvent).
+    solvent: str = DEFAULT_SOLVENT
     ligand_force_field: str = "auto"  # GAFF2/AM1-BCC where AmberTools is installed, else MMFF94
     cutoff: float = 7.0  # nonbonded cutoff (switched from cutoff − 2 Å); 9 Å took 1.6× as long, no more accurate (docs/benchmarks.md)
     backbone_restraint: float = 5.0  # harmonic, on backbone heavy atoms of moving residues

@@ -39,16 +39,17 @@ from ligfit.maps import DensityMap, scattering_weights
 from ligfit.measures.torsions import dihedrals
 from ligfit.refine.density import _geometry_rmsd, density_force, potential_grid
 from ligfit.refine.errors import RefinementError
+from ligfit.refine.options import DEFAULT_SOLVENT
 from ligfit.refine.protocol import COOLING_STAGES, FRICTION, MINIMISATION_TOLERANCE, TIMESTEP
 from ligfit.refine.system import (
     AMBER_AMINO_ACIDS,
     KJ_PER_KCAL,
     NM,
     RESTRAINT_GROUP,
-    _distance_dependent_dielectric,
     _protein_topology,
     _repartition_hydrogen_mass,
     cysteine_templates,
+    electrostatics,
     vdw_radius,
 )
 
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 #: Map weight of the first probe (kJ/mol per σ per carbon-equivalent atom) and its bounds.
 PROBE_WEIGHT = 5.0
 MIN_WEIGHT, MAX_WEIGHT = 0.5, 200.0
+#: Electrostatics the whole-model refinement offers (GBn2 is the pocket's alone).
+WHOLE_MODEL_SOLVENT_MODELS = ("distance-dependent", "reaction-field")
 #: CC_mask the refined model may lose before the start is kept instead.
 CC_LOSS_ALLOWED = 0.002
 #: Heavy-atom pairs more than three bonds apart closer than this fraction of their summed vdW radii clash.
@@ -83,11 +86,14 @@ class WholeModelOptions:
     anneal_temperature: float = 300.0
     segment_residues: int = 250  # residues per map grid
     cutoff: float = 7.0  # nonbonded cutoff, Å; 9 Å took 1.5–1.6× as long for the same CC_mask, Q and geometry (docs/benchmarks.md)
+    solvent: str = DEFAULT_SOLVENT  # "reaction-field" or "distance-dependent" electrostatics, as RefinementOptions.solvent
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.free_below < self.confident <= 100:
             raise BadOptionError(f"need 0 ≤ free_below < confident ≤ 100, got {self.free_below} and {self.confident}")
+        if self.solvent not in WHOLE_MODEL_SOLVENT_MODELS:
+            raise BadOptionError(f"unknown solvent model {self.solvent!r}; use one of {', '.join(WHOLE_MODEL_SOLVENT_MODELS)}")
         if self.segment_residues < 20:
             raise BadOptionError(f"segment_residues must be at least 20, got {self.segment_residues}")
         for name in ("distance_restraint", "torsion_restraint", "minimise_iterations", "anneal_steps"):
@@ -307,7 +313,7 @@ def refine_whole_model(
     if cc_after < cc_before - CC_LOSS_ALLOWED:
         return kept(f"not refined: the refined model fits the map worse (CC_mask {cc_before:.3f} → {cc_after:.3f})", tuple(notes))
     message = (
-        f"refined {len(mobile_keys)} residues flexibly (Amber14, ε = 4r, restraints by confidence, map weight {map_weight:.2f}): "
+        f"refined {len(mobile_keys)} residues flexibly (Amber14, {options.solvent} electrostatics, restraints by confidence, map weight {map_weight:.2f}): "
         f"CC_mask {cc_before:.3f} → {cc_after:.3f}, Cα moved {shift:.2f} Å RMS, bond/angle RMSD "
         f"{geometry_after.bond_rmsd:.3f} Å/{geometry_after.angle_rmsd:.2f}°, clashes {geometry_before.clashes} → {geometry_after.clashes}"
     )
@@ -458,7 +464,7 @@ def _build(structure: gemmi.Structure, mobile_keys: list[tuple[int, int]], optio
     positions = np.vstack([positions, np.array(environment_xyz, float).reshape(-1, 3)])
     mobile = np.arange(len(elements)) < count
     _environment_repulsion(system, positions, elements, count)
-    _distance_dependent_dielectric(system, nonbonded, mobile, cutoff)
+    electrostatics(options.solvent)(system, nonbonded, mobile, cutoff)
     _repartition_hydrogen_mass(system, topology, mobile)
     bonds, ideal_bonds, angles, ideal_angles = _ideal_geometry(system, elements)
     neighbours: dict[int, set[int]] = {}
