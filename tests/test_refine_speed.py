@@ -132,3 +132,14 @@ def test_reaction_field_pushes_moving_atoms_as_a_distance_dependent_dielectric_d
     assert not any(isinstance(f, mm.CustomNonbondedForce) for f in field.system.getForces())
     others = _forces(distance) - _forces(distance, pairs)
     assert np.allclose(others, _forces(field) - _forces(field, pairs), atol=1e-3 * np.abs(others).max())
+
+
+def test_an_unknown_electrostatics_model_is_refused_naming_the_choices():
+    from ligfit.errors import BadOptionError
+    from ligfit.refine import WholeModelOptions
+
+    with pytest.raises(BadOptionError, match="unknown solvent model 'ewald'; use one of distance-dependent, reaction-field, gbn2"):
+        RefinementOptions(solvent="ewald")
+    with pytest.raises(BadOptionError, match="use one of distance-dependent, reaction-field$"):
+        WholeModelOptions(solvent="gbn2")
+    assert RefinementOptions().solvent == WholeModelOptions().solvent == "reaction-field"
