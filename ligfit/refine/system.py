@@ -627,8 +627,7 @@ def _reaction_field(
     distances it is close to ε = 4r (0.96–1.23× its Coulomb from 2 to 4 Å), weaker from 5 Å (0.57×), zero at the cutoff.
     """
     exceptions, excepted = _moving_exceptions(nonbonded, mobile)
-    for index in range(nonbonded.getNumExceptions()):
-        i, j, *_ = nonbonded.getExceptionParameters(index)
+    for index, (i, j) in enumerate(excepted):  # now in the bond force: left out of the pair kernel
         nonbonded.setExceptionParameters(index, i, j, 0.0, 1.0, 0.0)
     scale = 1.0 / np.sqrt(REACTION_FIELD_DIELECTRIC)
     for index in range(nonbonded.getNumParticles()):
