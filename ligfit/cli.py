@@ -833,11 +833,14 @@ def run() -> None:
 
 def _threads_still_running(grace: float) -> bool:
     """Whether non-daemon threads besides this one are still alive after waiting up to ``grace`` seconds in all."""
+
+    def others() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+
     deadline = time.monotonic() + grace
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join(max(0.0, deadline - time.monotonic()))
-    return any(t.is_alive() and not t.daemon and t is not threading.current_thread() for t in threading.enumerate())
+    for thread in others():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return any(thread.is_alive() for thread in others())
 
 
 if __name__ == "__main__":

@@ -109,16 +109,16 @@ def torch_thread_pool(workers: int, torch_threads: int = 1) -> Iterator[ThreadPo
 
     threads = torch.get_num_threads()
     pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(torch_threads,))
+    interrupted = False
     try:
         yield pool
     except KeyboardInterrupt:
         # Not waiting: the interrupt may have left a lock held that a running task waits for (numba's first compile in
         # two threads at once deadlocked a Ctrl-C that way), so the task may never end; the CLI exits without it.
-        pool.shutdown(wait=False, cancel_futures=True)
+        interrupted = True
         raise
-    else:
-        pool.shutdown(cancel_futures=True)
     finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
         torch.set_num_threads(threads)
 
 

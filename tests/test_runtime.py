@@ -131,3 +131,24 @@ def test_a_ctrl_c_leaves_the_thread_pool_without_waiting_for_a_task_stuck_on_a_l
     held.release()
     assert left and isinstance(outcome[0], KeyboardInterrupt)
     assert not _threads_still_running(grace=5)
+
+
+def test_an_error_inside_the_thread_pool_cancels_the_tasks_not_yet_started():
+    import threading
+
+    from ligfit.runtime import torch_thread_pool
+
+    gate = threading.Event()
+    ran: list[int] = []
+
+    def task(number: int) -> None:
+        gate.wait(5)
+        ran.append(number)
+
+    with pytest.raises(ValueError):
+        with torch_thread_pool(1) as pool:
+            for number in range(5):
+                pool.submit(task, number)
+            threading.Timer(0.2, gate.set).start()
+            raise ValueError("a blob failed")
+    assert ran == [0]  # the running task finished (the pool waited for it); the four queued ones never started
