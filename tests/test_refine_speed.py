@@ -139,12 +139,44 @@ def test_reaction_field_pushes_moving_atoms_as_a_distance_dependent_dielectric_d
     assert np.corrcoef(reference, forces)[0, 1] > 0.95
     assert 0.8 < np.dot(reference, forces) / np.dot(reference, reference) < 1.2
     # Coulomb alone (measured: correlation 0.86, slope 0.91; unscaled charges, ε = 1, would give 3.7, and ε = 16 0.23).
-    reference, forces = _forces(distance, pairs, coulomb_only=True)[mobile].ravel(), _forces(field, pairs, coulomb_only=True)[mobile].ravel()
+    reference, forces = (
+        _forces(distance, pairs, coulomb_only=True)[mobile].ravel(),
+        _forces(field, pairs, coulomb_only=True)[mobile].ravel(),
+    )
     assert np.corrcoef(reference, forces)[0, 1] > 0.8
     assert 0.8 < np.dot(reference, forces) / np.dot(reference, reference) < 1.2
     assert not any(isinstance(f, mm.CustomNonbondedForce) for f in field.system.getForces())
     others = _forces(distance) - _forces(distance, pairs)
     assert np.allclose(others, _forces(field) - _forces(field, pairs), atol=1e-3 * np.abs(others).max())
+
+
+def test_hydrogens_sit_where_modellers_own_minimisation_puts_them(pocket):
+    """The pocket's hydrogens, minimised over the pairs that hold one, against Modeller's own System over every pair."""
+    import random
+
+    case, ligand, pose, parameters, site, protonated = pocket
+
+    def modellers_own(modeller, seed):
+        state = random.getstate()
+        random.seed(seed)
+        try:
+            modeller.addHydrogens(pH=7.0, platform=mm.Platform.getPlatformByName("CPU"))
+        finally:
+            random.setstate(state)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(refine_system, "_add_hydrogens", modellers_own)
+    try:
+        reference = refine_system._protein_topology(case.model, sorted(site.mobile + site.fixed), 0)
+    finally:
+        patch.undo()
+    atoms = [(atom.residue.index, atom.name) for atom in protonated[0].atoms()]
+    assert atoms == [(atom.residue.index, atom.name) for atom in reference[0].atoms()]
+    hydrogens = np.array([name.startswith("H") for _, name in atoms])
+    assert 300 < hydrogens.sum() < len(atoms) - 300
+    deviation = np.linalg.norm(protonated[1] - reference[1], axis=1)
+    assert np.all(deviation[~hydrogens] == 0)
+    assert np.median(deviation[hydrogens]) < 0.01 and deviation.max() < 0.15
 
 
 def test_an_unknown_electrostatics_model_is_refused_naming_the_choices():
