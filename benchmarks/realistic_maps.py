@@ -364,10 +364,10 @@ def summarise(rows: list[dict], live: bool = True) -> str:
         right = sum(r["right"] for r in subset)
         rate = f"{right / len(subset):.0%}" if subset else "–"
         lines.append(f"| {label} ({low:.1f}–{min(high, 1.0):.1f}) | {len(subset)} | {right} | {rate} |")
-    from ligfit.records import CONFIDENCE_RECORD
+    from ligfit.records import CONFIDENCE_RECORD, CONFIDENCE_RECORD_SEEDS
 
     said = ", ".join(f"{label} {right}/{placed}" for label, (right, placed) in CONFIDENCE_RECORD.items())
-    lines.append(f"\nwhat reports tell users (ligfit.records.CONFIDENCE_RECORD, held-out seeds 18–73): {said}; update it from a full run")
+    lines.append(f"\nwhat reports tell users (ligfit.records.CONFIDENCE_RECORD, held-out seeds {CONFIDENCE_RECORD_SEEDS}): {said}; update it from a full run")
     turned = [r for r in rows if r.get("turned_away_confidence") not in (None, "")]
     if turned:
         lines += [
