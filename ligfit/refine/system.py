@@ -57,6 +57,10 @@ FORCE_FIELD_GROUPS = {FORCE_FIELD_GROUP, ENVIRONMENT_GROUP}
 #: Soft-sphere repulsion from atoms without parameters: contact at this fraction of the summed vdW radii.
 ENVIRONMENT_CONTACT = 0.85
 ENVIRONMENT_FORCE = 30.0  # kcal/mol/Å²
+#: Heavy atoms up to which the pocket's new hydrogens are minimised over pairs holding one (:class:`_HydrogenPlacement`):
+#: a pocket holds about 400–1,000. Minimisation at 458 / 1,495 / 2,347 / 4,296 heavy atoms: 0.18 / 1.2 / 3.4 / 10 s, Modeller's
+#: System 0.48 / 1.7 / 3.0 / 5.5 s (the interaction group has no neighbour list).
+HYDROGEN_GROUP_MAX_ATOMS = 1500
 HYDROGEN_MASS = 3.0  # Da, repartitioned from the bonded heavy atom of moving residues and the ligand
 
 _PERIODIC_TABLE = Chem.GetPeriodicTable()
@@ -332,7 +336,8 @@ def _add_hydrogens(modeller: app.Modeller, seed: int) -> None:
     minimises them on OpenMM's CPU platform: unseeded, and on several threads (whose sums come in any
     order), a pocket's hydroxyl and amine hydrogens came out differently (up to 2 Å) in every run, and so
     did the refinement. The draw is seeded and the minimisation runs on one thread; both global settings
-    are put back. The minimisation's terms are Modeller's own, given as :class:`_HydrogenPlacement`.
+    are put back. Up to :data:`HYDROGEN_GROUP_MAX_ATOMS` atoms (a pocket) the minimisation's terms are Modeller's
+    own, given as :class:`_HydrogenPlacement`; a larger model gets Modeller's System as it comes.
     """
     state = random.getstate()
     platform = mm.Platform.getPlatformByName("CPU")
@@ -340,7 +345,8 @@ def _add_hydrogens(modeller: app.Modeller, seed: int) -> None:
     random.seed(seed)
     platform.setPropertyDefaultValue("Threads", "1")
     try:
-        modeller.addHydrogens(forcefield=_HydrogenPlacement(), pH=7.0, platform=platform)
+        small = modeller.topology.getNumAtoms() <= HYDROGEN_GROUP_MAX_ATOMS
+        modeller.addHydrogens(forcefield=_HydrogenPlacement() if small else None, pH=7.0, platform=platform)
     finally:
         platform.setPropertyDefaultValue("Threads", threads)
         random.setstate(state)
@@ -354,8 +360,9 @@ class _HydrogenPlacement(app.ForceField):
     custom pair force costs OpenMM's CPU platform the same per pair whatever its expression, and pairs of
     heavy atoms, which move nothing, were half of them: this System leaves them out (an interaction group,
     hydrogens against every atom) and is otherwise the same. The hydrogens came out within 0.11 Å of
-    Modeller's on 7BTT's and 6T88's pockets, the minimisation 0.39–0.48 s → 0.14–0.18 s
-    (docs/benchmarks.md, Speed per blob, "Round 16").
+    Modeller's on 7BTT's and 6T88's pockets, the minimisation 0.39–0.48 s → 0.14–0.18 s. An interaction
+    group has no neighbour list (hydrogens × atoms pairs are checked), so on a whole 574-residue model it
+    took twice Modeller's time (docs/benchmarks.md, Speed per blob, "Round 16").
     """
 
     def createSystem(self, topology: app.Topology, **_: object) -> mm.System:  # noqa: N802 (OpenMM's name)
