@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import _thread
 import argparse
+import gc
 import json
 import logging
 import os
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("ligfit %s | %s", versions()["ligfit"], args.command_line)
     previous = _interrupt_on_sigterm()
     rdkit_interrupts = _RDKitInterrupts.install()
+    gc.freeze()  # what the imports made lives as long as the process: the collector need not walk it again and again
     try:
         return args.handler(args)
     except LigfitError as error:
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ligfit: internal error (this is a bug in ligfit; please report it with the command line):", file=sys.stderr)
         raise
     finally:
+        gc.unfreeze()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         if rdkit_interrupts is not None:

@@ -127,6 +127,19 @@ def test_map_without_voxel_size(tmp_path, capsys):
     assert "voxel size" in _one_line_error(capsys)
 
 
+def test_the_garbage_collector_is_left_as_it_was_found(tmp_path, capsys):
+    """main() freezes what the imports made for the run (fewer full collections) and unfreezes it on the way out, error or not."""
+    import gc
+
+    frozen = gc.get_freeze_count()
+    path = tmp_path / "novoxel.mrc"
+    path.write_bytes((EXAMPLE / "map.mrc").read_bytes())
+    with mrcfile.open(path, mode="r+") as mrc:
+        mrc.header.cella = (0.0, 0.0, 0.0)
+    assert build(tmp_path, map_path=path) == 1
+    assert gc.get_freeze_count() == frozen and gc.isenabled()
+
+
 def test_model_in_another_frame_is_refused_with_the_origin_hint(tmp_path, capsys):
     density = maps.read_map(EXAMPLE / "map.mrc")
     shifted = maps.DensityMap(density.values, density.voxel_size, density.origin + 80.0)
