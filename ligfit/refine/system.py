@@ -336,7 +336,7 @@ def _add_hydrogens(modeller: app.Modeller, seed: int) -> None:
     minimises them on OpenMM's CPU platform: unseeded, and on several threads (whose sums come in any
     order), a pocket's hydroxyl and amine hydrogens came out differently (up to 2 Å) in every run, and so
     did the refinement. The draw is seeded and the minimisation runs on one thread; both global settings
-    are put back. Up to :data:`HYDROGEN_GROUP_MAX_ATOMS` atoms (a pocket) the minimisation's terms are Modeller's
+    are put back. Up to :data:`HYDROGEN_GROUP_MAX_ATOMS` heavy atoms (a pocket) the minimisation's terms are Modeller's
     own, given as :class:`_HydrogenPlacement`; a larger model gets Modeller's System as it comes.
     """
     state = random.getstate()
