@@ -118,11 +118,17 @@ def test_truncated_map(tmp_path, capsys):
     assert "truncated" in _one_line_error(capsys)
 
 
-def test_map_without_voxel_size(tmp_path, capsys):
+def _map_without_voxel_size(tmp_path: Path) -> Path:
+    """The example map with its cell zeroed: a bad input that main() refuses (exit 1)."""
     path = tmp_path / "novoxel.mrc"
     path.write_bytes((EXAMPLE / "map.mrc").read_bytes())
     with mrcfile.open(path, mode="r+") as mrc:
         mrc.header.cella = (0.0, 0.0, 0.0)
+    return path
+
+
+def test_map_without_voxel_size(tmp_path, capsys):
+    path = _map_without_voxel_size(tmp_path)
     assert build(tmp_path, map_path=path) == 1
     assert "voxel size" in _one_line_error(capsys)
 
@@ -132,10 +138,7 @@ def test_the_garbage_collector_is_left_as_it_was_found(tmp_path, capsys):
     import gc
 
     frozen = gc.get_freeze_count()
-    path = tmp_path / "novoxel.mrc"
-    path.write_bytes((EXAMPLE / "map.mrc").read_bytes())
-    with mrcfile.open(path, mode="r+") as mrc:
-        mrc.header.cella = (0.0, 0.0, 0.0)
+    path = _map_without_voxel_size(tmp_path)
     assert build(tmp_path, map_path=path) == 1
     assert gc.get_freeze_count() == frozen and gc.isenabled()
 
